@@ -1,0 +1,326 @@
+package d365
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Config is everything a Client needs. BaseURL and either Credential (with
+// TenantID and ClientID) or Tokens are required.
+type Config struct {
+	// BaseURL of the F&O environment, e.g. https://contoso.operations.dynamics.com.
+	// http is accepted only for loopback hosts (tests, the local emulator).
+	BaseURL string
+	// TenantID and ClientID identify the Entra ID app registration.
+	TenantID string
+	ClientID string
+	// Credential is the app's secret or certificate.
+	Credential Credential
+	// AuthorityHost is Entra ID's login host; default https://login.microsoftonline.com.
+	AuthorityHost string
+	// Tokens overrides the MSAL token source (tests, other identity setups).
+	Tokens TokenSource
+	// HTTPClient is used for F&O, Entra ID and blob requests. Its redirect
+	// policy is replaced: redirects are never followed. Default: a client
+	// with connect and header timeouts but no overall timeout, so large
+	// bodies can stream for as long as the context allows.
+	HTTPClient *http.Client
+	// Retry bounds retries of throttled and transiently failing calls.
+	Retry RetryPolicy
+	// Limiter, if set, is waited on before every request to F&O, retries
+	// included; the poller uses it to keep under its request budget.
+	Limiter interface{ Wait(context.Context) error }
+	// Logger receives retry notices. Tokens and secrets are never logged.
+	Logger *slog.Logger
+}
+
+// RetryPolicy bounds retries. Zero values take the defaults. Retries never
+// outlive the context's deadline: a wait that would pass it ends the call
+// with the last error instead.
+type RetryPolicy struct {
+	MaxAttempts     int           // default 6
+	InitialInterval time.Duration // default 500ms
+	MaxInterval     time.Duration // default 30s
+}
+
+// Client calls one F&O environment. It is safe for concurrent use.
+type Client struct {
+	base   *url.URL
+	hc     *http.Client
+	tokens TokenSource
+	retry  RetryPolicy
+	limit  interface{ Wait(context.Context) error }
+	log    *slog.Logger
+}
+
+// New checks cfg and builds a Client. It does not contact F&O or Entra ID.
+func New(cfg Config) (*Client, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: defaultTransport()}
+	}
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := &Client{base: base, hc: &noRedirect, tokens: cfg.Tokens, retry: cfg.Retry, limit: cfg.Limiter, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.retry.MaxAttempts <= 0 {
+		c.retry.MaxAttempts = 6
+	}
+	if c.retry.InitialInterval <= 0 {
+		c.retry.InitialInterval = 500 * time.Millisecond
+	}
+	if c.retry.MaxInterval <= 0 {
+		c.retry.MaxInterval = 30 * time.Second
+	}
+	if c.tokens == nil {
+		ts, err := newMSALTokenSource(cfg, base, &noRedirect)
+		if err != nil {
+			return nil, err
+		}
+		c.tokens = ts
+	}
+	return c, nil
+}
+
+// BaseURL is the configured environment URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 5 * time.Minute // ImportFromPackage can take minutes
+	return t
+}
+
+func parseBaseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("d365: BaseURL is required")
+	}
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("d365: BaseURL %q is not an absolute URL", raw)
+	}
+	if err := checkScheme(u); err != nil {
+		return nil, fmt.Errorf("d365: BaseURL %q: %w", raw, err)
+	}
+	u.Path, u.RawQuery, u.Fragment = strings.TrimRight(u.Path, "/"), "", ""
+	return u, nil
+}
+
+// checkScheme accepts https anywhere and http only on loopback.
+func checkScheme(u *url.URL) error {
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if IsLoopback(u.Hostname()) {
+			return nil
+		}
+	}
+	return ErrInsecureURL
+}
+
+// IsLoopback reports whether host is localhost or a loopback IP.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// endpoint joins the base URL with an escaped path and optional query.
+func (c *Client) endpoint(path string, q url.Values) string {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawPath = ""
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// retryMode says when a request may be sent again.
+type retryMode int
+
+const (
+	// retrySafe: idempotent or harmless to repeat (reads, dequeue, ack):
+	// retried on 429, transient 5xx and transport errors.
+	retrySafe retryMode = iota
+	// retryUnsent: must never be processed twice (enqueue, ImportFromPackage):
+	// retried only when F&O certainly did not act on it, i.e. a 429 or a
+	// failure before the request headers were written.
+	retryUnsent
+)
+
+// errNoReopen: a streamed body was needed a second time and cannot be had.
+var errNoReopen = errors.New("the body cannot be sent twice (no Reopen)")
+
+// request describes one logical call; send may issue it several times.
+type request struct {
+	op     string
+	method string
+	url    string
+	header http.Header
+	// body returns a fresh body for each attempt, with its length (-1 if
+	// unknown). nil means no body.
+	body func(ctx context.Context) (io.ReadCloser, int64, error)
+	auth bool // send the bearer token (only ever to the F&O host)
+	mode retryMode
+}
+
+func bytesBody(b []byte) func(context.Context) (io.ReadCloser, int64, error) {
+	return func(context.Context) (io.ReadCloser, int64, error) {
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+	}
+}
+
+// send performs r with retries and returns a 2xx response whose body the
+// caller must close. Every other outcome is an error built by checkResponse
+// or a transport error.
+func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	if r.auth {
+		u, err := url.Parse(r.url)
+		if err != nil {
+			return nil, fmt.Errorf("d365 %s: bad URL: %w", r.op, err)
+		}
+		if !c.sameHost(u) {
+			return nil, fmt.Errorf("d365 %s: %w", r.op, ErrForeignHost)
+		}
+	}
+	opts := []backoff.RetryOption{
+		backoff.WithBackOff(&backoff.ExponentialBackOff{
+			InitialInterval:     c.retry.InitialInterval,
+			RandomizationFactor: 0.5,
+			Multiplier:          2,
+			MaxInterval:         c.retry.MaxInterval,
+		}),
+		backoff.WithMaxTries(uint(c.retry.MaxAttempts)),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			c.log.WarnContext(ctx, "d365: retrying", "op", r.op, "wait", wait, "error", err.Error())
+		}),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// Give up with the real error rather than sleeping into the deadline.
+		opts = append(opts, backoff.WithMaxElapsedTime(max(time.Until(dl), time.Nanosecond)))
+	} else {
+		opts = append(opts, backoff.WithMaxElapsedTime(0))
+	}
+	var last error
+	return backoff.Retry(ctx, func() (*http.Response, error) {
+		resp, sent, err := c.attempt(ctx, r)
+		if err == nil {
+			return resp, nil
+		}
+		if errors.Is(err, errNoReopen) && last != nil {
+			return nil, backoff.Permanent(last) // the previous failure is the one to report
+		}
+		last = err
+		if ctx.Err() != nil {
+			return nil, backoff.Permanent(err)
+		}
+		var throttled *ThrottledError
+		if errors.As(err, &throttled) {
+			return nil, err // never processed: always safe to send again
+		}
+		if r.mode == retryUnsent && sent {
+			return nil, backoff.Permanent(err)
+		}
+		var fe *Error
+		if errors.As(err, &fe) && !fe.Temporary() {
+			return nil, backoff.Permanent(err)
+		}
+		if errors.Is(err, ErrForeignHost) || errors.Is(err, ErrInsecureURL) {
+			return nil, backoff.Permanent(err)
+		}
+		return nil, err
+	}, opts...)
+}
+
+// attempt sends r once. sent reports whether the request headers were
+// written, after which F&O may have acted on it.
+func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, sent bool, err error) {
+	if c.limit != nil && r.auth {
+		if err := c.limit.Wait(ctx); err != nil {
+			return nil, false, fmt.Errorf("d365 %s: rate limit: %w", r.op, err)
+		}
+	}
+	var body io.ReadCloser
+	size := int64(0)
+	if r.body != nil {
+		body, size, err = r.body(ctx)
+		if err != nil {
+			return nil, false, backoff.Permanent(fmt.Errorf("d365 %s: open body: %w", r.op, err))
+		}
+	}
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent = true }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.method, r.url, body)
+	if err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return nil, false, fmt.Errorf("d365 %s: %w", r.op, err)
+	}
+	if body != nil {
+		req.ContentLength = size // -1: unknown, sent chunked
+		if size == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if r.auth {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			if body != nil {
+				body.Close()
+			}
+			return nil, false, fmt.Errorf("d365 %s: %w", r.op, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err = c.hc.Do(req)
+	if err != nil {
+		return nil, sent, fmt.Errorf("d365 %s: %w", r.op, redactURLError(err))
+	}
+	if err := checkResponse(r.op, resp); err != nil {
+		return nil, true, err
+	}
+	return resp, true, nil
+}
+
+// redactURLError drops the query string (which may carry a SAS signature)
+// from a *url.Error.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			u.RawQuery = ""
+			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+		}
+	}
+	return err
+}
+
+// sameHost reports whether u is on the configured F&O host and port.
+func (c *Client) sameHost(u *url.URL) bool {
+	return u.Scheme == c.base.Scheme && strings.EqualFold(u.Host, c.base.Host)
+}

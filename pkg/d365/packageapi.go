@@ -1,0 +1,138 @@
+package d365
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// BlobWriteURL is GetAzureWriteUrl's answer: where to PUT a package.
+type BlobWriteURL struct {
+	BlobID  string `json:"BlobId"`
+	BlobURL string `json:"BlobUrl"`
+}
+
+// GetAzureWriteURL calls GetAzureWriteUrl. Its value is a JSON string that
+// holds another JSON document; both layers are read here.
+func (c *Client) GetAzureWriteURL(ctx context.Context, uniqueFileName string) (*BlobWriteURL, error) {
+	v, _, err := c.action(ctx, "GetAzureWriteUrl", map[string]string{"uniqueFileName": uniqueFileName}, retrySafe)
+	if err != nil {
+		return nil, err
+	}
+	inner := []byte(v)
+	if s, err := stringValue(v); err == nil {
+		inner = []byte(s)
+	}
+	var w BlobWriteURL
+	if err := json.Unmarshal(inner, &w); err != nil || w.BlobURL == "" {
+		return nil, fmt.Errorf("d365 GetAzureWriteUrl: value %s has no BlobUrl", truncate(string(v), 200))
+	}
+	return &w, nil
+}
+
+// UploadPackage PUTs a package to the SAS URL from GetAzureWriteURL as a
+// block blob, without the bearer token (the SAS is the credential). If body
+// is an io.ReadSeeker a failed attempt is repeated from the start.
+func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Reader, size int64) error {
+	u, err := url.Parse(blobURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("d365 blob-put: bad blob URL")
+	}
+	if err := checkScheme(u); err != nil {
+		return fmt.Errorf("d365 blob-put: %w", err)
+	}
+	seeker, rewindable := body.(io.ReadSeeker)
+	mode := retrySafe
+	if !rewindable {
+		mode = retryUnsent
+	}
+	first := true
+	resp, err := c.send(ctx, request{
+		op: "blob-put", method: http.MethodPut, url: blobURL, mode: mode,
+		header: http.Header{"x-ms-blob-type": {"BlockBlob"}, "Content-Type": {"application/octet-stream"}},
+		body: func(context.Context) (io.ReadCloser, int64, error) {
+			if !first {
+				if !rewindable {
+					return nil, 0, errNoReopen
+				}
+				if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+					return nil, 0, err
+				}
+			}
+			first = false
+			return io.NopCloser(body), size, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	return resp.Body.Close()
+}
+
+// FetchBlob opens a blob SAS URL F&O handed out (error files, exported
+// packages) without the bearer token.
+func (c *Client) FetchBlob(ctx context.Context, blobURL string) (*Download, error) {
+	u, err := url.Parse(blobURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("d365 blob-get: bad blob URL")
+	}
+	if err := checkScheme(u); err != nil {
+		return nil, fmt.Errorf("d365 blob-get: %w", err)
+	}
+	resp, err := c.send(ctx, request{op: "blob-get", method: http.MethodGet, url: blobURL, mode: retrySafe})
+	if err != nil {
+		return nil, err
+	}
+	return &Download{Body: resp.Body, Size: resp.ContentLength}, nil
+}
+
+// ImportPackageRequest is ImportFromPackage's body.
+type ImportPackageRequest struct {
+	PackageURL        string `json:"packageUrl"`
+	DefinitionGroupID string `json:"definitionGroupId"`
+	ExecutionID       string `json:"executionId"` // empty: F&O makes one
+	Execute           bool   `json:"execute"`
+	Overwrite         bool   `json:"overwrite"` // must be false for composite entities
+	LegalEntityID     string `json:"legalEntityId"`
+}
+
+// ImportFromPackage calls ImportFromPackage and returns the execution ID. It
+// can take minutes (F&O unpacks the package first); give ctx a long deadline.
+// It is never re-sent once it reached F&O.
+func (c *Client) ImportFromPackage(ctx context.Context, in ImportPackageRequest) (string, error) {
+	return c.stringAction(ctx, "ImportFromPackage", in, retryUnsent)
+}
+
+// ExportPackageRequest is ExportToPackage's body.
+type ExportPackageRequest struct {
+	DefinitionGroupID string `json:"definitionGroupId"`
+	PackageName       string `json:"packageName"`
+	ExecutionID       string `json:"executionId"`
+	ReExecute         bool   `json:"reExecute"`
+	LegalEntityID     string `json:"legalEntityId"`
+}
+
+// ExportToPackage starts an export and returns its execution ID. F&O's
+// answer is read flat or nested ({"value":{"value":id}}); the empty GUID,
+// which it answers when the export could not start, is an error.
+func (c *Client) ExportToPackage(ctx context.Context, in ExportPackageRequest) (string, error) {
+	id, err := c.stringAction(ctx, "ExportToPackage", in, retryUnsent)
+	if err != nil {
+		return "", err
+	}
+	if id == "" || strings.Trim(id, "{}") == emptyGUID {
+		return "", fmt.Errorf("d365 ExportToPackage: F&O answered the empty execution ID (the export did not start)")
+	}
+	return id, nil
+}
+
+// GetExportedPackageURL returns the exported package's SAS URL, or "" while
+// the export is still running.
+func (c *Client) GetExportedPackageURL(ctx context.Context, executionID string) (string, error) {
+	return c.stringAction(ctx, "GetExportedPackageUrl", map[string]string{"executionId": executionID}, retrySafe)
+}

@@ -1,0 +1,113 @@
+package d365
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+)
+
+// TokenSource hands out bearer tokens for the F&O environment. The MSAL
+// source caches them, so calling Token for every request costs one Entra ID
+// round trip per token lifetime, not per call.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// Credential proves the app's identity to Entra ID: a client secret or a
+// certificate.
+type Credential struct {
+	cred confidential.Credential
+	kind string
+}
+
+// SecretCredential is a client-secret credential.
+func SecretCredential(secret string) (Credential, error) {
+	if secret == "" {
+		return Credential{}, fmt.Errorf("d365: empty client secret")
+	}
+	c, err := confidential.NewCredFromSecret(secret)
+	if err != nil {
+		return Credential{}, fmt.Errorf("d365: client secret: %w", err)
+	}
+	return Credential{cred: c, kind: "secret"}, nil
+}
+
+// CertificateCredential is a certificate credential from PEM holding the
+// certificate and its private key (password optional, for an encrypted key).
+func CertificateCredential(pemData []byte, password string) (Credential, error) {
+	certs, key, err := confidential.CertFromPEM(pemData, password)
+	if err != nil {
+		return Credential{}, fmt.Errorf("d365: certificate: %w", err)
+	}
+	c, err := confidential.NewCredFromCert(certs, key)
+	if err != nil {
+		return Credential{}, fmt.Errorf("d365: certificate: %w", err)
+	}
+	return Credential{cred: c, kind: "certificate"}, nil
+}
+
+// msalTokenSource acquires client-credentials tokens through MSAL, whose
+// in-memory cache answers until the token is close to expiry.
+type msalTokenSource struct {
+	app   confidential.Client
+	scope []string
+}
+
+// DefaultAuthorityHost is Entra ID's public-cloud login host.
+const DefaultAuthorityHost = "https://login.microsoftonline.com"
+
+func newMSALTokenSource(cfg Config, base *url.URL, hc *http.Client) (*msalTokenSource, error) {
+	if cfg.TenantID == "" {
+		return nil, fmt.Errorf("d365: TenantID is required")
+	}
+	if cfg.ClientID == "" {
+		return nil, fmt.Errorf("d365: ClientID is required")
+	}
+	if cfg.Credential.kind == "" {
+		return nil, fmt.Errorf("d365: a Credential (secret or certificate) is required")
+	}
+	host := cfg.AuthorityHost
+	if host == "" {
+		host = DefaultAuthorityHost
+	}
+	au, err := url.Parse(strings.TrimRight(host, "/"))
+	if err != nil || au.Host == "" {
+		return nil, fmt.Errorf("d365: AuthorityHost %q is not a URL", host)
+	}
+	if au.Scheme != "https" {
+		return nil, fmt.Errorf("d365: AuthorityHost %q: MSAL requires https", host)
+	}
+	authority := au.String() + "/" + url.PathEscape(cfg.TenantID)
+	opts := []confidential.Option{confidential.WithHTTPClient(hc)}
+	if !isMicrosoftLoginHost(au.Hostname()) {
+		// Instance discovery asks login.microsoftonline.com about the
+		// authority, which a private authority (the emulator) cannot pass.
+		opts = append(opts, confidential.WithInstanceDiscovery(false))
+	}
+	app, err := confidential.New(authority, cfg.ClientID, cfg.Credential.cred, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("d365: MSAL client: %w", err)
+	}
+	return &msalTokenSource{app: app, scope: []string{base.Scheme + "://" + base.Host + "/.default"}}, nil
+}
+
+func isMicrosoftLoginHost(h string) bool {
+	for _, s := range []string{"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"} {
+		if h == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *msalTokenSource) Token(ctx context.Context) (string, error) {
+	res, err := s.app.AcquireTokenByCredential(ctx, s.scope)
+	if err != nil {
+		return "", fmt.Errorf("d365: acquire token: %w", err)
+	}
+	return res.AccessToken, nil
+}
