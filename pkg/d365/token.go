@@ -111,3 +111,18 @@ func (s *msalTokenSource) Token(ctx context.Context) (string, error) {
 	}
 	return res.AccessToken, nil
 }
+
+// NewTokenSource is the MSAL-backed token source New builds from cfg
+// (BaseURL, TenantID, ClientID, Credential, AuthorityHost, HTTPClient), for
+// callers that assemble the credential lazily.
+func NewTokenSource(cfg Config) (TokenSource, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: defaultTransport()}
+	}
+	return newMSALTokenSource(cfg, base, hc)
+}
