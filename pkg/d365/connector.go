@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // EnqueueRequest is one file (or data package) for a recurring import job.
@@ -88,6 +89,10 @@ func ParseMessageID(raw []byte) (string, error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 {
 		return "", fmt.Errorf("empty message ID")
+	}
+	if !utf8.Valid(t) {
+		// It could not be passed back to F&O in JSON faithfully.
+		return "", fmt.Errorf("message ID %q is not valid UTF-8", truncate(string(t), 100))
 	}
 	switch t[0] {
 	case '"':

@@ -59,7 +59,9 @@ func ParseExecutionErrorsAnswer(body []byte) *ExecutionErrors {
 		}
 		text = unescapeLenient(rest)
 	}
-	return ParseExecutionErrors(text)
+	out := ParseExecutionErrors(text)
+	out.Raw, out.Lenient = string(body), true // the answer as sent: nothing is lost
+	return out
 }
 
 func parseExecutionErrorsValue(v json.RawMessage) *ExecutionErrors {

@@ -1,0 +1,235 @@
+package d365_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+func TestParseMessageID(t *testing.T) {
+	t.Parallel()
+	const id = "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"
+	tests := []struct {
+		name, in, want string
+		wantErr        bool
+	}{
+		{"quoted JSON string (what F&O sends)", `"` + id + `"`, id, false},
+		{"quoted with whitespace", " \"" + id + "\"\r\n", id, false},
+		{"bare", id, id, false},
+		{"wrapped in value", `{"value":"` + id + `"}`, id, false},
+		{"wrapped with odata context", `{"@odata.context":"x","value":"` + id + `"}`, id, false},
+		{"braces kept", `"{` + strings.ToUpper(id) + `}"`, "{" + strings.ToUpper(id) + "}", false},
+		{"escaped control character preserved", `"` + id + `\u0001"`, id + "\x01", false},
+		{"empty", ``, "", true},
+		{"empty string", `""`, "", true},
+		{"object without value", `{"id":"x"}`, "", true},
+		{"broken quotes", `"abc`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := d365.ParseMessageID([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseMessageID(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("ParseMessageID(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseMessageStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in                  string
+		want                d365.MessageStatus
+		terminal, succeeded bool
+	}{
+		{"Enqueued", d365.StatusEnqueued, false, false},
+		{"processing", d365.StatusProcessing, false, false},
+		{"PreProcessing", d365.StatusPreprocessing, false, false},
+		{"Processed", d365.StatusProcessed, true, true},
+		{"PROCESSEDWITHERRORS", d365.StatusProcessedWithErrors, true, false},
+		{"PreProcessingError", d365.StatusPreProcessingError, true, false},
+		{"PostProcessingFailed", d365.StatusPostProcessingFailed, true, false},
+		{"PostProcessingError", d365.StatusPostProcessingFailed, true, false},
+		{"Downloaded", "Downloaded", false, false},
+		{"Unknown", "Unknown", false, false},
+	}
+	for _, tt := range tests {
+		got := d365.ParseMessageStatus(tt.in)
+		if got != tt.want || got.Terminal() != tt.terminal || got.Succeeded() != tt.succeeded {
+			t.Errorf("ParseMessageStatus(%q) = %q (terminal %v, succeeded %v), want %q (%v, %v)",
+				tt.in, got, got.Terminal(), got.Succeeded(), tt.want, tt.terminal, tt.succeeded)
+		}
+	}
+}
+
+func TestParseExecutionStatus(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]struct {
+		s                   d365.ExecutionStatus
+		terminal, succeeded bool
+	}{
+		"NotRun": {d365.ExecNotRun, false, false}, "executing": {d365.ExecExecuting, false, false},
+		"Succeeded": {d365.ExecSucceeded, true, true}, "PartiallySucceeded": {d365.ExecPartiallySucceeded, true, false},
+		"Failed": {d365.ExecFailed, true, false}, "Canceled": {d365.ExecCanceled, true, false},
+		"Unknown": {d365.ExecUnknown, false, false}, "Queued": {"Queued", false, false}, "Bad request": {"Bad request", false, false},
+	} {
+		got := d365.ParseExecutionStatus(in)
+		if got != want.s || got.Terminal() != want.terminal || got.Succeeded() != want.succeeded {
+			t.Errorf("ParseExecutionStatus(%q) = %q (%v, %v), want %+v", in, got, got.Terminal(), got.Succeeded(), want)
+		}
+	}
+}
+
+func TestParseExecutionErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		text    string
+		want    []d365.ExecutionError
+		lenient bool
+	}{
+		{"empty array", `[]`, nil, false},
+		{"empty text", ``, nil, false},
+		{"strict JSON", `[{"RecordId":"479625","Field":"","ErrorMessage":"Currency EURX does not exist."}]`,
+			[]d365.ExecutionError{{RecordID: "479625", ErrorMessage: "Currency EURX does not exist."}}, false},
+		{"raw newline and quotes inside a message",
+			"[{\"RecordId\":\"1\",\"Field\":\"CustGroup\",\"ErrorMessage\":\"Value \"X1\" is not valid.\r\nCheck the \"Customer groups\" entity\"},{\"RecordId\":\"2\",\"Field\":\"\",\"ErrorMessage\":\"ok \\\"escaped\\\" too\"}]",
+			[]d365.ExecutionError{
+				{RecordID: "1", Field: "CustGroup", ErrorMessage: "Value \"X1\" is not valid.\r\nCheck the \"Customer groups\" entity"},
+				{RecordID: "2", ErrorMessage: `ok "escaped" too`},
+			}, true},
+		{"keys with spaces and unicode escape", "[ { \"RecordId\" : \"7\" , \"Field\" : \"Name\" , \"ErrorMessage\" : \"caf\\u00e9 \"broken\" } ]",
+			[]d365.ExecutionError{{RecordID: "7", Field: "Name", ErrorMessage: `café "broken`}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := d365.ParseExecutionErrors(tt.text)
+			if got.Raw != tt.text {
+				t.Fatalf("Raw = %q, want the text unchanged %q", got.Raw, tt.text)
+			}
+			if got.Lenient != tt.lenient {
+				t.Fatalf("Lenient = %v, want %v", got.Lenient, tt.lenient)
+			}
+			if len(got.Rows) != len(tt.want) {
+				t.Fatalf("rows = %#v, want %#v", got.Rows, tt.want)
+			}
+			for i := range tt.want {
+				if got.Rows[i] != tt.want[i] {
+					t.Errorf("row %d = %#v, want %#v", i, got.Rows[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestParseExecutionErrorsAnswerNotJSON(t *testing.T) {
+	t.Parallel()
+	// The outer OData answer itself carries raw control characters: not JSON.
+	body := "{\"@odata.context\":\"x\",\"value\":\"[{\\\"RecordId\\\":\\\"5\\\",\\\"Field\\\":\\\"\\\",\\\"ErrorMessage\\\":\\\"line1\nline2\\\"}]\"}"
+	got := d365.ParseExecutionErrorsAnswer([]byte(body))
+	if len(got.Rows) != 1 || got.Rows[0].RecordID != "5" || got.Rows[0].ErrorMessage != "line1\nline2" {
+		t.Fatalf("rows = %#v", got.Rows)
+	}
+	if !strings.Contains(got.Raw, "line1\nline2") {
+		t.Fatalf("raw text lost: %q", got.Raw)
+	}
+}
+
+func TestDecodeDequeue(t *testing.T) {
+	t.Parallel()
+	if d, err := d365.DecodeDequeue(http.StatusNoContent, nil); d != nil || err != nil {
+		t.Fatalf("204: got %v, %v; want nil, nil", d, err)
+	}
+	if d, err := d365.DecodeDequeue(http.StatusOK, []byte("  ")); d != nil || err != nil {
+		t.Fatalf("empty 200: got %v, %v; want nil, nil", d, err)
+	}
+	raw := `{"CorrelationId":"c1","PopReceipt":"p1","DownloadLocation":"https://h/api/connector/download/a?correlation-id=c1&blob=b",` +
+		`"IsDownLoadFileExist":true,"FileDownLoadErrorMessage":null,"LastDequeueDateTime":null}`
+	d, err := d365.DecodeDequeue(http.StatusOK, []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.CorrelationID != "c1" || d.PopReceipt != "p1" || !d.HasFile() || d.Redelivered() || string(d.Raw) != raw {
+		t.Fatalf("decoded %+v", d)
+	}
+	missing := `{"CorrelationId":"c2","PopReceipt":"p2","DownloadLocation":null,"IsDownLoadFileExist":false,"FileDownLoadErrorMessage":"blob gone","LastDequeueDateTime":"2026-11-22T10:00:00Z"}`
+	d, err = d365.DecodeDequeue(http.StatusOK, []byte(missing))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.HasFile() || !d.Redelivered() || *d.FileDownloadErrorMessage != "blob gone" {
+		t.Fatalf("decoded %+v", d)
+	}
+	if _, err := d365.DecodeDequeue(http.StatusOK, []byte(`{"PopReceipt":"p"}`)); err == nil {
+		t.Fatal("an answer without CorrelationId must be an error")
+	}
+	if _, err := d365.DecodeDequeue(http.StatusOK, []byte(`<html>`)); err == nil {
+		t.Fatal("a non-JSON answer must be an error")
+	}
+}
+
+func TestResolveDownloadLocation(t *testing.T) {
+	t.Parallel()
+	for _, base := range []string{"https://contoso.operations.dynamics.com", "https://127.0.0.1:8443"} {
+		c, err := d365.New(d365.Config{BaseURL: base, Tokens: staticTokens("t")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := strings.TrimPrefix(base, "https://")
+		hostname := strings.Split(host, ":")[0]
+		tests := []struct {
+			loc, want string
+			err       error
+		}{
+			{base + "/api/connector/download/a?correlation-id=c&blob=b", base + "/api/connector/download/a?correlation-id=c&blob=b", nil},
+			{"http://" + hostname + ":80/api/connector/download/a?blob=b", base + "/api/connector/download/a?blob=b", nil},
+			{"http://" + hostname + "/api/connector/download/a", base + "/api/connector/download/a", nil},
+			{"https://evil.example.com/api/connector/download/a", "", d365.ErrForeignHost},
+			{"https://" + hostname + ".evil.example.com/x", "", d365.ErrForeignHost},
+			{"https://" + hostname + ":9999/x", "", d365.ErrForeignHost},
+			{"", "", d365.ErrNoDownloadLocation},
+		}
+		for _, tt := range tests {
+			got, err := c.ResolveDownloadLocation(tt.loc)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Errorf("base %s: ResolveDownloadLocation(%q) error = %v, want %v", base, tt.loc, err, tt.err)
+				}
+				continue
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("base %s: ResolveDownloadLocation(%q) = %q, %v; want %q", base, tt.loc, got, err, tt.want)
+			}
+		}
+	}
+}
+
+func TestNewRejectsInsecureBaseURL(t *testing.T) {
+	t.Parallel()
+	for url, ok := range map[string]bool{
+		"https://contoso.operations.dynamics.com": true,
+		"http://127.0.0.1:8080":                   true,
+		"http://localhost:8080":                   true,
+		"http://[::1]:8080":                       true,
+		"http://contoso.operations.dynamics.com":  false,
+		"ftp://contoso":                           false,
+		"contoso.operations.dynamics.com":         false,
+		"":                                        false,
+	} {
+		_, err := d365.New(d365.Config{BaseURL: url, Tokens: staticTokens("t")})
+		if (err == nil) != ok {
+			t.Errorf("New(BaseURL %q) error = %v, want ok=%v", url, err, ok)
+		}
+	}
+}
+
+type staticTokens string
+
+func (s staticTokens) Token(context.Context) (string, error) { return string(s), nil }
