@@ -11,96 +11,54 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
-	"net/http"
+	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/fno-bridge/s3-fno/internal/motoserver"
 )
 
 var (
 	once     sync.Once
-	endpoint string
+	server   *motoserver.Server
 	startErr error
-	proc     *exec.Cmd
 )
 
 // Endpoint starts moto_server on first use and returns its URL.
 func Endpoint(t testing.TB) string {
 	t.Helper()
-	once.Do(start)
+	once.Do(func() {
+		var logs io.Writer
+		if os.Getenv("MOTO_LOG") != "" {
+			logs = os.Stderr
+		}
+		server, startErr = motoserver.Start(context.Background(), logs)
+	})
 	if startErr != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("moto_server: %v", startErr)
 		}
 		t.Skipf("moto_server not available: %v", startErr)
 	}
-	return endpoint
-}
-
-func start() {
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		startErr = fmt.Errorf("moto_server is not on PATH (it comes with the machine image)")
-		return
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		startErr = err
-		return
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Env = append(os.Environ(), "MOTO_ALLOW_NONEXISTENT_REGION=true")
-	if os.Getenv("MOTO_LOG") != "" {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		startErr = fmt.Errorf("start moto_server: %w", err)
-		return
-	}
-	proc = cmd
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			endpoint = url
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	startErr = fmt.Errorf("moto_server did not answer on %s within 30s", url)
+	return server.URL
 }
 
 // Stop ends the server this package started, by its PID. Call it from
 // TestMain after m.Run.
-func Stop() {
-	if proc != nil && proc.Process != nil {
-		proc.Process.Kill()
-		proc.Wait()
-	}
-}
+func Stop() { server.Close() }
 
 // Env is the environment a process (a built function) needs to reach moto.
 func Env(t testing.TB) []string {
-	return []string{
-		"AWS_ENDPOINT_URL=" + Endpoint(t), "S3_FORCE_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1",
-	}
+	Endpoint(t)
+	return server.Env()
 }
 
 // Config is an SDK config pointed at moto with static test credentials.
