@@ -1,0 +1,161 @@
+package routes
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"time"
+)
+
+// Layout says where each kind of object lives in the bucket. Every prefix
+// ends with "/". The zero value is not usable; use DefaultLayout or FromEnv.
+type Layout struct {
+	Inbound   string // INBOUND_PREFIX, default "inbound/": dropped files
+	Processed string // PROCESSED_PREFIX, default "processed/"
+	Failed    string // FAILED_PREFIX, default "failed/"
+	Rejected  string // REJECTED_PREFIX, default "rejected/"
+	State     string // STATE_PREFIX, default "_state/": markers and ledger
+}
+
+// DefaultLayout is the documented layout.
+func DefaultLayout() Layout {
+	return Layout{Inbound: "inbound/", Processed: "processed/", Failed: "failed/", Rejected: "rejected/", State: "_state/"}
+}
+
+// Suffixes of the documents written beside files.
+const (
+	// StuckSuffix marks the report written beside a file in inbound/ whose
+	// F&O message has not finished after STUCK_AFTER. Keys with this suffix
+	// are never routed.
+	StuckSuffix = ".stuck.json"
+	// ResultSuffix is the result document beside a processed or failed file.
+	ResultSuffix = ".result.json"
+	// ReasonSuffix is the reason document beside a rejected file.
+	ReasonSuffix = ".reason.json"
+)
+
+// Unrouted is the folder under rejected/ for files without a route.
+const Unrouted = "_unrouted"
+
+// Split takes a key under the inbound prefix apart: route is its first
+// folder, file the rest. ok is false for keys outside inbound/. A key
+// directly in inbound/ (no folder) gives route "".
+func (l Layout) Split(key string) (route, file string, ok bool) {
+	rest, found := strings.CutPrefix(key, l.Inbound)
+	if !found {
+		return "", "", false
+	}
+	route, file, hasFolder := strings.Cut(rest, "/")
+	if !hasFolder {
+		return "", rest, true
+	}
+	return route, file, true
+}
+
+// Inbound key of a file of a route.
+func (l Layout) InboundKey(route, file string) string { return l.Inbound + route + "/" + file }
+
+// ProcessedKey is processed/<route>/<yyyy>/<mm>/<dd>/<file>.
+func (l Layout) ProcessedKey(route string, t time.Time, file string) string {
+	return dated(l.Processed, route, t, file)
+}
+
+// FailedKey is failed/<route>/<yyyy>/<mm>/<dd>/<file>.
+func (l Layout) FailedKey(route string, t time.Time, file string) string {
+	return dated(l.Failed, route, t, file)
+}
+
+// RejectedKey is rejected/<route>/<yyyy>/<mm>/<dd>/<file>; route "" means
+// rejected/_unrouted/.
+func (l Layout) RejectedKey(route string, t time.Time, file string) string {
+	if route == "" {
+		route = Unrouted
+	}
+	return dated(l.Rejected, route, t, file)
+}
+
+func dated(prefix, route string, t time.Time, file string) string {
+	t = t.UTC()
+	return fmt.Sprintf("%s%s/%04d/%02d/%02d/%s", prefix, route, t.Year(), int(t.Month()), t.Day(), file)
+}
+
+// MarkerKey is _state/markers/<hash>.json, the idempotency marker of one
+// source object (hash: see the importer's Identity).
+func (l Layout) MarkerKey(hash string) string { return l.State + "markers/" + hash + ".json" }
+
+// MarkerPrefix is where markers live.
+func (l Layout) MarkerPrefix() string { return l.State + "markers/" }
+
+// LedgerPrefix is where ledger records live.
+func (l Layout) LedgerPrefix() string { return l.State + "ledger/" }
+
+// SweepStateKey holds the time of the last sweep.
+func (l Layout) SweepStateKey() string { return l.State + "sweep.json" }
+
+// Base is the last path element of a key (for messages).
+func Base(key string) string { return path.Base(key) }
+
+// Config is what every import function reads at cold start.
+type Config struct {
+	Bucket string
+	Routes *Table
+	Layout Layout
+}
+
+// FromEnv reads BUCKET, ROUTES and the prefix variables through getenv
+// (os.Getenv when nil) and validates them.
+func FromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Config{Bucket: strings.TrimSpace(getenv("BUCKET"))}
+	if c.Bucket == "" {
+		return Config{}, fmt.Errorf("config: BUCKET is required")
+	}
+	t, err := Parse(getenv("ROUTES"))
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c.Routes = t
+	l, err := LayoutFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Layout = l
+	return c, nil
+}
+
+// LayoutFromEnv reads the optional prefix variables.
+func LayoutFromEnv(getenv func(string) string) (Layout, error) {
+	l := DefaultLayout()
+	fields := []struct {
+		name string
+		p    *string
+	}{
+		{"INBOUND_PREFIX", &l.Inbound}, {"PROCESSED_PREFIX", &l.Processed}, {"FAILED_PREFIX", &l.Failed},
+		{"REJECTED_PREFIX", &l.Rejected}, {"STATE_PREFIX", &l.State},
+	}
+	for _, f := range fields {
+		v := getenv(f.name)
+		if v == "" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if !strings.HasSuffix(v, "/") {
+			v += "/"
+		}
+		if v == "/" || strings.HasPrefix(v, "/") || strings.Contains(v, "//") || hasControl(v) {
+			return Layout{}, fmt.Errorf("config: %s: %q is not a usable key prefix (e.g. %q)", f.name, getenv(f.name), *f.p)
+		}
+		*f.p = v
+	}
+	for i, a := range fields {
+		for _, b := range fields[i+1:] {
+			if strings.HasPrefix(*a.p, *b.p) || strings.HasPrefix(*b.p, *a.p) {
+				return Layout{}, fmt.Errorf("config: %s (%q) and %s (%q) overlap: every prefix must be separate", a.name, *a.p, b.name, *b.p)
+			}
+		}
+	}
+	return l, nil
+}

@@ -1,0 +1,238 @@
+// Package routes is the import side's configuration: which folder under
+// inbound/ goes to which F&O recurring import job (ROUTES), where every kind
+// of object lives in the bucket (the prefix variables), and the bucket
+// itself. It is read and validated once, at cold start; every error names
+// the variable (and for ROUTES the route's index, name and field).
+package routes
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Kind is what a recurring import job takes.
+type Kind string
+
+// The two kinds of recurring import job.
+const (
+	KindFile    Kind = "file"    // one data file per message; entity is required
+	KindPackage Kind = "package" // a data package zip per message; entity is not sent
+)
+
+// Route maps the first folder under inbound/ to an import job.
+type Route struct {
+	// Name is the folder: inbound/<Name>/<file>.
+	Name string `json:"route"`
+	// ActivityID is the recurring job's activity ID (a GUID).
+	ActivityID string `json:"activityId"`
+	// Entity is the entity's display name, sent to F&O for file jobs. It is
+	// also the FIFO message group (see GroupID).
+	Entity string `json:"entity"`
+	// Company is the legal entity; optional.
+	Company string `json:"company"`
+	// Kind is "file" (the default) or "package".
+	Kind Kind `json:"kind"`
+}
+
+// GroupID is the FIFO MessageGroupId of the route's files: its entity (or,
+// for a package route without one, "route:<name>"), made acceptable to SQS.
+func (r Route) GroupID() string {
+	if strings.TrimSpace(r.Entity) != "" {
+		return SanitizeGroupID(r.Entity)
+	}
+	return SanitizeGroupID("route:" + r.Name)
+}
+
+// maxGroupID is SQS's limit on MessageGroupId (and MessageDeduplicationId).
+const maxGroupID = 128
+
+// SanitizeGroupID maps s onto what SQS accepts as a MessageGroupId:
+// alphanumerics and punctuation (ASCII 0x21-0x7E), at most 128 characters.
+// Every other character becomes '_'. A value that had to be changed, or is
+// too long, gets "~" and 12 hex digits of its SHA-256 appended (after
+// truncation), so two different entities never share a group by accident
+// of sanitizing. The mapping is deterministic. An empty s gives "_".
+func SanitizeGroupID(s string) string {
+	var b strings.Builder
+	changed := false
+	for _, r := range s {
+		if r >= 0x21 && r <= 0x7e {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+			changed = true
+		}
+	}
+	out := b.String()
+	if out == "" {
+		return "_"
+	}
+	if !changed && len(out) <= maxGroupID {
+		return out
+	}
+	sum := sha256.Sum256([]byte(s))
+	suffix := "~" + hex.EncodeToString(sum[:6])
+	if len(out) > maxGroupID-len(suffix) {
+		out = out[:maxGroupID-len(suffix)]
+	}
+	return out + suffix
+}
+
+// Table is the set of configured routes, looked up by folder name.
+type Table struct {
+	byName map[string]Route
+	order  []string
+}
+
+// Lookup returns the route for a folder name.
+func (t *Table) Lookup(name string) (Route, bool) {
+	if t == nil {
+		return Route{}, false
+	}
+	r, ok := t.byName[name]
+	return r, ok
+}
+
+// All returns the routes in configuration order.
+func (t *Table) All() []Route {
+	if t == nil {
+		return nil
+	}
+	out := make([]Route, 0, len(t.order))
+	for _, n := range t.order {
+		out = append(out, t.byName[n])
+	}
+	return out
+}
+
+// Len is the number of routes.
+func (t *Table) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.order)
+}
+
+// guidRE accepts a GUID with or without braces, any case.
+var guidRE = regexp.MustCompile(`^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$`)
+
+// ErrNoRoutes is returned for an empty ROUTES array.
+var ErrNoRoutes = errors.New("ROUTES: at least one route is required")
+
+// Parse reads the ROUTES JSON array and checks every route. Errors read like
+// `ROUTES[1] ("customers"): activityId: "x" is not a GUID`.
+func Parse(data string) (*Table, error) {
+	if strings.TrimSpace(data) == "" {
+		return nil, fmt.Errorf("ROUTES is required: a JSON array of {\"route\",\"activityId\",\"entity\",\"company\",\"kind\"}")
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal([]byte(data), &raws); err != nil {
+		return nil, fmt.Errorf("ROUTES: not a JSON array of routes: %w", err)
+	}
+	if len(raws) == 0 {
+		return nil, ErrNoRoutes
+	}
+	t := &Table{byName: map[string]Route{}}
+	for i, raw := range raws {
+		r, err := parseOne(raw)
+		where := fmt.Sprintf("ROUTES[%d]", i)
+		if r.Name != "" {
+			where += fmt.Sprintf(" (%q)", r.Name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if _, dup := t.byName[r.Name]; dup {
+			return nil, fmt.Errorf("%s: route: %q is configured twice", where, r.Name)
+		}
+		t.byName[r.Name] = r
+		t.order = append(t.order, r.Name)
+	}
+	return t, nil
+}
+
+func parseOne(raw json.RawMessage) (Route, error) {
+	var r Route
+	// Still report the name when it is readable.
+	var named struct {
+		Name string `json:"route"`
+	}
+	_ = json.Unmarshal(raw, &named)
+	// encoding/json matches field names case-insensitively; a typo such as
+	// "activityID" must not pass silently, so check the exact spelling.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields route, activityId, entity, company, kind)")
+	}
+	for k := range fields {
+		switch k {
+		case "route", "activityId", "entity", "company", "kind":
+		default:
+			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are route, activityId, entity, company, kind)", k)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&r); err != nil {
+		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields route, activityId, entity, company, kind): %w", err)
+	}
+	r.Name = strings.TrimSpace(r.Name)
+	r.ActivityID = strings.TrimSpace(r.ActivityID)
+	r.Entity = strings.TrimSpace(r.Entity)
+	r.Company = strings.TrimSpace(r.Company)
+	switch {
+	case r.Name == "":
+		return r, fmt.Errorf("route: is required (the folder name under inbound/)")
+	case strings.ContainsAny(r.Name, "/\\"):
+		return r, fmt.Errorf("route: %q must be a single folder name, without '/'", r.Name)
+	case r.Name == "." || r.Name == "..":
+		return r, fmt.Errorf("route: %q is not a usable folder name", r.Name)
+	case strings.HasPrefix(r.Name, "_"):
+		return r, fmt.Errorf("route: %q must not start with '_' (reserved for _unrouted and _state)", r.Name)
+	case hasControl(r.Name):
+		return r, fmt.Errorf("route: %q contains control characters", r.Name)
+	}
+	if r.ActivityID == "" {
+		return r, fmt.Errorf("activityId: is required (the recurring job's activity ID)")
+	}
+	if !guidRE.MatchString(r.ActivityID) {
+		return r, fmt.Errorf("activityId: %q is not a GUID", r.ActivityID)
+	}
+	switch Kind(strings.ToLower(string(r.Kind))) {
+	case "", KindFile:
+		r.Kind = KindFile
+	case KindPackage:
+		r.Kind = KindPackage
+	default:
+		return r, fmt.Errorf("kind: %q must be \"file\" or \"package\"", r.Kind)
+	}
+	if r.Kind == KindFile && r.Entity == "" {
+		return r, fmt.Errorf("entity: is required for kind \"file\" (the entity's display name, e.g. \"Customer groups\")")
+	}
+	if hasControl(r.Entity) || hasControl(r.Company) {
+		return r, fmt.Errorf("entity/company: control characters are not allowed")
+	}
+	return r, nil
+}
+
+func hasControl(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// Names lists the configured route names, sorted (for messages).
+func (t *Table) Names() []string {
+	out := append([]string(nil), t.order...)
+	sort.Strings(out)
+	return out
+}
