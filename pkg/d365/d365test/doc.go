@@ -1,0 +1,84 @@
+// Package d365test is an in-process emulator of Dynamics 365 Finance &
+// Operations (F&O) recurring integrations, the DMF package REST API, the
+// Azure blob storage that API hands out, and the Microsoft Entra ID token
+// endpoint, for tests (in the manner of net/http/httptest) and for local
+// runs (cmd/d365emu).
+//
+// No F&O tenant is reachable from CI, so this emulator is how the product is
+// proven. It follows /work/shared/D365-API.md, section 11 "Emulator
+// contract"; where the real service is UNCONFIRMED, the behaviour is a
+// documented choice (below) or an Options knob.
+//
+// # Listeners
+//
+// New starts four TLS listeners on 127.0.0.1, all serving one certificate
+// signed by a per-emulator CA (CertPEM, HTTPClient):
+//
+//   - F&O (URL): /api/connector/..., /data/...; every route needs a bearer token.
+//   - Entra ID (AuthorityURL): openid-configuration, v2 and v1 token endpoints.
+//   - Blob storage (BlobURL): SAS-signed PUT/GET under /dmf/, no bearer token.
+//   - A "foreign" host (https://localhost:PORT) that a ForeignDownloadHost
+//     fault points DownloadLocation at; it records any Authorization header.
+//
+// # Time
+//
+// A fake clock (Now, Advance) drives dequeue visibility, LastDequeueDateTime,
+// SAS expiry and token expiry: a token is valid for TokenLifetime on the fake
+// clock, so Advance past it makes F&O answer 401 even though the client's
+// token cache (which uses real time) still holds it. Nothing in the emulator
+// waits on the wall clock except Fault.Delay.
+//
+// # Requests and faults
+//
+// Requests(name) counts every request routed to an endpoint, including ones
+// answered by an injected fault or refused for auth; Faulted(name) counts the
+// faulted ones, so Requests-Faulted is what the handlers processed. Endpoint
+// names: "token", "openid-configuration", "instance-discovery" (Entra);
+// "enqueue", "dequeue", "download", "ack", "jobstatus" and each OData action
+// by name, e.g. "GetMessageStatus" (F&O); "blob-put", "blob-get" (blob);
+// "foreign-download" (the foreign host); "unknown" for unrouted F&O paths.
+//
+// A fault with a Status answers before the handler runs and before auth, so
+// it has no side effect (a 429 on enqueue stores nothing). A fault with only
+// a Delay lets the handler run (side effects happen) and holds the response
+// back, which is how a slow ImportFromPackage still creates its execution.
+//
+// # Choices where the real service is UNCONFIRMED
+//
+//   - Unknown activity: 404 (Options.UnknownActivityStatus). App not allowed
+//     on the activity: 401 (403 with Options.Unauthorized403).
+//   - Stale or unknown ack: 400 (Options.StaleAckStatus); body empty on 200.
+//     Re-acking an already acked message with its latest receipt is 200 and
+//     changes nothing.
+//   - GetMessageStatus of an unknown ID: 200 with value "Unknown"
+//     (Options.UnknownMessageStatus changes the value; Options.UnknownMessageHTTPStatus
+//     answers an OData error instead).
+//   - Message IDs, correlation IDs: lowercase GUIDs without braces.
+//     BlobId: uppercase GUID in braces, as in the docs.
+//   - LastDequeueDateTime: .NET style "2006-01-02T15:04:05" in UTC, the time
+//     of the previous dequeue; null on the first.
+//   - The execution ID is assigned when the message leaves Preprocessing: on
+//     entering Processing, or on PreProcessingError (whose execution ends
+//     Failed so that scripted errors stay reachable).
+//   - Execution status derived from the message status: Processed→Succeeded,
+//     ProcessedWithErrors→PartiallySucceeded, PreProcessingError and
+//     PostProcessingFailed→Failed.
+//   - Execution-ID actions (GetExecutionSummaryStatus, GetExecutionErrors,
+//     error-file actions, GetExportedPackageUrl,
+//     GetEntityExecutionSummaryStatusList) answer 400 "... were not found"
+//     for an execution that does not exist yet.
+//   - GenerateImportTargetErrorKeysFile answers true when the execution has a
+//     target error keys file (the scripted Outcome.TargetErrorKeysFile), else
+//     false; GetImportTargetErrorKeysFileUrl answers "" until Generate was
+//     called, then "" TargetKeysEmptyPolls more times, then the URL.
+//   - GetEntityExecutionSummaryStatusList: value is a JSON array of objects
+//     {EntityName, ExecutionStatus, StagingStatus, TargetStatus,
+//     StagingRecords, TargetRecords, StagingErrorCount, TargetErrorCount}.
+//   - jobstatus for an unknown jobId: 200 with "DataJobStatus": null.
+//   - OData action parameters are checked as OData does: an unknown
+//     parameter name is a 400 (so {"messageId"} on GetExecutionIdByMessageId
+//     fails), and required ones must be present.
+//   - Blob PUT needs Content-Length (411 without), as Azure's Put Blob does.
+//   - Server-made ImportFromPackage execution IDs look like RIS's:
+//     "<definitionGroupId>-<yyyy-MM-dd_HH-mm-ss>-<GUID>".
+package d365test

@@ -1,0 +1,364 @@
+package d365test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The Entra ID fake: just enough of login.microsoftonline.com for MSAL's
+// client-credentials flow (LOCAL-AWS.md §6) and for the v1 resource= flow.
+
+type token struct {
+	appID   string
+	expires time.Time // fake clock
+}
+
+// TokenGrant records one token the Entra fake issued.
+type TokenGrant struct {
+	ClientID   string
+	Credential string // "secret" or "assertion"
+	Scope      string // v2 scope, or v1 resource
+	Version    int    // 2 for /oauth2/v2.0/token, 1 for /oauth2/token
+	// Thumbprint is the assertion's x5t#S256 (or x5t) header, if any.
+	Thumbprint string
+}
+
+// Grants returns the tokens issued so far, oldest first.
+func (e *Emulator) Grants() []TokenGrant {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]TokenGrant(nil), e.st.grants...)
+}
+
+func (e *Emulator) entraRoute(r *http.Request, seg []string) route {
+	is := func(want ...string) bool {
+		if len(seg) != len(want) {
+			return false
+		}
+		for i := 1; i < len(want); i++ {
+			if !strings.EqualFold(seg[i], want[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case is("common", "discovery", "instance") && strings.EqualFold(seg[0], "common"):
+		return route{endpoint: "instance-discovery", seg: seg, h: e.instanceDiscovery}
+	case is("t", "v2.0", ".well-known", "openid-configuration"):
+		return route{endpoint: "openid-configuration", seg: seg, h: e.openIDConfig(2)}
+	case is("t", ".well-known", "openid-configuration"):
+		return route{endpoint: "openid-configuration", seg: seg, h: e.openIDConfig(1)}
+	case is("t", "oauth2", "v2.0", "token"):
+		return route{endpoint: "token", seg: seg, h: e.tokenEndpoint(2)}
+	case is("t", "oauth2", "token"):
+		return route{endpoint: "token", seg: seg, h: e.tokenEndpoint(1)}
+	}
+	return route{endpoint: "entra-other", h: notFound}
+}
+
+func (e *Emulator) tenantOK(w http.ResponseWriter, seg []string) bool {
+	if len(seg) > 0 && strings.EqualFold(seg[0], e.opts.TenantID) {
+		return true
+	}
+	e.entraError(w, http.StatusBadRequest, "invalid_request", 90002,
+		fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID.", first(seg)))
+	return false
+}
+
+func (e *Emulator) openIDConfig(version int) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) {
+		if !e.tenantOK(w, c.seg) {
+			return
+		}
+		base := e.entraURL + "/" + e.opts.TenantID
+		doc := map[string]any{
+			"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+			"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
+			"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+			"subject_types_supported":               []string{"pairwise"},
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+			"tenant_region_scope":                   "EU",
+			"cloud_instance_name":                   "microsoftonline.com",
+		}
+		if version == 2 {
+			doc["issuer"] = base + "/v2.0"
+			doc["token_endpoint"] = base + "/oauth2/v2.0/token"
+			doc["authorization_endpoint"] = base + "/oauth2/v2.0/authorize"
+			doc["jwks_uri"] = base + "/discovery/v2.0/keys"
+		} else {
+			doc["issuer"] = base + "/"
+			doc["token_endpoint"] = base + "/oauth2/token"
+			doc["authorization_endpoint"] = base + "/oauth2/authorize"
+			doc["jwks_uri"] = base + "/discovery/keys"
+		}
+		writeJSON(w, http.StatusOK, doc)
+	}
+}
+
+// instanceDiscovery answers MSAL's instance discovery harmlessly: the
+// emulator's host is its own only alias.
+func (e *Emulator) instanceDiscovery(w http.ResponseWriter, r *http.Request, c *call) {
+	h := strings.TrimPrefix(e.entraURL, "https://")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"tenant_discovery_endpoint": e.entraURL + "/" + e.opts.TenantID + "/v2.0/.well-known/openid-configuration",
+		"api-version":               "1.1",
+		"metadata":                  []any{map[string]any{"preferred_network": h, "preferred_cache": h, "aliases": []string{h}}},
+	})
+}
+
+const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+func (e *Emulator) tokenEndpoint(version int) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) {
+		if r.Method != http.MethodPost {
+			e.entraError(w, http.StatusMethodNotAllowed, "invalid_request", 900561,
+				"The endpoint only accepts POST requests.")
+			return
+		}
+		if !e.tenantOK(w, c.seg) {
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			e.entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
+			return
+		}
+		f := r.PostForm
+		if gt := f.Get("grant_type"); gt != "client_credentials" {
+			e.entraError(w, http.StatusBadRequest, "unsupported_grant_type", 70003,
+				fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
+			return
+		}
+		clientID := f.Get("client_id")
+		e.mu.Lock()
+		app := e.st.apps[clientID]
+		e.mu.Unlock()
+		if app == nil {
+			e.entraError(w, http.StatusBadRequest, "unauthorized_client", 700016,
+				fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", clientID, e.opts.TenantID))
+			return
+		}
+		grant := TokenGrant{ClientID: clientID, Version: version}
+		switch {
+		case f.Get("client_secret") != "":
+			if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(app.ClientSecret)) != 1 {
+				e.entraError(w, http.StatusUnauthorized, "invalid_client", 7000215,
+					"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
+				return
+			}
+			grant.Credential = "secret"
+		case f.Get("client_assertion") != "":
+			if f.Get("client_assertion_type") != assertionType {
+				e.entraError(w, http.StatusBadRequest, "invalid_request", 50027,
+					"client_assertion_type must be "+assertionType+".")
+				return
+			}
+			thumb, err := e.checkAssertion(f.Get("client_assertion"), clientID)
+			if err != nil {
+				e.entraError(w, http.StatusUnauthorized, "invalid_client", 700027,
+					"Client assertion failed signature validation or is malformed: "+err.Error())
+				return
+			}
+			grant.Credential, grant.Thumbprint = "assertion", thumb
+		default:
+			e.entraError(w, http.StatusUnauthorized, "invalid_client", 7000216,
+				"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
+			return
+		}
+		if version == 2 {
+			scope, ok := e.checkScope(f.Get("scope"))
+			if !ok {
+				e.entraError(w, http.StatusBadRequest, "invalid_scope", 1002012,
+					fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
+				return
+			}
+			grant.Scope = scope
+		} else {
+			res := f.Get("resource")
+			if !e.isFOResource(res) {
+				e.entraError(w, http.StatusBadRequest, "invalid_resource", 500011,
+					fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", res, e.opts.TenantID))
+				return
+			}
+			grant.Scope = res
+		}
+		tok := "emu." + strings.ReplaceAll(newGUID()+newGUID(), "-", "")
+		now := e.clock.Now()
+		e.mu.Lock()
+		e.st.tokens[tok] = token{appID: clientID, expires: now.Add(e.opts.TokenLifetime)}
+		e.st.grants = append(e.st.grants, grant)
+		e.mu.Unlock()
+		secs := int(e.opts.TokenLifetime / time.Second)
+		w.Header().Set("Cache-Control", "no-store, no-cache")
+		if version == 2 {
+			writeJSON(w, http.StatusOK, map[string]any{
+				"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok,
+			})
+			return
+		}
+		// The v1 endpoint sends its numbers as strings.
+		writeJSON(w, http.StatusOK, map[string]any{
+			"token_type": "Bearer", "expires_in": strconv.Itoa(secs), "ext_expires_in": strconv.Itoa(secs),
+			"expires_on": strconv.FormatInt(now.Add(e.opts.TokenLifetime).Unix(), 10),
+			"not_before": strconv.FormatInt(now.Unix(), 10), "resource": f.Get("resource"), "access_token": tok,
+		})
+	}
+}
+
+// checkScope accepts "<F&O URL>/.default" (also with the double slash some
+// clients send), plus the OIDC scopes MSAL appends.
+func (e *Emulator) checkScope(scope string) (string, bool) {
+	var resource string
+	for _, s := range strings.Fields(scope) {
+		switch strings.ToLower(s) {
+		case "openid", "offline_access", "profile":
+			continue
+		}
+		r, ok := strings.CutSuffix(s, "/.default")
+		if !ok || resource != "" || !e.isFOResource(r) {
+			return "", false
+		}
+		resource = s
+	}
+	return resource, resource != ""
+}
+
+func (e *Emulator) isFOResource(r string) bool {
+	return strings.EqualFold(strings.TrimRight(r, "/"), e.foURL)
+}
+
+// checkAssertion checks a client assertion JWT: three base64url parts,
+// iss and sub equal to the client ID, and, when Options.ClientCertificate is
+// set, a signature by that certificate's key. It returns the thumbprint
+// header.
+func (e *Emulator) checkAssertion(jwt, clientID string) (string, error) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return "", fmt.Errorf("not a JWS compact serialization")
+	}
+	var hdr struct {
+		Alg     string `json:"alg"`
+		X5t     string `json:"x5t"`
+		X5tS256 string `json:"x5t#S256"`
+	}
+	var claims struct {
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
+		Aud any    `json:"aud"`
+	}
+	if err := decodeSegment(parts[0], &hdr); err != nil {
+		return "", fmt.Errorf("header: %w", err)
+	}
+	if err := decodeSegment(parts[1], &claims); err != nil {
+		return "", fmt.Errorf("claims: %w", err)
+	}
+	if claims.Iss != clientID || claims.Sub != clientID {
+		return "", fmt.Errorf("iss and sub must be the client ID")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) == 0 {
+		return "", fmt.Errorf("signature is not base64url")
+	}
+	if cert := e.opts.ClientCertificate; cert != nil {
+		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		if err := verifyJWS(hdr.Alg, cert.PublicKey, sum[:], sig); err != nil {
+			return "", err
+		}
+	}
+	if hdr.X5tS256 != "" {
+		return hdr.X5tS256, nil
+	}
+	return hdr.X5t, nil
+}
+
+func verifyJWS(alg string, pub any, digest, sig []byte) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		switch alg {
+		case "RS256":
+			return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig)
+		case "PS256":
+			return rsa.VerifyPSS(k, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		}
+	case *ecdsa.PublicKey:
+		if alg == "ES256" && len(sig) == 64 {
+			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			if ecdsa.Verify(k, digest, r, s) {
+				return nil
+			}
+			return fmt.Errorf("bad ES256 signature")
+		}
+	}
+	return fmt.Errorf("unsupported or mismatched alg %q for the registered certificate", alg)
+}
+
+func decodeSegment(s string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// entraError writes Entra's error shape.
+func (e *Emulator) entraError(w http.ResponseWriter, status int, code string, aadsts int, msg string) {
+	now := e.clock.Now()
+	writeJSON(w, status, map[string]any{
+		"error":             code,
+		"error_description": fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s", aadsts, msg, newGUID(), newGUID(), now.Format("2006-01-02 15:04:05Z")),
+		"error_codes":       []int{aadsts},
+		"timestamp":         now.Format("2006-01-02 15:04:05Z"),
+		"trace_id":          newGUID(),
+		"correlation_id":    newGUID(),
+		"error_uri":         e.entraURL + "/error?code=" + strconv.Itoa(aadsts),
+	})
+}
+
+// authenticate checks an F&O request's bearer token: known, not expired on
+// the fake clock, and issued to an app F&O knows. It returns the client ID.
+func (e *Emulator) authenticate(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	now := e.clock.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.st.tokens[tok]
+	if !ok || !now.Before(t.expires) {
+		return "", false
+	}
+	app := e.st.apps[t.appID]
+	if app == nil || app.NotInFO {
+		return "", false
+	}
+	return t.appID, true
+}
+
+// unauthorized answers like F&O: a bare status with a Bearer challenge.
+func (e *Emulator) unauthorized(w http.ResponseWriter, status int) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization_uri="%s/oauth2/authorize", error="invalid_token"`, e.AuthorityURL()))
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(status)
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}

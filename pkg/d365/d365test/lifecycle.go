@@ -1,0 +1,279 @@
+package d365test
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The import lifecycle: a batch run (Tick), driven by the test, moves each
+// message Enqueued -> Preprocessing -> Processing -> terminal, with the
+// outcome the test scripted (D365-API.md §11.4).
+
+// Message statuses as GetMessageStatus spells them [D-RI].
+const (
+	StatusEnqueued             = "Enqueued"
+	StatusDequeued             = "Dequeued"
+	StatusAcked                = "Acked"
+	StatusPreprocessing        = "Preprocessing"
+	StatusProcessing           = "Processing"
+	StatusProcessed            = "Processed"
+	StatusProcessedWithErrors  = "ProcessedWithErrors"
+	StatusPreProcessingError   = "PreProcessingError"
+	StatusPostProcessingFailed = "PostProcessingFailed"
+)
+
+// Execution statuses as GetExecutionSummaryStatus spells them [D-PKG].
+const (
+	ExecUnknown            = "Unknown"
+	ExecNotRun             = "NotRun"
+	ExecExecuting          = "Executing"
+	ExecSucceeded          = "Succeeded"
+	ExecPartiallySucceeded = "PartiallySucceeded"
+	ExecFailed             = "Failed"
+	ExecCanceled           = "Canceled"
+)
+
+// Rule picks the Outcome of the messages (and package executions) it
+// matches. Empty fields match anything; the latest matching rule wins.
+// For package API executions, ActivityID matches the definition group,
+// Entity any entity in the manifest, ExternalIDContains the package blob
+// name and MessageID the execution ID.
+type Rule struct {
+	ActivityID, Entity, ExternalIDContains string
+	MessageID                              string
+	Outcome                                Outcome
+}
+
+// Outcome is how F&O ends an import.
+type Outcome struct {
+	// Status is the terminal message status: "Processed" (default),
+	// "ProcessedWithErrors", "PreProcessingError" or "PostProcessingFailed".
+	Status string
+	// ExecutionStatus is GetExecutionSummaryStatus's terminal value
+	// (Succeeded, PartiallySucceeded, Failed, Canceled, Unknown); derived
+	// from Status when empty.
+	ExecutionStatus string
+	// Errors is what GetExecutionErrors returns once the execution ends.
+	Errors []ExecutionError
+	// StagingErrorFile, if set, is served at GetImportStagingErrorFileUrl.
+	StagingErrorFile []byte
+	// TargetErrorKeysFile, if set, makes GenerateImportTargetErrorKeysFile
+	// answer true and is served at GetImportTargetErrorKeysFileUrl after
+	// TargetKeysEmptyPolls empty answers.
+	TargetErrorKeysFile  []byte
+	TargetKeysEmptyPolls int
+	// NeverProcess keeps the message Enqueued for ever, as a wrong entity
+	// name does. In an InOrder File job it blocks the messages behind it.
+	NeverProcess bool
+}
+
+// ExecutionError is one row of GetExecutionErrors.
+type ExecutionError struct {
+	RecordId     string //nolint:revive // F&O's field name
+	Field        string
+	ErrorMessage string
+}
+
+var derivedExec = map[string]string{
+	StatusProcessed:            ExecSucceeded,
+	StatusProcessedWithErrors:  ExecPartiallySucceeded,
+	StatusPreProcessingError:   ExecFailed,
+	StatusPostProcessingFailed: ExecFailed,
+}
+
+// Script adds a rule. It panics on an Outcome.Status that is not one of
+// the four terminal statuses (a mistake in the test).
+func (e *Emulator) Script(rule Rule) {
+	if _, ok := derivedExec[rule.Outcome.Status]; !ok && rule.Outcome.Status != "" {
+		panic(fmt.Sprintf("d365test: Script: Outcome.Status %q is not Processed, ProcessedWithErrors, PreProcessingError or PostProcessingFailed", rule.Outcome.Status))
+	}
+	o := rule.Outcome
+	o.Errors = append([]ExecutionError(nil), o.Errors...)
+	o.StagingErrorFile = cloneBytes(o.StagingErrorFile)
+	o.TargetErrorKeysFile = cloneBytes(o.TargetErrorKeysFile)
+	rule.Outcome = o
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.rules = append(e.st.rules, rule)
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}
+
+func normalizeOutcome(o Outcome) Outcome {
+	if o.Status == "" {
+		o.Status = StatusProcessed
+	}
+	if o.ExecutionStatus == "" {
+		o.ExecutionStatus = derivedExec[o.Status]
+	}
+	return o
+}
+
+func (e *Emulator) outcomeForMessageLocked(m *message) Outcome {
+	for i := len(e.st.rules) - 1; i >= 0; i-- {
+		r := e.st.rules[i]
+		if r.ActivityID != "" {
+			if g, _ := normGUID(r.ActivityID); g != m.activityID {
+				continue
+			}
+		}
+		if r.Entity != "" && !strings.EqualFold(r.Entity, m.entity) {
+			continue
+		}
+		if r.ExternalIDContains != "" && !strings.Contains(m.externalID, r.ExternalIDContains) {
+			continue
+		}
+		if r.MessageID != "" && normID(r.MessageID) != m.id {
+			continue
+		}
+		return normalizeOutcome(r.Outcome)
+	}
+	return normalizeOutcome(Outcome{})
+}
+
+func (e *Emulator) outcomeForExecLocked(x *execution) Outcome {
+	for i := len(e.st.rules) - 1; i >= 0; i-- {
+		r := e.st.rules[i]
+		if r.ActivityID != "" && !strings.EqualFold(r.ActivityID, x.group) {
+			continue
+		}
+		if r.Entity != "" && !containsFold(x.entities, r.Entity) {
+			continue
+		}
+		if r.ExternalIDContains != "" && !strings.Contains(x.blobName, r.ExternalIDContains) {
+			continue
+		}
+		if r.MessageID != "" && normID(r.MessageID) != normID(x.id) {
+			continue
+		}
+		return normalizeOutcome(r.Outcome)
+	}
+	return normalizeOutcome(Outcome{})
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func terminalMessage(s string) bool {
+	_, ok := derivedExec[s]
+	return ok
+}
+
+func terminalExec(s string) bool { return s != ExecNotRun && s != ExecExecuting }
+
+// Tick is one batch run: every in-flight message moves one step (for an
+// InOrder File job, only the oldest unfinished one), every running package
+// execution moves one step, and exports finish.
+func (e *Emulator) Tick() { e.tick() }
+
+// RunToCompletion ticks until nothing moves.
+func (e *Emulator) RunToCompletion() {
+	for i := 0; i < 100000 && e.tick(); i++ {
+	}
+}
+
+func (e *Emulator) tick() bool {
+	now := e.clock.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	moved := false
+	busy := map[string]bool{} // in-order activities whose head message is unfinished
+	for _, m := range e.st.messages {
+		if terminalMessage(m.status) {
+			continue
+		}
+		if a := e.st.activities[m.activityID]; a != nil && a.InOrder && a.Kind == File {
+			if busy[a.id] {
+				continue
+			}
+			busy[a.id] = true
+		}
+		if e.advanceMessageLocked(m, now) {
+			moved = true
+		}
+	}
+	for _, x := range e.st.execOrder {
+		if x.kind != execMessage && e.advanceExecLocked(x, now) {
+			moved = true
+		}
+	}
+	return moved
+}
+
+func (e *Emulator) advanceMessageLocked(m *message, now time.Time) bool {
+	o := e.outcomeForMessageLocked(m)
+	switch m.status {
+	case StatusEnqueued:
+		if o.NeverProcess {
+			return false
+		}
+		m.status, m.startedAt = StatusPreprocessing, now
+	case StatusPreprocessing:
+		name := "Import"
+		if a := e.st.activities[m.activityID]; a != nil {
+			name = a.Name
+		}
+		x := &execution{
+			id: executionID(name, now), kind: execMessage, msg: m, legal: m.company,
+			created: now, started: now, status: ExecExecuting,
+		}
+		if m.entity != "" {
+			x.entities = []string{m.entity}
+		}
+		m.execID = x.id
+		e.addExecutionLocked(x)
+		if o.Status == StatusPreProcessingError {
+			m.status, m.completedAt = o.Status, now
+			x.status, x.outcome, x.completed = o.ExecutionStatus, &o, now
+		} else {
+			m.status = StatusProcessing
+		}
+	case StatusProcessing:
+		m.status, m.completedAt = o.Status, now
+		if x := e.executionLocked(m.execID); x != nil {
+			x.status, x.outcome, x.completed = o.ExecutionStatus, &o, now
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func (e *Emulator) advanceExecLocked(x *execution, now time.Time) bool {
+	switch x.status {
+	case ExecNotRun:
+		if x.kind == execImport && !x.execute {
+			return false // staged only: F&O waits for someone to run it
+		}
+		x.status, x.started = ExecExecuting, now
+		return true
+	case ExecExecuting:
+		o := e.outcomeForExecLocked(x)
+		if o.NeverProcess {
+			return false
+		}
+		x.status, x.outcome, x.completed = o.ExecutionStatus, &o, now
+		if x.kind == execExport && (x.status == ExecSucceeded || x.status == ExecPartiallySucceeded) {
+			e.storeExportedPackageLocked(x)
+		}
+		return true
+	}
+	return false
+}
+
+// executionID makes a DMF-style execution ID: "<job>-<time>-<GUID>".
+func executionID(job string, now time.Time) string {
+	return fmt.Sprintf("%s-%s-%s", job, now.UTC().Format("2006-01-02_15-04-05"), strings.ToUpper(newGUID()))
+}
