@@ -26,7 +26,9 @@ type Invoker interface {
 type InvokerFunc func(ctx context.Context, payload []byte) ([]byte, error)
 
 // Invoke calls f.
-func (f InvokerFunc) Invoke(ctx context.Context, payload []byte) ([]byte, error) { return f(ctx, payload) }
+func (f InvokerFunc) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return f(ctx, payload)
+}
 
 // SQSQueue is the part of the SQS API the mapping uses.
 type SQSQueue interface {
