@@ -1,0 +1,247 @@
+// Package s3io holds the S3 operations the import side shares: small JSON
+// documents (plain and write-if-absent), server-side copies of an exact
+// object version (multipart for objects over 5 GiB), "moves" (copy, then
+// delete that version), streaming uploads of unknown length, and error
+// classification. Nothing here buffers a whole file.
+package s3io
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Client is the S3 surface the import side uses. *s3.Client satisfies it.
+type Client interface {
+	transfermanager.S3APIClient
+	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListObjectVersions(context.Context, *s3.ListObjectVersionsInput, ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
+	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
+}
+
+var _ Client = (*s3.Client)(nil)
+
+// Ref names one object version. An empty VersionID means the current
+// version (unversioned buckets, or when the version is not known).
+type Ref struct {
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	VersionID string `json:"versionId,omitempty"`
+}
+
+func (r Ref) String() string {
+	if r.VersionID == "" {
+		return r.Bucket + "/" + r.Key
+	}
+	return r.Bucket + "/" + r.Key + "?versionId=" + r.VersionID
+}
+
+// NormalizeVersion maps the "null" version ID that S3 reports for objects
+// written while versioning was off onto "".
+func NormalizeVersion(v string) string {
+	if v == "null" {
+		return ""
+	}
+	return v
+}
+
+// NormalizeETag strips the quotes S3 puts around ETags in some answers but
+// not in event notifications.
+func NormalizeETag(e string) string { return strings.Trim(e, `"`) }
+
+// statusCode is the HTTP status of an SDK error, or 0.
+func statusCode(err error) int {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.StatusCode
+	}
+	return 0
+}
+
+// IsNotFound reports whether err says the object (or that version of it)
+// does not exist.
+func IsNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchKey", "NoSuchVersion", "NotFound":
+			return true
+		}
+	}
+	return statusCode(err) == http.StatusNotFound
+}
+
+// IsPreconditionFailed reports a 412: If-None-Match found the key, or
+// If-Match found another ETag.
+func IsPreconditionFailed(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+		return true
+	}
+	return statusCode(err) == http.StatusPreconditionFailed
+}
+
+// IsInvalidVersion reports an answer to a malformed version ID (S3 says 400
+// InvalidArgument; the version cannot exist).
+func IsInvalidVersion(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "InvalidArgument" &&
+		strings.Contains(strings.ToLower(ae.ErrorMessage()), "version")
+}
+
+// PutJSON writes v as a JSON document, overwriting.
+func PutJSON(ctx context.Context, c Client, bucket, key string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &bucket, Key: &key, Body: bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
+	})
+	if err != nil {
+		return fmt.Errorf("put s3://%s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// PutJSONIfAbsent writes v only if key does not exist (If-None-Match: *).
+// created is false, with no error, when the key already exists. A 409
+// (another writer racing on the same key) is returned as an error.
+func PutJSONIfAbsent(ctx context.Context, c Client, bucket, key string, v any) (created bool, err error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &bucket, Key: &key, Body: bytes.NewReader(b), IfNoneMatch: aws.String("*"),
+		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
+	})
+	if IsPreconditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("put-if-absent s3://%s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+// GetJSON reads a JSON document into v. found is false, with no error, when
+// the key does not exist. Documents are small; at most 16 MiB is read.
+func GetJSON(ctx context.Context, c Client, bucket, key string, v any) (found bool, err error) {
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get s3://%s/%s: %w", bucket, key, err)
+	}
+	defer out.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(out.Body, 16<<20)).Decode(v); err != nil {
+		return true, fmt.Errorf("decode s3://%s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+// Exists reports whether a key exists, and its user metadata.
+func Exists(ctx context.Context, c Client, bucket, key string) (bool, map[string]string, error) {
+	out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if IsNotFound(err) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
+	}
+	return true, out.Metadata, nil
+}
+
+// Delete removes one object version (or, with no VersionID, the current
+// object). A missing object is not an error. Deleting the exact version
+// (rather than adding a delete marker) means a newer upload to the same key
+// is never hidden by a move.
+func Delete(ctx context.Context, c Client, r Ref) error {
+	in := &s3.DeleteObjectInput{Bucket: &r.Bucket, Key: &r.Key}
+	if r.VersionID != "" {
+		in.VersionId = &r.VersionID
+	}
+	_, err := c.DeleteObject(ctx, in)
+	if err != nil && !IsNotFound(err) {
+		return fmt.Errorf("delete s3://%s: %w", r, err)
+	}
+	return nil
+}
+
+// DeleteKey removes the current object at key (for documents in _state/,
+// which are never versioned on purpose). A missing key is not an error.
+func DeleteKey(ctx context.Context, c Client, bucket, key string) error {
+	return Delete(ctx, c, Ref{Bucket: bucket, Key: key})
+}
+
+// Upload streams body to bucket/key. size is its length, or -1 if unknown.
+// Small bodies go in one PutObject; large ones as a multipart upload whose
+// parts are buffered one at a time (memory is bounded by the part size
+// times the concurrency, not by the body).
+func Upload(ctx context.Context, c Client, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	tm := transfermanager.New(c, func(o *transfermanager.Options) {
+		o.PartSizeBytes = 8 << 20
+		o.Concurrency = 2
+	})
+	in := &transfermanager.UploadObjectInput{Bucket: &bucket, Key: &key, Body: body, Metadata: meta}
+	if size >= 0 {
+		in.ContentLength = aws.Int64(size)
+	}
+	if contentType != "" {
+		in.ContentType = &contentType
+	}
+	if _, err := tm.UploadObject(ctx, in); err != nil {
+		return fmt.Errorf("upload s3://%s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// CopySource is the URL-encoded x-amz-copy-source of a version.
+func CopySource(r Ref) string {
+	s := r.Bucket + "/" + escapeKey(r.Key)
+	if r.VersionID != "" {
+		s += "?versionId=" + escapeKey(r.VersionID)
+	}
+	return s
+}
+
+// escapeKey percent-encodes everything except unreserved characters and
+// '/', so '+' and spaces survive the trip (S3 decodes the copy source).
+func escapeKey(k string) string {
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
+			c == '-', c == '_', c == '.', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
