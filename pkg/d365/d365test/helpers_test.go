@@ -2,6 +2,7 @@ package d365test_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"io"
@@ -205,3 +206,5 @@ func odataError(t *testing.T, body []byte) string {
 	}
 	return e.Error.Message + " | " + e.Error.InnerError.Message
 }
+
+func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
