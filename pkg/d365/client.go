@@ -293,7 +293,9 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 			if body != nil {
 				body.Close()
 			}
-			return nil, false, fmt.Errorf("d365 %s: %w", r.op, err)
+			// Entra ID's own answer (a bad secret, an unknown app) will not
+			// change on a retry.
+			return nil, false, backoff.Permanent(fmt.Errorf("d365 %s: %w", r.op, err))
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}

@@ -4,10 +4,16 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -533,4 +539,47 @@ func packageZip(t *testing.T, entity, file string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+func TestCertificateCredential(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "fno-bridge"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+
+	e := newEmulator(t, d365test.Options{ClientCertificate: cert})
+	cred, err := d365.CertificateCredential(pemData, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	au, _ := url.Parse(e.AuthorityURL())
+	c, err := d365.New(d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: cred,
+		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetMessageStatus(context.Background(), "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"); err != nil {
+		t.Fatalf("a certificate-signed assertion should be accepted: %v", err)
+	}
+
+	// A different key is refused by Entra ID.
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	der2, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &other.PublicKey, other)
+	bad, _ := d365.CertificateCredential(append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der2}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})...), "")
+	c2, _ := d365.New(d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: bad,
+		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()})
+	if _, err := c2.GetMessageStatus(context.Background(), "x"); err == nil {
+		t.Fatal("an assertion signed by another key must be refused")
+	}
 }
