@@ -1,0 +1,188 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Marker states.
+const (
+	// StateReserved: the key is chosen and landing has started (or failed).
+	StateReserved = "reserved"
+	// StateLanded: the object is complete at Key.
+	StateLanded = "landed"
+)
+
+// Marker is the idempotency record of one F&O export, at
+// <STATE_PREFIX>exports/<job>/<correlationId>.json. It is written before
+// the object (reserving the key, whose date part is the first time the
+// export was seen) and updated once the object is complete, so a
+// re-delivered export lands at the same key or, once landed, is only
+// acknowledged, even if people have since moved the object away.
+type Marker struct {
+	Job           string    `json:"job"`
+	ActivityID    string    `json:"activityId"`
+	CorrelationID string    `json:"correlationId"`
+	Key           string    `json:"key"`
+	State         string    `json:"state"`
+	FirstSeen     time.Time `json:"firstSeen"`
+	LandedAt      time.Time `json:"landedAt,omitzero"`
+	Size          int64     `json:"size,omitempty"`
+	ETag          string    `json:"etag,omitempty"`
+	VersionID     string    `json:"versionId,omitempty"`
+	// Unpacked lists the entity files written beside a data package.
+	Unpacked []string `json:"unpacked,omitempty"`
+}
+
+// MissingFile is the record of a dequeue answer without a file, at
+// <STATE_PREFIX>exports/<job>/<correlationId>.missing.json.
+type MissingFile struct {
+	Job                      string    `json:"job"`
+	ActivityID               string    `json:"activityId"`
+	CorrelationID            string    `json:"correlationId"`
+	Reason                   string    `json:"reason"`
+	FileDownloadErrorMessage *string   `json:"fileDownLoadErrorMessage"`
+	IsDownloadFileExist      *bool     `json:"isDownLoadFileExist"`
+	DownloadLocationPresent  bool      `json:"downloadLocationPresent"`
+	LastDequeueDateTime      *string   `json:"lastDequeueDateTime"`
+	RecordedAt               time.Time `json:"recordedAt"`
+	// Acked says whether the message was acknowledged (ackMissingFile);
+	// otherwise F&O hands it out again after its visibility timeout.
+	Acked bool `json:"acked"`
+}
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9_{}-][A-Za-z0-9._{}-]{0,127}$`)
+
+// KeyID turns a correlation ID into a key segment. F&O's IDs are GUIDs and
+// pass unchanged; anything else (control characters have been seen in F&O
+// IDs) is reduced to safe characters plus a hash of the original, so
+// distinct IDs never share a key.
+func KeyID(correlationID string) string {
+	if safeID.MatchString(correlationID) {
+		return correlationID
+	}
+	var b strings.Builder
+	for _, r := range correlationID {
+		if b.Len() >= 64 {
+			break
+		}
+		if r < 0x80 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	sum := sha256.Sum256([]byte(correlationID))
+	return b.String() + "-" + hex.EncodeToString(sum[:6])
+}
+
+// MarkerKey is where the marker of an export lives.
+func (h *Handler) MarkerKey(job, correlationID string) string {
+	return h.cfg.StatePrefix + "exports/" + job + "/" + KeyID(correlationID) + ".json"
+}
+
+// MissingKey is where a missing-file record lives.
+func (h *Handler) MissingKey(job, correlationID string) string {
+	return h.cfg.StatePrefix + "exports/" + job + "/" + KeyID(correlationID) + ".missing.json"
+}
+
+// ObjectKey is where an export lands: <prefix><yyyy>/<mm>/<dd>/<id>-<name>,
+// dated by the first time the export was seen (UTC).
+func ObjectKey(prefix string, firstSeen time.Time, correlationID, name string) string {
+	return prefix + firstSeen.UTC().Format("2006/01/02/") + KeyID(correlationID) + "-" + name
+}
+
+// readMarker returns the marker, or nil when there is none.
+func (h *Handler) readMarker(ctx context.Context, key string) (*Marker, error) {
+	out, err := h.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.cfg.Bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read marker %s: %w", key, err)
+	}
+	defer out.Body.Close()
+	var m Marker
+	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("read marker %s: %w", key, err)
+	}
+	if m.Key == "" {
+		return nil, fmt.Errorf("read marker %s: it names no key", key)
+	}
+	return &m, nil
+}
+
+// putJSON writes a small JSON document. With ifNoneMatch, an existing
+// object makes it fail with an error isPreconditionFailed recognises.
+func (h *Handler) putJSON(ctx context.Context, key string, v any, ifNoneMatch bool) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	in := &s3.PutObjectInput{
+		Bucket: &h.cfg.Bucket, Key: &key, Body: bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
+	}
+	if ifNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if _, err := h.s3.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// headObject returns the object's head, or nil when it does not exist.
+func (h *Handler) headObject(ctx context.Context, key string) (*s3.HeadObjectOutput, error) {
+	out, err := h.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &h.cfg.Bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("head %s: %w", key, err)
+	}
+	return out, nil
+}
+
+func isNotFound(err error) bool {
+	var nsk *s3types.NoSuchKey
+	var nf *s3types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return true
+	}
+	return httpStatus(err) == http.StatusNotFound
+}
+
+// isPreconditionFailed: a conditional write (If-None-Match: *) found the
+// key taken.
+func isPreconditionFailed(err error) bool {
+	if httpStatus(err) == http.StatusPreconditionFailed {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed"
+}
+
+func httpStatus(err error) int {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
