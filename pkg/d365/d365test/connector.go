@@ -382,12 +382,15 @@ func (e *Emulator) jobStatus(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	id, _ := normGUID(r.URL.Query().Get("jobId"))
+	writeJSON(w, http.StatusOK, e.jobStatusAnswer(a, id))
+}
+
+func (e *Emulator) jobStatusAnswer(a *activity, id string) map[string]any {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.st.msgByID[id]
 	if m == nil || m.activityID != a.id {
-		writeJSON(w, http.StatusOK, map[string]any{"DataJobStatus": nil, "ExecutionLog": "", "ExecutionDetail": nil})
-		return
+		return map[string]any{"DataJobStatus": nil, "ExecutionLog": "", "ExecutionDetail": nil}
 	}
 	st := map[string]any{
 		"DataProject": a.Name, "DataJobIdentifier": m.id, "ExternalIdentifier": m.externalID,
@@ -404,5 +407,5 @@ func (e *Emulator) jobStatus(w http.ResponseWriter, r *http.Request, c *call) {
 	if x := e.executionLocked(m.execID); m.execID != "" && x != nil && terminalExec(x.status) {
 		detail = e.entitySummariesLocked(x)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"DataJobStatus": st, "ExecutionLog": "", "ExecutionDetail": detail})
+	return map[string]any{"DataJobStatus": st, "ExecutionLog": "", "ExecutionDetail": detail}
 }

@@ -71,36 +71,42 @@ func (e *Emulator) importFromPackage(w http.ResponseWriter, r *http.Request, c *
 		writeODataError(w, http.StatusBadRequest, "An error has occurred.", err.Error())
 		return
 	}
+	id, msg := e.createImport(group, execID, legal, name, entities, execute, overwrite)
+	if msg != "" {
+		writeODataError(w, http.StatusBadRequest, msg, "")
+		return
+	}
+	e.writeValue(w, "Edm.String", id)
+}
+
+// createImport records an ImportFromPackage execution, or returns F&O's
+// error message. Answers are written by the caller, never under the lock
+// (a Delay fault would hold it).
+func (e *Emulator) createImport(group, execID, legal, blobName string, entities []string, execute, overwrite bool) (string, string) {
 	now := e.clock.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.st.projects[lower(group)] && !overwrite {
-		writeODataError(w, http.StatusBadRequest, fmt.Sprintf(
-			"Data project %s exists and overwrite has not been specified.", group), "")
-		return
+		return "", fmt.Sprintf("Data project %s exists and overwrite has not been specified.", group)
 	}
 	if len(e.st.entities) > 0 {
 		for _, n := range entities {
 			if _, ok := e.st.entities[lower(n)]; !ok {
-				writeODataError(w, http.StatusBadRequest, fmt.Sprintf(
-					"Entity %s does not exist in the target environment.", n), "")
-				return
+				return "", fmt.Sprintf("Entity %s does not exist in the target environment.", n)
 			}
 		}
 	}
 	if strings.TrimSpace(execID) == "" {
 		execID = executionID(group, now)
 	} else if e.executionLocked(execID) != nil {
-		writeODataError(w, http.StatusBadRequest, fmt.Sprintf("Execution %s already exists.", execID), "")
-		return
+		return "", fmt.Sprintf("Execution %s already exists.", execID)
 	}
-	x := &execution{
+	e.addExecutionLocked(&execution{
 		id: execID, kind: execImport, group: group, entities: entities, legal: legal,
-		blobName: name, execute: execute, status: ExecNotRun, created: now,
-	}
-	e.addExecutionLocked(x)
+		blobName: blobName, execute: execute, status: ExecNotRun, created: now,
+	})
 	e.st.projects[lower(group)] = true
-	e.writeValue(w, "Edm.String", x.id)
+	return execID, ""
 }
 
 // blobForURL finds the uploaded blob a packageUrl names. Like F&O, it reads
@@ -268,19 +274,22 @@ func (e *Emulator) exportToPackage(w http.ResponseWriter, r *http.Request, c *ca
 	}
 	now := e.clock.Now()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if strings.TrimSpace(execID) == "" {
 		execID = executionID(group, now)
-	} else if e.executionLocked(execID) != nil {
+	}
+	exists := e.executionLocked(execID) != nil
+	if !exists {
+		e.addExecutionLocked(&execution{
+			id: execID, kind: execExport, group: group, packageNm: pkgName, legal: legal,
+			status: ExecExecuting, created: now, started: now,
+		})
+	}
+	e.mu.Unlock()
+	if exists {
 		writeODataError(w, http.StatusBadRequest, fmt.Sprintf("Execution %s already exists.", execID), "")
 		return
 	}
-	x := &execution{
-		id: execID, kind: execExport, group: group, packageNm: pkgName, legal: legal,
-		status: ExecExecuting, created: now, started: now,
-	}
-	e.addExecutionLocked(x)
-	e.writeValue(w, "Edm.String", x.id) // flat, as the Logic App reads it [AXI]
+	e.writeValue(w, "Edm.String", execID) // flat, as the Logic App reads it [AXI]
 }
 
 // storeExportedPackageLocked puts a finished export's package in blob

@@ -72,7 +72,7 @@ func (e *Emulator) handler(h host) http.Handler {
 
 		if f != nil && f.Status != 0 {
 			if !sleepCtx(r.Context(), e.done, f.Delay) {
-				return
+				panic(http.ErrAbortHandler) // the client or the emulator gave up: answer nothing
 			}
 			e.writeFault(rec, r, h, f)
 			return
@@ -253,27 +253,28 @@ type delayWriter struct {
 	dead bool
 }
 
+// wait sleeps once. If the client or the emulator gives up first, the
+// connection is dropped: no answer at all, as from a server that hung.
 func (w *delayWriter) wait() {
 	w.once.Do(func() { w.dead = !sleepCtx(w.ctx, w.done, w.d) })
+	if w.dead {
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func (w *delayWriter) WriteHeader(code int) {
-	if w.wait(); !w.dead {
-		w.ResponseWriter.WriteHeader(code)
-	}
+	w.wait()
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *delayWriter) Write(b []byte) (int, error) {
-	if w.wait(); w.dead {
-		return 0, context.Canceled
-	}
+	w.wait()
 	return w.ResponseWriter.Write(b)
 }
 
 func (w *delayWriter) Flush() {
-	if w.wait(); !w.dead {
-		http.NewResponseController(w.ResponseWriter).Flush()
-	}
+	w.wait()
+	http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *delayWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
