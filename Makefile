@@ -30,7 +30,8 @@ build:
 
 ## demo: the whole pipeline locally on the built-in stand-ins
 demo:
-	@if [ -d cmd/localrun ]; then $(GO) run ./cmd/localrun demo; else echo "demo: not yet (see README)"; fi
+	@if [ -f functions/router/main.go ] && [ -f functions/enqueue/main.go ] && [ -f functions/poller/main.go ] && [ -f functions/dequeue/main.go ]; \
+	then $(GO) run ./cmd/localrun demo; else echo "demo: not yet: the four functions are still being built (see README)"; fi
 
 clean:
 	rm -rf $(BIN) .aws-sam
