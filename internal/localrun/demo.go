@@ -166,8 +166,8 @@ func (d *Demo) Run(ctx context.Context) error {
 	}
 	exports := map[string]string{
 		emu.QueueExport(actExportCSV, d365test.Export{Body: []byte("CUSTGROUP,NAME\r\n10,Wholesale\r\n20,Retail\r\n"), Size: 42, FileName: "Customer groups.csv"}): "customer-groups",
-		emu.QueueExport(actExportCSV, d365test.Export{Body: []byte("CUSTGROUP,NAME\r\n30,Intercompany\r\n"), Size: 34, FileName: "Customer groups.csv"}):             "customer-groups",
-		emu.QueueExport(actExportPkg, d365test.Export{Body: pkg, Size: int64(len(pkg)), FileName: "Vendor package.zip"}):                                            "vendor-package",
+		emu.QueueExport(actExportCSV, d365test.Export{Body: []byte("CUSTGROUP,NAME\r\n30,Intercompany\r\n"), Size: 34, FileName: "Customer groups.csv"}):           "customer-groups",
+		emu.QueueExport(actExportPkg, d365test.Export{Body: pkg, Size: int64(len(pkg)), FileName: "Vendor package.zip"}):                                           "vendor-package",
 	}
 
 	say("▶ running: S3 → arrivals → router → imports.fifo → enqueue → F&O; poller and dequeue on their schedules")
