@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
+)
+
+func TestParseActivity(t *testing.T) {
+	t.Parallel()
+	const id = "6c4e8f53-2d0a-4b7e-9f13-8a5c2b7d9e01"
+	for _, tc := range []struct {
+		name, in string
+		want     d365test.Activity
+		bad      bool
+	}{
+		{"bare", id, d365test.Activity{}, false},
+		{"braces", "{" + strings.ToUpper(id) + "}", d365test.Activity{}, false},
+		{"file in order", id + ",file,inorder", d365test.Activity{Kind: d365test.File, InOrder: true}, false},
+		{"package named", id + ",package,name=Vendors export", d365test.Activity{Kind: d365test.Package, Name: "Vendors export"}, false},
+		{"unknown option", id + ",fast", d365test.Activity{}, true},
+		{"not a GUID", "customers", d365test.Activity{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseActivity(tc.in)
+			if (err != nil) != tc.bad {
+				t.Fatalf("err = %v, want bad=%v", err, tc.bad)
+			}
+			if !tc.bad && (got.a.Kind != tc.want.Kind || got.a.InOrder != tc.want.InOrder || got.a.Name != tc.want.Name) {
+				t.Errorf("got %+v, want %+v", got.a, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseFlagsRejects(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-activity", "x"},
+		{"-export", "nope"},
+		{"-tick", "-1s"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	if _, err := parseFlags([]string{"-addr", "0.0.0.0:0"}, io.Discard); err != nil {
+		t.Fatalf("parse: %v", err) // refused at start, below
+	}
+	cfg, _ := parseFlags([]string{"-addr", "0.0.0.0:0"}, io.Discard)
+	if err := run(context.Background(), cfg, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("run on 0.0.0.0: %v, want a refusal", err)
+	}
+}
+
+// TestRun starts the command's emulator as an outside process would use it:
+// through the printed settings and the CA file only.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const act, exp = "6c4e8f53-2d0a-4b7e-9f13-8a5c2b7d9e01", "d4c3b2a1-0f9e-4d8c-b7a6-958473625104"
+	exportFile := filepath.Join(dir, "out.zip")
+	os.WriteFile(exportFile, []byte("exported"), 0o644)
+	caFile := filepath.Join(dir, "ca.pem")
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-activity", act + ",file,inorder",
+		"-export", exp + "=" + exportFile, "-ca-out", caFile, "-tick", "5ms"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, &out, func(*d365test.Emulator) { close(started) }) }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	env := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		env[k] = v
+	}
+	for _, k := range []string{"D365_BASE_URL", "D365_AUTHORITY", "D365_TENANT_ID", "D365_CLIENT_ID", "D365_CLIENT_SECRET", "D365_CA_FILE"} {
+		if env[k] == "" {
+			t.Fatalf("%s not printed:\n%s", k, out.String())
+		}
+	}
+	pemData, err := os.ReadFile(env["D365_CA_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		t.Fatal("CA file holds no certificate")
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.PostForm(env["D365_AUTHORITY"]+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {env["D365_CLIENT_ID"]},
+		"client_secret": {env["D365_CLIENT_SECRET"]}, "scope": {env["D365_BASE_URL"] + "/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, env["D365_BASE_URL"]+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, id := call(http.MethodPost, "/api/connector/enqueue/"+act+"?entity=Customer%20groups", "a,b")
+	if code != 200 {
+		t.Fatalf("enqueue %d %s", code, id)
+	}
+	// The ticker processes the message by itself.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, body := call(http.MethodPost, "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetMessageStatus", `{"messageId":`+id+`}`)
+		if strings.Contains(body, `"value":"Processed"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never processed: %s", body)
+		}
+	}
+	if code, body := call(http.MethodGet, "/api/connector/dequeue/"+exp, ""); code != 200 || !strings.Contains(body, "CorrelationId") {
+		t.Errorf("queued export: %d %s", code, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run after cancel: %v", err)
+	}
+}
