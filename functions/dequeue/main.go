@@ -1,0 +1,55 @@
+// Command dequeue is the export Lambda function: EventBridge Scheduler
+// invokes it once per export job with a constant JSON input
+// ({"job":"customer-groups","activityId":"<guid>",...}); it lands the job's
+// F&O exports in S3 and acknowledges them (see internal/exporter).
+//
+// Environment: BUCKET; OUTBOUND_PREFIX, STATE_PREFIX, DEADLINE_MARGIN,
+// UPLOAD_PART_MIB, UPLOAD_CONCURRENCY (optional); the F&O settings of
+// internal/fnoenv; the AWS SDK's own variables.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/fno-bridge/s3-fno/internal/awsenv"
+	"github.com/fno-bridge/s3-fno/internal/exporter"
+	"github.com/fno-bridge/s3-fno/internal/fnoenv"
+)
+
+func main() {
+	slog.SetDefault(lambdacontext.NewLogger())
+	h, err := newHandler(context.Background(), os.Getenv)
+	if err != nil {
+		slog.Error("dequeue: cannot start", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+// newHandler builds the handler from the environment. It makes no network
+// calls: the F&O secret is fetched on the first token request.
+func newHandler(ctx context.Context, getenv func(string) string) (*exporter.Handler, error) {
+	cfg, err := exporter.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := fnoenv.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsenv.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fno, err := fs.NewClient(awsenv.SecretsManager(awsCfg), fnoenv.Options{Logger: slog.Default()})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = slog.Default()
+	return exporter.New(cfg, fno, awsenv.S3(awsCfg))
+}
