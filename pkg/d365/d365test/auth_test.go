@@ -2,8 +2,11 @@ package d365test_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -87,5 +90,31 @@ func TestAllowedApps(t *testing.T) {
 				t.Errorf("%d messages stored, want 2 (refused enqueues store nothing)", got)
 			}
 		})
+	}
+}
+
+func TestLogNeverShowsSecrets(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var lines []string
+	v := setup(t, d365test.Options{Logf: func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}})
+	v.enqueue(actImport, "Customer groups", "f.csv", []byte("a"))
+	_, u := v.writeURL("p.zip")
+	v.putBlob(u, []byte("x"), "x-ms-blob-type", "BlockBlob")
+	sig, _ := url.Parse(u)
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(lines, "\n")
+	if len(lines) < 4 || !strings.Contains(all, "enqueue") || !strings.Contains(all, "blob-put") {
+		t.Fatalf("log:\n%s", all)
+	}
+	for _, secret := range []string{v.token, v.e.ClientSecret(), sig.Query().Get("sig"), url.QueryEscape(sig.Query().Get("sig"))} {
+		if strings.Contains(all, secret) {
+			t.Errorf("log holds a secret %q:\n%s", secret, all)
+		}
 	}
 }

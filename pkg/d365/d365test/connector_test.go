@@ -194,6 +194,9 @@ func TestLifecycle(t *testing.T) {
 func TestExecutionSummaryBeforeExecutionExists(t *testing.T) {
 	t.Parallel()
 	v := setup(t, d365test.Options{})
+	if got := v.execID("11111111-2222-4333-8444-555555555555"); got != "00000000-0000-0000-0000-000000000000" {
+		t.Errorf("GetExecutionIdByMessageId of an unknown message: %q", got)
+	}
 	a := v.action("GetExecutionSummaryStatus", map[string]string{"executionId": "nope"})
 	if a.status != http.StatusBadRequest || !strings.Contains(odataError(t, a.body), "were not found") {
 		t.Fatalf("%d %s", a.status, a.body)

@@ -32,16 +32,20 @@
 //
 // Requests(name) counts every request routed to an endpoint, including ones
 // answered by an injected fault or refused for auth; Faulted(name) counts the
-// faulted ones, so Requests-Faulted is what the handlers processed. Endpoint
-// names: "token", "openid-configuration", "instance-discovery" (Entra);
-// "enqueue", "dequeue", "download", "ack", "jobstatus" and each OData action
-// by name, e.g. "GetMessageStatus" (F&O); "blob-put", "blob-get" (blob);
-// "foreign-download" (the foreign host); "unknown" for unrouted F&O paths.
+// ones a Status fault answered, so Requests-Faulted is what reached the
+// handlers. Endpoint names: "token", "openid-configuration",
+// "instance-discovery", "entra-other" (Entra); "enqueue", "dequeue",
+// "download", "ack", "jobstatus" and each OData action by name, e.g.
+// "GetMessageStatus" (F&O); "unknown" for other F&O paths; "blob-put",
+// "blob-get", "blob-other" (blob); "foreign-download", "foreign-other" (the
+// foreign host). TotalRequests counts the F&O listener only.
 //
-// A fault with a Status answers before the handler runs and before auth, so
-// it has no side effect (a 429 on enqueue stores nothing). A fault with only
-// a Delay lets the handler run (side effects happen) and holds the response
+// A fault with a Status answers before auth and before the handler, so it
+// has no side effect (a 429 on enqueue stores nothing). A fault with only a
+// Delay lets the handler run (side effects happen) and holds the answer
 // back, which is how a slow ImportFromPackage still creates its execution.
+// If the client gives up (or Close is called) during a Delay, the connection
+// is dropped without an answer.
 //
 // # Choices where the real service is UNCONFIRMED
 //
@@ -71,14 +75,30 @@
 //     target error keys file (the scripted Outcome.TargetErrorKeysFile), else
 //     false; GetImportTargetErrorKeysFileUrl answers "" until Generate was
 //     called, then "" TargetKeysEmptyPolls more times, then the URL.
-//   - GetEntityExecutionSummaryStatusList: value is a JSON array of objects
-//     {EntityName, ExecutionStatus, StagingStatus, TargetStatus,
-//     StagingRecords, TargetRecords, StagingErrorCount, TargetErrorCount}.
+//   - GetEntityExecutionSummaryStatusList: value is a JSON array (context
+//     #Collection(...)) of the objects jobstatus puts in ExecutionDetail:
+//     {EntityName, Company, ExecutionStatus, StagingRecords, StagingStatus,
+//     StagingErrorCount, TargetRecords, TargetStatus, TargetErrorCount,
+//     ExecutionStartedDateTime, ExecutionCompletedDateTime}.
 //   - jobstatus for an unknown jobId: 200 with "DataJobStatus": null.
+//     DataJobState is 4 (InProcess) for both Preprocessing and Processing.
+//   - GetMessageStatus also knows export correlation IDs: Enqueued until
+//     dequeued, then Dequeued, then Acked.
+//   - Dequeue with a NullDownloadLocation or FileMissing fault still hides
+//     the message and issues a PopReceipt, so it can be acked.
+//   - A package import starts NotRun; with execute=true a Tick makes it
+//     Executing and the next one terminal; with execute=false it stays
+//     NotRun. An export is Executing until the next Tick.
+//   - ImportFromPackage reads the package through its SAS, so the URL must
+//     be one GetAzureWriteUrl issued, still valid, and uploaded. A package
+//     import into a definition group that exists (AddProject, or any earlier
+//     import) needs overwrite=true.
 //   - OData action parameters are checked as OData does: an unknown
 //     parameter name is a 400 (so {"messageId"} on GetExecutionIdByMessageId
 //     fails), and required ones must be present.
 //   - Blob PUT needs Content-Length (411 without), as Azure's Put Blob does.
-//   - Server-made ImportFromPackage execution IDs look like RIS's:
-//     "<definitionGroupId>-<yyyy-MM-dd_HH-mm-ss>-<GUID>".
+//   - Execution IDs the emulator makes look like RIS's:
+//     "<job or definition group name>-<yyyy-MM-dd_HH-mm-ss>-<GUID>" (they can
+//     hold spaces; clients must treat them as opaque).
+//   - GetExecutionErrors answers "[]" until the execution has ended.
 package d365test
