@@ -70,7 +70,7 @@ type Outcome struct {
 
 // ExecutionError is one row of GetExecutionErrors.
 type ExecutionError struct {
-	RecordId     string //nolint:revive // F&O's field name
+	RecordId     string // spelled as in F&O's JSON
 	Field        string
 	ErrorMessage string
 }
