@@ -318,3 +318,57 @@ func TestHandleRejectsBadInput(t *testing.T) {
 // nopFnO and nopS3 satisfy the interfaces and panic if used.
 type nopFnO struct{ exporter.FnO }
 type nopS3 struct{ exporter.S3 }
+
+func TestAckFailureLeavesItLandedForTheRedelivery(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, d365test.Options{})
+	corr := v.e.QueueExport(actA, d365test.Export{Body: []byte("x")})
+	v.e.Inject(d365test.Fault{Endpoint: "ack", Status: 500}) // every ack, until cleared
+	h := v.handler(nil)
+
+	sum := v.run(h, input("cg", actA, ""))
+	if sum.Landed != 1 || sum.Acked != 0 || len(sum.Errors) == 0 || sum.Files[0].Stage != "ack" {
+		t.Fatalf("summary: %+v", sum)
+	}
+	v.e.ClearFaults()
+	v.e.Advance(31 * time.Minute)
+	again := v.run(h, input("cg", actA, ""))
+	if again.AlreadyLanded != 1 || again.Acked != 1 {
+		t.Fatalf("re-delivery: %+v", again)
+	}
+	if got := v.e.Acked(actA); len(got) != 1 || got[0] != corr {
+		t.Errorf("acked %v", got)
+	}
+	if n := v.versions("outbound/cg/"); n != 1 {
+		t.Errorf("%d versions", n)
+	}
+}
+
+func TestStopsAfterConsecutiveFailures(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, d365test.Options{})
+	for i := 0; i < 5; i++ {
+		v.e.QueueExport(actA, d365test.Export{Body: []byte("x")})
+	}
+	v.e.Inject(d365test.Fault{Endpoint: "download", Status: 404}) // not retried
+	h := v.handler(func(c *exporter.Config) { c.MaxConsecutiveFailures = 2 })
+
+	sum := v.run(h, input("cg", actA, ""))
+	if sum.Dequeued != 2 || sum.Failed != 2 || !sum.MoreMayRemain || sum.QueueEmpty {
+		t.Fatalf("summary: %+v", sum)
+	}
+	if n := v.e.Pending(actA); n != 5 {
+		t.Errorf("pending %d", n)
+	}
+}
+
+func TestHTTPDownloadLocationQuirk(t *testing.T) {
+	t.Parallel()
+	// F&O sometimes hands out http://host:80/...; the file still lands.
+	v := newEnv(t, d365test.Options{HTTPDownloadLocation: true})
+	v.e.QueueExport(actA, d365test.Export{Body: []byte("x")})
+	sum := v.run(v.handler(nil), input("cg", actA, ""))
+	if sum.Landed != 1 || sum.Acked != 1 {
+		t.Fatalf("summary: %+v", sum)
+	}
+}

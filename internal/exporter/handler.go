@@ -127,14 +127,14 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 		if err := ctx.Err(); err != nil {
 			sum.MoreMayRemain = true
 			runErr = fmt.Errorf("export %s: %w", in.Job, err)
-			sum.Errors = append(sum.Errors, runErr.Error())
+			sum.addError(runErr.Error())
 			break
 		}
 		d, err := h.fno.Dequeue(ctx, in.ActivityID)
 		if err != nil {
 			sum.MoreMayRemain = true
 			runErr = fmt.Errorf("export %s: dequeue: %w", in.Job, err)
-			sum.Errors = append(sum.Errors, runErr.Error())
+			sum.addError(runErr.Error())
 			break
 		}
 		if d == nil {
@@ -150,7 +150,7 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 			failures++
 			if failures >= h.cfg.MaxConsecutiveFailures {
 				sum.MoreMayRemain = true
-				sum.Errors = append(sum.Errors, fmt.Sprintf("stopped after %d failures in a row", failures))
+				sum.addError(fmt.Sprintf("stopped after %d failures in a row", failures))
 				break
 			}
 		} else {
@@ -161,7 +161,10 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 	if len(sum.Errors) > 0 {
 		level = slog.LevelError
 	}
-	log.Log(ctx, level, "export summary", "summary", sum)
+	// Each file had its own line: the summary line keeps to the totals.
+	logged := sum
+	logged.Files = nil
+	log.Log(ctx, level, "export summary", "summary", logged)
 	return sum, runErr
 }
 

@@ -84,9 +84,21 @@ func (s *Summary) add(r FileResult) {
 	}
 	s.EntityFiles += len(r.Unpacked)
 	if r.Error != "" {
-		s.Errors = append(s.Errors, r.CorrelationID+": "+r.Error)
+		s.addError(r.CorrelationID + ": " + r.Error)
 	}
 	if r.UnpackError != "" {
-		s.Errors = append(s.Errors, r.CorrelationID+": "+r.UnpackError)
+		s.addError(r.CorrelationID + ": " + r.UnpackError)
+	}
+}
+
+// maxErrors bounds Summary.Errors; every error is also logged on its own.
+const maxErrors = 50
+
+func (s *Summary) addError(msg string) {
+	switch {
+	case len(s.Errors) < maxErrors:
+		s.Errors = append(s.Errors, msg)
+	case len(s.Errors) == maxErrors:
+		s.Errors = append(s.Errors, "more errors: see the log")
 	}
 }
