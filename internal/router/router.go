@@ -393,24 +393,30 @@ func Reject(ctx context.Context, c s3io.Client, l routes.Layout, now func() time
 	return nil
 }
 
-// keepMalformed stores a body that is not an S3 notification under
-// rejected/_malformed/<yyyy>/<mm>/<dd>/<sqs message ID>.json with a reason
-// document, so nobody loses it and it never loops.
+// keepMalformed stores a body that is not an S3 notification.
 func (r *Router) keepMalformed(ctx context.Context, m events.SQSMessage, cause error) error {
-	now := r.now().UTC()
+	return KeepMalformed(ctx, r.s3, r.cfg.Layout, r.cfg.Bucket, r.now, r.log, m, cause)
+}
+
+// KeepMalformed stores an SQS message body that cannot be used under
+// rejected/_malformed/<yyyy>/<mm>/<dd>/<sqs message ID>.event with a reason
+// document beside it, so nobody loses it and it never loops.
+func KeepMalformed(ctx context.Context, c s3io.Client, l routes.Layout, bucket string, now func() time.Time,
+	log *slog.Logger, m events.SQSMessage, cause error) error {
+	t := now().UTC()
 	name := strings.NewReplacer("/", "_", "\\", "_").Replace(m.MessageId)
 	if name == "" {
 		sum := sha256.Sum256([]byte(m.Body))
 		name = hex.EncodeToString(sum[:8])
 	}
-	key := r.cfg.Layout.RejectedKey("_malformed", now, name+".event")
-	if err := s3io.Upload(ctx, r.s3, r.cfg.Bucket, key, strings.NewReader(m.Body), int64(len(m.Body)), "application/octet-stream", nil); err != nil {
+	key := l.RejectedKey("_malformed", t, name+".event")
+	if err := s3io.Upload(ctx, c, bucket, key, strings.NewReader(m.Body), int64(len(m.Body)), "application/octet-stream", nil); err != nil {
 		return err
 	}
-	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: r.cfg.Bucket, RejectedAt: now, RejectedKey: key}
-	if err := s3io.PutJSON(ctx, r.s3, r.cfg.Bucket, key+routes.ReasonSuffix, doc); err != nil {
+	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: bucket, RejectedAt: t, RejectedKey: key}
+	if err := s3io.PutJSON(ctx, c, bucket, key+routes.ReasonSuffix, doc); err != nil {
 		return err
 	}
-	r.log.WarnContext(ctx, "router: kept a message that is not an S3 notification", "sqsMessageId", m.MessageId, "rejectedKey", key, "error", cause.Error())
+	log.WarnContext(ctx, "kept a message that cannot be used", "sqsMessageId", m.MessageId, "rejectedKey", key, "error", cause.Error())
 	return nil
 }

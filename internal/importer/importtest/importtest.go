@@ -23,6 +23,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/mototest"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
 // FIFO describes a FIFO queue to create.
@@ -279,4 +281,30 @@ func Get(t testing.TB, c *s3.Client, bucket, key string) (body []byte, ok bool) 
 		t.Fatalf("read %s: %v", key, err)
 	}
 	return b, true
+}
+
+// FnO builds a d365 client against an emulator, with short retry waits.
+func FnO(t testing.TB, e *d365test.Emulator, mod ...func(*d365.Config)) *d365.Client {
+	t.Helper()
+	cred, err := d365.SecretCredential(e.ClientSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	au, err := url.Parse(e.AuthorityURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := d365.Config{
+		BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(),
+		AuthorityHost: au.Scheme + "://" + au.Host, Credential: cred, HTTPClient: e.HTTPClient(),
+		Retry: d365.RetryPolicy{InitialInterval: 50 * time.Millisecond, MaxInterval: 2 * time.Second},
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	c, err := d365.New(cfg)
+	if err != nil {
+		t.Fatalf("d365.New: %v", err)
+	}
+	return c
 }

@@ -1,0 +1,359 @@
+// Package importer is the enqueue function: it takes FIFO import messages
+// (one per file, grouped by entity) and streams each file from S3 to F&O's
+// recurring-integration enqueue endpoint, strictly in order.
+//
+// # Order (promise 2)
+//
+// A batch is processed sequentially. On the first failure that record and
+// every later one in the batch are reported as batch item failures
+// (AWS-NOTES A2, C1), so SQS redelivers them in order and nothing behind a
+// failed file of the same entity overtakes it.
+//
+// # At most once into F&O (promise 3)
+//
+// F&O has no enqueue de-duplication. Before sending, the handler looks for
+// the file's idempotency marker (_state/markers/<identity>.json); with one,
+// the file was enqueued already and the record is done. After F&O answers
+// with a message ID the marker is written with If-None-Match: *, then the
+// ledger record the poller follows.
+//
+// The unavoidable window: if the function dies (timeout, crash, lost
+// network to S3) after F&O answered and before the marker is written, the
+// FIFO message is redelivered, no marker is found, and the file is enqueued
+// a second time. The marker write is retried for up to 10 s outside the
+// invocation's deadline to keep the window small. A second, related case:
+// a 5xx answer or a dropped connection after the body went out leaves it
+// unknown whether F&O stored the message; it is treated as not stored and
+// retried through SQS (the d365 client itself never re-sends an enqueue
+// once the request went out).
+//
+// # Failures
+//
+//   - F&O refuses the file for good (4xx other than 401/403/408/429, or a
+//     302 from an on-premises environment): the file is moved to rejected/
+//     with F&O's answer in the reason document; the record is done.
+//   - 401/403 (the app is not authorized: configuration, not the file),
+//     429 after the client's retries, 5xx, network or S3 errors: batch item
+//     failure. SQS redelivers; after maxReceiveCount the message goes to the
+//     FIFO dead-letter queue and the file stays in inbound/.
+//   - The source version no longer exists (NoSuchKey/NoSuchVersion, or in
+//     an unversioned bucket a different ETag): logged; the record is done,
+//     since there is nothing left to import.
+//   - A FIFO body that cannot be read: kept under rejected/_malformed/.
+package importer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fno-bridge/s3-fno/internal/ledger"
+	"github.com/fno-bridge/s3-fno/internal/router"
+	"github.com/fno-bridge/s3-fno/internal/routes"
+	"github.com/fno-bridge/s3-fno/internal/s3io"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// Config is the enqueue function's configuration.
+type Config struct {
+	routes.Config
+	// Margin: a record is not started when less than this is left before
+	// the invocation's deadline; it and the rest are returned for
+	// redelivery. Default 20s.
+	Margin time.Duration
+	// FirstCheck is how long after enqueue the poller first looks at a
+	// message. Default 1m.
+	FirstCheck time.Duration
+}
+
+// ConfigFromEnv reads BUCKET, ROUTES and the prefixes.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	rc, err := routes.FromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Config: rc}, nil
+}
+
+// Enqueuer is the part of the F&O client the handler needs.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, in d365.EnqueueRequest) (string, error)
+}
+
+var _ Enqueuer = (*d365.Client)(nil)
+
+// Handler is the enqueue function's handler.
+type Handler struct {
+	cfg    Config
+	s3     s3io.Client
+	fno    Enqueuer
+	ledger *ledger.Store
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New builds the handler. log nil means slog.Default().
+func New(cfg Config, s3c s3io.Client, fno Enqueuer, log *slog.Logger) (*Handler, error) {
+	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.Layout.Inbound == "" {
+		return nil, fmt.Errorf("importer: Bucket, Routes and Layout are required")
+	}
+	if s3c == nil || fno == nil {
+		return nil, fmt.Errorf("importer: S3 and F&O clients are required")
+	}
+	if cfg.Margin <= 0 {
+		cfg.Margin = 20 * time.Second
+	}
+	if cfg.FirstCheck <= 0 {
+		cfg.FirstCheck = time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now,
+		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
+}
+
+// Handle processes a FIFO batch strictly in order. From the first record
+// that fails, that record and every later one are batch item failures.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for i, m := range ev.Records {
+		err := h.beforeDeadline(ctx)
+		if err == nil {
+			err = h.process(ctx, m)
+		}
+		if err != nil {
+			rest := len(ev.Records) - i
+			h.log.WarnContext(ctx, "enqueue: returning the rest of the batch for redelivery",
+				"sqsMessageId", m.MessageId, "failed", 1, "unprocessed", rest-1, "error", err.Error())
+			for _, r := range ev.Records[i:] {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			}
+			return resp, nil
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) beforeDeadline(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < h.cfg.Margin {
+		return fmt.Errorf("less than %s left before the deadline", h.cfg.Margin)
+	}
+	return nil
+}
+
+// process handles one record; nil means done with it.
+func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
+	var fm router.FileMessage
+	if err := json.Unmarshal([]byte(m.Body), &fm); err != nil || fm.Bucket == "" || fm.Key == "" {
+		if err == nil {
+			err = errors.New("bucket or key missing")
+		}
+		return router.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+			fmt.Errorf("import message is not a file message: %w", err))
+	}
+	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
+	obj := router.Object{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID, ETag: fm.ETag, Size: fm.Size, EventTime: fm.EventTime}
+	_, file, _ := h.cfg.Layout.Split(fm.Key)
+	rt, ok := h.cfg.Routes.Lookup(fm.Route)
+	if !ok {
+		return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, "", fm.Route+"/"+file, "no-route",
+			fmt.Sprintf("route %q is no longer configured", fm.Route), nil)
+	}
+	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
+		return fmt.Errorf("read marker of %s: %w", fm.Key, err)
+	} else if found {
+		log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
+		return nil
+	}
+
+	body, err := h.open(ctx, fm)
+	if isGone(err) {
+		log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", err.Error())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer body.Body.Close()
+	size := aws.ToInt64(body.ContentLength)
+	if size == 0 {
+		body.Body.Close()
+		return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "empty-file",
+			"the file is empty (0 bytes): there is nothing to import", nil)
+	}
+	// Reopen re-reads exactly the version being sent.
+	again := fm
+	if v := aws.ToString(body.VersionId); s3io.NormalizeVersion(v) != "" {
+		again.VersionID = v
+	} else if again.ETag == "" {
+		again.ETag = s3io.NormalizeETag(aws.ToString(body.ETag))
+	}
+	req := d365.EnqueueRequest{
+		ActivityID: rt.ActivityID, Company: rt.Company, ExternalID: ExternalID(fm.Key),
+		Body: body.Body, Size: size,
+		Reopen: func(ctx context.Context) (io.ReadCloser, error) {
+			out, err := h.open(ctx, again)
+			if err != nil {
+				return nil, err
+			}
+			return out.Body, nil
+		},
+	}
+	if rt.Kind == routes.KindFile {
+		req.Entity = rt.Entity
+	}
+	start := h.now()
+	msgID, err := h.fno.Enqueue(ctx, req)
+	body.Body.Close()
+	if err != nil {
+		if permanent(err) {
+			return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "fno-rejected",
+				"F&O refused the file: "+err.Error(), answerJSON(err))
+		}
+		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
+	}
+	now := h.now().UTC()
+	rec := ledger.Record{
+		Identity: identity, MessageID: msgID, Bucket: fm.Bucket, Key: fm.Key,
+		VersionID: s3io.NormalizeVersion(again.VersionID), ETag: s3io.NormalizeETag(fm.ETag), Size: size,
+		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
+		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: now, NextCheck: now.Add(h.cfg.FirstCheck),
+	}
+	log = log.With("messageId", msgID)
+	log.InfoContext(ctx, "enqueue: F&O accepted the file", "size", size, "entity", req.Entity, "activityId", rt.ActivityID,
+		"took", h.now().Sub(start).String())
+	// THE WINDOW: F&O has the message; until the marker is written, a crash
+	// means a redelivery enqueues the file again. Retry the write for up to
+	// 10 s even past the invocation's own context.
+	if err := h.writeMarker(ctx, rec, log); err != nil {
+		return fmt.Errorf("F&O accepted %s as message %s but the marker could not be written (a redelivery will enqueue it again): %w",
+			fm.Key, msgID, err)
+	}
+	if _, err := h.ledger.Put(ctx, rec); err != nil {
+		// The marker holds the record: the poller's sweep rebuilds it.
+		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", err.Error())
+	}
+	return nil
+}
+
+func (h *Handler) writeMarker(ctx context.Context, rec ledger.Record, log *slog.Logger) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		created, existing, err := h.ledger.PutMarker(wctx, rec)
+		if err == nil {
+			if !created {
+				prev := ""
+				if existing != nil {
+					prev = existing.MessageID
+				}
+				// Only possible if two deliveries of one file ran at once
+				// (e.g. a route's entity changed between them).
+				log.ErrorContext(ctx, "enqueue: the file was enqueued twice at the same time; F&O holds a duplicate",
+					"previousMessageId", prev)
+			}
+			return nil
+		}
+		last = err
+		select {
+		case <-wctx.Done():
+			return last
+		case <-time.After(time.Duration(200*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return last
+}
+
+// open reads the exact version named (or, without one, the object only if
+// its ETag is still the one named).
+func (h *Handler) open(ctx context.Context, fm router.FileMessage) (*s3.GetObjectOutput, error) {
+	in := &s3.GetObjectInput{Bucket: &fm.Bucket, Key: &fm.Key}
+	if v := s3io.NormalizeVersion(fm.VersionID); v != "" {
+		in.VersionId = &v
+	} else if fm.ETag != "" {
+		in.IfMatch = aws.String(`"` + s3io.NormalizeETag(fm.ETag) + `"`)
+	}
+	out, err := h.s3.GetObject(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("get s3://%s/%s: %w", fm.Bucket, fm.Key, err)
+	}
+	return out, nil
+}
+
+func isGone(err error) bool {
+	return err != nil && (s3io.IsNotFound(err) || s3io.IsInvalidVersion(err) || s3io.IsPreconditionFailed(err))
+}
+
+// permanent reports whether F&O refused the file for good.
+func permanent(err error) bool {
+	if errors.Is(err, d365.ErrOnPremises) {
+		return true
+	}
+	var te *d365.ThrottledError
+	if errors.As(err, &te) {
+		return false
+	}
+	var fe *d365.Error
+	if !errors.As(err, &fe) || fe.Temporary() {
+		return false
+	}
+	switch fe.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return fe.StatusCode >= 400 && fe.StatusCode < 500
+}
+
+// answerJSON is F&O's answer for the reason document.
+func answerJSON(err error) json.RawMessage {
+	var fe *d365.Error
+	if !errors.As(err, &fe) {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"status": fe.StatusCode, "code": fe.Code, "message": fe.Message, "body": fe.Body})
+	return b
+}
+
+// maxExternalID bounds the x-ms-dyn-externalidentifier header.
+const maxExternalID = 250
+
+// ExternalID is the x-ms-dyn-externalidentifier sent with a file: its S3
+// key, with every byte that is not printable ASCII percent-encoded (header
+// values cannot carry control characters, and F&O's handling of non-ASCII
+// is unknown). Keys too long keep their end (the file name) behind "…".
+func ExternalID(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c < 0x20 || c >= 0x7f || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	s := b.String()
+	if len(s) > maxExternalID {
+		s = "..." + s[len(s)-(maxExternalID-3):]
+	}
+	return s
+}
