@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fno-bridge/s3-fno/internal/unpack"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -255,19 +256,23 @@ func (h *Handler) missingFile(ctx context.Context, log *slog.Logger, in Input, d
 	log.WarnContext(ctx, "export: no file; recorded and acknowledged", "reason", reason, "fnoMessage", msg, "record", key)
 }
 
-// abortLeftover makes sure a failed multipart upload is aborted. The
-// transfer manager aborts it itself; this covers its abort failing. The
-// bucket's lifecycle rule is the last resort.
+// abortLeftover makes sure a failed multipart upload is aborted, so no
+// parts linger. The transfer manager aborts it itself, but reports a failed
+// abort only when the upload failed by cancellation; aborting again is
+// cheap (NoSuchUpload means it is gone). The bucket's lifecycle rule for
+// incomplete uploads is the last resort.
 func (h *Handler) abortLeftover(err error, key string) {
 	var mu transfermanager.MultipartUploadError
-	if !errors.As(err, &mu) || mu.UploadID() == "" || !strings.Contains(err.Error(), "failed to abort") {
+	if !errors.As(err, &mu) || mu.UploadID() == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, aerr := h.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+	_, aerr := h.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: &h.cfg.Bucket, Key: &key, UploadId: aws.String(mu.UploadID()),
-	}); aerr != nil {
+	})
+	var nsu *s3types.NoSuchUpload
+	if aerr != nil && !errors.As(aerr, &nsu) && !isNotFound(aerr) {
 		h.log.Warn("export: multipart upload left for the lifecycle rule", "key", key, "uploadId", mu.UploadID(), "error", aerr.Error())
 	}
 }
