@@ -177,9 +177,10 @@ func (h *Handler) unpack(ctx context.Context, in Input, d *d365.DequeuedFile, m 
 		r.UnpackError = fmt.Sprintf("unpack: %s is no longer there", m.Key)
 		return nil
 	}
+	// Pinned by ETag (If-Match), not VersionId: reading a version needs
+	// s3:GetObjectVersion, which the function is not granted.
 	src := unpack.Source{
-		Bucket: h.cfg.Bucket, Key: m.Key, Size: aws.ToInt64(head.ContentLength),
-		VersionID: aws.ToString(head.VersionId), ETag: aws.ToString(head.ETag),
+		Bucket: h.cfg.Bucket, Key: m.Key, Size: aws.ToInt64(head.ContentLength), ETag: aws.ToString(head.ETag),
 	}
 	res, err := unpack.Package(ctx, h.s3, h.tm, src, unpack.Target{
 		Bucket: h.cfg.Bucket, Prefix: strings.TrimSuffix(m.Key, ".zip") + "/",
