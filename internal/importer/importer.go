@@ -172,12 +172,12 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
 	obj := router.Object{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID, ETag: fm.ETag, Size: fm.Size, EventTime: fm.EventTime}
 	_, file, _ := h.cfg.Layout.Split(fm.Key)
+	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	rt, ok := h.cfg.Routes.Lookup(fm.Route)
 	if !ok {
-		return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, "", fm.Route+"/"+file, "no-route",
-			fmt.Sprintf("route %q is no longer configured", fm.Route), nil)
+		return h.done(ctx, identity, router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, "", fm.Route+"/"+file, "no-route",
+			fmt.Sprintf("route %q is no longer configured", fm.Route), nil))
 	}
-	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
 		return fmt.Errorf("read marker of %s: %w", fm.Key, err)
 	} else if found {
@@ -188,7 +188,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	body, err := h.open(ctx, fm)
 	if isGone(err) {
 		log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", err.Error())
-		return nil
+		return h.done(ctx, identity, nil)
 	}
 	if err != nil {
 		return err
@@ -197,8 +197,8 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	size := aws.ToInt64(body.ContentLength)
 	if size == 0 {
 		body.Body.Close()
-		return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "empty-file",
-			"the file is empty (0 bytes): there is nothing to import", nil)
+		return h.done(ctx, identity, router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "empty-file",
+			"the file is empty (0 bytes): there is nothing to import", nil))
 	}
 	// Reopen re-reads exactly the version being sent.
 	again := fm
@@ -226,8 +226,8 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	body.Body.Close()
 	if err != nil {
 		if permanent(err) {
-			return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "fno-rejected",
-				"F&O refused the file: "+err.Error(), answerJSON(err))
+			return h.done(ctx, identity, router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "fno-rejected",
+				"F&O refused the file: "+err.Error(), answerJSON(err)))
 		}
 		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
 	}
@@ -251,6 +251,18 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	if _, err := h.ledger.Put(ctx, rec); err != nil {
 		// The marker holds the record: the poller's sweep rebuilds it.
 		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", err.Error())
+	}
+	return nil
+}
+
+// done removes the routed marker of a file that will never be enqueued
+// (rejected or gone), once err is nil.
+func (h *Handler) done(ctx context.Context, identity string, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := s3io.DeleteKey(ctx, h.s3, h.cfg.Bucket, h.cfg.Layout.RoutedKey(identity)); err != nil {
+		h.log.WarnContext(ctx, "enqueue: routed marker not removed", "error", err.Error())
 	}
 	return nil
 }

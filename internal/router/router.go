@@ -227,9 +227,30 @@ func (r *Router) DispatchOutcomes(ctx context.Context, objs []Object) ([]error, 
 			}
 			r.log.InfoContext(ctx, "router: forwarded to the import queue", "key", o.Key, "versionId", o.VersionID,
 				"route", r.routeOf(o.Key), "group", aws.ToString(batch[start+k].MessageGroupId))
+			r.markRouted(ctx, o, aws.ToString(batch[start+k].MessageDeduplicationId))
 		}
 	}
 	return errs, outs
+}
+
+// Routed is the routed marker's content.
+type Routed struct {
+	Key       string    `json:"key"`
+	VersionID string    `json:"versionId,omitempty"`
+	DedupID   string    `json:"dedupId"`
+	RoutedAt  time.Time `json:"routedAt"`
+}
+
+// markRouted records that a file's FIFO message went out, so the sweep
+// does not route it again while it waits in the queue or its DLQ. A failed
+// write only costs a redundant send by a later sweep (the enqueue marker
+// still stops a second enqueue), so it is logged, not returned.
+func (r *Router) markRouted(ctx context.Context, o Object, dedup string) {
+	id := s3io.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
+	doc := Routed{Key: o.Key, VersionID: s3io.NormalizeVersion(o.VersionID), DedupID: dedup, RoutedAt: r.now().UTC()}
+	if err := s3io.PutJSON(ctx, r.s3, r.cfg.Bucket, r.cfg.Layout.RoutedKey(id), doc); err != nil {
+		r.log.WarnContext(ctx, "router: routed marker not written", "key", o.Key, "error", err.Error())
+	}
 }
 
 func (r *Router) routeOf(key string) string {

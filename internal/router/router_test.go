@@ -259,6 +259,9 @@ func TestBatchOfTenIsOneSend(t *testing.T) {
 	if n := f.sender.calls.Load(); n != 1 {
 		t.Fatalf("%d SendMessageBatch calls, want 1", n)
 	}
+	if routed := importtest.Keys(t, f.s3, f.bucket, "_state/routed/"); len(routed) != 10 {
+		t.Fatalf("%d routed markers, want 10", len(routed))
+	}
 	msgs := importtest.Receive(t, f.sqs, f.queue)
 	if len(msgs) != 10 {
 		t.Fatalf("%d FIFO messages, want 10", len(msgs))

@@ -87,6 +87,14 @@ func (l Layout) MarkerKey(hash string) string { return l.State + "markers/" + ha
 // MarkerPrefix is where markers live.
 func (l Layout) MarkerPrefix() string { return l.State + "markers/" }
 
+// RoutedKey is _state/routed/<hash>.json: written by the router once a
+// file's FIFO message is sent, so the sweep leaves files that are waiting in
+// the FIFO queue (or its dead-letter queue) alone.
+func (l Layout) RoutedKey(hash string) string { return l.State + "routed/" + hash + ".json" }
+
+// RoutedPrefix is where routed markers live.
+func (l Layout) RoutedPrefix() string { return l.State + "routed/" }
+
 // LedgerPrefix is where ledger records live.
 func (l Layout) LedgerPrefix() string { return l.State + "ledger/" }
 
