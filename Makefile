@@ -54,8 +54,10 @@ build-DequeueFunction:
 
 ## invoke: build one function for this machine and invoke it once with an event file, without
 ## Docker (the `sam local invoke` of this project), e.g.
-##   make invoke FN=EnqueueFunction EVENT=events/enqueue-fifo-batch.json INVOKE_FLAGS='-env-file events/env.local.json'
+##   make invoke FN=RouterFunction EVENT=events/router-test-event.json
+##   make invoke FN=EnqueueFunction EVENT=events/enqueue-fifo-batch.json INVOKE_FLAGS='-env-file events/env.local.json -env BUCKET=x'
 FN ?= RouterFunction
 EVENT ?= events/router-s3-put.json
+INVOKE_FLAGS ?= -env-file events/env.local.json
 invoke:
 	$(GO) run ./cmd/invoke -fn $(FN) -event $(EVENT) $(INVOKE_FLAGS)
