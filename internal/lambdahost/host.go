@@ -103,6 +103,16 @@ type Result struct {
 	PID int
 }
 
+// Err returns Error as an error, or nil when the invocation succeeded. Use
+// it rather than assigning Error to an error variable: a nil
+// *FunctionError in an error interface is not nil.
+func (r Result) Err() error {
+	if r.Error == nil {
+		return nil
+	}
+	return r.Error
+}
+
 // Host is one execution environment for one function. Its methods are safe
 // for concurrent use; invocations are served one at a time.
 type Host struct {

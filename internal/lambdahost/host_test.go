@@ -120,6 +120,9 @@ func TestInvoke_PayloadAndContext(t *testing.T) {
 	if string(r.Event) != payload {
 		t.Errorf("event round trip:\n got %s\nwant %s", r.Event, payload)
 	}
+	if res.Err() != nil {
+		t.Errorf("Err() = %v for a successful invocation", res.Err())
+	}
 	if res.RequestID == "" || r.RequestID != res.RequestID {
 		t.Errorf("handler saw request ID %q, host reported %q", r.RequestID, res.RequestID)
 	}
@@ -194,6 +197,10 @@ func TestInvoke_FunctionError(t *testing.T) {
 	}
 	if res.Error.Type != "validationError" || res.Error.Message != `route "x" unknown` {
 		t.Errorf("error = %+v", res.Error)
+	}
+	var fe *lambdahost.FunctionError
+	if !errors.As(res.Err(), &fe) || fe != res.Error {
+		t.Errorf("Err() = %v, want the FunctionError", res.Err())
 	}
 	if errors.Is(res.Error, lambdahost.ErrTimeout) || errors.Is(res.Error, lambdahost.ErrInit) {
 		t.Error("a handler error matched ErrTimeout or ErrInit")
