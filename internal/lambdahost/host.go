@@ -42,7 +42,8 @@ const (
 	// moto's fixed account, so ARNs line up with the local stand-ins.
 	AccountID = "123456789012"
 
-	shutdownGrace = 500 * time.Millisecond
+	// DefaultShutdownGrace is Function.ShutdownGrace's default.
+	DefaultShutdownGrace = 500 * time.Millisecond
 )
 
 // Function describes the function a Host runs.
@@ -81,6 +82,10 @@ type Function struct {
 	// Lambda). Nil discards it.
 	Stdout io.Writer
 	Stderr io.Writer
+	// ShutdownGrace is how long Close waits between SIGTERM and SIGKILL for
+	// a function that registered an extension (aws-lambda-go's
+	// WithEnableSIGTERM does). Default 500ms, Lambda's allowance.
+	ShutdownGrace time.Duration
 }
 
 // Result is the outcome of one invocation.
@@ -161,6 +166,9 @@ func Start(ctx context.Context, fn Function) (*Host, error) {
 	if fn.MemoryMB <= 0 {
 		fn.MemoryMB = DefaultMemoryMB
 	}
+	if fn.ShutdownGrace <= 0 {
+		fn.ShutdownGrace = DefaultShutdownGrace
+	}
 	if fn.Region == "" {
 		fn.Region = fn.Env["AWS_REGION"]
 	}
@@ -217,7 +225,7 @@ func (h *Host) Close() error {
 	h.p = nil
 	h.mu.Unlock()
 	if p != nil {
-		p.shutdown(shutdownGrace)
+		p.shutdown(h.fn.ShutdownGrace)
 	}
 	return nil
 }

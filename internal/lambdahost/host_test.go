@@ -363,10 +363,25 @@ func TestInvoke_ContextCancelled(t *testing.T) {
 	t.Parallel()
 	h := startHost(t, lambdahost.Function{Timeout: time.Minute})
 	_, before := invokeOK(t, h, `{}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	started := filepath.Join(t.TempDir(), "started")
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := h.Invoke(ctx, []byte(`{"mode":"sleep","sleep":"1h"}`)); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	go func() { // cancel once the handler is running
+		for {
+			if _, err := os.Stat(started); err == nil {
+				cancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	payload := fmt.Sprintf(`{"mode":"sleep","sleep":"1h","started":%q}`, started)
+	if _, err := h.Invoke(ctx, []byte(payload)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if alive(before.PID) {
 		t.Error("the process kept running after its invocation was abandoned")
@@ -377,7 +392,10 @@ func TestInvoke_ContextCancelled(t *testing.T) {
 func TestClose(t *testing.T) {
 	t.Parallel()
 	sigterm := filepath.Join(t.TempDir(), "sigterm")
-	h := startHost(t, lambdahost.Function{Env: map[string]string{"ECHOFN_SIGTERM_FILE": sigterm}})
+	h := startHost(t, lambdahost.Function{
+		Env:           map[string]string{"ECHOFN_SIGTERM_FILE": sigterm},
+		ShutdownGrace: time.Minute, // the handler exits as soon as it has written the file
+	})
 	_, r := invokeOK(t, h, `{}`)
 	if err := h.Close(); err != nil {
 		t.Fatal(err)

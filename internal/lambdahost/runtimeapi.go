@@ -87,7 +87,8 @@ type process struct {
 	mu      sync.Mutex
 	current *invocation
 
-	extensions atomic.Bool // an extension registered, so SIGTERM before SIGKILL
+	extensions atomic.Bool   // an extension registered, so SIGTERM before SIGKILL
+	grace      time.Duration // written before spindown is closed
 
 	stopOnce     sync.Once
 	stop         chan struct{} // closed once the process is gone or going without grace
@@ -173,6 +174,7 @@ func (p *process) closeSpindown() { p.spindownOnce.Do(func() { close(p.spindown)
 // SIGKILL, then the API server. It waits until the process is reaped.
 func (p *process) shutdown(grace time.Duration) {
 	p.shutdownOnce.Do(func() {
+		p.grace = grace
 		p.closeSpindown()
 		if grace > 0 && p.extensions.Load() && !p.hasExited() {
 			// The runtime's /next stays blocked meanwhile, as on Lambda.
@@ -317,7 +319,7 @@ func (p *process) handleExtensionNext(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"eventType":      "SHUTDOWN",
 			"shutdownReason": "spindown",
-			"deadlineMs":     time.Now().Add(shutdownGrace).UnixMilli(),
+			"deadlineMs":     time.Now().Add(p.grace).UnixMilli(),
 		})
 	case <-r.Context().Done():
 	}

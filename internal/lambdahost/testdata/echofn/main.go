@@ -4,14 +4,16 @@
 // Init-phase behaviour comes from ECHOFN_INIT: "error" posts to
 // /runtime/init/error and exits 1; "exit" exits 3 without a word.
 // ECHOFN_SIGTERM_FILE, when set, enables SIGTERM delivery (through the
-// Extensions API) and names a file the SIGTERM handler writes.
+// Extensions API) and names a file the SIGTERM handler writes before it
+// exits.
 //
 // Event {"mode": ...}:
 //
 //	"echo" (default)  reply with the event, the Lambda context and the env vars named in "env"
 //	"error"           return a *validationError with "message"
 //	"panic"           panic with "message" (aws-lambda-go reports it, then exits)
-//	"sleep"           sleep "sleep" (a Go duration), ignoring the context
+//	"sleep"           sleep "sleep" (a Go duration), ignoring the context; first
+//	                  create the file "started" names, if any
 //	"exit"            os.Exit(7) mid-invocation
 //	"big"             reply with "size" bytes
 //	"stream-error"    reply with a stream that fails part way
@@ -39,6 +41,8 @@ type event struct {
 	Sleep   string   `json:"sleep"`
 	Size    int      `json:"size"`
 	Env     []string `json:"env"`
+	// Started, for "sleep", names a file written once the handler runs.
+	Started string `json:"started"`
 }
 
 // Reply is what the echo mode returns.
@@ -102,6 +106,11 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ev.Started != "" {
+			if err := os.WriteFile(ev.Started, nil, 0o644); err != nil {
+				return nil, err
+			}
+		}
 		time.Sleep(d)
 		return map[string]string{"slept": ev.Sleep}, nil
 	case "exit":
@@ -132,6 +141,7 @@ func main() {
 	if f := os.Getenv("ECHOFN_SIGTERM_FILE"); f != "" {
 		lambda.StartWithOptions(handle, lambda.WithEnableSIGTERM(func() {
 			_ = os.WriteFile(f, []byte("SIGTERM"), 0o644)
+			os.Exit(0)
 		}))
 		return
 	}
