@@ -221,15 +221,28 @@ func (s *Store) Identities(ctx context.Context) (map[string]bool, error) {
 	return ids, nil
 }
 
-// Markers lists every identity with a marker.
+// Markers lists every identity with an idempotency marker.
 func (s *Store) Markers(ctx context.Context) (map[string]bool, error) {
+	return s.listIDs(ctx, s.Layout.MarkerPrefix())
+}
+
+// Routed lists every identity with a routed marker.
+func (s *Store) Routed(ctx context.Context) (map[string]bool, error) {
+	return s.listIDs(ctx, s.Layout.RoutedPrefix())
+}
+
+// DeleteRouted removes the routed marker of an identity.
+func (s *Store) DeleteRouted(ctx context.Context, identity string) error {
+	return s3io.DeleteKey(ctx, s.S3, s.Bucket, s.Layout.RoutedKey(identity))
+}
+
+func (s *Store) listIDs(ctx context.Context, prefix string) (map[string]bool, error) {
 	ids := map[string]bool{}
-	prefix := s.Layout.MarkerPrefix()
 	p := s3.NewListObjectsV2Paginator(s.S3, s.listInput(prefix))
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: list markers: %w", err)
+			return nil, fmt.Errorf("ledger: list %s: %w", prefix, err)
 		}
 		for _, o := range out.Contents {
 			name := strings.TrimPrefix(aws.ToString(o.Key), prefix)

@@ -1,0 +1,240 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path"
+	"time"
+
+	"github.com/fno-bridge/s3-fno/internal/ledger"
+	"github.com/fno-bridge/s3-fno/internal/routes"
+	"github.com/fno-bridge/s3-fno/internal/s3io"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// Outcomes of a finished import.
+const (
+	OutcomeProcessed = "processed"
+	OutcomeFailed    = "failed"
+)
+
+// Result is the document written beside a processed or failed file.
+type Result struct {
+	Outcome         string `json:"outcome"` // processed | failed
+	Status          string `json:"status"`  // GetMessageStatus's final value
+	MessageID       string `json:"messageId"`
+	ExecutionID     string `json:"executionId,omitempty"`
+	ExecutionStatus string `json:"executionStatus,omitempty"` // GetExecutionSummaryStatus
+
+	Route      string `json:"route"`
+	Entity     string `json:"entity,omitempty"`
+	Company    string `json:"company,omitempty"`
+	ActivityID string `json:"activityId"`
+	ExternalID string `json:"externalId"`
+
+	// SourceKey and SourceVersionID say where the file came from; File is
+	// where it is now.
+	SourceKey       string `json:"sourceKey"`
+	SourceVersionID string `json:"sourceVersionId,omitempty"`
+	Size            int64  `json:"size"`
+	File            string `json:"file"`
+
+	EventTime         time.Time `json:"eventTime,omitzero"`
+	EnqueuedAt        time.Time `json:"enqueuedAt"`
+	FinishedAt        time.Time `json:"finishedAt"` // when the poller saw the final status
+	ProcessingSeconds float64   `json:"processingSeconds"`
+	Checks            int       `json:"checks"`
+
+	// Errors are GetExecutionErrors' rows. ErrorsRaw is F&O's text as sent,
+	// kept when it was not valid JSON (ErrorsLenient) so nothing is lost.
+	Errors        []d365.ExecutionError `json:"errors"`
+	ErrorsRaw     string                `json:"errorsRaw,omitempty"`
+	ErrorsLenient bool                  `json:"errorsLenient,omitempty"`
+	// Keys of the error files copied beside the file.
+	StagingErrorFile    string   `json:"stagingErrorFile,omitempty"`
+	TargetErrorKeysFile string   `json:"targetErrorKeysFile,omitempty"`
+	Notes               []string `json:"notes,omitempty"`
+}
+
+// finalize gathers F&O's verdict, moves the file with its result document
+// and error files, and removes the markers. Every step can be repeated.
+func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.MessageStatus, now time.Time, log *slog.Logger) (*Result, error) {
+	res := &Result{
+		Outcome: OutcomeFailed, Status: string(status), MessageID: rec.MessageID,
+		Route: rec.Route, Entity: rec.Entity, Company: rec.Company, ActivityID: rec.ActivityID, ExternalID: rec.ExternalID,
+		SourceKey: rec.Key, SourceVersionID: rec.VersionID, Size: rec.Size,
+		EventTime: rec.EventTime, EnqueuedAt: rec.EnqueuedAt, FinishedAt: now, Checks: rec.Checks,
+		ProcessingSeconds: now.Sub(rec.EnqueuedAt).Seconds(), Errors: []d365.ExecutionError{},
+	}
+	if status.Succeeded() {
+		res.Outcome = OutcomeProcessed
+	}
+	execID, err := p.fno.GetExecutionIDByMessageID(ctx, rec.MessageID)
+	if err != nil {
+		return nil, fmt.Errorf("GetExecutionIdByMessageId: %w", err)
+	}
+	res.ExecutionID = execID
+	if execID == "" {
+		res.Notes = append(res.Notes, "F&O reported no execution for this message, so there are no execution details")
+	} else {
+		es, err := p.fno.GetExecutionSummaryStatus(ctx, execID)
+		switch {
+		case errors.Is(err, d365.ErrExecutionNotFound):
+			res.Notes = append(res.Notes, "GetExecutionSummaryStatus: F&O does not know the execution")
+		case err != nil:
+			return nil, fmt.Errorf("GetExecutionSummaryStatus: %w", err)
+		default:
+			res.ExecutionStatus = string(es)
+		}
+		ee, err := p.fno.GetExecutionErrors(ctx, execID)
+		switch {
+		case errors.Is(err, d365.ErrExecutionNotFound):
+			res.Notes = append(res.Notes, "GetExecutionErrors: F&O does not know the execution")
+		case err != nil:
+			return nil, fmt.Errorf("GetExecutionErrors: %w", err)
+		default:
+			if ee.Rows != nil {
+				res.Errors = ee.Rows
+			}
+			if ee.Lenient {
+				res.ErrorsRaw, res.ErrorsLenient = ee.Raw, true
+			}
+		}
+	}
+
+	file := p.fileOf(rec)
+	base := p.cfg.Layout.ProcessedKey(rec.Route, rec.EnqueuedAt, file)
+	if res.Outcome == OutcomeFailed {
+		base = p.cfg.Layout.FailedKey(rec.Route, rec.EnqueuedAt, file)
+	}
+	cands := s3io.Candidates(base, rec.Identity)
+	placed, err := s3io.Place(ctx, p.s3, rec.Source(), cands, rec.Identity,
+		map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)})
+	if errors.Is(err, s3io.ErrSourceGone) {
+		// Someone removed the file from inbound/ while F&O had it. Keep the
+		// verdict anyway, at a name no other file holds.
+		res.Notes = append(res.Notes, "the source file was no longer in "+p.cfg.Layout.Inbound+" when F&O finished; only this result is kept")
+		placed = cands[0]
+		if taken, _, err := s3io.Exists(ctx, p.s3, rec.Bucket, cands[0]); err != nil {
+			return nil, err
+		} else if taken {
+			placed = cands[1]
+		}
+		log.WarnContext(ctx, "poller: the source file is gone; writing the result only", "resultKey", placed+routes.ResultSuffix)
+	} else if err != nil {
+		return nil, err
+	}
+	res.File = placed
+
+	if res.Outcome == OutcomeFailed && execID != "" {
+		if err := p.errorFiles(ctx, rec, execID, placed, res); err != nil {
+			return nil, err
+		}
+	}
+	if err := s3io.PutJSON(ctx, p.s3, rec.Bucket, placed+routes.ResultSuffix, res); err != nil {
+		return nil, err
+	}
+	if err := s3io.Delete(ctx, p.s3, rec.Source()); err != nil {
+		return nil, err
+	}
+	if !rec.StuckReportedAt.IsZero() {
+		if err := s3io.DeleteKey(ctx, p.s3, rec.Bucket, rec.Key+routes.StuckSuffix); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.ledger.DeleteRouted(ctx, rec.Identity); err != nil {
+		return nil, err
+	}
+	if err := p.ledger.DeleteMarker(ctx, rec.Identity); err != nil {
+		return nil, err
+	}
+	level := slog.LevelInfo
+	if res.Outcome == OutcomeFailed {
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "poller: import finished", "outcome", res.Outcome, "status", res.Status, "executionId", execID,
+		"executionStatus", res.ExecutionStatus, "errors", len(res.Errors), "file", placed)
+	return res, nil
+}
+
+// errorFiles copies F&O's staging error file and target error keys file
+// beside the failed file.
+func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, placed string, res *Result) error {
+	if rec.Entity == "" {
+		res.Notes = append(res.Notes, "no entity is configured for this route, so F&O's per-entity error files were not fetched")
+		return nil
+	}
+	u, err := p.fno.GetImportStagingErrorFileURL(ctx, execID, rec.Entity)
+	switch {
+	case errors.Is(err, d365.ErrExecutionNotFound):
+		res.Notes = append(res.Notes, "GetImportStagingErrorFileUrl: F&O does not know the execution")
+	case err != nil:
+		return fmt.Errorf("GetImportStagingErrorFileUrl: %w", err)
+	case u != "":
+		key := placed + ".staging-errors" + extOf(u)
+		if err := p.copyBlob(ctx, rec.Bucket, u, key); err != nil {
+			return fmt.Errorf("staging error file: %w", err)
+		}
+		res.StagingErrorFile = key
+	}
+	has, err := p.fno.GenerateImportTargetErrorKeysFile(ctx, execID, rec.Entity)
+	switch {
+	case errors.Is(err, d365.ErrExecutionNotFound):
+		res.Notes = append(res.Notes, "GenerateImportTargetErrorKeysFile: F&O does not know the execution")
+		return nil
+	case err != nil:
+		return fmt.Errorf("GenerateImportTargetErrorKeysFile: %w", err)
+	case !has:
+		return nil
+	}
+	for i := 0; i < p.cfg.TargetKeysPolls; i++ {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(p.cfg.TargetKeysWait):
+			}
+		}
+		u, err := p.fno.GetImportTargetErrorKeysFileURL(ctx, execID, rec.Entity)
+		if err != nil {
+			return fmt.Errorf("GetImportTargetErrorKeysFileUrl: %w", err)
+		}
+		if u != "" {
+			key := placed + ".target-error-keys" + extOf(u)
+			if err := p.copyBlob(ctx, rec.Bucket, u, key); err != nil {
+				return fmt.Errorf("target error keys file: %w", err)
+			}
+			res.TargetErrorKeysFile = key
+			return nil
+		}
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("F&O had not produced the target error keys file after %d polls; "+
+		"find it in F&O's execution history (execution %s)", p.cfg.TargetKeysPolls, execID))
+	return nil
+}
+
+// copyBlob streams a SAS URL's content into S3.
+func (p *Poller) copyBlob(ctx context.Context, bucket, blobURL, key string) error {
+	dl, err := p.fno.FetchBlob(ctx, blobURL)
+	if err != nil {
+		return err
+	}
+	defer dl.Body.Close()
+	return s3io.Upload(ctx, p.s3, bucket, key, dl.Body, dl.Size, "", nil)
+}
+
+// extOf is the file extension of a URL's path (".csv"), or "".
+func extOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	ext := path.Ext(u.Path)
+	if len(ext) > 8 {
+		return ""
+	}
+	return ext
+}

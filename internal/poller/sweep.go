@@ -1,0 +1,154 @@
+package poller
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fno-bridge/s3-fno/internal/router"
+	"github.com/fno-bridge/s3-fno/internal/routes"
+	"github.com/fno-bridge/s3-fno/internal/s3io"
+)
+
+// sweepState is _state/sweep.json.
+type sweepState struct {
+	LastSweep time.Time `json:"lastSweep"`
+}
+
+// sweep routes inbound files that no notification routed, and rebuilds
+// ledger records lost between the marker and ledger writes.
+func (p *Poller) sweep(ctx context.Context, s *Summary) {
+	now := p.cfg.Now().UTC()
+	stateKey := p.cfg.Layout.SweepStateKey()
+	if p.cfg.SweepEvery > 0 {
+		var st sweepState
+		if _, err := s3io.GetJSON(ctx, p.s3, p.cfg.Bucket, stateKey, &st); err != nil {
+			p.log.WarnContext(ctx, "sweep: cannot read its state; sweeping", "error", err.Error())
+		} else if now.Sub(st.LastSweep) < p.cfg.SweepEvery && !st.LastSweep.After(now) {
+			return
+		}
+	}
+	cutoff := now.Add(-p.cfg.SweepAfter)
+	old, err := p.oldInbound(ctx, cutoff)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list inbound files", "error", err.Error())
+		s.Errors++
+		return
+	}
+	if len(old) > 0 {
+		p.sweepFiles(ctx, old, now, s)
+	}
+	if ctx.Err() == nil {
+		if err := s3io.PutJSON(ctx, p.s3, p.cfg.Bucket, stateKey, sweepState{LastSweep: now}); err != nil {
+			p.log.WarnContext(ctx, "sweep: state not written", "error", err.Error())
+		}
+	}
+}
+
+func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.Time, s *Summary) {
+	markers, err := p.ledger.Markers(ctx)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list markers", "error", err.Error())
+		s.Errors++
+		return
+	}
+	routed, err := p.ledger.Routed(ctx)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list routed markers", "error", err.Error())
+		s.Errors++
+		return
+	}
+	inLedger, err := p.ledger.Identities(ctx)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list the ledger", "error", err.Error())
+		s.Errors++
+		return
+	}
+	var lost []router.Object
+	for _, o := range old {
+		id := s3io.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
+		switch {
+		case markers[id] && !inLedger[id]:
+			// Enqueued, but the ledger record was never written.
+			rec, found, err := p.ledger.GetMarker(ctx, id)
+			if err != nil || !found {
+				continue
+			}
+			rec.NextCheck = now
+			if _, err := p.ledger.Put(ctx, *rec); err != nil {
+				p.log.ErrorContext(ctx, "sweep: cannot rebuild a ledger record", "key", o.Key, "error", err.Error())
+				s.Errors++
+				continue
+			}
+			s.Recovered++
+			p.log.WarnContext(ctx, "sweep: rebuilt a lost ledger record from its marker", "key", o.Key, "messageId", rec.MessageID)
+		case markers[id]:
+			// In flight in F&O: the poll follows it.
+		case routed[id]:
+			s.Waiting++
+			p.log.InfoContext(ctx, "sweep: routed but not enqueued yet (import queue backlog or its dead-letter queue)",
+				"key", o.Key, "versionId", o.VersionID, "since", o.EventTime)
+		default:
+			lost = append(lost, o)
+		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	errs, outs := p.router.DispatchOutcomes(ctx, lost)
+	for i, o := range lost {
+		switch {
+		case errs[i] != nil:
+			s.Errors++
+		case outs[i] == router.Skipped:
+		default:
+			s.Swept++
+			p.log.WarnContext(ctx, "sweep: routed a file that no notification brought", "key", o.Key, "versionId", o.VersionID,
+				"lastModified", o.EventTime)
+		}
+	}
+}
+
+// oldInbound lists the object versions under inbound/ last modified before
+// cutoff, leaving out keys whose latest version is a delete marker, folder
+// placeholders and stuck reports.
+func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Object, error) {
+	prefix := p.cfg.Layout.Inbound
+	in := &s3.ListObjectVersionsInput{Bucket: &p.cfg.Bucket, Prefix: &prefix}
+	deleted := map[string]bool{}
+	var out []router.Object
+	for {
+		page, err := p.s3.ListObjectVersions(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page.DeleteMarkers {
+			if aws.ToBool(d.IsLatest) {
+				deleted[aws.ToString(d.Key)] = true
+			}
+		}
+		for _, v := range page.Versions {
+			key := aws.ToString(v.Key)
+			lm := aws.ToTime(v.LastModified)
+			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, routes.StuckSuffix) {
+				continue
+			}
+			out = append(out, router.Object{Bucket: p.cfg.Bucket, Key: key, VersionID: s3io.NormalizeVersion(aws.ToString(v.VersionId)),
+				ETag: s3io.NormalizeETag(aws.ToString(v.ETag)), Size: aws.ToInt64(v.Size), EventTime: lm.UTC()})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
+	}
+	kept := out[:0]
+	for _, o := range out {
+		if !deleted[o.Key] {
+			kept = append(kept, o)
+		}
+	}
+	return kept, nil
+}
