@@ -62,7 +62,7 @@ type Record struct {
 
 // Source is the record's source object version.
 func (r Record) Source() s3io.Ref {
-	return s3io.Ref{Bucket: r.Bucket, Key: r.Key, VersionID: r.VersionID}
+	return s3io.Ref{Bucket: r.Bucket, Key: r.Key, VersionID: r.VersionID, ETag: r.ETag}
 }
 
 // Store reads and writes markers and ledger records.

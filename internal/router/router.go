@@ -57,7 +57,7 @@ type Object struct {
 
 // Ref is the object version as an s3io.Ref.
 func (o Object) Ref() s3io.Ref {
-	return s3io.Ref{Bucket: o.Bucket, Key: o.Key, VersionID: s3io.NormalizeVersion(o.VersionID)}
+	return s3io.Ref{Bucket: o.Bucket, Key: o.Key, VersionID: s3io.NormalizeVersion(o.VersionID), ETag: s3io.NormalizeETag(o.ETag)}
 }
 
 // DedupID is the FIFO MessageDeduplicationId of an object version: the hex

@@ -55,12 +55,12 @@ func Place(ctx context.Context, c Client, src Ref, candidates []string, token st
 	if dst == "" {
 		return "", fmt.Errorf("place %s: every destination (%s) holds another file", src, strings.Join(candidates, ", "))
 	}
-	hin := &s3.HeadObjectInput{Bucket: &src.Bucket, Key: &src.Key}
+	hin := &s3.HeadObjectInput{Bucket: &src.Bucket, Key: &src.Key, IfMatch: src.ifMatch()}
 	if src.VersionID != "" {
 		hin.VersionId = &src.VersionID
 	}
 	head, err := c.HeadObject(ctx, hin)
-	if IsNotFound(err) || IsInvalidVersion(err) {
+	if IsNotFound(err) || IsInvalidVersion(err) || IsPreconditionFailed(err) {
 		return "", fmt.Errorf("place %s: %w", src, ErrSourceGone)
 	}
 	if err != nil {
@@ -79,11 +79,11 @@ func Place(ctx context.Context, c Client, src Ref, candidates []string, token st
 		err = copyMultipart(ctx, c, src, dst, size, head.ContentType, md)
 	} else {
 		_, err = c.CopyObject(ctx, &s3.CopyObjectInput{
-			Bucket: &src.Bucket, Key: &dst, CopySource: aws.String(CopySource(src)),
+			Bucket: &src.Bucket, Key: &dst, CopySource: aws.String(CopySource(src)), CopySourceIfMatch: src.ifMatch(),
 			MetadataDirective: types.MetadataDirectiveReplace, Metadata: md, ContentType: head.ContentType,
 		})
 	}
-	if IsNotFound(err) {
+	if IsNotFound(err) || IsPreconditionFailed(err) {
 		return "", fmt.Errorf("place %s: %w", src, ErrSourceGone)
 	}
 	if err != nil {
@@ -124,6 +124,7 @@ func copyMultipart(ctx context.Context, c Client, src Ref, dst string, size int6
 		out, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: &src.Bucket, Key: &dst, UploadId: up.UploadId, PartNumber: aws.Int32(n),
 			CopySource: aws.String(CopySource(src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+			CopySourceIfMatch: src.ifMatch(),
 		})
 		if err != nil {
 			abort()

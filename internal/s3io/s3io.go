@@ -35,11 +35,22 @@ type Client interface {
 var _ Client = (*s3.Client)(nil)
 
 // Ref names one object version. An empty VersionID means the current
-// version (unversioned buckets, or when the version is not known).
+// version (unversioned buckets); then ETag, if set, guards every read, copy
+// and delete, so content uploaded later under the same key is never taken
+// for the original.
 type Ref struct {
 	Bucket    string `json:"bucket"`
 	Key       string `json:"key"`
 	VersionID string `json:"versionId,omitempty"`
+	ETag      string `json:"etag,omitempty"`
+}
+
+// ifMatch is the If-Match value guarding an unversioned Ref, or nil.
+func (r Ref) ifMatch() *string {
+	if r.VersionID != "" || r.ETag == "" {
+		return nil
+	}
+	return aws.String(`"` + NormalizeETag(r.ETag) + `"`)
 }
 
 func (r Ref) String() string {
@@ -179,14 +190,15 @@ func Exists(ctx context.Context, c Client, bucket, key string) (bool, map[string
 // Delete removes one object version (or, with no VersionID, the current
 // object). A missing object is not an error. Deleting the exact version
 // (rather than adding a delete marker) means a newer upload to the same key
-// is never hidden by a move.
+// is never hidden by a move; in an unversioned bucket the ETag guard does
+// the same (a 412 means the key holds other content now: left alone).
 func Delete(ctx context.Context, c Client, r Ref) error {
-	in := &s3.DeleteObjectInput{Bucket: &r.Bucket, Key: &r.Key}
+	in := &s3.DeleteObjectInput{Bucket: &r.Bucket, Key: &r.Key, IfMatch: r.ifMatch()}
 	if r.VersionID != "" {
 		in.VersionId = &r.VersionID
 	}
 	_, err := c.DeleteObject(ctx, in)
-	if err != nil && !IsNotFound(err) {
+	if err != nil && !IsNotFound(err) && !IsPreconditionFailed(err) {
 		return fmt.Errorf("delete s3://%s: %w", r, err)
 	}
 	return nil

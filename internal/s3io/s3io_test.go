@@ -3,8 +3,10 @@ package s3io_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -150,5 +152,36 @@ func TestCandidates(t *testing.T) {
 		if len(got) != 2 || got[0] != tt.key || got[1] != tt.want {
 			t.Errorf("Candidates(%q) = %v, want [%q %q]", tt.key, got, tt.key, tt.want)
 		}
+	}
+}
+
+func TestUnversionedETagGuard(t *testing.T) {
+	c := mototest.S3(t)
+	b := mototest.Name("plain")
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("inbound/c/x.csv"), Body: strings.NewReader("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s3io.Ref{Bucket: b, Key: "inbound/c/x.csv", ETag: aws.ToString(out.ETag)}
+	put(t, c, b, "inbound/c/x.csv", []byte("second upload")) // same key, new content
+	if _, err := s3io.Place(ctx, c, first, []string{"processed/x.csv"}, "id", nil); !errors.Is(err, s3io.ErrSourceGone) {
+		t.Fatalf("Place of replaced content: %v, want ErrSourceGone", err)
+	}
+	if err := s3io.Delete(ctx, c, first); err != nil {
+		t.Fatal(err)
+	}
+	if body, _, ok := get(t, c, b, "inbound/c/x.csv"); !ok || string(body) != "second upload" {
+		t.Fatalf("the newer content was touched: %q %v", body, ok)
+	}
+	second := s3io.Ref{Bucket: b, Key: "inbound/c/x.csv", ETag: fmt.Sprintf("%x", md5.Sum([]byte("second upload")))}
+	if dst, err := s3io.Move(ctx, c, second, []string{"processed/x.csv"}, "id", nil); err != nil || dst != "processed/x.csv" {
+		t.Fatalf("Move with the right ETag: %q %v", dst, err)
+	}
+	if _, _, ok := get(t, c, b, "inbound/c/x.csv"); ok {
+		t.Fatal("moved content still in inbound/")
 	}
 }
