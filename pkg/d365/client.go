@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 	"github.com/cenkalti/backoff/v5"
 )
 
@@ -41,7 +43,7 @@ type Config struct {
 	Retry RetryPolicy
 	// Limiter, if set, is waited on before every request to F&O, retries
 	// included; the poller uses it to keep under its request budget.
-	Limiter interface{ Wait(context.Context) error }
+	Limiter Limiter
 	// Logger receives retry notices. Tokens and secrets are never logged.
 	Logger *slog.Logger
 }
@@ -55,13 +57,18 @@ type RetryPolicy struct {
 	MaxInterval     time.Duration // default 30s
 }
 
+// Limiter paces requests; *rate.Limiter from golang.org/x/time/rate is one.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
 // Client calls one F&O environment. It is safe for concurrent use.
 type Client struct {
 	base   *url.URL
 	hc     *http.Client
 	tokens TokenSource
 	retry  RetryPolicy
-	limit  interface{ Wait(context.Context) error }
+	limit  Limiter
 	log    *slog.Logger
 }
 
@@ -71,13 +78,8 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: defaultTransport()}
-	}
-	noRedirect := *hc
-	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c := &Client{base: base, hc: &noRedirect, tokens: cfg.Tokens, retry: cfg.Retry, limit: cfg.Limiter, log: cfg.Logger}
+	hc := noRedirects(cfg.HTTPClient)
+	c := &Client{base: base, hc: hc, tokens: cfg.Tokens, retry: cfg.Retry, limit: cfg.Limiter, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +93,7 @@ func New(cfg Config) (*Client, error) {
 		c.retry.MaxInterval = 30 * time.Second
 	}
 	if c.tokens == nil {
-		ts, err := newMSALTokenSource(cfg, base, &noRedirect)
+		ts, err := newMSALTokenSource(cfg, base, hc)
 		if err != nil {
 			return nil, err
 		}
@@ -103,10 +105,17 @@ func New(cfg Config) (*Client, error) {
 // BaseURL is the configured environment URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-func defaultTransport() http.RoundTripper {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 5 * time.Minute // ImportFromPackage can take minutes
-	return t
+// noRedirects copies hc (default: a plain client whose calls are bounded
+// only by their context, since bodies stream and ImportFromPackage can take
+// minutes) with redirects turned off: a redirect must never carry the token
+// or a client secret to another host.
+func noRedirects(hc *http.Client) *http.Client {
+	var c http.Client
+	if hc != nil {
+		c = *hc
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 func parseBaseURL(raw string) (*url.URL, error) {
@@ -146,7 +155,8 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// endpoint joins the base URL with an escaped path and optional query.
+// endpoint joins the base URL with an unescaped path (escaped once, here)
+// and an optional query.
 func (c *Client) endpoint(path string, q url.Values) string {
 	u := *c.base
 	u.Path = c.base.Path + path
@@ -155,6 +165,23 @@ func (c *Client) endpoint(path string, q url.Values) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// ActivityID normalizes a recurring job's activity ID: Microsoft's examples
+// wrap it in braces, sometimes URL-encoded (%7B...%7D); F&O takes the bare
+// GUID, which is what goes on the wire.
+func ActivityID(id string) (string, error) {
+	t := strings.TrimSpace(id)
+	if u, err := url.PathUnescape(t); err == nil {
+		t = u
+	}
+	t = strings.TrimSuffix(strings.TrimPrefix(t, "{"), "}")
+	if !guidPattern.MatchString(t) {
+		return "", fmt.Errorf("d365: activity ID %q is not a GUID", truncate(id, 60))
+	}
+	return t, nil
 }
 
 // retryMode says when a request may be sent again.
@@ -169,6 +196,12 @@ const (
 	// failure before the request headers were written.
 	retryUnsent
 )
+
+// ErrOutcomeUnknown: the request went out but no usable answer came back
+// (the connection dropped, the deadline passed, or the answer could not be
+// read), so F&O may or may not have acted on it. For an enqueue this means
+// the file may be in F&O already: it must not be sent again blindly.
+var ErrOutcomeUnknown = errors.New("d365: the request was sent but its outcome is unknown")
 
 // errNoReopen: a streamed body was needed a second time and cannot be had.
 var errNoReopen = errors.New("the body cannot be sent twice (no Reopen)")
@@ -233,6 +266,11 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			return nil, backoff.Permanent(last) // the previous failure is the one to report
 		}
 		last = err
+		var fe *Error
+		if r.mode == retryUnsent && sent && !errors.As(err, &fe) {
+			// No answer at all after the request went out.
+			return nil, backoff.Permanent(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+		}
 		if ctx.Err() != nil {
 			return nil, backoff.Permanent(err)
 		}
@@ -243,7 +281,6 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		if r.mode == retryUnsent && sent {
 			return nil, backoff.Permanent(err)
 		}
-		var fe *Error
 		if errors.As(err, &fe) && !fe.Temporary() {
 			return nil, backoff.Permanent(err)
 		}
@@ -259,7 +296,9 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, sent bool, err error) {
 	if c.limit != nil && r.auth {
 		if err := c.limit.Wait(ctx); err != nil {
-			return nil, false, fmt.Errorf("d365 %s: rate limit: %w", r.op, err)
+			// The budget cannot be met before the deadline: waiting and
+			// asking again would not change that.
+			return nil, false, backoff.Permanent(fmt.Errorf("d365 %s: rate limit: %w", r.op, err))
 		}
 	}
 	var body io.ReadCloser
@@ -281,6 +320,7 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 	if body != nil {
 		req.ContentLength = size // -1: unknown, sent chunked
 		if size == 0 {
+			body.Close()
 			req.Body = http.NoBody
 		}
 	}
@@ -293,9 +333,13 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 			if body != nil {
 				body.Close()
 			}
-			// Entra ID's own answer (a bad secret, an unknown app) will not
-			// change on a retry.
-			return nil, false, backoff.Permanent(fmt.Errorf("d365 %s: %w", r.op, err))
+			err = fmt.Errorf("d365 %s: %w", r.op, err)
+			if !tokenErrorTemporary(err) {
+				// Entra ID's own refusal (a bad secret, an unknown app)
+				// will not change on a retry.
+				err = backoff.Permanent(err)
+			}
+			return nil, false, err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -325,4 +369,18 @@ func redactURLError(err error) error {
 // sameHost reports whether u is on the configured F&O host and port.
 func (c *Client) sameHost(u *url.URL) bool {
 	return u.Scheme == c.base.Scheme && strings.EqualFold(u.Host, c.base.Host)
+}
+
+// tokenErrorTemporary reports whether a token failure may pass: Entra ID
+// throttling or a server fault, or a transport failure with no answer.
+func tokenErrorTemporary(err error) bool {
+	var ce msalerrors.CallErr
+	if errors.As(err, &ce) {
+		if ce.Resp == nil {
+			return true
+		}
+		return ce.Resp.StatusCode == http.StatusTooManyRequests || ce.Resp.StatusCode >= 500
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
 }

@@ -419,6 +419,70 @@ func TestEnqueueIsNeverResentOnceItMayHaveArrived(t *testing.T) {
 	}
 }
 
+func TestEnqueueOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	e := newEmulator(t, d365test.Options{})
+	c := newClient(t, e)
+	// F&O stores the message but the answer does not arrive in time.
+	e.Inject(d365test.Fault{Endpoint: "enqueue", Count: 1, Delay: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := c.Enqueue(ctx, d365.EnqueueRequest{ActivityID: importActivity, Entity: "Customer groups", Body: strings.NewReader("x"), Size: 1,
+		Reopen: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("x")), nil }})
+	if !errors.Is(err, d365.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	if n := e.Requests("enqueue"); n != 1 || len(e.Messages()) != 1 {
+		t.Fatalf("%d enqueue requests, %d messages; want the one, not re-sent", n, len(e.Messages()))
+	}
+}
+
+func TestActivityIDWithBracesReachesTheJob(t *testing.T) {
+	t.Parallel()
+	e := newEmulator(t, d365test.Options{})
+	c := newClient(t, e)
+	for _, id := range []string{"{" + strings.ToUpper(importActivity) + "}", "%7B" + importActivity + "%7D"} {
+		if _, err := c.Enqueue(context.Background(), d365.EnqueueRequest{ActivityID: id, Body: strings.NewReader("x"), Size: 1}); err != nil {
+			t.Fatalf("activity %s: %v", id, err)
+		}
+	}
+	if n := len(e.Messages()); n != 2 {
+		t.Fatalf("messages = %d, want 2", n)
+	}
+}
+
+func TestEnqueueRefusesAnUnsizedOrEmptyBody(t *testing.T) {
+	t.Parallel()
+	e := newEmulator(t, d365test.Options{})
+	c := newClient(t, e)
+	if _, err := c.Enqueue(context.Background(), d365.EnqueueRequest{ActivityID: importActivity, Body: strings.NewReader("data")}); err == nil {
+		t.Fatal("Size 0 with a body must be refused, not sent empty")
+	}
+	if e.Requests("enqueue") != 0 {
+		t.Fatal("a request went out")
+	}
+}
+
+func TestJobStatus(t *testing.T) {
+	t.Parallel()
+	e := newEmulator(t, d365test.Options{})
+	c := newClient(t, e)
+	ctx := context.Background()
+	id, err := c.Enqueue(ctx, d365.EnqueueRequest{ActivityID: importActivity, ExternalID: "a.csv", Body: strings.NewReader("x"), Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.RunToCompletion()
+	js, err := c.JobStatus(ctx, importActivity, id)
+	if err != nil || js.DataJobStatus == nil || js.DataJobStatus.DataJobState != 5 || js.DataJobStatus.ExternalIdentifier != "a.csv" {
+		t.Fatalf("jobstatus = %+v, %v; want Processed (5) for a.csv", js, err)
+	}
+	js, err = c.JobStatus(ctx, importActivity, "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b")
+	if err != nil || js.DataJobStatus != nil {
+		t.Fatalf("unknown job: %+v, %v; want no DataJobStatus", js, err)
+	}
+}
+
 func TestUnauthorizedApp(t *testing.T) {
 	t.Parallel()
 	e := newEmulator(t, d365test.Options{})

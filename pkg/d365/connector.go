@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -34,11 +35,14 @@ type EnqueueRequest struct {
 // returns F&O's message ID. Enqueue is never re-sent once its body may have
 // reached F&O: the service has no de-duplication.
 func (c *Client) Enqueue(ctx context.Context, in EnqueueRequest) (string, error) {
-	if in.ActivityID == "" {
-		return "", fmt.Errorf("d365 enqueue: ActivityID is required")
+	activity, err := ActivityID(in.ActivityID)
+	if err != nil {
+		return "", fmt.Errorf("d365 enqueue: %w", err)
 	}
-	if in.Body == nil {
-		return "", fmt.Errorf("d365 enqueue: Body is required")
+	if in.Body == nil || in.Size == 0 {
+		// F&O would take an empty file and fail it later; an unset Size
+		// would silently send nothing.
+		return "", fmt.Errorf("d365 enqueue: a body and its size (or -1 if unknown) are required; empty files are not sent")
 	}
 	q := url.Values{}
 	if in.Entity != "" {
@@ -54,7 +58,7 @@ func (c *Client) Enqueue(ctx context.Context, in EnqueueRequest) (string, error)
 	first := true
 	resp, err := c.send(ctx, request{
 		op: "enqueue", method: http.MethodPost, auth: true, mode: retryUnsent, header: h,
-		url: c.endpoint("/api/connector/enqueue/"+url.PathEscape(in.ActivityID), q),
+		url: c.endpoint("/api/connector/enqueue/"+activity, q),
 		body: func(ctx context.Context) (io.ReadCloser, int64, error) {
 			if first {
 				first = false
@@ -71,16 +75,20 @@ func (c *Client) Enqueue(ctx context.Context, in EnqueueRequest) (string, error)
 		return "", err
 	}
 	defer resp.Body.Close()
+	// From here on F&O has accepted the file: an unreadable answer leaves
+	// the message in F&O without an ID we know.
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
-		return "", fmt.Errorf("d365 enqueue: read message ID: %w", err)
+		return "", fmt.Errorf("d365 enqueue: %w: read message ID: %w", ErrOutcomeUnknown, err)
 	}
 	id, err := ParseMessageID(raw)
 	if err != nil {
-		return "", fmt.Errorf("d365 enqueue: %w", err)
+		return "", fmt.Errorf("d365 enqueue: %w: answer was 200 but %w", ErrOutcomeUnknown, err)
 	}
 	return id, nil
 }
+
+var guidInside = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
 
 // ParseMessageID reads enqueue's answer: a quoted JSON string ("<guid>",
 // what F&O sends), a bare ID, or {"value":"<guid>"}. Control characters
@@ -93,6 +101,10 @@ func ParseMessageID(raw []byte) (string, error) {
 	if !utf8.Valid(t) {
 		// It could not be passed back to F&O in JSON faithfully.
 		return "", fmt.Errorf("message ID %q is not valid UTF-8", truncate(string(t), 100))
+	}
+	if len(t) > 256 || !guidInside.Match(t) {
+		// A sign-in page or a proxy's answer with status 200 is not an ID.
+		return "", fmt.Errorf("answer %q does not hold a message ID (a GUID)", truncate(string(t), 100))
 	}
 	switch t[0] {
 	case '"':
@@ -151,9 +163,13 @@ func (d *DequeuedFile) Redelivered() bool {
 // Dequeue calls GET /api/connector/dequeue/{activityId}. It returns nil and
 // no error when the queue is empty (204).
 func (c *Client) Dequeue(ctx context.Context, activityID string) (*DequeuedFile, error) {
+	activity, err := ActivityID(activityID)
+	if err != nil {
+		return nil, fmt.Errorf("d365 dequeue: %w", err)
+	}
 	resp, err := c.send(ctx, request{
 		op: "dequeue", method: http.MethodGet, auth: true, mode: retrySafe,
-		url: c.endpoint("/api/connector/dequeue/"+url.PathEscape(activityID), nil),
+		url: c.endpoint("/api/connector/dequeue/"+activity, nil),
 	})
 	if err != nil {
 		return nil, err
@@ -235,6 +251,10 @@ func (c *Client) Ack(ctx context.Context, activityID string, d *DequeuedFile) er
 	if d == nil {
 		return fmt.Errorf("d365 ack: nothing to acknowledge")
 	}
+	activity, err := ActivityID(activityID)
+	if err != nil {
+		return fmt.Errorf("d365 ack: %w", err)
+	}
 	body := []byte(d.Raw)
 	if len(body) == 0 {
 		var err error
@@ -247,7 +267,7 @@ func (c *Client) Ack(ctx context.Context, activityID string, d *DequeuedFile) er
 	}
 	resp, err := c.send(ctx, request{
 		op: "ack", method: http.MethodPost, auth: true, mode: retrySafe,
-		url:    c.endpoint("/api/connector/ack/"+url.PathEscape(activityID), nil),
+		url:    c.endpoint("/api/connector/ack/"+activity, nil),
 		header: http.Header{"Content-Type": {"application/json"}},
 		body:   bytesBody(body),
 	})
@@ -260,7 +280,8 @@ func (c *Client) Ack(ctx context.Context, activityID string, d *DequeuedFile) er
 
 // JobStatus is the legacy jobstatus answer.
 type JobStatus struct {
-	DataJobStatus struct {
+	// DataJobStatus is nil when F&O does not know the job ID.
+	DataJobStatus *struct {
 		DataProject              string `json:"DataProject"`
 		DataJobIdentifier        string `json:"DataJobIdentifier"`
 		ExternalIdentifier       string `json:"ExternalIdentifier"`
@@ -275,9 +296,13 @@ type JobStatus struct {
 
 // JobStatus calls the undocumented GET /api/connector/jobstatus/{activityId}?jobId=.
 func (c *Client) JobStatus(ctx context.Context, activityID, messageID string) (*JobStatus, error) {
+	activity, err := ActivityID(activityID)
+	if err != nil {
+		return nil, fmt.Errorf("d365 jobstatus: %w", err)
+	}
 	resp, err := c.send(ctx, request{
 		op: "jobstatus", method: http.MethodGet, auth: true, mode: retrySafe,
-		url: c.endpoint("/api/connector/jobstatus/"+url.PathEscape(activityID), url.Values{"jobId": {messageID}}),
+		url: c.endpoint("/api/connector/jobstatus/"+activity, url.Values{"jobId": {messageID}}),
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,8 @@ func TestParseMessageID(t *testing.T) {
 		{"empty string", `""`, "", true},
 		{"object without value", `{"id":"x"}`, "", true},
 		{"broken quotes", `"abc`, "", true},
+		{"an HTML page is not an ID", `<html><body>Sign in</body></html>`, "", true},
+		{"a quoted word is not an ID", `"ok"`, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +80,8 @@ func TestParseExecutionStatus(t *testing.T) {
 		"NotRun": {d365.ExecNotRun, false, false}, "executing": {d365.ExecExecuting, false, false},
 		"Succeeded": {d365.ExecSucceeded, true, true}, "PartiallySucceeded": {d365.ExecPartiallySucceeded, true, false},
 		"Failed": {d365.ExecFailed, true, false}, "Canceled": {d365.ExecCanceled, true, false},
-		"Unknown": {d365.ExecUnknown, false, false}, "Queued": {"Queued", false, false}, "Bad request": {"Bad request", false, false},
+		"Unknown": {d365.ExecUnknown, true, false}, "Cancelled": {"Cancelled", true, false},
+		"Queued": {"Queued", false, false}, "Bad request": {"Bad request", false, false},
 	} {
 		got := d365.ParseExecutionStatus(in)
 		if got != want.s || got.Terminal() != want.terminal || got.Succeeded() != want.succeeded {
@@ -207,6 +210,21 @@ func TestResolveDownloadLocation(t *testing.T) {
 			if err != nil || got != tt.want {
 				t.Errorf("base %s: ResolveDownloadLocation(%q) = %q, %v; want %q", base, tt.loc, got, err, tt.want)
 			}
+		}
+	}
+}
+
+func TestActivityIDForms(t *testing.T) {
+	t.Parallel()
+	const want = "6B4B1D4E-25F4-4C43-A8A8-1D2E3F4A5B6C"
+	for _, in := range []string{want, "{" + want + "}", "%7B" + want + "%7D", " " + want + " "} {
+		if got, err := d365.ActivityID(in); err != nil || got != want {
+			t.Errorf("ActivityID(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "not-a-guid", "../dequeue/" + want, want + "/x"} {
+		if _, err := d365.ActivityID(in); err == nil {
+			t.Errorf("ActivityID(%q) accepted", in)
 		}
 	}
 }

@@ -128,8 +128,7 @@ func checkResponse(op string, resp *http.Response) error {
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return &ThrottledError{Answer: &e, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusMovedPermanently ||
-		resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusTemporaryRedirect:
+	case op == "enqueue" && resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return fmt.Errorf("%w: %w", ErrOnPremises, &e)
 	case resp.StatusCode == http.StatusBadRequest && strings.Contains(e.Message+e.Body, "were not found"):
 		return fmt.Errorf("%w: %w", ErrExecutionNotFound, &e)

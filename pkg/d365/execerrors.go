@@ -93,7 +93,10 @@ func ParseExecutionErrors(text string) *ExecutionErrors {
 	return out
 }
 
-var errorKey = regexp.MustCompile(`"(RecordId|Field|ErrorMessage)"\s*:\s*`)
+// errorKey finds a key where a key can start: after '{' or ','. A message
+// that itself contains `, "Field": ` can still be cut there; Raw keeps the
+// whole text.
+var errorKey = regexp.MustCompile(`[{,]\s*"(RecordId|Field|ErrorMessage)"\s*:\s*`)
 
 func scanExecutionErrors(t string) []ExecutionError {
 	locs := errorKey.FindAllStringSubmatchIndex(t, -1)

@@ -33,9 +33,12 @@ func (c *Client) action(ctx context.Context, name string, body any, mode retryMo
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxActionAnswer))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxActionAnswer+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("d365 %s: read answer: %w", name, err)
+	}
+	if len(raw) > maxActionAnswer {
+		return nil, nil, fmt.Errorf("d365 %s: the answer is larger than %d MiB", name, maxActionAnswer>>20)
 	}
 	v, err := decodeValue(raw)
 	if err != nil {

@@ -2,12 +2,14 @@ package d365
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // BlobWriteURL is GetAzureWriteUrl's answer: where to PUT a package.
@@ -29,7 +31,8 @@ func (c *Client) GetAzureWriteURL(ctx context.Context, uniqueFileName string) (*
 	}
 	var w BlobWriteURL
 	if err := json.Unmarshal(inner, &w); err != nil || w.BlobURL == "" {
-		return nil, fmt.Errorf("d365 GetAzureWriteUrl: value %s has no BlobUrl", truncate(string(v), 200))
+		// The value is not echoed: it may hold a SAS signature.
+		return nil, fmt.Errorf("d365 GetAzureWriteUrl: the answer's value has no BlobUrl (%d bytes)", len(v))
 	}
 	return &w, nil
 }
@@ -45,7 +48,17 @@ func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Read
 	if err := checkScheme(u); err != nil {
 		return fmt.Errorf("d365 blob-put: %w", err)
 	}
+	if size < 0 {
+		return fmt.Errorf("d365 blob-put: the package size is required (blob storage refuses chunked uploads)")
+	}
 	seeker, rewindable := body.(io.ReadSeeker)
+	var start int64
+	if rewindable {
+		var err error
+		if start, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			return fmt.Errorf("d365 blob-put: %w", err)
+		}
+	}
 	mode := retrySafe
 	if !rewindable {
 		mode = retryUnsent
@@ -59,7 +72,7 @@ func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Read
 				if !rewindable {
 					return nil, 0, errNoReopen
 				}
-				if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+				if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 					return nil, 0, err
 				}
 			}
@@ -105,7 +118,25 @@ type ImportPackageRequest struct {
 // can take minutes (F&O unpacks the package first); give ctx a long deadline.
 // It is never re-sent once it reached F&O.
 func (c *Client) ImportFromPackage(ctx context.Context, in ImportPackageRequest) (string, error) {
-	return c.stringAction(ctx, "ImportFromPackage", in, retryUnsent)
+	if in.ExecutionID == "" {
+		// Name the execution ourselves (as RIS does), so that it can still
+		// be followed if the long call's answer is lost.
+		in.ExecutionID = NewExecutionID(in.DefinitionGroupID, time.Now())
+	}
+	id, err := c.stringAction(ctx, "ImportFromPackage", in, retryUnsent)
+	if err != nil {
+		return in.ExecutionID, err
+	}
+	return id, nil
+}
+
+// NewExecutionID makes an execution ID the way Microsoft's scheduler does:
+// {definition group}-{yyyy-MM-dd_HH-mm-ss}-{random GUID}.
+func NewExecutionID(definitionGroup string, t time.Time) string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	return fmt.Sprintf("%s-%s-%x-%x-%x-%x-%x", definitionGroup, t.UTC().Format("2006-01-02_15-04-05"), b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // ExportPackageRequest is ExportToPackage's body.

@@ -78,15 +78,16 @@ func ParseExecutionStatus(s string) ExecutionStatus {
 	return ExecutionStatus(t)
 }
 
-// Terminal reports whether the execution has finished. Anything other than
-// NotRun, Executing and values clients have seen while work was pending
-// ("Queued", "Bad request", Unknown) is final.
+// Terminal reports whether the execution has finished. As in Microsoft's
+// own scheduler (RIS), NotRun and Executing mean "keep polling", as do the
+// values clients have met while work was pending ("Queued", "Bad request");
+// every other value, Unknown included, is final.
 func (s ExecutionStatus) Terminal() bool {
-	switch s {
-	case ExecSucceeded, ExecPartiallySucceeded, ExecFailed, ExecCanceled:
-		return true
+	switch strings.ToLower(string(s)) {
+	case "", "notrun", "executing", "queued", "bad request":
+		return false
 	}
-	return false
+	return true
 }
 
 // Succeeded reports whether every record was imported.

@@ -1,3 +1,8 @@
+//go:build !race
+
+// The race detector allocates per TLS record, which swamps what these
+// measure.
+
 package d365_test
 
 import (

@@ -120,9 +120,5 @@ func NewTokenSource(cfg Config) (TokenSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: defaultTransport()}
-	}
-	return newMSALTokenSource(cfg, base, hc)
+	return newMSALTokenSource(cfg, base, noRedirects(cfg.HTTPClient))
 }
