@@ -68,7 +68,7 @@ type SecretGetter interface {
 
 // Options tune the client beyond the settings.
 type Options struct {
-	Limiter interface{ Wait(context.Context) error }
+	Limiter d365.Limiter
 	Logger  *slog.Logger
 	Retry   d365.RetryPolicy
 }
@@ -92,8 +92,9 @@ func (s Settings) NewClient(sm SecretGetter, opt Options) (*d365.Client, error) 
 }
 
 func (s Settings) httpClient() (*http.Client, error) {
+	// No client-wide timeouts: bodies stream for as long as the
+	// invocation's context allows.
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 5 * time.Minute
 	if s.CABundle != "" {
 		pem, err := os.ReadFile(s.CABundle)
 		if err != nil {
