@@ -11,12 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -477,3 +479,42 @@ func TestExternalID(t *testing.T) {
 
 // Compile-time check that the test reads bodies as streams.
 var _ io.Reader = bytes.NewReader(nil)
+
+// TestMemoryDoesNotGrowWithFileSize is promise 5: the file goes from S3 to
+// F&O as a stream. Allocation while sending 64 MiB stays far below 64 MiB
+// (the emulator, in this process too, only hashes what it reads).
+func TestMemoryDoesNotGrowWithFileSize(t *testing.T) {
+	f := newFixture(t, importtest.FIFO{}, d365test.Options{KeepEnqueuedBodyBytes: -1})
+	const size = 64 << 20
+	if err := s3io.Upload(context.Background(), f.s3, f.bucket, "inbound/currencies/huge.csv", io.LimitReader(zeroReader{}, size), size, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	head, err := f.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &f.bucket, Key: aws.String("inbound/currencies/huge.csv")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := router.FileMessage{Bucket: f.bucket, Key: "inbound/currencies/huge.csv", VersionID: aws.ToString(head.VersionId),
+		ETag: aws.ToString(head.ETag), Size: size, Route: "currencies", EventTime: time.Now()}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp, err := f.h.Handle(context.Background(), event(m))
+	runtime.ReadMemStats(&after)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%v %v", failures(resp), err)
+	}
+	if got := f.emu.Messages(); len(got) != 1 || got[0].Size != size {
+		t.Fatalf("F&O got %+v", got)
+	}
+	t.Logf("alloc %d KiB", (after.TotalAlloc-before.TotalAlloc)>>10)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/4 {
+		t.Fatalf("sending %d MiB allocated %d MiB: the file is being buffered", size>>20, alloc>>20)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

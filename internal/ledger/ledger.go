@@ -55,7 +55,10 @@ type Record struct {
 	Checks      int       `json:"checks"`
 	LastStatus  string    `json:"lastStatus,omitempty"`
 	LastCheckAt time.Time `json:"lastCheckAt,omitzero"`
-	ExecutionID string    `json:"executionId,omitempty"`
+	// LastError is the last error checking or finalizing the message
+	// (cleared by a successful check).
+	LastError   string `json:"lastError,omitempty"`
+	ExecutionID string `json:"executionId,omitempty"`
 	// StuckReportedAt is when the record was first reported stuck.
 	StuckReportedAt time.Time `json:"stuckReportedAt,omitzero"`
 }

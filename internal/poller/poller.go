@@ -288,6 +288,7 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 		}
 		log.WarnContext(ctx, "poller: GetMessageStatus failed; will retry", "error", err.Error())
 		c.add(func(s *Summary) { s.Errors++ })
+		rec.LastError = err.Error()
 		p.reschedule(ctx, rec, key, now, log, c, false)
 		retireExtras()
 		return nil
@@ -296,6 +297,7 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 	rec.Checks++
 	rec.LastStatus = string(status)
 	rec.LastCheckAt = now
+	rec.LastError = ""
 	if !status.Terminal() {
 		p.reschedule(ctx, rec, key, now, log, c, true)
 		retireExtras()
@@ -308,6 +310,7 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 		}
 		log.ErrorContext(ctx, "poller: finalizing failed; will retry", "error", err.Error())
 		c.add(func(s *Summary) { s.Errors++ })
+		rec.LastError = "finalize: " + err.Error()
 		p.reschedule(ctx, rec, key, now, log, c, false)
 		retireExtras()
 		return nil
@@ -339,11 +342,12 @@ func (p *Poller) stopIf(ctx context.Context, err error) error {
 }
 
 // reschedule writes rec at its next check time. counted says the message
-// was checked (not an error retry), so stuck reporting applies.
+// was checked (rather than retried after an error). Past STUCK_AFTER the
+// file gets its stuck report, once, whichever the reason.
 func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, now time.Time, log *slog.Logger, c *counters, counted bool) {
 	age := now.Sub(rec.EnqueuedAt)
 	stuck := age >= p.cfg.StuckAfter
-	if counted && stuck && rec.StuckReportedAt.IsZero() {
+	if stuck && rec.StuckReportedAt.IsZero() {
 		if err := p.reportStuck(ctx, rec, now); err != nil {
 			log.ErrorContext(ctx, "poller: stuck report not written", "error", err.Error())
 		} else {
@@ -385,6 +389,7 @@ func NextDelay(age time.Duration, stuck bool) time.Duration {
 type StuckReport struct {
 	MessageID  string    `json:"messageId"`
 	Status     string    `json:"lastStatus"`
+	LastError  string    `json:"lastError,omitempty"`
 	EnqueuedAt time.Time `json:"enqueuedAt"`
 	ReportedAt time.Time `json:"reportedAt"`
 	Checks     int       `json:"checks"`
@@ -396,7 +401,7 @@ type StuckReport struct {
 
 func (p *Poller) reportStuck(ctx context.Context, rec ledger.Record, now time.Time) error {
 	return s3io.PutJSON(ctx, p.s3, rec.Bucket, rec.Key+routes.StuckSuffix, StuckReport{
-		MessageID: rec.MessageID, Status: rec.LastStatus, EnqueuedAt: rec.EnqueuedAt, ReportedAt: now, Checks: rec.Checks,
+		MessageID: rec.MessageID, Status: rec.LastStatus, LastError: rec.LastError, EnqueuedAt: rec.EnqueuedAt, ReportedAt: now, Checks: rec.Checks,
 		Route: rec.Route, Entity: rec.Entity, ActivityID: rec.ActivityID,
 		Note: "F&O has not finished this message. Common causes: the recurring job is disabled, its batch is not running, " +
 			"or the entity name does not match the job. The poller keeps checking hourly; this report goes when the file is finalized.",

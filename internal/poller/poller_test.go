@@ -67,6 +67,7 @@ type fixture struct {
 
 type options struct {
 	emu    d365test.Options
+	fno    func(*d365.Config)
 	tweak  func(*poller.Config)
 	budget int
 }
@@ -107,7 +108,12 @@ func newFixture(t *testing.T, o options) *fixture {
 		o.tweak(&pcfg)
 	}
 	f.budget = poller.NewBudget(pcfg.BudgetPerMinute)
-	fno := importtest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = f.budget })
+	fno := importtest.FnO(t, f.emu, func(c *d365.Config) {
+		c.Limiter = f.budget
+		if o.fno != nil {
+			o.fno(c)
+		}
+	})
 	f.p, err = poller.New(pcfg, f.s3, fno, f.budget, f.sqs, quiet())
 	if err != nil {
 		t.Fatal(err)
@@ -531,5 +537,33 @@ func TestNextDelay(t *testing.T) {
 	}
 	if poller.NextDelay(0, true) != time.Hour {
 		t.Error("stuck messages are checked hourly")
+	}
+}
+
+func TestStatusErrorsBackOffAndReport(t *testing.T) {
+	f := newFixture(t, options{tweak: func(c *poller.Config) { c.StuckAfter = time.Hour },
+		fno: func(c *d365.Config) { c.Retry.MaxAttempts = 2 }})
+	f.enqueue(t, map[string]string{"inbound/customers/e.csv": "x"})
+	f.emu.Inject(d365test.Fault{Endpoint: "GetMessageStatus", Status: 500}) // every time
+	s := f.run(t, 2*time.Minute)
+	if s.Errors != 1 || s.Checked != 0 || s.Calls < 2 {
+		t.Fatalf("summary = %+v (the client retries a 500 before giving up)", s)
+	}
+	if s := f.run(t, 2*time.Minute); s.Due != 0 {
+		t.Fatalf("a failing record is retried at once: %+v", s)
+	}
+	s = f.run(t, 2*time.Hour)
+	if s.Errors != 1 || s.Stuck != 1 {
+		t.Fatalf("summary = %+v", s)
+	}
+	raw, _ := importtest.Get(t, f.s3, f.bucket, "inbound/customers/e.csv"+routes.StuckSuffix)
+	var rep poller.StuckReport
+	if json.Unmarshal(raw, &rep) != nil || !strings.Contains(rep.LastError, "500") {
+		t.Fatalf("stuck report = %s", raw)
+	}
+	f.emu.ClearFaults()
+	f.emu.RunToCompletion()
+	if s := f.run(t, 4*time.Hour); s.Finalized != 1 {
+		t.Fatalf("after recovery = %+v", s)
 	}
 }
