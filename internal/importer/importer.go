@@ -40,6 +40,18 @@
 //     an unversioned bucket a different ETag): logged; the record is done,
 //     since there is nothing left to import.
 //   - A FIFO body that cannot be read: kept under rejected/_malformed/.
+//
+// # Poison files and batch size
+//
+// A file F&O keeps failing blocks its entity until SQS moves its message to
+// the dead-letter queue after maxReceiveCount deliveries; then the entity's
+// later files go through (that file is skipped, out of order, and stays in
+// inbound/). Every delivery counts against every message in the batch: the
+// files behind a poison file in the same batch are returned with it each
+// time and follow it into the DLQ. An enqueue batch size of 1 limits the
+// DLQ to the poison file itself; larger batches trade that for fewer
+// invocations. Redriving the DLQ (after fixing the cause) retries them; the
+// idempotency markers keep a redrive from enqueueing a file twice.
 package importer
 
 import (

@@ -238,10 +238,9 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 					c.add(func(s *Summary) { s.Deferred += len(group) - i })
 					return nil
 				}
-				err := p.handle(stopCtx, it.rec, it.key, it.extras, c)
-				if errors.Is(err, ErrBudget) || (err != nil && stopCtx.Err() != nil) {
+				if err := p.handle(stopCtx, it.rec, it.key, it.extras, c); err != nil {
 					stop.Do(func() {
-						p.log.InfoContext(ctx, "poller: stopping early: request budget or time used up")
+						p.log.WarnContext(ctx, "poller: stopping early; the rest waits for the next run", "reason", err.Error())
 						stopAll()
 					})
 					c.add(func(s *Summary) { s.Deferred += len(group) - i })
@@ -330,10 +329,19 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 	return nil
 }
 
-// stopIf turns budget exhaustion and an ended context into a stop signal.
+// errThrottled: F&O still answered 429 after the client's retries; the run
+// stops rather than spend the budget on more throttled calls.
+var errThrottled = errors.New("F&O is throttling the poller")
+
+// stopIf turns budget exhaustion, F&O throttling and an ended context into
+// a stop signal.
 func (p *Poller) stopIf(ctx context.Context, err error) error {
 	if errors.Is(err, ErrBudget) {
 		return ErrBudget
+	}
+	var te *d365.ThrottledError
+	if errors.As(err, &te) {
+		return errThrottled
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -567,3 +567,18 @@ func TestStatusErrorsBackOffAndReport(t *testing.T) {
 		t.Fatalf("after recovery = %+v", s)
 	}
 }
+
+func TestThrottledStopsTheRun(t *testing.T) {
+	f := newFixture(t, options{fno: func(c *d365.Config) { c.Retry.MaxAttempts = 2 },
+		tweak: func(c *poller.Config) { c.Concurrency = 1 }})
+	f.enqueue(t, map[string]string{"inbound/customers/a.csv": "a", "inbound/customers/b.csv": "b", "inbound/customers/c.csv": "c"})
+	f.emu.Inject(d365test.Fault{Endpoint: "GetMessageStatus", Status: 429, RetryAfter: 1})
+	s := f.run(t, 2*time.Minute)
+	if s.Calls != 2 || s.Checked != 0 || s.Deferred != 3 {
+		t.Fatalf("summary = %+v: a throttled run must stop, not throttle every record", s)
+	}
+	f.emu.ClearFaults()
+	if s := f.run(t, 2*time.Minute); s.Checked != 3 {
+		t.Fatalf("next run = %+v: the deferred records are still due", s)
+	}
+}
