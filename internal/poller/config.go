@@ -34,6 +34,9 @@ type Config struct {
 	// SweepEvery is how often the sweep runs at most (default SweepAfter/3,
 	// between 1 and 10 minutes); negative: every invocation.
 	SweepEvery time.Duration
+	// MaxPerRun caps the due records one run takes on (default: the budget
+	// for the time left, at least one minute's worth).
+	MaxPerRun int
 	// Concurrency bounds the records checked at once (default 4).
 	Concurrency int
 	// Margin is kept free before the invocation's deadline (default 10s).

@@ -92,7 +92,8 @@ func New(cfg Config, s3c s3io.Client, fno FnO, budget *Budget, q router.Sender, 
 
 // Summary is what one run did; it is logged and returned.
 type Summary struct {
-	Due         int   `json:"due"`         // records due when the run started
+	Due         int   `json:"due"`         // due records taken on by this run
+	More        bool  `json:"more"`        // more were due than the run could take on
 	Checked     int   `json:"checked"`     // GetMessageStatus answered
 	Finalized   int   `json:"finalized"`   // moved to processed/ or failed/
 	Processed   int   `json:"processed"`   // of which processed/
@@ -160,15 +161,22 @@ func (c *counters) add(f func(s *Summary)) {
 
 func (p *Poller) poll(ctx context.Context, s *Summary) {
 	now := p.cfg.Now()
+	limit := p.perRun(ctx)
 	// One identity is handled once per run: extra entries are leftovers of
-	// an interrupted reschedule and are retired with it.
+	// an interrupted reschedule and are retired with it. Listing stops at
+	// the first record not due yet, or once the run has more records than
+	// its budget could check: the rest wait, oldest first, for later runs.
 	var order []string
 	byID := map[string][]ledger.Entry{}
 	err := p.ledger.Due(ctx, now, func(e ledger.Entry) bool {
-		s.Due++
 		if _, seen := byID[e.Identity]; !seen {
+			if len(order) >= limit {
+				s.More = true
+				return false
+			}
 			order = append(order, e.Identity)
 		}
+		s.Due++
 		byID[e.Identity] = append(byID[e.Identity], e)
 		return true
 	})
@@ -251,6 +259,20 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 		})
 	}
 	_ = g.Wait()
+}
+
+// perRun is how many records one run takes on: what the budget allows in
+// the time left (every record costs at least one request), at least one
+// minute's worth.
+func (p *Poller) perRun(ctx context.Context) int {
+	if p.cfg.MaxPerRun > 0 {
+		return p.cfg.MaxPerRun
+	}
+	minutes := 1
+	if dl, ok := ctx.Deadline(); ok {
+		minutes = max(1, int(time.Until(dl)/time.Minute)+1)
+	}
+	return p.cfg.BudgetPerMinute * minutes
 }
 
 // handle checks one record and finalizes or reschedules it. It returns an

@@ -63,6 +63,21 @@ type fixture struct {
 	clock  *clock
 	layout routes.Layout
 	st     *ledger.Store
+	pcfg   poller.Config
+}
+
+// freshPoller is another execution environment: a poller with its own,
+// full budget of perMinute.
+func (f *fixture) freshPoller(t *testing.T, perMinute int) *poller.Poller {
+	t.Helper()
+	b := poller.NewBudget(perMinute)
+	cfg := f.pcfg
+	cfg.BudgetPerMinute = perMinute
+	p, err := poller.New(cfg, f.s3, importtest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 type options struct {
@@ -107,6 +122,7 @@ func newFixture(t *testing.T, o options) *fixture {
 	if o.tweak != nil {
 		o.tweak(&pcfg)
 	}
+	f.pcfg = pcfg
 	f.budget = poller.NewBudget(pcfg.BudgetPerMinute)
 	fno := importtest.FnO(t, f.emu, func(c *d365.Config) {
 		c.Limiter = f.budget
@@ -306,13 +322,14 @@ func TestBackOffAndStuck(t *testing.T) {
 }
 
 func TestBudget(t *testing.T) {
-	const budget = 5
-	f := newFixture(t, options{budget: budget})
+	const budget = 6
+	f := newFixture(t, options{budget: budget, tweak: func(c *poller.Config) { c.Concurrency = 1 }})
 	files := map[string]string{}
 	for i := range 12 {
 		files[fmt.Sprintf("inbound/customers/%02d.csv", i)] = "x"
 	}
 	f.enqueue(t, files)
+	f.emu.RunToCompletion() // finalizing one costs 4 requests: the budget runs out mid-way
 	before := f.emu.TotalRequests()
 	// The run ends at its deadline (minus the margin) or when the limiter
 	// says the next request would not fit: a minute's budget is the most
@@ -328,8 +345,18 @@ func TestBudget(t *testing.T) {
 	if made > budget || made == 0 {
 		t.Fatalf("%d F&O requests in the run, budget %d", made, budget)
 	}
-	if s.Calls != int64(made) || s.Due != 12 || s.Checked != made || s.Deferred != 12-made {
+	// It took on a minute's budget of records (each needs at least one
+	// request) and left the rest listed-but-untouched for later runs.
+	if s.Calls != int64(made) || s.Due != budget || !s.More || s.Finalized != 1 || s.Deferred != budget-1 || s.Errors != 0 {
 		t.Fatalf("summary = %+v, %d requests at the emulator", s, made)
+	}
+	// Later runs (here: with a larger budget) finish the rest, the
+	// interrupted one included.
+	if s, _ := f.freshPoller(t, 1000).Handle(context.Background(), nil); s.Finalized != 11 || s.More {
+		t.Fatalf("next run = %+v", s)
+	}
+	if n := len(importtest.Keys(t, f.s3, f.bucket, "processed/")); n != 24 {
+		t.Fatalf("%d objects in processed/, want 12 files and 12 results", n)
 	}
 }
 
