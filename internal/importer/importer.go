@@ -187,8 +187,8 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	rt, ok := h.cfg.Routes.Lookup(fm.Route)
 	if !ok {
-		return h.done(ctx, identity, router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, "", fm.Route+"/"+file, "no-route",
-			fmt.Sprintf("route %q is no longer configured", fm.Route), nil))
+		return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, File: fm.Route + "/" + file, Code: "no-route",
+			Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
 	}
 	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
 		return fmt.Errorf("read marker of %s: %w", fm.Key, err)
@@ -209,8 +209,8 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	size := aws.ToInt64(body.ContentLength)
 	if size == 0 {
 		body.Body.Close()
-		return h.done(ctx, identity, router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "empty-file",
-			"the file is empty (0 bytes): there is nothing to import", nil))
+		return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, Route: rt.Name, File: file, Code: "empty-file",
+			Detail: "the file is empty (0 bytes): there is nothing to import"}))
 	}
 	// Reopen re-reads exactly the version being sent.
 	again := fm
@@ -238,8 +238,8 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	body.Body.Close()
 	if err != nil {
 		if permanent(err) {
-			return h.done(ctx, identity, router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, obj, rt.Name, file, "fno-rejected",
-				"F&O refused the file: "+err.Error(), answerJSON(err)))
+			return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, Route: rt.Name, File: file, Code: "fno-rejected",
+				Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
 		}
 		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
 	}
@@ -265,6 +265,10 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", err.Error())
 	}
 	return nil
+}
+
+func (h *Handler) reject(ctx context.Context, log *slog.Logger, j router.Rejection) error {
+	return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, j)
 }
 
 // done removes the routed marker of a file that will never be enqueued

@@ -288,7 +288,7 @@ func (r *Router) classify(ctx context.Context, o Object) (*sqstypes.SendMessageB
 		} else {
 			file = route + "/" + file
 		}
-		err := r.Reject(ctx, o, "", file, "no-route", reason, nil)
+		err := r.Reject(ctx, Rejection{Object: o, File: file, Code: "no-route", Detail: reason})
 		return nil, Rejected, err
 	}
 	log = log.With("route", rt.Name)
@@ -311,7 +311,8 @@ func (r *Router) classify(ctx context.Context, o Object) (*sqstypes.SendMessageB
 		}
 	}
 	if o.Size == 0 {
-		err := r.Reject(ctx, o, rt.Name, file, "empty-file", "the file is empty (0 bytes): there is nothing to import", nil)
+		err := r.Reject(ctx, Rejection{Object: o, Route: rt.Name, File: file, Code: "empty-file",
+			Detail: "the file is empty (0 bytes): there is nothing to import"})
 		return nil, Rejected, err
 	}
 	if o.EventTime.IsZero() {
@@ -376,18 +377,28 @@ type Reason struct {
 	Answer      json.RawMessage `json:"fnoAnswer,omitempty"` // F&O's answer, for fno-rejected
 }
 
+// Rejection is a file that can never be imported, and why.
+type Rejection struct {
+	Object Object
+	Route  string // "" for rejected/_unrouted/
+	File   string // the path under the route folder
+	Code   string // short reason code: no-route, empty-file, fno-rejected, ...
+	Detail string // for people
+	Answer json.RawMessage
+}
+
 // Reject moves an object version to rejected/<route>/<yyyy>/<mm>/<dd>/<file>
 // (route "" means _unrouted), dated by its event time, with
 // <file>.reason.json beside it. It is safe to repeat: a version already
 // moved is not an error.
-func (r *Router) Reject(ctx context.Context, o Object, route, file, code, detail string, answer json.RawMessage) error {
-	return Reject(ctx, r.s3, r.cfg.Layout, r.now, r.log, o, route, file, code, detail, answer)
+func (r *Router) Reject(ctx context.Context, j Rejection) error {
+	return Reject(ctx, r.s3, r.cfg.Layout, r.now, r.log, j)
 }
 
 // Reject is Router.Reject for other packages (the enqueue function rejects
 // files F&O refuses).
-func Reject(ctx context.Context, c s3io.Client, l routes.Layout, now func() time.Time, log *slog.Logger,
-	o Object, route, file, code, detail string, answer json.RawMessage) error {
+func Reject(ctx context.Context, c s3io.Client, l routes.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
+	o, route, file, code, detail, answer := j.Object, j.Route, j.File, j.Code, j.Detail, j.Answer
 	when := o.EventTime
 	if when.IsZero() {
 		when = now()
