@@ -21,17 +21,22 @@
 // network to S3) after F&O answered and before the marker is written, the
 // FIFO message is redelivered, no marker is found, and the file is enqueued
 // a second time. The marker write is retried for up to 10 s outside the
-// invocation's deadline to keep the window small. A second, related case:
-// a 5xx answer or a dropped connection after the body went out leaves it
-// unknown whether F&O stored the message; it is treated as not stored and
-// retried through SQS (the d365 client itself never re-sends an enqueue
-// once the request went out).
+// invocation's deadline to keep the window small.
+//
+// When the body went out and no answer came back while the function is
+// still alive (d365.ErrOutcomeUnknown: the connection dropped, or the
+// deadline cut the answer off), F&O may hold the file. It is not sent
+// again: it is filed under failed/ with a result document whose status is
+// EnqueueOutcomeUnknown, telling a person what to look for in F&O. A 5xx
+// answer is F&O (or its gateway) saying it did not take the file; it is
+// retried through SQS.
 //
 // # Failures
 //
 //   - F&O refuses the file for good (4xx other than 401/403/408/429, or a
 //     302 from an on-premises environment): the file is moved to rejected/
 //     with F&O's answer in the reason document; the record is done.
+//   - Sent but unanswered (d365.ErrOutcomeUnknown): failed/, see above.
 //   - 401/403 (the app is not authorized: configuration, not the file),
 //     429 after the client's retries, 5xx, network or S3 errors: batch item
 //     failure. SQS redelivers; after maxReceiveCount the message goes to the
@@ -71,6 +76,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/ledger"
+	"github.com/fno-bridge/s3-fno/internal/poller"
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
@@ -237,6 +243,12 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	msgID, err := h.fno.Enqueue(ctx, req)
 	body.Body.Close()
 	if err != nil {
+		if errors.Is(err, d365.ErrOutcomeUnknown) {
+			// The body went out and no answer came back: F&O may hold the
+			// file. Sending it again could import it twice, so it is filed
+			// under failed/ for a person to check (promise 3).
+			return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, req.ExternalID, start, err))
+		}
 		if permanent(err) {
 			return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, Route: rt.Name, File: file, Code: "fno-rejected",
 				Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
@@ -269,6 +281,50 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 
 func (h *Handler) reject(ctx context.Context, log *slog.Logger, j router.Rejection) error {
 	return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, j)
+}
+
+// OutcomeUnknown is the status written in the result document of a file
+// whose enqueue went out without an answer.
+const OutcomeUnknown = "EnqueueOutcomeUnknown"
+
+// outcomeUnknown moves a file whose enqueue went out unanswered to
+// failed/<route>/<yyyy>/<mm>/<dd>/<file> with a result document saying so.
+// It runs on its own short deadline: it matters most when the invocation's
+// own deadline is what cut the answer off.
+func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm router.FileMessage, rt routes.Route, file, externalID string,
+	sentAt time.Time, cause error) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	src := s3io.Ref{Bucket: fm.Bucket, Key: fm.Key, VersionID: s3io.NormalizeVersion(fm.VersionID), ETag: s3io.NormalizeETag(fm.ETag)}
+	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	dst, err := s3io.Place(wctx, h.s3, src, s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity), identity,
+		map[string]string{"fno-status": OutcomeUnknown})
+	if errors.Is(err, s3io.ErrSourceGone) {
+		log.ErrorContext(ctx, "enqueue: outcome unknown and the file is gone", "error", cause.Error())
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue outcome unknown for %s, and it could not be filed under failed/: %w", fm.Key, err)
+	}
+	res := poller.Result{
+		Outcome: poller.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
+		ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
+		File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
+		Notes: []string{
+			"The file was sent to F&O but no answer came back (" + cause.Error() + ").",
+			"F&O may or may not hold it: look for external identifier " + externalID + " in the recurring job's message history.",
+			"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
+		},
+	}
+	if err := s3io.PutJSON(wctx, h.s3, fm.Bucket, dst+routes.ResultSuffix, res); err != nil {
+		return err
+	}
+	if err := s3io.Delete(wctx, h.s3, src); err != nil {
+		return err
+	}
+	log.ErrorContext(ctx, "enqueue: sent, but F&O's answer was lost; filed under failed/ for a person to check",
+		"file", dst, "error", cause.Error())
+	return nil
 }
 
 // done removes the routed marker of a file that will never be enqueued

@@ -518,3 +518,51 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestOutcomeUnknownIsNotResent is promise 3: a file whose enqueue went
+// out without an answer may be in F&O already, so it is never sent again;
+// it goes to failed/ with a result saying what to check.
+func TestOutcomeUnknownIsNotResent(t *testing.T) {
+	tests := []struct {
+		name         string
+		fault        d365test.Fault
+		wantMessages int // what F&O holds afterwards
+	}{
+		{"connection cut while sending", d365test.Fault{Endpoint: "enqueue", Count: 1, ResetAfterBytes: 3}, 0},
+		{"stored, answer lost at the deadline", d365test.Fault{Endpoint: "enqueue", Count: 1, Delay: time.Minute}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, importtest.FIFO{}, d365test.Options{})
+			cfg := f.cfg
+			cfg.Margin = 100 * time.Millisecond
+			h, err := importer.New(cfg, f.s3, importtest.FnO(t, f.emu), quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.emu.Inject(tt.fault)
+			m := f.drop(t, "inbound/customers/unsure.csv", []byte("0123456789"))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			resp, err := h.Handle(ctx, event(m))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("%v %v: want done, not retried", failures(resp), err)
+			}
+			dst := "failed/customers/" + time.Now().UTC().Format("2006/01/02") + "/unsure.csv"
+			raw, ok := importtest.Get(t, f.s3, f.bucket, dst+routes.ResultSuffix)
+			if !ok || !strings.Contains(string(raw), importer.OutcomeUnknown) || !strings.Contains(string(raw), "inbound/customers/unsure.csv") {
+				t.Fatalf("result: %s (bucket: %v)", raw, importtest.Keys(t, f.s3, f.bucket, ""))
+			}
+			if body, ok := importtest.Get(t, f.s3, f.bucket, dst); !ok || string(body) != "0123456789" {
+				t.Fatalf("failed copy = %q %v", body, ok)
+			}
+			// A redelivery sends nothing.
+			if resp, _ := h.Handle(context.Background(), event(m)); len(resp.BatchItemFailures) != 0 {
+				t.Fatal(failures(resp))
+			}
+			if n := f.emu.Requests("enqueue"); n != 1 || len(f.emu.Messages()) != tt.wantMessages {
+				t.Fatalf("%d enqueue requests, %d messages: the file was sent again", n, len(f.emu.Messages()))
+			}
+		})
+	}
+}
