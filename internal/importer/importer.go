@@ -91,7 +91,7 @@ type Config struct {
 	// redelivery. Default 20s.
 	Margin time.Duration
 	// FirstCheck is how long after enqueue the poller first looks at a
-	// message. Default 1m.
+	// message: POLL_INTERVAL, default 1m.
 	FirstCheck time.Duration
 }
 
@@ -104,7 +104,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{Config: rc}, nil
+	c := Config{Config: rc}
+	if v := strings.TrimSpace(getenv("POLL_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("config: POLL_INTERVAL %q must be a positive duration such as 1m", v)
+		}
+		c.FirstCheck = d
+	}
+	return c, nil
 }
 
 // Enqueuer is the part of the F&O client the handler needs.

@@ -100,6 +100,13 @@ func (d *Demo) Run(ctx context.Context) error {
 	}
 	say("  bucket %s, queues %s and %s", stack.Bucket, filepath.Base(stack.ArrivalsURL), filepath.Base(stack.ImportURL))
 
+	// The functions run in their bootstrap's folder: every path they get
+	// must be absolute.
+	dir, err := filepath.Abs(d.Dir)
+	if err != nil {
+		return err
+	}
+	d.Dir = dir
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return err
 	}
@@ -118,7 +125,7 @@ func (d *Demo) Run(ctx context.Context) error {
 		"FNO_CA_BUNDLE": ca, "BUCKET": stack.Bucket, "ROUTES": string(routes), "IMPORT_QUEUE_URL": stack.ImportURL,
 		// A compressed clock: check young imports every second, sweep
 		// after 20 s.
-		"POLL_BACKOFF_MIN": "1s", "POLL_BACKOFF_MAX": "5s", "SWEEP_AFTER": "20s", "STUCK_AFTER": "10m",
+		"POLL_INTERVAL": "1s", "SWEEP_AFTER": "20s", "STUCK_AFTER": "10m",
 	}
 	for _, kv := range moto.Env() {
 		k, v, _ := strings.Cut(kv, "=")

@@ -31,6 +31,9 @@ type Config struct {
 	// StuckAfter is STUCK_AFTER (default 24h): a message not finished this
 	// long after enqueue is reported stuck (once) and then checked hourly.
 	StuckAfter time.Duration
+	// Interval is POLL_INTERVAL (default 1m), the unit of the per-record
+	// back-off (see NextDelay); the local demo shortens it.
+	Interval time.Duration
 	// SweepEvery is how often the sweep runs at most (default SweepAfter/3,
 	// between 1 and 10 minutes); negative: every invocation.
 	SweepEvery time.Duration
@@ -74,7 +77,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		name string
 		p    *time.Duration
-	}{{"SWEEP_AFTER", &c.SweepAfter}, {"STUCK_AFTER", &c.StuckAfter}} {
+	}{{"SWEEP_AFTER", &c.SweepAfter}, {"STUCK_AFTER", &c.StuckAfter}, {"POLL_INTERVAL", &c.Interval}} {
 		v := strings.TrimSpace(getenv(d.name))
 		if v == "" {
 			continue
@@ -97,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StuckAfter <= 0 {
 		c.StuckAfter = 24 * time.Hour
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Minute
 	}
 	if c.SweepEvery == 0 {
 		c.SweepEvery = min(max(c.SweepAfter/3, time.Minute), 10*time.Minute)

@@ -387,7 +387,7 @@ func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, 
 				"checks", rec.Checks, "report", rec.Key+routes.StuckSuffix)
 		}
 	}
-	rec.NextCheck = now.Add(NextDelay(age, stuck))
+	rec.NextCheck = now.Add(NextDelay(age, stuck, p.cfg.Interval))
 	if _, err := p.ledger.Reschedule(ctx, key, rec); err != nil {
 		log.ErrorContext(ctx, "poller: reschedule failed; the record stays due", "error", err.Error())
 		c.add(func(s *Summary) { s.Errors++ })
@@ -399,19 +399,25 @@ func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, 
 	}
 }
 
-// NextDelay is the back-off between checks of a message of this age.
-func NextDelay(age time.Duration, stuck bool) time.Duration {
+// NextDelay is the back-off between checks of a message of this age, in
+// steps of unit (POLL_INTERVAL, default 1m): young messages every unit,
+// then 2, 10 and 30 units as they age past 10, 60 and 360 units; stuck ones
+// every 60 units.
+func NextDelay(age time.Duration, stuck bool, unit time.Duration) time.Duration {
+	if unit <= 0 {
+		unit = time.Minute
+	}
 	switch {
 	case stuck:
-		return time.Hour
-	case age < 10*time.Minute:
-		return time.Minute
-	case age < time.Hour:
-		return 2 * time.Minute
-	case age < 6*time.Hour:
-		return 10 * time.Minute
+		return 60 * unit
+	case age < 10*unit:
+		return unit
+	case age < 60*unit:
+		return 2 * unit
+	case age < 360*unit:
+		return 10 * unit
 	default:
-		return 30 * time.Minute
+		return 30 * unit
 	}
 }
 

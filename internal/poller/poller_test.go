@@ -556,14 +556,18 @@ func TestConfigFromEnv(t *testing.T) {
 func TestNextDelay(t *testing.T) {
 	prev := time.Duration(0)
 	for _, age := range []time.Duration{0, 5 * time.Minute, 30 * time.Minute, 3 * time.Hour, 12 * time.Hour} {
-		d := poller.NextDelay(age, false)
+		d := poller.NextDelay(age, false, time.Minute)
 		if d < prev || d < time.Minute || d > 30*time.Minute {
 			t.Errorf("NextDelay(%s) = %s", age, d)
 		}
 		prev = d
 	}
-	if poller.NextDelay(0, true) != time.Hour {
+	if poller.NextDelay(0, true, time.Minute) != time.Hour {
 		t.Error("stuck messages are checked hourly")
+	}
+	// A compressed clock (the local demo) scales every step.
+	if d := poller.NextDelay(30*time.Second, false, time.Second); d != 2*time.Second {
+		t.Errorf("with a 1s unit, a 30s-old message is checked after %s, want 2s", d)
 	}
 }
 
