@@ -58,7 +58,13 @@ type Demo struct {
 	Dir     string        // scratch: built bootstraps and function logs
 	Timeout time.Duration // how long the files may take to settle
 	Out     io.Writer
+
+	secrets []string // the client secret and every token issued, once Run returns
 }
+
+// Secrets returns, after Run, the client secret and every bearer token the
+// run used: none of them may appear in any log.
+func (d *Demo) Secrets() []string { return d.secrets }
 
 // Run executes the demo and returns an error unless every file and export
 // ended where it should.
@@ -77,6 +83,7 @@ func (d *Demo) Run(ctx context.Context) error {
 		return err
 	}
 	defer emu.Close()
+	defer func() { d.secrets = append([]string{emu.ClientSecret()}, emu.IssuedTokens()...) }()
 	emu.AddActivity(actCustomers, d365test.Activity{Name: "Import customer groups", InOrder: true})
 	emu.AddActivity(actVendors, d365test.Activity{Name: "Import vendor groups", InOrder: true})
 	emu.AddActivity(actProducts, d365test.Activity{Name: "Import released products"})
