@@ -5,7 +5,7 @@
 //
 // # Keys
 //
-//	<prefix><yyyy>/<mm>/<dd>/<correlationId>-<job>.zip   the export (".dat" if not a zip)
+//	<prefix><yyyy>/<mm>/<dd>/<correlationId>-<name>      the export, named as F&O named the download (else <job>.zip, or .dat if not a zip)
 //	<same key without .zip>/<InputFilePath>               entity files, with "unpack"
 //	<STATE_PREFIX>exports/<job>/<correlationId>.json     idempotency marker
 //	<STATE_PREFIX>exports/<job>/<correlationId>.missing.json  answers without a file

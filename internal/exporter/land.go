@@ -80,10 +80,7 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 	isZip := bytes.Equal(head, []byte("PK\x03\x04"))
 
 	if m == nil {
-		name := in.Job + ".dat"
-		if isZip {
-			name = in.Job + ".zip"
-		}
+		name := exportName(in.Job, dl.FileName, isZip)
 		now := h.cfg.Now().UTC()
 		m = &Marker{
 			Job: in.Job, ActivityID: in.ActivityID, CorrelationID: d.CorrelationID, State: StateReserved,
@@ -304,4 +301,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("export body ended after %d of %d bytes: %w", c.n, c.want, io.ErrUnexpectedEOF)
 	}
 	return n, err
+}
+
+// exportName is the file part of an export's key: the name F&O gave the
+// download (already reduced to a safe base name by the client), else the
+// job's name with .zip for a package and .dat for anything else.
+func exportName(job, fileName string, isZip bool) string {
+	switch {
+	case fileName != "":
+		return fileName
+	case isZip:
+		return job + ".zip"
+	}
+	return job + ".dat"
 }

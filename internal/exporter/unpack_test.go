@@ -71,7 +71,7 @@ func TestUnpacksDataPackage(t *testing.T) {
 		t.Fatalf("summary: %+v", sum)
 	}
 	zipKey := sum.Files[0].Key
-	if !strings.HasSuffix(zipKey, corr+"-cg.zip") {
+	if !strings.HasSuffix(zipKey, corr+"-CG-Export.zip") {
 		t.Fatalf("package key %s", zipKey)
 	}
 	dir := strings.TrimSuffix(zipKey, ".zip") + "/"

@@ -244,8 +244,8 @@ func TestDequeueDownloadAck(t *testing.T) {
 			}
 			got, err := io.ReadAll(dl.Body)
 			dl.Body.Close()
-			if err != nil || !bytes.Equal(got, body) || dl.Size != int64(len(body)) {
-				t.Fatalf("download = %q (size %d), %v", got, dl.Size, err)
+			if err != nil || !bytes.Equal(got, body) || dl.Size != int64(len(body)) || dl.FileName != "groups.zip" {
+				t.Fatalf("download = %q (size %d, name %q), %v", got, dl.Size, dl.FileName, err)
 			}
 			if err := c.Ack(ctx, exportActivity, d); err != nil {
 				t.Fatal(err)

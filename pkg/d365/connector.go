@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -202,6 +203,9 @@ func DecodeDequeue(status int, raw []byte) (*DequeuedFile, error) {
 type Download struct {
 	Body io.ReadCloser
 	Size int64 // -1 when F&O did not say
+	// FileName is the name from Content-Disposition, reduced to a safe base
+	// name (no folders, no control characters), or "" when there is none.
+	FileName string
 }
 
 // Download opens a DownloadLocation with the bearer token. F&O sometimes
@@ -217,7 +221,34 @@ func (c *Client) Download(ctx context.Context, location string) (*Download, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Download{Body: resp.Body, Size: resp.ContentLength}, nil
+	return &Download{Body: resp.Body, Size: resp.ContentLength, FileName: attachmentName(resp.Header.Get("Content-Disposition"))}, nil
+}
+
+// attachmentName reads the file name of a Content-Disposition header and
+// keeps only a safe base name.
+func attachmentName(h string) string {
+	if h == "" {
+		return ""
+	}
+	_, params, err := mime.ParseMediaType(h)
+	if err != nil {
+		return ""
+	}
+	name := params["filename"]
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	if name == "." || name == ".." || len(name) > 200 {
+		return ""
+	}
+	return name
 }
 
 // ResolveDownloadLocation checks a DownloadLocation and returns the URL to

@@ -251,3 +251,20 @@ func TestNewRejectsInsecureBaseURL(t *testing.T) {
 type staticTokens string
 
 func (s staticTokens) Token(context.Context) (string, error) { return string(s), nil }
+
+func TestDownloadFileName(t *testing.T) {
+	t.Parallel()
+	for h, want := range map[string]string{
+		``: "",
+		`attachment; filename="Customer groups.csv"`: "Customer groups.csv",
+		`attachment; filename="../../etc/passwd"`:    "passwd",
+		`attachment; filename="C:\\x\\pkg.zip"`:      "pkg.zip",
+		`attachment; filename=".."`:                  "",
+		`attachment; filename*=UTF-8''f%C3%BCr.csv`:  "für.csv",
+		`garbage;;`: "",
+	} {
+		if got := d365.AttachmentName(h); got != want {
+			t.Errorf("AttachmentName(%q) = %q, want %q", h, got, want)
+		}
+	}
+}
