@@ -67,11 +67,28 @@ func (e *Emulator) Inject(f Fault) {
 	e.st.faults = append(e.st.faults, &faultState{f: f, left: left})
 }
 
-// ClearFaults removes every fault.
+// ClearFaults removes every fault (SetFaultFunc's function stays).
 func (e *Emulator) ClearFaults() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.st.faults = nil
+}
+
+// FaultFunc decides a fault for one request: endpoint is its name as in
+// Requests, r the request (its headers and URL; the body is the handler's
+// and must not be read). nil means no fault.
+type FaultFunc func(endpoint string, r *http.Request) *Fault
+
+// SetFaultFunc makes fn the source of faults for every request, on every
+// listener, that no injected fault matched: a fault per request, decided
+// when it arrives (random faults from a seed, faults aimed at one file's
+// external ID, the Nth call to an endpoint). Its answer applies to that
+// request alone, as a Fault with Count 1 would. fn may be called from
+// several goroutines at once. nil removes it.
+func (e *Emulator) SetFaultFunc(fn FaultFunc) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.faultFunc = fn
 }
 
 // takeFaultLocked finds the first fault matching the request, uses it up

@@ -62,10 +62,19 @@ func (e *Emulator) handler(h host) http.Handler {
 			}
 		}
 		f := e.takeFaultLocked(h, rt.endpoint)
-		if f != nil && f.Status != 0 {
-			e.st.faulted[rt.endpoint]++
-		}
+		fn := e.st.faultFunc
 		e.mu.Unlock()
+		if f == nil && fn != nil {
+			if ff := fn(rt.endpoint, r); ff != nil {
+				c := *ff
+				f = &c
+			}
+		}
+		if f != nil && f.Status != 0 {
+			e.mu.Lock()
+			e.st.faulted[rt.endpoint]++
+			e.mu.Unlock()
+		}
 		defer func() {
 			e.logf("d365test: %s %s %s -> %d (%s)", h, r.Method, redactedURL(r.URL), rec.code(), rt.endpoint)
 		}()

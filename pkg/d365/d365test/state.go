@@ -25,10 +25,11 @@ type state struct {
 
 	blobs map[string]*blob
 
-	faults   []*faultState
-	requests map[string]int
-	faulted  map[string]int
-	total    int
+	faults    []*faultState
+	faultFunc FaultFunc
+	requests  map[string]int
+	faulted   map[string]int
+	total     int
 
 	blobSawToken, foreignSawToken bool
 }
