@@ -1,0 +1,11 @@
+// Package bench holds the project's cross-cutting benchmarks: the import
+// stream (S3 → enqueue handler → F&O), the export landing (F&O → exporter →
+// S3), routing, the poller at scale and the functions' cold start, each next
+// to a baseline measured the same way in the same run.
+//
+// Everything is in _test.go files; `make bench` (bench/run.sh) runs every
+// sub-benchmark in its own process, so the peak RSS each one reports
+// (VmHWM) is its own, and writes bench/RESULTS.md. The one test here
+// (TestPollSchedule) is a deterministic simulation of the poller's back-off
+// under its request budget and runs with `make test`.
+package bench

@@ -1,0 +1,113 @@
+package bench_test
+
+import (
+	"bufio"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fno-bridge/s3-fno/internal/mototest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	mototest.Stop()
+	os.Exit(code)
+}
+
+// Sizes of the streaming benchmarks, as sub-benchmark names.
+var sizes = []struct {
+	name string
+	n    int64
+}{{"16MiB", 16 << 20}, {"256MiB", 256 << 20}, {"1GiB", 1 << 30}}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// heapPeak samples the heap in use (HeapInuse: objects plus the unused
+// part of in-use spans) through runtime/metrics, which does not stop the
+// world, every millisecond, and keeps the highest value. It runs for a
+// whole benchmark; Peak is the highest heap seen while it ran.
+type heapPeak struct {
+	peak atomic.Uint64
+	stop chan struct{}
+	done chan struct{}
+}
+
+var heapSampleNames = []string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes"}
+
+func heapInuse(s []metrics.Sample) uint64 {
+	metrics.Read(s)
+	return s[0].Value.Uint64() + s[1].Value.Uint64()
+}
+
+func startHeapPeak() *heapPeak {
+	s := make([]metrics.Sample, len(heapSampleNames))
+	for i, n := range heapSampleNames {
+		s[i].Name = n
+	}
+	p := &heapPeak{stop: make(chan struct{}), done: make(chan struct{})}
+	p.peak.Store(heapInuse(s))
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := heapInuse(s); v > p.peak.Load() {
+				p.peak.Store(v)
+			}
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p
+}
+
+// Stop ends sampling and returns the peak in bytes.
+func (p *heapPeak) Stop() uint64 {
+	close(p.stop)
+	<-p.done
+	return p.peak.Load()
+}
+
+// vmHWM is the process's peak resident set size (VmHWM in
+// /proc/self/status) in bytes: the highest RSS since the process started,
+// which is why the harness runs each sub-benchmark in its own process.
+// 0 where /proc is missing.
+func vmHWM() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// reportMemory reports peak-heap-MiB and peak-RSS-MiB. Call it at the end
+// of a (sub-)benchmark; peak RSS is the whole process's, setup included.
+func reportMemory(b *testing.B, peakHeap uint64) {
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(vmHWM())/(1<<20), "peak-RSS-MiB")
+}
+
+// settle collects garbage so the next measurement starts from the live
+// heap only.
+func settle() {
+	runtime.GC()
+	runtime.GC()
+}
