@@ -136,16 +136,29 @@ func checkResponse(op string, resp *http.Response) error {
 	return &e
 }
 
+// maxRetryAfter caps the wait a Retry-After can ask for. No invocation
+// lives this long, so a larger value only means "give up on this call",
+// which the retry loop does anyway once the wait would pass the deadline.
+const maxRetryAfter = 24 * time.Hour
+
 // parseRetryAfter reads Retry-After as seconds or an HTTP date; F&O sends
-// seconds. A missing or unreadable value means "soon" (1 s).
+// seconds. A missing or unreadable value means "soon" (1 s). The result is
+// within 0..maxRetryAfter: a huge number of seconds must not overflow
+// time.Duration (9999999999 s became a negative wait, retried at once, and
+// 18446744074 s wrapped round to 290 ms).
 func parseRetryAfter(v string) time.Duration {
 	v = strings.TrimSpace(v)
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		if n > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(n) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(v, "-") {
+		return maxRetryAfter
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := time.Until(t); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 		return 0
 	}

@@ -13,7 +13,11 @@ import (
 // tolerant ones must never lose the text they were given.
 
 func FuzzParseMessageID(f *testing.F) {
-	for _, s := range []string{`"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"`, `{"value":"x"}`, `{"value":{"value":"y"}}`, `bare-id`, `"\u0001"`, ``, `{`, `"`} {
+	for _, s := range []string{`"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"`, `{"value":"x"}`, `{"value":{"value":"y"}}`, `bare-id`, `"\u0001"`, ``, `{`, `"`,
+		`{"value":"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b","value":"other"}`, `{"value":null}`, `{"value":[]}`, `[]`, `null`,
+		`"{6F2A1C3E-0B5D-4F6A-9E2B-7C8D9E0F1A2B}"`, `"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b\u0000"`, "\xff\xfe6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b",
+		strings.Repeat(`{"value":`, 20) + `"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"` + strings.Repeat(`}`, 20),
+		`<html><body>Sign in 6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b</body></html>`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -54,6 +58,8 @@ func FuzzParseExecutionErrorsAnswer(f *testing.F) {
 		`{"value":"[{\"RecordId\":\"1\",\"Field\":\"\",\"ErrorMessage\":\"m\"}]"}`,
 		"{\"value\":\"[{\\\"RecordId\\\":\\\"1\\\",\\\"ErrorMessage\\\":\\\"a\nb\\\"}]\"}",
 		`{"value":[{"RecordId":"2"}]}`, `{"value":null}`, `<html>`, ``,
+		`{"value":"[{\"RecordId\":\"1\",\"Field\":\"F\",\"ErrorMessage\":\"say \"hi\", \"Field\": no\"}]"}`,
+		"{\"value\":\"[{\\\"RecordId\\\":\\\"1\\\"\x00}]\"}", `{"value":"[{\"RecordId\":\"\ud800\"}]"}`, `{"value":{"value":"[]"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -77,6 +83,10 @@ func FuzzDecodeDequeue(f *testing.F) {
 	for _, s := range []string{
 		`{"CorrelationId":"c","PopReceipt":"p","DownloadLocation":"https://h/x","IsDownLoadFileExist":true,"FileDownLoadErrorMessage":null,"LastDequeueDateTime":null}`,
 		`{"CorrelationId":"c","DownloadLocation":null}`, `{}`, `null`, `[]`, ``, `{"IsDownLoadFileExist":"yes"}`,
+		`{"CorrelationId":"c","PopReceipt":"p","DownloadLocation":"","IsDownLoadFileExist":null}`,
+		`{"CorrelationId":"c","PopReceipt":"p","DownloadLocation":"https://h/x","IsDownLoadFileExist":false,"FileDownLoadErrorMessage":"File not found"}`,
+		`{"CorrelationId":"a","CorrelationId":"b"}`, `{"correlationid":"lower"}`, `{"CorrelationId":123}`, `{"CorrelationId":"c\u0000/../x"}`,
+		`{"CorrelationId":"c","LastDequeueDateTime":"2026-01-01T00:00:00Z"}`, `{"CorrelationId":"c"} trailing`,
 	} {
 		f.Add([]byte(s))
 	}

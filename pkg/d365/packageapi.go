@@ -21,8 +21,11 @@ type BlobWriteURL struct {
 // GetAzureWriteURL calls GetAzureWriteUrl. Its value is a JSON string that
 // holds another JSON document; both layers are read here.
 func (c *Client) GetAzureWriteURL(ctx context.Context, uniqueFileName string) (*BlobWriteURL, error) {
-	v, _, err := c.action(ctx, "GetAzureWriteUrl", map[string]string{"uniqueFileName": uniqueFileName}, retrySafe)
+	v, raw, err := c.action(ctx, "GetAzureWriteUrl", map[string]string{"uniqueFileName": uniqueFileName}, retrySafe)
 	if err != nil {
+		if raw != nil { // a 2xx answer that is not an OData value: it may hold the SAS
+			return nil, redactedAnswer("GetAzureWriteUrl", len(raw))
+		}
 		return nil, err
 	}
 	inner := []byte(v)
@@ -165,5 +168,5 @@ func (c *Client) ExportToPackage(ctx context.Context, in ExportPackageRequest) (
 // GetExportedPackageURL returns the exported package's SAS URL, or "" while
 // the export is still running.
 func (c *Client) GetExportedPackageURL(ctx context.Context, executionID string) (string, error) {
-	return c.stringAction(ctx, "GetExportedPackageUrl", map[string]string{"executionId": executionID}, retrySafe)
+	return c.urlAction(ctx, "GetExportedPackageUrl", map[string]string{"executionId": executionID}, retrySafe)
 }

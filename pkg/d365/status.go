@@ -141,7 +141,7 @@ type errorFileArgs struct {
 // an entity in an execution, or "" when there is none. The URL is a blob SAS
 // URL: fetch it with FetchBlob, without the bearer token.
 func (c *Client) GetImportStagingErrorFileURL(ctx context.Context, executionID, entity string) (string, error) {
-	return c.stringAction(ctx, "GetImportStagingErrorFileUrl", errorFileArgs{executionID, entity}, retrySafe)
+	return c.urlAction(ctx, "GetImportStagingErrorFileUrl", errorFileArgs{executionID, entity}, retrySafe)
 }
 
 // GenerateImportTargetErrorKeysFile asks F&O to build the target error keys
@@ -162,5 +162,5 @@ func (c *Client) GenerateImportTargetErrorKeysFile(ctx context.Context, executio
 // GetImportTargetErrorKeysFileURL returns the target error keys file's URL,
 // or "" while it is still being generated.
 func (c *Client) GetImportTargetErrorKeysFileURL(ctx context.Context, executionID, entity string) (string, error) {
-	return c.stringAction(ctx, "GetImportTargetErrorKeysFileUrl", errorFileArgs{executionID, entity}, retrySafe)
+	return c.urlAction(ctx, "GetImportTargetErrorKeysFileUrl", errorFileArgs{executionID, entity}, retrySafe)
 }
