@@ -153,7 +153,7 @@ func LayoutFromEnv(getenv func(string) string) (Layout, error) {
 		if !strings.HasSuffix(v, "/") {
 			v += "/"
 		}
-		if v == "/" || strings.HasPrefix(v, "/") || strings.Contains(v, "//") || hasControl(v) {
+		if v == "/" || strings.HasPrefix(v, "/") || strings.Contains(v, "//") || hasControl(v) || hasDotSegment(v) {
 			return Layout{}, fmt.Errorf("config: %s: %q is not a usable key prefix (e.g. %q)", f.name, getenv(f.name), *f.p)
 		}
 		*f.p = v
@@ -166,4 +166,16 @@ func LayoutFromEnv(getenv func(string) string) (Layout, error) {
 		}
 	}
 	return l, nil
+}
+
+// hasDotSegment reports a "." or ".." folder in a prefix. S3 keeps them as
+// plain characters, but tools that map keys to paths (sync to disk, zip)
+// resolve them out of the prefix; the export side refuses them too.
+func hasDotSegment(prefix string) bool {
+	for _, seg := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // Kind is what a recurring import job takes.
@@ -221,13 +222,11 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	return r, nil
 }
 
+// hasControl reports C0 and C1 control characters (unicode.IsControl), as
+// the export side's prefix check does: S3 lists keys in XML, which cannot
+// carry C0 controls, and neither kind reads in a log or a console.
 func hasControl(s string) bool {
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return true
-		}
-	}
-	return false
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }
 
 // Names lists the configured route names, sorted (for messages).
