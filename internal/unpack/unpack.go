@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"path"
 	"strings"
@@ -147,11 +148,12 @@ func Package(ctx context.Context, s3c Getter, up Uploader, src Source, dst Targe
 func writeEntry(ctx context.Context, up Uploader, f *zip.File, rel, label string, dst Target) (File, error) {
 	key := dst.Prefix + rel
 	out := File{Name: f.Name, EntityName: label, Key: key, Size: int64(f.UncompressedSize64)}
-	rc, err := f.Open()
+	zrc, err := f.Open()
 	if err != nil {
-		return out, err
+		return out, contentError(err)
 	}
-	defer rc.Close()
+	defer zrc.Close()
+	rc := entryReader{zrc}
 	meta := make(map[string]string, len(dst.Metadata)+1)
 	for k, v := range dst.Metadata {
 		meta[k] = v
@@ -195,6 +197,31 @@ func safeName(name string) (string, bool) {
 		}
 	}
 	return c, true
+}
+
+// contentError marks a failure to open or read a zip entry as the
+// package's fault (FormatError), unless reading the source object is what
+// failed. A truncated entry, or one whose header claims more bytes than it
+// holds, ends in io.ErrUnexpectedEOF on every attempt: left unmarked, it
+// was taken for a transient failure and the export was retried for ever.
+func contentError(err error) error {
+	if err == nil || err == io.EOF || isSourceError(err) {
+		return err
+	}
+	var fe *FormatError
+	if errors.As(err, &fe) {
+		return err
+	}
+	return &FormatError{err}
+}
+
+// entryReader is an open zip entry whose read failures are marked with
+// contentError, so they stay recognisable through the uploader's wrapping.
+type entryReader struct{ io.ReadCloser }
+
+func (e entryReader) Read(p []byte) (int, error) {
+	n, err := e.ReadCloser.Read(p)
+	return n, contentError(err)
 }
 
 // classify marks errors about the package's content as FormatError; source
