@@ -112,7 +112,7 @@ func BenchmarkImportStreaming(b *testing.B) {
 				b.StartTimer()
 			}
 			b.StopTimer()
-			reportMemory(b, peak.Stop())
+			reportMemory(b, peak)
 			msgs := r.emu.Messages()
 			if len(msgs) != b.N+1 || msgs[len(msgs)-1].Size != sz.n {
 				b.Fatalf("F&O holds %d messages, the last of %d bytes; want %d of %d", len(msgs), msgs[len(msgs)-1].Size, b.N+1, sz.n)
@@ -189,7 +189,7 @@ func BenchmarkImportBaseline(b *testing.B) {
 				copyOne(m)
 			}
 			b.StopTimer()
-			reportMemory(b, peak.Stop())
+			reportMemory(b, peak)
 			msgs := r.emu.Messages()
 			if len(msgs) != b.N+1 || msgs[len(msgs)-1].Size != sz.n {
 				b.Fatalf("F&O holds %d messages; want %d of %s bytes", len(msgs), b.N+1, strconv.FormatInt(sz.n, 10))

@@ -29,17 +29,18 @@ var sizes = []struct {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// heapPeak samples the heap in use (HeapInuse: objects plus the unused
-// part of in-use spans) through runtime/metrics, which does not stop the
-// world, every millisecond, and keeps the highest value. It runs for a
-// whole benchmark; Peak is the highest heap seen while it ran.
+// heapPeak samples the heap in use (HeapInuse: objects, live or not yet
+// collected, plus the unused part of in-use spans) through runtime/metrics,
+// which does not stop the world, every millisecond, and keeps the highest
+// value. It also keeps the highest live heap the GC measured
+// (/gc/heap/live:bytes: what the last GC marked), which leaves out garbage
+// waiting for the next cycle.
 type heapPeak struct {
-	peak atomic.Uint64
-	stop chan struct{}
-	done chan struct{}
+	peak, live atomic.Uint64
+	stop, done chan struct{}
 }
 
-var heapSampleNames = []string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes"}
+var heapSampleNames = []string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes", "/gc/heap/live:bytes"}
 
 func heapInuse(s []metrics.Sample) uint64 {
 	metrics.Read(s)
@@ -61,6 +62,9 @@ func startHeapPeak() *heapPeak {
 			if v := heapInuse(s); v > p.peak.Load() {
 				p.peak.Store(v)
 			}
+			if v := s[2].Value.Uint64(); v > p.live.Load() {
+				p.live.Store(v)
+			}
 			select {
 			case <-p.stop:
 				return
@@ -71,11 +75,11 @@ func startHeapPeak() *heapPeak {
 	return p
 }
 
-// Stop ends sampling and returns the peak in bytes.
-func (p *heapPeak) Stop() uint64 {
+// Stop ends sampling.
+func (p *heapPeak) Stop() *heapPeak {
 	close(p.stop)
 	<-p.done
-	return p.peak.Load()
+	return p
 }
 
 // vmHWM is the process's peak resident set size (VmHWM in
@@ -98,10 +102,13 @@ func vmHWM() uint64 {
 	return 0
 }
 
-// reportMemory reports peak-heap-MiB and peak-RSS-MiB. Call it at the end
-// of a (sub-)benchmark; peak RSS is the whole process's, setup included.
-func reportMemory(b *testing.B, peakHeap uint64) {
-	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
+// reportMemory stops p and reports peak-heap-MiB (HeapInuse),
+// peak-live-MiB (live heap at GC) and peak-RSS-MiB. Call it at the end of
+// a (sub-)benchmark; peak RSS is the whole process's, setup included.
+func reportMemory(b *testing.B, p *heapPeak) {
+	p.Stop()
+	b.ReportMetric(float64(p.peak.Load())/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(p.live.Load())/(1<<20), "peak-live-MiB")
 	b.ReportMetric(float64(vmHWM())/(1<<20), "peak-RSS-MiB")
 }
 

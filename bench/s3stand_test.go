@@ -419,14 +419,19 @@ func first(v []string) string {
 	return v[0]
 }
 
+var bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 // body returns the request's payload, decoding aws-chunked framing (the SDK
-// sends streaming bodies over TLS that way, with a trailing checksum).
-func body(r *http.Request) io.Reader {
+// sends bodies over TLS that way, with a trailing checksum). Call done
+// when finished with it.
+func body(r *http.Request) (rd io.Reader, done func()) {
 	if strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") ||
 		strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-") {
-		return &chunkedReader{r: bufio.NewReaderSize(r.Body, 64<<10)}
+		br := bufReaders.Get().(*bufio.Reader)
+		br.Reset(r.Body)
+		return &chunkedReader{r: br}, func() { br.Reset(nil); bufReaders.Put(br) }
 	}
-	return r.Body
+	return r.Body, func() {}
 }
 
 // chunkedReader decodes aws-chunked: "<hex size>[;chunk-signature=...]\r\n
@@ -497,7 +502,8 @@ func (s *s3Stand) put(w http.ResponseWriter, r *http.Request, bucket, key string
 		}
 	}
 	var o *standObject
-	in := body(r)
+	in, done := body(r)
+	defer done()
 	b, err := io.ReadAll(io.LimitReader(in, smallLimit+1))
 	if err != nil {
 		s3Error(w, r, http.StatusBadRequest, "IncompleteBody", err.Error())
@@ -623,7 +629,9 @@ func (s *s3Stand) createUpload(w http.ResponseWriter, bucket, key string) {
 }
 
 func (s *s3Stand) uploadPart(w http.ResponseWriter, r *http.Request, q map[string][]string) {
-	n, err := io.Copy(io.Discard, body(r))
+	in, done := body(r)
+	n, err := io.Copy(io.Discard, in)
+	done()
 	if err != nil {
 		s3Error(w, r, http.StatusBadRequest, "IncompleteBody", err.Error())
 		return

@@ -1,0 +1,129 @@
+package bench_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/fno-bridge/s3-fno/internal/exporter"
+	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
+	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
+)
+
+const actExport = "e0e00000-0000-4000-8000-000000000002"
+
+// queueExport puts a generated export of size bytes in the emulator's
+// queue; the emulator writes it while serving the download, never holding
+// it.
+func queueExport(e *d365test.Emulator, block []byte, size int64) string {
+	return e.QueueExport(actExport, d365test.Export{Size: size, FileName: "bench.csv", Generate: func(w io.Writer) error {
+		_, err := writePattern(w, block, size)
+		return err
+	}})
+}
+
+// BenchmarkExportLanding lands a generated export through the real dequeue
+// handler (exporter.Handler.Run: dequeue, download, idempotency marker,
+// transfer-manager multipart upload with If-None-Match, marker update, ack)
+// with the default part size and concurrency. The S3 side is the
+// stand-in's multipart sink: parts are decoded (aws-chunked), counted and
+// dropped. peak-heap-MiB should stay under part size × concurrency + 32 MiB
+// whatever the size.
+func BenchmarkExportLanding(b *testing.B) {
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			stand := newS3Stand(b)
+			emu := d365test.NewT(b, d365test.Options{})
+			h, err := exporter.New(exporter.Config{Bucket: benchBucket, Logger: quiet()}, importtest.FnO(b, emu), stand.Client(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			block := patternBlock(11)
+			ctx := context.Background()
+			in := exporter.Input{Job: "bench", ActivityID: actExport}
+			queueExport(emu, block, 64<<10) // warm up: token, connections
+			if sum, err := h.Run(ctx, in); err != nil || sum.Landed != 1 {
+				b.Fatalf("warm-up: %v %+v", err, sum)
+			}
+			settle()
+			peak := startHeapPeak()
+			sunk := stand.sunk.Load()
+			b.SetBytes(sz.n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				queueExport(emu, block, sz.n)
+				b.StartTimer()
+				sum, err := h.Run(ctx, in)
+				b.StopTimer()
+				if err != nil || sum.Landed != 1 || sum.Acked != 1 || sum.Bytes != sz.n {
+					b.Fatalf("run: %v %+v", err, sum)
+				}
+				if n, ok := stand.Size(benchBucket, sum.Files[0].Key); !ok || n != sz.n {
+					b.Fatalf("S3 holds %d bytes at %s (%v), want %d", n, sum.Files[0].Key, ok, sz.n)
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			reportMemory(b, peak)
+			cfg := h.Config()
+			b.ReportMetric(float64(cfg.PartSize)/(1<<20), "part-MiB")
+			b.ReportMetric(float64(cfg.Concurrency), "concurrency")
+			if got := stand.sunk.Load() - sunk; got != int64(b.N)*sz.n {
+				b.Fatalf("the sink received %d bytes, want %d", got, int64(b.N)*sz.n)
+			}
+		})
+	}
+}
+
+// BenchmarkExportBaseline reads the same generated export from the same
+// emulator (dequeue, download, ack with the same d365 client) into
+// io.Discard: the ceiling of BenchmarkExportLanding, which adds the S3
+// upload.
+func BenchmarkExportBaseline(b *testing.B) {
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			emu := d365test.NewT(b, d365test.Options{})
+			c := importtest.FnO(b, emu)
+			block := patternBlock(11)
+			ctx := context.Background()
+			one := func() int64 {
+				d, err := c.Dequeue(ctx, actExport)
+				if err != nil || d == nil || d.DownloadLocation == nil {
+					b.Fatalf("dequeue: %v %+v", err, d)
+				}
+				dl, err := c.Download(ctx, *d.DownloadLocation)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, dl.Body)
+				dl.Body.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := c.Ack(ctx, actExport, d); err != nil {
+					b.Fatal(err)
+				}
+				return n
+			}
+			queueExport(emu, block, 64<<10)
+			one() // warm up
+			settle()
+			peak := startHeapPeak()
+			b.SetBytes(sz.n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				queueExport(emu, block, sz.n)
+				b.StartTimer()
+				if n := one(); n != sz.n {
+					b.Fatalf("downloaded %d bytes, want %d", n, sz.n)
+				}
+			}
+			b.StopTimer()
+			reportMemory(b, peak)
+		})
+	}
+}
