@@ -20,7 +20,7 @@ type Notification struct {
 // Record is one S3 event record with its key decoded.
 type Record struct {
 	EventName string    // e.g. "ObjectCreated:Put"
-	EventTime time.Time // zero when absent or unreadable
+	EventTime time.Time // UTC; zero when absent, unreadable or outside years 1-9999
 	Bucket    string
 	// RawKey is the key as S3 sent it (URL-encoded, spaces as '+');
 	// Key is the real object key.
@@ -97,7 +97,12 @@ func DecodeNotification(body []byte) (Notification, error) {
 		}
 		var ts string
 		if json.Unmarshal(r.EventTime, &ts) == nil {
-			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			// A time whose UTC year leaves 0001..9999 (possible through
+			// the offset: "9999-12-31T23:59:59-23:00") cannot be written
+			// as JSON: the FIFO message and reason document failed to
+			// encode and the record was redelivered for ever. It is
+			// treated as absent, like any unreadable time.
+			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.UTC().Year() >= 1 && t.UTC().Year() <= 9999 {
 				rec.EventTime = t.UTC()
 			}
 		}

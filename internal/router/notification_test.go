@@ -1,10 +1,12 @@
 package router_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/router"
 )
@@ -63,6 +65,12 @@ func TestDecodeNotificationShapes(t *testing.T) {
 				t.Error("ObjectRemoved is a create")
 			}
 		}},
+		{name: "event time whose UTC year is 10000 reads as absent", body: strings.Replace(eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "1"),
+			"2026-03-01T10:00:00.000Z", "9999-12-31T23:59:59-23:00", 1), check: func(t *testing.T, n router.Notification) {
+			if !n.Records[0].EventTime.IsZero() {
+				t.Errorf("event time = %v, want zero (the router uses the time of routing)", n.Records[0].EventTime)
+			}
+		}},
 		{name: "not JSON", body: `hello`, malformed: true},
 		{name: "empty", body: ``, malformed: true},
 		{name: "no records", body: `{"Records":[]}`, malformed: true},
@@ -102,6 +110,25 @@ func FuzzDecodeNotification(f *testing.F) {
 	f.Add([]byte(`{"Records":[{"s3":{"bucket":{"name":"b"},"object":{"key":"%"}}}]}`))
 	f.Add([]byte(`{"Records":null}`))
 	f.Add([]byte(`[]`))
+	for _, s := range []string{
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/a+b%2Bc%2Fd%20e.csv", "", "1"),
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/%zz%", "", "1"),
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/%00%0A%E2%82", "", "1"),
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "9223372036854775808"),
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "-0"),
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "null"),
+		eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "[]"),
+		eventJSON("ObjectCreated:Put", "", "inbound/c/x", "", "1"),
+		eventJSON("ObjectCreated:Put", "b", "", "", "1"),
+		strings.Replace(eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "1"), "2026-03-01T10:00:00.000Z", "9999-12-31T23:59:59-23:00", 1),
+		strings.Replace(eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "1"), "2026-03-01T10:00:00.000Z", "0000-01-01T00:00:00+01:00", 1),
+		`{"Records":[{"s3":{"bucket":{"name":"b"},"object":{"key":"a","key":"b"}}}]}`,
+		`{"Records":[{"s3":{"bucket":{"name":"b"},"object":{"key":null}}}]}`,
+		`{"Event":"s3:TestEvent","Records":[{}]}`, `{"Records":[]} {"Records":[]}`,
+		strings.Repeat(`{"Records":`, 5000) + strings.Repeat(`}`, 5000),
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n, err := router.DecodeNotification(body)
 		if err != nil {
@@ -119,6 +146,15 @@ func FuzzDecodeNotification(f *testing.F) {
 		for _, r := range n.Records {
 			if r.Bucket == "" || r.Key == "" || r.Size < -1 {
 				t.Fatalf("bad record accepted: %+v", r)
+			}
+			// The raw key is kept; the key is exactly its decoding.
+			if k, err := url.QueryUnescape(r.RawKey); err != nil || k != r.Key {
+				t.Fatalf("Key %q is not the decoding of RawKey %q", r.Key, r.RawKey)
+			}
+			// The event time can be written back as JSON (FIFO message,
+			// reason document).
+			if _, err := json.Marshal(r.EventTime); err != nil || r.EventTime.Location() != time.UTC {
+				t.Fatalf("event time %v: %v", r.EventTime, err)
 			}
 			// S3's encoding of the decoded key decodes to the same key.
 			if back, err := url.QueryUnescape(url.QueryEscape(r.Key)); err != nil || back != r.Key {
