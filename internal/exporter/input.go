@@ -157,7 +157,10 @@ func CheckPrefix(p string) (string, error) {
 	if p == "" {
 		return "", errors.New("empty")
 	}
-	if len(p) > 512 {
+	// Checked on the result (with its "/"), so that a prefix accepted once
+	// is accepted again when read back: a 512-character prefix without a
+	// trailing "/" came out 513 long and failed its own round trip.
+	if len(strings.TrimRight(p, "/"))+1 > 512 {
 		return "", errors.New("longer than 512 characters")
 	}
 	if strings.HasPrefix(p, "/") {

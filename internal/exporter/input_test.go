@@ -93,6 +93,17 @@ func FuzzDecodeInput(f *testing.F) {
 		`{"job":"cg","activityId":"` + testActivity + `","prefix":"a/b"}`,
 		`{"job":"cg"}`, `{}`, `null`, `[]`, `{"job":`, `{"job":"a/../b","activityId":"x"}`,
 		`{"job":"cg","activityId":"` + testActivity + `","prefix":"\u0000"}`,
+		`{"job":"cg","activityId":"` + testActivity + `","prefix":"` + strings.Repeat("p", 512) + `"}`,
+		`{"job":"cg","activityId":"` + testActivity + `","prefix":"a/./b//c/../"}`,
+		`{"job":"cg","activityId":"` + testActivity + `","prefix":"a\u0085b/"}`,
+		`{"job":"cg","job":"../x","activityId":"` + testActivity + `"}`,
+		`{"JOB":"cg","ACTIVITYID":"` + testActivity + `"}`,
+		`{"job":"cg","activityId":"` + testActivity + `","unpack":"true"}`,
+		`{"job":"cg","activityId":"` + testActivity + `","extra":1}`,
+		`{"job":"cg","activityId":"` + testActivity + `"}{"job":"other"}`,
+		`{"job":"cg","activityId":"%7B` + testActivity + `%7D"}`,
+		`{"job":"` + strings.Repeat("j", 129) + `","activityId":"` + testActivity + `"}`,
+		`{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`,
 	} {
 		f.Add([]byte(s))
 	}

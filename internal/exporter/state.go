@@ -118,12 +118,53 @@ func (h *Handler) readMarker(ctx context.Context, key string) (*Marker, error) {
 		return nil, fmt.Errorf("read marker %s: %w", key, err)
 	}
 	defer out.Body.Close()
-	var m Marker
-	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(&m); err != nil {
+	m, err := h.DecodeMarker(io.LimitReader(out.Body, 1<<20), key)
+	if err != nil {
 		return nil, fmt.Errorf("read marker %s: %w", key, err)
 	}
-	if m.Key == "" {
-		return nil, fmt.Errorf("read marker %s: it names no key", key)
+	return m, nil
+}
+
+// DecodeMarker reads the marker document stored at markerKey and checks
+// that it can be acted on, since the export lands at (or is recognised by)
+// the key it names: it must be the marker of the job and correlation ID its
+// own key says, and name a key of the shape ObjectKey builds,
+// <prefix><yyyy>/<mm>/<dd>/<id>-<job>.zip|.dat dated by FirstSeen, with a
+// clean prefix outside STATE_PREFIX. Anything else is refused with the
+// reason, rather than followed to wherever it points (another job's
+// export, the state prefix, an import folder).
+func (h *Handler) DecodeMarker(r io.Reader, markerKey string) (*Marker, error) {
+	var m Marker
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("not a marker document: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("not a marker document: unexpected data after the JSON object")
+	}
+	switch {
+	case m.Key == "":
+		return nil, errors.New("it names no key")
+	case m.Job == "" || m.CorrelationID == "" || h.MarkerKey(m.Job, m.CorrelationID) != markerKey:
+		return nil, fmt.Errorf("it is the marker of job %q, correlation ID %q, not of this key", clip(m.Job), clip(m.CorrelationID))
+	case m.State != StateReserved && m.State != StateLanded:
+		return nil, fmt.Errorf("unknown state %q", clip(m.State))
+	}
+	dir, file := "", m.Key
+	if i := strings.LastIndex(m.Key, "/"); i >= 0 {
+		dir, file = m.Key[:i+1], m.Key[i+1:]
+	}
+	date := m.FirstSeen.UTC().Format("2006/01/02/")
+	prefix, dated := strings.CutSuffix(dir, date)
+	id := KeyID(m.CorrelationID) + "-" + m.Job
+	if !dated || (file != id+".zip" && file != id+".dat") {
+		return nil, fmt.Errorf("key %q is not where this export lands (<prefix>%s%s.zip or .dat)", clip(m.Key), date, clip(id))
+	}
+	if p, err := CheckPrefix(prefix); err != nil || p != prefix {
+		return nil, fmt.Errorf("key %q has no usable prefix", clip(m.Key))
+	}
+	if hasPrefix(prefix, h.cfg.StatePrefix) {
+		return nil, fmt.Errorf("key %q is inside STATE_PREFIX %q", clip(m.Key), h.cfg.StatePrefix)
 	}
 	return &m, nil
 }
