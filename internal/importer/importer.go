@@ -206,6 +206,11 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	}
 	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
 		return fmt.Errorf("read marker of %s: %w", fm.Key, err)
+	} else if found && mk.Sending() {
+		// An earlier attempt began sending and never recorded an answer
+		// (it died, or filing the outcome failed): F&O may hold the file.
+		return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, mk.ExternalID, mk.EnqueuedAt,
+			errors.New("an earlier attempt started sending the file and did not record F&O's answer")))
 	} else if found {
 		log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
 		return nil
@@ -248,7 +253,26 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		req.Entity = rt.Entity
 	}
 	start := h.now()
-	msgID, err := h.fno.Enqueue(ctx, req)
+	rec := ledger.Record{
+		Identity: identity, Bucket: fm.Bucket, Key: fm.Key,
+		VersionID: s3io.NormalizeVersion(again.VersionID), ETag: s3io.NormalizeETag(fm.ETag), Size: size,
+		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
+		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: start.UTC(),
+	}
+	// The intent: from here on a crash leaves a marker without a message
+	// ID, and a redelivery files the file as "outcome unknown" instead of
+	// sending it again (promise 3).
+	if created, existing, err := h.ledger.PutMarker(ctx, rec); err != nil {
+		return fmt.Errorf("write the intent marker of %s: %w", fm.Key, err)
+	} else if !created {
+		log.WarnContext(ctx, "enqueue: another delivery of this file got there first", "messageId", existing.MessageID)
+		return nil
+	}
+	// Stop sending early enough to record the outcome before Lambda ends
+	// the invocation.
+	sctx, cancel := h.sendContext(ctx)
+	msgID, err := h.fno.Enqueue(sctx, req)
+	cancel()
 	body.Body.Close()
 	if err != nil {
 		if errors.Is(err, d365.ErrOutcomeUnknown) {
@@ -257,6 +281,12 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 			// under failed/ for a person to check (promise 3).
 			return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, req.ExternalID, start, err))
 		}
+		// F&O answered, or nothing went out: it does not hold the file.
+		// Withdraw the intent so that a retry may send it; if that fails,
+		// the redelivery errs on the safe side (outcome unknown).
+		if derr := h.ledger.DeleteMarker(ctx, identity); derr != nil {
+			return fmt.Errorf("enqueue %s: %w (and the intent marker could not be withdrawn: %v)", fm.Key, err, derr)
+		}
 		if permanent(err) {
 			return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, Route: rt.Name, File: file, Code: "fno-rejected",
 				Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
@@ -264,20 +294,15 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
 	}
 	now := h.now().UTC()
-	rec := ledger.Record{
-		Identity: identity, MessageID: msgID, Bucket: fm.Bucket, Key: fm.Key,
-		VersionID: s3io.NormalizeVersion(again.VersionID), ETag: s3io.NormalizeETag(fm.ETag), Size: size,
-		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
-		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: now, NextCheck: now.Add(h.cfg.FirstCheck),
-	}
+	rec.MessageID, rec.EnqueuedAt, rec.NextCheck = msgID, now, now.Add(h.cfg.FirstCheck)
 	log = log.With("messageId", msgID)
 	log.InfoContext(ctx, "enqueue: F&O accepted the file", "size", size, "entity", req.Entity, "activityId", rt.ActivityID,
 		"took", h.now().Sub(start).String())
-	// THE WINDOW: F&O has the message; until the marker is written, a crash
-	// means a redelivery enqueues the file again. Retry the write for up to
-	// 10 s even past the invocation's own context.
+	// F&O has the message: record its ID in the marker. If this never
+	// happens (a crash), the intent marker makes a redelivery file the
+	// file as "outcome unknown" rather than send it twice.
 	if err := h.writeMarker(ctx, rec, log); err != nil {
-		return fmt.Errorf("F&O accepted %s as message %s but the marker could not be written (a redelivery will enqueue it again): %w",
+		return fmt.Errorf("F&O accepted %s as message %s but the marker could not be updated (a redelivery will file it as outcome unknown): %w",
 			fm.Key, msgID, err)
 	}
 	if _, err := h.ledger.Put(ctx, rec); err != nil {
@@ -308,8 +333,9 @@ func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm route
 	dst, err := s3io.Place(wctx, h.s3, src, s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity), identity,
 		map[string]string{"fno-status": OutcomeUnknown})
 	if errors.Is(err, s3io.ErrSourceGone) {
-		log.ErrorContext(ctx, "enqueue: outcome unknown and the file is gone", "error", cause.Error())
-		return nil
+		// Filed by an earlier attempt, or removed by someone.
+		log.ErrorContext(ctx, "enqueue: outcome unknown and the file is no longer in inbound/", "error", cause.Error())
+		return h.ledger.DeleteMarker(wctx, identity)
 	}
 	if err != nil {
 		return fmt.Errorf("enqueue outcome unknown for %s, and it could not be filed under failed/: %w", fm.Key, err)
@@ -328,6 +354,11 @@ func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm route
 		return err
 	}
 	if err := s3io.Delete(wctx, h.s3, src); err != nil {
+		return err
+	}
+	// The marker goes last: until the file is filed, a redelivery that
+	// finds it finishes this filing instead of sending the file.
+	if err := h.ledger.DeleteMarker(wctx, identity); err != nil {
 		return err
 	}
 	log.ErrorContext(ctx, "enqueue: sent, but F&O's answer was lost; filed under failed/ for a person to check",
@@ -352,21 +383,10 @@ func (h *Handler) writeMarker(ctx context.Context, rec ledger.Record, log *slog.
 	defer cancel()
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
-		created, existing, err := h.ledger.PutMarker(wctx, rec)
-		if err == nil {
-			if !created {
-				prev := ""
-				if existing != nil {
-					prev = existing.MessageID
-				}
-				// Only possible if two deliveries of one file ran at once
-				// (e.g. a route's entity changed between them).
-				log.ErrorContext(ctx, "enqueue: the file was enqueued twice at the same time; F&O holds a duplicate",
-					"previousMessageId", prev)
-			}
+		if last = h.ledger.ReplaceMarker(wctx, rec); last == nil {
 			return nil
 		}
-		last = err
+		log.WarnContext(ctx, "enqueue: marker update failed, retrying", "error", last.Error())
 		select {
 		case <-wctx.Done():
 			return last
@@ -374,6 +394,20 @@ func (h *Handler) writeMarker(ctx context.Context, rec ledger.Record, log *slog.
 		}
 	}
 	return last
+}
+
+// sendReserve is kept free after a send for recording its outcome (at
+// most a quarter of the time left, for short deadlines).
+const sendReserve = 15 * time.Second
+
+// sendContext bounds a send so that it ends before the invocation's
+// deadline: Lambda stops the process at the deadline, so whatever must
+// happen after F&O answers has to happen before it.
+func (h *Handler) sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-min(sendReserve, time.Until(dl)/4)))
+	}
+	return context.WithCancel(ctx)
 }
 
 // open reads the exact version named (or, without one, the object only if

@@ -2,11 +2,14 @@
 // the state prefix (default _state/), so no other AWS service is needed:
 //
 //	_state/markers/<identity>.json
-//	    the idempotency marker of one source object version, written with
-//	    If-None-Match: * right after F&O accepted it; it holds the F&O
-//	    message ID (and everything the ledger record holds), so a
-//	    redelivered FIFO message is never enqueued twice, and a lost ledger
-//	    record can be rebuilt. Deleted when the file is finalized.
+//	    the idempotency marker of one source object version. It is written
+//	    with If-None-Match: * just BEFORE the file is sent, without a message
+//	    ID (an intent: "sending"), and replaced by the full record once F&O
+//	    answers with the message ID. A redelivered FIFO message that finds a
+//	    marker is never sent again: with a message ID it is skipped, without
+//	    one (an earlier attempt died while sending) the file is filed under
+//	    failed/ for a person to check. A lost ledger record is rebuilt from
+//	    a full marker. Deleted when the file is finalized.
 //	_state/ledger/<next check, unix seconds, 10 digits>/<identity>.json
 //	    one record per file in flight in F&O. Keys sort by the time of the
 //	    next check, so the poller's ListObjectsV2 stops at "now" and its
@@ -32,7 +35,8 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/s3io"
 )
 
-// Record is one file in flight in F&O.
+// Record is one file in flight in F&O. As a marker without a MessageID it
+// is the intent written before sending (see Sending).
 type Record struct {
 	Identity   string `json:"identity"`
 	MessageID  string `json:"messageId"`
@@ -62,6 +66,10 @@ type Record struct {
 	// StuckReportedAt is when the record was first reported stuck.
 	StuckReportedAt time.Time `json:"stuckReportedAt,omitzero"`
 }
+
+// Sending reports whether the record is an intent marker: the file was
+// about to be sent and no message ID was ever recorded.
+func (r Record) Sending() bool { return r.MessageID == "" }
 
 // Source is the record's source object version.
 func (r Record) Source() s3io.Ref {
@@ -99,6 +107,12 @@ func (s *Store) PutMarker(ctx context.Context, r Record) (created bool, existing
 	}
 	existing, _, err = s.GetMarker(ctx, r.Identity)
 	return false, existing, err
+}
+
+// ReplaceMarker overwrites the marker: the intent written before a send
+// becomes the record of what F&O accepted.
+func (s *Store) ReplaceMarker(ctx context.Context, r Record) error {
+	return s3io.PutJSON(ctx, s.S3, s.Bucket, s.MarkerKey(r.Identity), r)
 }
 
 // DeleteMarker removes the marker of an identity.

@@ -172,13 +172,18 @@ func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, plac
 	case errors.Is(err, d365.ErrExecutionNotFound):
 		res.Notes = append(res.Notes, "GetImportStagingErrorFileUrl: F&O does not know the execution")
 	case err != nil:
-		return fmt.Errorf("GetImportStagingErrorFileUrl: %w", err)
+		if err := noteIfRefused(res, "GetImportStagingErrorFileUrl", err); err != nil {
+			return err
+		}
 	case u != "":
 		key := placed + ".staging-errors" + extOf(u)
 		if err := p.copyBlob(ctx, rec.Bucket, u, key); err != nil {
-			return fmt.Errorf("staging error file: %w", err)
+			if err := noteIfRefused(res, "staging error file", err); err != nil {
+				return err
+			}
+		} else {
+			res.StagingErrorFile = key
 		}
-		res.StagingErrorFile = key
 	}
 	has, err := p.fno.GenerateImportTargetErrorKeysFile(ctx, execID, rec.Entity)
 	switch {
@@ -186,7 +191,7 @@ func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, plac
 		res.Notes = append(res.Notes, "GenerateImportTargetErrorKeysFile: F&O does not know the execution")
 		return nil
 	case err != nil:
-		return fmt.Errorf("GenerateImportTargetErrorKeysFile: %w", err)
+		return noteIfRefused(res, "GenerateImportTargetErrorKeysFile", err)
 	case !has:
 		return nil
 	}
@@ -200,12 +205,12 @@ func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, plac
 		}
 		u, err := p.fno.GetImportTargetErrorKeysFileURL(ctx, execID, rec.Entity)
 		if err != nil {
-			return fmt.Errorf("GetImportTargetErrorKeysFileUrl: %w", err)
+			return noteIfRefused(res, "GetImportTargetErrorKeysFileUrl", err)
 		}
 		if u != "" {
 			key := placed + ".target-error-keys" + extOf(u)
 			if err := p.copyBlob(ctx, rec.Bucket, u, key); err != nil {
-				return fmt.Errorf("target error keys file: %w", err)
+				return noteIfRefused(res, "target error keys file", err)
 			}
 			res.TargetErrorKeysFile = key
 			return nil
@@ -214,6 +219,19 @@ func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, plac
 	res.Notes = append(res.Notes, fmt.Sprintf("F&O had not produced the target error keys file after %d polls; "+
 		"find it in F&O's execution history (execution %s)", p.cfg.TargetKeysPolls, execID))
 	return nil
+}
+
+// noteIfRefused keeps a failure to fetch an error file from holding up the
+// verdict: when F&O or the blob host refused for good (a 4xx, such as an
+// expired SAS link or an entity F&O does not know), the result says so and
+// the file is finalized anyway. Faults worth retrying are returned.
+func noteIfRefused(res *Result, what string, err error) error {
+	var fe *d365.Error
+	if errors.As(err, &fe) && !fe.Temporary() {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s could not be fetched: %v", what, err))
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // copyBlob streams a SAS URL's content into S3.

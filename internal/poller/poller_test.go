@@ -2,6 +2,7 @@ package poller_test
 
 import (
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -611,5 +612,50 @@ func TestThrottledStopsTheRun(t *testing.T) {
 	f.emu.ClearFaults()
 	if s := f.run(t, 2*time.Minute); s.Checked != 3 {
 		t.Fatalf("next run = %+v: the deferred records are still due", s)
+	}
+}
+
+// The sweep routes lost files in upload order, not in S3's listing order
+// (keys alphabetically, versions newest first): promise 2.
+func TestSweepKeepsUploadOrder(t *testing.T) {
+	f := newFixture(t, options{})
+	// Distinct Last-Modified seconds, as real uploads minutes apart have.
+	importtest.Put(t, f.s3, f.bucket, "inbound/vendors/z.csv", []byte("z1"))
+	time.Sleep(1100 * time.Millisecond)
+	importtest.Put(t, f.s3, f.bucket, "inbound/vendors/z.csv", []byte("z2"))
+	time.Sleep(1100 * time.Millisecond)
+	importtest.Put(t, f.s3, f.bucket, "inbound/vendors/a.csv", []byte("a"))
+	if s := f.run(t, time.Hour); s.Swept != 3 {
+		t.Fatalf("summary = %+v", s)
+	}
+	var got []string
+	for _, m := range importtest.Receive(t, f.sqs, f.queue) {
+		var fm router.FileMessage
+		json.Unmarshal([]byte(*m.Body), &fm)
+		got = append(got, fm.Key+"@"+fm.ETag)
+	}
+	want := []string{"inbound/vendors/z.csv@" + etagOf("z1"), "inbound/vendors/z.csv@" + etagOf("z2"), "inbound/vendors/a.csv@" + etagOf("a")}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("FIFO order %v, want %v", got, want)
+	}
+}
+
+func etagOf(body string) string { return fmt.Sprintf("%x", md5.Sum([]byte(body))) }
+
+// An error file F&O or the blob host refuses for good (an expired link)
+// does not hold the verdict up: the file is finalized with a note.
+func TestRefusedErrorFileDoesNotBlockFinalizing(t *testing.T) {
+	f := newFixture(t, options{})
+	f.emu.Script(d365test.Rule{Outcome: d365test.Outcome{Status: "ProcessedWithErrors",
+		Errors: []d365test.ExecutionError{{RecordId: "1", ErrorMessage: "bad"}}, StagingErrorFile: []byte("x")}})
+	f.enqueue(t, map[string]string{"inbound/customers/expired.csv": "x"})
+	f.emu.RunToCompletion()
+	f.emu.Inject(d365test.Fault{Endpoint: "blob-get", Status: 403})
+	if s := f.run(t, time.Hour); s.Finalized != 1 {
+		t.Fatalf("summary = %+v", s)
+	}
+	res := f.result(t, "failed/customers/"+today()+"/expired.csv")
+	if res.StagingErrorFile != "" || !strings.Contains(strings.Join(res.Notes, " "), "staging error file could not be fetched") {
+		t.Fatalf("result = %+v", res)
 	}
 }

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +78,14 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 			if err != nil || !found {
 				continue
 			}
+			if rec.Sending() {
+				// Being sent, or an attempt died while sending: the FIFO
+				// message's redelivery files it (or it waits in the DLQ).
+				s.Waiting++
+				p.log.InfoContext(ctx, "sweep: an enqueue of this file started and recorded no answer yet", "key", o.Key,
+					"since", rec.EnqueuedAt)
+				continue
+			}
 			rec.NextCheck = now
 			if _, err := p.ledger.Put(ctx, *rec); err != nil {
 				p.log.ErrorContext(ctx, "sweep: cannot rebuild a ledger record", "key", o.Key, "error", err.Error())
@@ -98,6 +107,16 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 	if len(lost) == 0 {
 		return
 	}
+	// Upload order, not listing order (keys alphabetically, each key's
+	// versions newest first): one entity's files reach F&O in the order
+	// they arrived (promise 2).
+	// S3 lists each key's versions newest first: turn that around before
+	// the stable sort, so versions with the same timestamp stay in upload
+	// order too.
+	slices.Reverse(lost)
+	slices.SortStableFunc(lost, func(a, b router.Object) int {
+		return a.EventTime.Compare(b.EventTime)
+	})
 	errs, outs := p.router.DispatchOutcomes(ctx, lost)
 	for i, o := range lost {
 		switch {
