@@ -153,6 +153,7 @@ func TestRule_FIFOQueuesAreNamedAndFlagged(t *testing.T) {
 
 func TestRule_QueuesRedriveToDeadLetterQueues(t *testing.T) {
 	tpl := loadTemplate(t)
+	receives := map[string]string{"ImportQueue": "ImportMaxReceiveCount", "ArrivalsQueue": "MaxReceiveCount"}
 	for queue, dlq := range map[string]string{"ImportQueue": "ImportDLQ", "ArrivalsQueue": "ArrivalsDLQ"} {
 		props := tpl.Resources[queue].Properties
 		rp, _ := props["RedrivePolicy"].(map[string]any)
@@ -163,8 +164,8 @@ func TestRule_QueuesRedriveToDeadLetterQueues(t *testing.T) {
 		if got := getAtt(rp["deadLetterTargetArn"]); got != dlq+".Arn" {
 			t.Errorf("%s redrives to %q, want %s.Arn", queue, got, dlq)
 		}
-		if got := refName(rp["maxReceiveCount"]); got != "MaxReceiveCount" {
-			t.Errorf("%s maxReceiveCount is not the MaxReceiveCount parameter", queue)
+		if got := refName(rp["maxReceiveCount"]); got != receives[queue] {
+			t.Errorf("%s maxReceiveCount is not the %s parameter", queue, receives[queue])
 		}
 		qFIFO := mustEvalString(t, tpl, props["FifoQueue"], fnoValues) == "true"
 		dFIFO := mustEvalString(t, tpl, tpl.Resources[dlq].Properties["FifoQueue"], fnoValues) == "true"
@@ -179,6 +180,11 @@ func TestRule_QueuesRedriveToDeadLetterQueues(t *testing.T) {
 	}
 	if p := tpl.Parameters["MaxReceiveCount"]; p.Default != "5" {
 		t.Errorf("MaxReceiveCount default %q, want 5", p.Default)
+	}
+	// Transient F&O trouble must not push a file into the DLQ (and its
+	// entity out of order) within an hour or two.
+	if p := tpl.Parameters["ImportMaxReceiveCount"]; p.Default != "20" {
+		t.Errorf("ImportMaxReceiveCount default %q, want 20", p.Default)
 	}
 }
 
