@@ -152,8 +152,9 @@ func FuzzClientAnswers(f *testing.F) {
 		if err == nil && (xid == "" || strings.Trim(xid, "{}") == "00000000-0000-0000-0000-000000000000") {
 			t.Fatalf("ExportToPackage returned %q", xid)
 		}
-		if iid, _ := c.ImportFromPackage(ctx, d365.ImportPackageRequest{DefinitionGroupID: "g", PackageURL: "https://acct.blob.core.windows.net/x"}); iid == "" {
-			t.Fatal("ImportFromPackage lost the execution ID")
+		iid, err := c.ImportFromPackage(ctx, d365.ImportPackageRequest{DefinitionGroupID: "g", PackageURL: "https://acct.blob.core.windows.net/x"})
+		if iid == "" || err == nil && strings.Trim(iid, "{}") == "00000000-0000-0000-0000-000000000000" {
+			t.Fatalf("ImportFromPackage lost the execution ID: %q, %v", iid, err)
 		}
 		d, err := c.Dequeue(ctx, fuzzActivity)
 		if err == nil && d != nil {

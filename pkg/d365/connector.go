@@ -269,10 +269,14 @@ func (c *Client) ResolveDownloadLocation(location string) (string, error) {
 	case u.Scheme == "http" && (u.Port() == "" || u.Port() == "80"),
 		u.Scheme == "https" && (u.Port() == "" || u.Port() == "443"):
 		// The documented quirk: http://host:80 for an https environment.
-		u.Scheme, u.Host = c.base.Scheme, c.base.Host
 	default:
 		return "", fmt.Errorf("d365 download: DownloadLocation %s://%s: %w", u.Scheme, u.Host, ErrForeignHost)
 	}
+	// Always the configured scheme and host exactly: "HOST:" (an empty
+	// port) or another casing passed the checks above but not send's own
+	// same-host check, so the download failed as a foreign host. User info
+	// is never wanted in a location that gets the bearer token.
+	u.Scheme, u.Host, u.User = c.base.Scheme, c.base.Host, nil
 	return u.String(), nil
 }
 

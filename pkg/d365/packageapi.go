@@ -130,6 +130,14 @@ func (c *Client) ImportFromPackage(ctx context.Context, in ImportPackageRequest)
 	if err != nil {
 		return in.ExecutionID, err
 	}
+	switch strings.Trim(strings.TrimSpace(id), "{}") {
+	case "":
+		// An empty value: the import runs under the ID that was sent;
+		// returning "" lost it, and with it the way to follow the import.
+		return in.ExecutionID, nil
+	case emptyGUID:
+		return in.ExecutionID, fmt.Errorf("d365 ImportFromPackage: F&O answered the empty execution ID (the import did not start)")
+	}
 	return id, nil
 }
 
