@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/lambdahost"
+	"github.com/fno-bridge/s3-fno/internal/localrun"
 	"github.com/fno-bridge/s3-fno/internal/samtemplate"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	EnvFiles  []string
 	Params    []string // template parameter overrides, Name=Value
 	Timeout   time.Duration
+
+	Local  bool   // run against stand-ins started for this invoke (local.go)
+	Seed   bool   // with Local: seed what the event names
+	Report string // with Local: write the report as JSON to this file
 }
 
 type multiFlag []string
@@ -75,8 +80,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Var((*multiFlag)(&c.EnvFiles), "env-file", "environment `file`: SAM's env-vars JSON ({\"Parameters\":{...},\"<LogicalId>\":{...}}) or KEY=VALUE lines (repeatable)")
 	fs.Var((*multiFlag)(&c.Params), "param", "override a template parameter, `Name=Value` (repeatable)")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "override the function's timeout")
+	fs.BoolVar(&c.Local, "local", false, "start moto_server and the F&O emulator on 127.0.0.1 for this invoke, provision the stack,\n"+
+		"seed what the event names, point the function at them, report what changed and stop them")
+	fs.BoolVar(&c.Seed, "seed", true, "with -local: put the objects the event names, queue an export for an export job, give the poller a file in flight")
+	fs.StringVar(&c.Report, "report", "", "with -local: also write the report as JSON to `file`")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: invoke -fn LogicalId [-event file] [-env K=V]... [-env-file f]... [-param Name=Value]...\n\n")
+		fmt.Fprintf(stderr, "usage: invoke [-local] -fn LogicalId [-event file] [-env K=V]... [-env-file f]... [-param Name=Value]...\n\n"+
+			"-fn may be left out for an event file named router-*, enqueue-*, poller-* or dequeue-*.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,7 +96,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if c.Function == "" {
-		return c, errors.New("-fn is required")
+		c.Function = functionForEvent(c.Event)
+	}
+	if c.Function == "" {
+		return c, errors.New("-fn is required (or an -event file named router-*, enqueue-*, poller-* or dequeue-*)")
+	}
+	if c.Report != "" && !c.Local {
+		return c, errors.New("-report needs -local")
 	}
 	for _, kv := range append(append([]string{}, c.Env...), c.Params...) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -108,13 +124,16 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	// The function's output and ours share stderr; one writer at a time.
 	stderr = &syncWriter{w: stderr}
-	res, err := invoke(ctx, cfg, stdin, stderr)
+	res, report, err := invoke(ctx, cfg, stdin, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "invoke:", err)
 		return exitCannotRun
 	}
 	stdout.Write(res.Payload)
 	fmt.Fprintln(stdout)
+	if report != nil {
+		report.Print(stderr)
+	}
 	if res.Error != nil {
 		fmt.Fprintf(stderr, "invoke: %s returned a function error: %v\n", cfg.Function, res.Error)
 		return exitFunctionError
@@ -123,45 +142,62 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // invoke builds (unless told not to), starts and invokes the function once.
-func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) (lambdahost.Result, error) {
-	var res lambdahost.Result
+// With cfg.Local it runs it against stand-ins it starts and stops itself
+// (local.go), and returns what the invoke changed on them.
+func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) (res lambdahost.Result, rep *localrun.Report, err error) {
 	payload, err := readEvent(cfg.Event, stdin)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	tpl, err := samtemplate.Load(cfg.Template)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	vals := samtemplate.Values{Parameters: map[string]string{}}
 	for _, kv := range cfg.Params {
 		k, v, _ := strings.Cut(kv, "=")
 		if _, ok := tpl.Parameters[k]; !ok {
-			return res, fmt.Errorf("-param %s: the template has no such parameter", k)
+			return res, nil, fmt.Errorf("-param %s: the template has no such parameter", k)
 		}
 		vals.Parameters[k] = v
 	}
 	fn, err := tpl.Function(cfg.Function, vals)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
-	env, err := environment(fn, cfg, os.Environ())
+	env, err := baseEnvironment(fn, cfg, os.Environ())
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
+
+	bootstrap := cfg.Bootstrap
+	if bootstrap == "" {
+		if bootstrap, err = build(ctx, tpl, fn, cfg.BinDir); err != nil {
+			return res, nil, err
+		}
+	}
+
+	var sb *localrun.Sandbox
+	if cfg.Local {
+		// Started after the build, so a slow build keeps no server waiting.
+		if sb, err = startLocal(ctx, env, stderr); err != nil {
+			return res, nil, err
+		}
+		defer sb.Close()
+	}
+	applyEnvFlags(env, cfg.Env)
 	for _, name := range sortedKeys(fn.Unresolved) {
 		if _, ok := env[name]; !ok {
 			fmt.Fprintf(stderr, "invoke: warning: %s is not set: %v; give it with -env %s=... or an -env-file\n",
 				name, fn.Unresolved[name], name)
 		}
 	}
-
-	bootstrap := cfg.Bootstrap
-	if bootstrap == "" {
-		if bootstrap, err = build(ctx, tpl, fn, cfg.BinDir); err != nil {
-			return res, err
+	if sb != nil {
+		if payload, err = prepareLocal(ctx, sb, payload, env, cfg.Seed, stderr); err != nil {
+			return res, nil, err
 		}
 	}
+
 	timeout := fn.Timeout
 	if cfg.Timeout > 0 {
 		timeout = cfg.Timeout
@@ -178,12 +214,14 @@ func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) 
 		Stderr:    stderr,
 	})
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
-	defer host.Close()
 	res, err = host.Invoke(ctx, payload)
+	// Stopped before the report: the function process is done with the
+	// stand-ins.
+	host.Close()
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	report := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tMemory Size: %d MB",
 		res.RequestID, float64(res.Duration.Microseconds())/1000, fn.MemoryMB)
@@ -191,7 +229,12 @@ func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) 
 		report += fmt.Sprintf("\tInit Duration: %.2f ms", float64(res.InitDuration.Microseconds())/1000)
 	}
 	fmt.Fprintln(stderr, report)
-	return res, nil
+	if sb != nil {
+		if rep, err = reportLocal(ctx, sb, cfg.Report); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, rep, nil
 }
 
 func readEvent(name string, stdin io.Reader) ([]byte, error) {
@@ -214,11 +257,13 @@ func readEvent(name string, stdin io.Reader) ([]byte, error) {
 	return bytes.TrimSpace(data), nil
 }
 
-// environment is the function's environment, later sources winning: the
-// template's resolved variables, the forwarded variables of the caller's
-// environment, each -env-file (its Parameters section, then the function's
-// own section), each -env.
-func environment(fn samtemplate.Function, cfg Config, callerEnv []string) (map[string]string, error) {
+// baseEnvironment is the function's environment before the -env flags,
+// later sources winning: the template's resolved variables, the forwarded
+// variables of the caller's environment, each -env-file (its Parameters
+// section, then the function's own section). The -env flags come last
+// (applyEnvFlags); a local invoke points the function at its stand-ins in
+// between.
+func baseEnvironment(fn samtemplate.Function, cfg Config, callerEnv []string) (map[string]string, error) {
 	env := map[string]string{}
 	for k, v := range fn.Env {
 		env[k] = v
@@ -238,11 +283,15 @@ func environment(fn samtemplate.Function, cfg Config, callerEnv []string) (map[s
 			env[k] = v
 		}
 	}
-	for _, kv := range cfg.Env {
+	return env, nil
+}
+
+// applyEnvFlags sets each -env KEY=VALUE, last wins.
+func applyEnvFlags(env map[string]string, flags []string) {
+	for _, kv := range flags {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	return env, nil
 }
 
 func isForwarded(k string) bool {
