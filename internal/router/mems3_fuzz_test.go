@@ -83,7 +83,7 @@ func (m *memS3) get(bucket, key string) (*memObject, bool) {
 func (m *memS3) lookup(bucket, key string, version, ifMatch *string) (*memObject, error) {
 	o, ok := m.objs[bucket+"\x00"+key]
 	if !ok {
-		return nil, apiErr("NoSuchKey")
+		return nil, &s3types.NoSuchKey{Message: aws.String("The specified key does not exist.")} // as the SDK types it
 	}
 	if v := aws.ToString(version); v != "" && v != "null" && v != o.version {
 		return nil, apiErr("NoSuchVersion")
@@ -150,9 +150,9 @@ func (m *memS3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(
 	defer m.mu.Unlock()
 	o, err := m.lookup(aws.ToString(in.Bucket), aws.ToString(in.Key), in.VersionId, in.IfMatch)
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchKey" {
-			return nil, apiErr("NotFound") // HEAD answers have no error body
+		var nsk *s3types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, &s3types.NotFound{Message: aws.String("Not Found")} // HEAD answers have no error body
 		}
 		return nil, err
 	}
