@@ -135,3 +135,48 @@ func FuzzPollerConfig(f *testing.F) {
 		_ = NewBudget(c.BudgetPerMinute)
 	})
 }
+
+// FuzzSweepState: any _state/sweep.json. A document that says the last
+// sweep was less than SweepEvery ago skips the sweep; anything else (not
+// JSON, null, a time in the future, a date far back) sweeps and rewrites the
+// document. A damaged state document never stops the sweep for good.
+func FuzzSweepState(f *testing.F) {
+	for _, s := range []string{
+		`{"lastSweep":"2026-03-01T09:58:00Z"}`, `{"lastSweep":"2026-03-01T09:00:00Z"}`, `{"lastSweep":"2026-03-01T10:00:00Z"}`,
+		`{"lastSweep":"2999-01-01T00:00:00Z"}`, `{"lastSweep":"0001-01-01T00:00:00Z"}`, `{"lastSweep":"2026-03-01T10:58:00+01:00"}`,
+		`{"lastSweep":null}`, `{"lastSweep":1}`, `{}`, `null`, `[]`, ``, `garbage`, `{"lastSweep":"2026-03-01T09:58:00Z"} trailing`,
+	} {
+		f.Add([]byte(s))
+	}
+	cfg := fuzzConfig(f)
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	cfg.Now = func() time.Time { return now }
+	quiet := slog.New(slog.DiscardHandler)
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		s3c := newMemS3()
+		key := cfg.Layout.SweepStateKey()
+		s3c.put("b", key, doc, "", "")
+		p, err := New(cfg, s3c, nopFnO{}, NewBudget(60), nopSender{}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := p.Run(context.Background())
+		if sum.Errors != 0 {
+			t.Fatalf("errors: %+v", sum)
+		}
+		var st sweepState
+		skip := json.NewDecoder(strings.NewReader(string(doc))).Decode(&st) == nil &&
+			now.Sub(st.LastSweep) < p.cfg.SweepEvery && !st.LastSweep.After(now)
+		o, _ := s3c.get("b", key)
+		if skip {
+			if string(o.body) != string(doc) {
+				t.Fatalf("sweep ran although %q says it is not due", doc)
+			}
+			return
+		}
+		var after sweepState
+		if err := json.Unmarshal(o.body, &after); err != nil || !after.LastSweep.Equal(now) {
+			t.Fatalf("state %q: the sweep did not run and record itself (%s, %v)", doc, o.body, err)
+		}
+	})
+}
