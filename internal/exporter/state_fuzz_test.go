@@ -68,8 +68,8 @@ func FuzzDecodeMarker(f *testing.F) {
 				t.Fatalf("accepted key %q with a %q segment", m.Key, seg)
 			}
 		}
-		want := m.FirstSeen.UTC().Format("2006/01/02/") + exporter.KeyID(fuzzCorr) + "-cg."
-		if !strings.Contains(m.Key, want) {
+		want := m.FirstSeen.UTC().Format("2006/01/02/") + exporter.KeyID(fuzzCorr) + "-"
+		if i := strings.LastIndex(m.Key, "/"); !strings.Contains(m.Key, want) || len(m.Key) <= i+1+len(exporter.KeyID(fuzzCorr))+1 {
 			t.Fatalf("accepted key %q, not dated by firstSeen %s", m.Key, m.FirstSeen)
 		}
 		// What the exporter writes back reads back the same.
