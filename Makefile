@@ -33,6 +33,11 @@ demo:
 	@if [ -f functions/router/main.go ] && [ -f functions/enqueue/main.go ] && [ -f functions/poller/main.go ] && [ -f functions/dequeue/main.go ]; \
 	then $(GO) run ./cmd/localrun demo; else echo "demo: not yet: the four functions are still being built (see README)"; fi
 
+## bench: the benchmarks in bench/, each sub-case in its own process, ratios to baselines of the same
+## run; writes bench/RESULTS.md. BENCH_SIZES="16MiB 256MiB" limits sizes, BENCH_ONLY="import export" parts.
+bench:
+	GO=$(GO) bash bench/run.sh
+
 clean:
 	rm -rf $(BIN) .aws-sam
 
@@ -53,11 +58,17 @@ build-DequeueFunction:
 	$(LAMBDA_BUILD) ./functions/dequeue
 
 ## invoke: build one function for this machine and invoke it once with an event file, without
-## Docker (the `sam local invoke` of this project), e.g.
-##   make invoke FN=RouterFunction EVENT=events/router-test-event.json
-##   make invoke FN=EnqueueFunction EVENT=events/enqueue-fifo-batch.json INVOKE_FLAGS='-env-file events/env.local.json -env BUCKET=x'
-FN ?= RouterFunction
+## Docker (the `sam local invoke` of this project). With LOCAL=1 (the default) it starts moto_server
+## and the F&O emulator on 127.0.0.1, provisions the stack, seeds what the event names, points the
+## function at them, prints its response and what changed, and stops them. FN is inferred from
+## EVENT's name (router-, enqueue-, poller-, dequeue-) when not given. LOCAL=0 runs against the
+## endpoints the environment and the env file give (e.g. your own stand-ins or AWS), e.g.
+##   make invoke EVENT=events/enqueue-fifo-batch.json
+##   make invoke FN=DequeueFunction EVENT=events/dequeue-export-job2.json
+##   make invoke LOCAL=0 EVENT=events/router-test-event.json INVOKE_FLAGS='-env-file events/env.local.json -env BUCKET=x'
+FN ?=
 EVENT ?= events/router-s3-put.json
+LOCAL ?= 1
 INVOKE_FLAGS ?= -env-file events/env.local.json
 invoke:
-	$(GO) run ./cmd/invoke -fn $(FN) -event $(EVENT) $(INVOKE_FLAGS)
+	$(GO) run ./cmd/invoke $(if $(FN),-fn $(FN)) -event $(EVENT) $(if $(filter 1,$(LOCAL)),-local) $(INVOKE_FLAGS)

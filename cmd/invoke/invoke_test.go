@@ -19,6 +19,9 @@ import (
 // echoBootstrap is lambdahost's test function, built once.
 var echoBootstrap string
 
+// testDir is the test binary's scratch folder, removed by TestMain.
+var testDir string
+
 // echoPackage is its source folder.
 var echoPackage, _ = filepath.Abs("../../internal/lambdahost/testdata/echofn")
 
@@ -28,6 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	testDir = dir
 	echoBootstrap = filepath.Join(dir, "bootstrap")
 	if err := lambdahost.Build(context.Background(), ".", echoPackage, echoBootstrap); err != nil {
 		fmt.Fprintln(os.Stderr, "building the echo function:", err)
@@ -223,7 +227,8 @@ func TestRun_Usage(t *testing.T) {
 }
 
 // TestRun_ProjectFunctions builds the project's functions that exist and
-// runs the ones an event can exercise without AWS or F&O.
+// runs the ones an event can exercise without any stand-in (no -local):
+// the rest needs moto and the emulator (TestRun_LocalEveryEvent).
 func TestRun_ProjectFunctions(t *testing.T) {
 	tpl, err := samtemplate.Load("../../template.yaml")
 	if err != nil {
@@ -233,13 +238,12 @@ func TestRun_ProjectFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := t.TempDir()
 	for _, fn := range fns {
 		t.Run(fn.LogicalID, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("../..", fn.Package)); err != nil {
 				t.Skipf("%s does not exist yet; nothing to build", fn.Package)
 			}
-			args := []string{"-template", "../../template.yaml", "-fn", fn.LogicalID, "-bin", bin,
+			args := []string{"-template", "../../template.yaml", "-fn", fn.LogicalID, "-bootstrap", projectBootstrap(t, fn.LogicalID),
 				"-env-file", "../../events/env.local.json", "-timeout", "20s"}
 			switch fn.LogicalID {
 			case "RouterFunction":
@@ -256,11 +260,6 @@ func TestRun_ProjectFunctions(t *testing.T) {
 				code, stdout, stderr := run(t, append(args, "-event", ev)...)
 				if code != exitFunctionError || strings.Contains(stdout, "Sandbox.Timedout") || strings.Contains(stdout, "Runtime.ExitError") {
 					t.Errorf("exit %d, stdout %s\nstderr %s", code, stdout, stderr)
-				}
-			default:
-				// Build only: the rest needs the local stand-ins (make demo).
-				if err := lambdahost.Build(context.Background(), "../..", fn.Package, filepath.Join(bin, fn.Name, "bootstrap")); err != nil {
-					t.Error(err)
 				}
 			}
 		})
