@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -129,8 +130,8 @@ func (h *Handler) readMarker(ctx context.Context, key string) (*Marker, error) {
 // that it can be acted on, since the export lands at (or is recognised by)
 // the key it names: it must be the marker of the job and correlation ID its
 // own key says, and name a key of the shape ObjectKey builds,
-// <prefix><yyyy>/<mm>/<dd>/<id>-<job>.zip|.dat dated by FirstSeen, with a
-// clean prefix outside STATE_PREFIX. Anything else is refused with the
+// <prefix><yyyy>/<mm>/<dd>/<id>-<name> dated by FirstSeen (name: F&O's file
+// name, or <job>.zip|.dat), with a clean prefix outside STATE_PREFIX. Anything else is refused with the
 // reason, rather than followed to wherever it points (another job's
 // export, the state prefix, an import folder).
 func (h *Handler) DecodeMarker(r io.Reader, markerKey string) (*Marker, error) {
@@ -156,9 +157,10 @@ func (h *Handler) DecodeMarker(r io.Reader, markerKey string) (*Marker, error) {
 	}
 	date := m.FirstSeen.UTC().Format("2006/01/02/")
 	prefix, dated := strings.CutSuffix(dir, date)
-	id := KeyID(m.CorrelationID) + "-" + m.Job
-	if !dated || (file != id+".zip" && file != id+".dat") {
-		return nil, fmt.Errorf("key %q is not where this export lands (<prefix>%s%s.zip or .dat)", clip(m.Key), date, clip(id))
+	id := KeyID(m.CorrelationID) + "-"
+	name, named := strings.CutPrefix(file, id)
+	if !dated || !named || name == "" || name == "." || name == ".." || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return nil, fmt.Errorf("key %q is not where this export lands (<prefix>%s%s<name>)", clip(m.Key), date, clip(id))
 	}
 	if p, err := CheckPrefix(prefix); err != nil || p != prefix {
 		return nil, fmt.Errorf("key %q has no usable prefix", clip(m.Key))
