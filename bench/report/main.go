@@ -1,0 +1,481 @@
+// Command report turns the output of bench/run.sh (benchmark lines, one
+// sub-case per process, throughput pairs repeated) into bench/RESULTS.md:
+// a table per benchmark with medians, ratios to the baseline measured in
+// the same run, what each table shows and which goals are met.
+//
+//	go run ./bench/report -raw raw.txt -out bench/RESULTS.md
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	raw := flag.String("raw", "", "benchmark output (lines starting with Benchmark)")
+	out := flag.String("out", "bench/RESULTS.md", "report to write")
+	sizes := flag.String("sizes", "16MiB 256MiB 1GiB", "sizes run")
+	repeat := flag.Int("repeat", 3, "runs per throughput pair")
+	took := flag.String("took", "", "how long the run took")
+	flag.Parse()
+	f, err := os.Open(*raw)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+	res, err := parse(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+	r := &report{res: res, sizes: strings.Fields(*sizes), repeat: *repeat, took: *took}
+	if err := os.WriteFile(*out, []byte(r.render()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+// results maps a benchmark name (without the -GOMAXPROCS suffix) to its
+// runs, each a unit → value map ("ns/op", "MB/s", "B/op", custom units).
+type results map[string][]map[string]float64
+
+func parse(r io.Reader) (results, error) {
+	res := results{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		m := map[string]float64{}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", sc.Text(), err)
+			}
+			m[f[i+1]] = v
+		}
+		res[name] = append(res[name], m)
+	}
+	return res, sc.Err()
+}
+
+// get is the median of a metric over a benchmark's runs; ok is false when
+// it was not run.
+func (res results) get(name, unit string) (float64, bool) {
+	var vs []float64
+	for _, m := range res[name] {
+		if v, ok := m[unit]; ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return 0, false
+	}
+	sort.Float64s(vs)
+	if len(vs)%2 == 1 {
+		return vs[len(vs)/2], true
+	}
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, true
+}
+
+func (res results) v(name, unit string) float64 {
+	v, _ := res.get(name, unit)
+	return v
+}
+
+func (res results) has(name string) bool { return len(res[name]) > 0 }
+
+type report struct {
+	res    results
+	sizes  []string
+	repeat int
+	took   string
+	b      strings.Builder
+	goals  []string
+}
+
+func (r *report) p(format string, args ...any) { fmt.Fprintf(&r.b, format, args...) }
+
+func (r *report) goal(met bool, what string) {
+	mark := "**met**"
+	if !met {
+		mark = "**NOT met**"
+	}
+	r.p("- Goal %s: %s\n", mark, what)
+	r.goals = append(r.goals, fmt.Sprintf("| %s | %s |", what, mark))
+}
+
+func mib(v float64) string { return fmt.Sprintf("%.1f", v) }
+
+func bytesPerOp(v float64) string {
+	switch {
+	case v >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case v >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", v)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func cpuModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return fmt.Sprintf("%.0f GiB", kb/(1<<20))
+		}
+	}
+	return "unknown"
+}
+
+func goVersion() string {
+	out, err := exec.Command("go", "version").Output()
+	if err != nil {
+		return runtime.Version()
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (r *report) render() string {
+	r.p("# Benchmark results\n\n")
+	r.p("Written by `make bench` (bench/run.sh, then bench/report). Every sub-benchmark ran in its own process, so each peak RSS ")
+	r.p("(VmHWM) is that process's own; throughput pairs ran alternately %d times each and every figure is the median. ", r.repeat)
+	r.p("Ratios compare with the baseline measured the same way in the same run. No figure here is asserted by a test; ")
+	r.p("only `TestPollSchedule` (a deterministic simulation) and `TestS3Stand` run in `make test`.\n\n")
+	r.p("| machine | |\n| --- | --- |\n")
+	r.p("| date | %s |\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	r.p("| CPU | %s |\n| nproc | %d |\n| memory | %s |\n| Go | %s |\n", cpuModel(), runtime.NumCPU(), memTotal(), goVersion())
+	r.p("| sizes | %s |\n", strings.Join(r.sizes, ", "))
+	if r.took != "" {
+		r.p("| run took | %s |\n", r.took)
+	}
+	r.p("\nThe machine is shared (other work may run at the same time), so absolute MB/s move between runs by tens of percent; ")
+	r.p("the alternating baseline is what makes the ratios meaningful.\n\n")
+
+	r.imports()
+	r.exports()
+	r.routing()
+	r.poller()
+	r.schedule()
+	r.coldStart()
+
+	r.p("## Goals\n\n| goal | |\n| --- | --- |\n")
+	for _, g := range r.goals {
+		r.p("%s\n", g)
+	}
+	r.p("\n")
+	return r.b.String()
+}
+
+func (r *report) imports() {
+	const t, base = "BenchmarkImportStreaming/", "BenchmarkImportBaseline/"
+	var run []string
+	for _, s := range r.sizes {
+		if r.res.has(t+s) && r.res.has(base+s) {
+			run = append(run, s)
+		}
+	}
+	if len(run) == 0 {
+		return
+	}
+	r.p("## Import: S3 → enqueue handler → F&O (`BenchmarkImportStreaming` vs `BenchmarkImportBaseline`)\n\n")
+	r.p("The real enqueue handler (`importer.Handler.Handle` on an SQS FIFO record naming the object) with the real ")
+	r.p("aws-sdk-go-v2 S3 client (configured as `config.LoadDefaultConfig` does: GetObject validates the object's CRC64NVME ")
+	r.p("while streaming) and the real d365 client, from the in-process S3 stand-in (TLS, generated objects, never held) to ")
+	r.p("the emulator's enqueue endpoint (TLS, hashes what it reads, keeps nothing). The baseline moves the same bytes ")
+	r.p("between the same two servers with a plain net/http GET whose body is handed to a plain POST.\n\n")
+	r.p("| size | import MB/s | baseline MB/s | ratio | import B/op | baseline B/op | import peak heap MiB | baseline peak heap MiB | import peak RSS MiB | baseline peak RSS MiB |\n")
+	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	minRatio := 1e9
+	for _, s := range run {
+		a, b := r.res.v(t+s, "MB/s"), r.res.v(base+s, "MB/s")
+		minRatio = min(minRatio, a/b)
+		r.p("| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", s, a, b, ratio(a, b),
+			bytesPerOp(r.res.v(t+s, "B/op")), bytesPerOp(r.res.v(base+s, "B/op")),
+			mib(r.res.v(t+s, "peak-heap-MiB")), mib(r.res.v(base+s, "peak-heap-MiB")),
+			mib(r.res.v(t+s, "peak-RSS-MiB")), mib(r.res.v(base+s, "peak-RSS-MiB")))
+	}
+	first, last := run[0], run[len(run)-1]
+	rss0, rss1 := r.res.v(t+first, "peak-RSS-MiB"), r.res.v(t+last, "peak-RSS-MiB")
+	heap0, heap1 := r.res.v(t+first, "peak-heap-MiB"), r.res.v(t+last, "peak-heap-MiB")
+	r.p("\n**What this shows.** From %s to %s the file grows %s-fold while the enqueue function's peak RSS goes from %.1f to %.1f MiB ",
+		first, last, growth(first, last), rss0, rss1)
+	r.p("and its peak heap from %.1f to %.1f MiB: the file streams (promise 5). B/op is per file and includes the in-process servers' ", heap0, heap1)
+	r.p("allocations; it does not follow the size. Throughput is %.2f–%.2f of the baseline; ", minRatio, maxRatio(r.res, t, base, run))
+	r.p("the fixed cost per file (marker lookup, marker and ledger writes, the SDK's middleware) weighs on small files, and the SDK's ")
+	r.p("CRC64NVME validation of the GET (which the baseline does not do) on every byte.\n\n")
+	r.goal(minRatio >= 0.9, fmt.Sprintf("import throughput ≥ 0.9 × baseline at every size (lowest %.2f)", minRatio))
+	r.goal(rss1 <= rss0*1.25 && heap1 <= heap0*1.5+4, fmt.Sprintf("import memory flat: peak RSS %.1f → %.1f MiB, peak heap %.1f → %.1f MiB from %s to %s", rss0, rss1, heap0, heap1, first, last))
+	r.p("\n")
+}
+
+func maxRatio(res results, t, base string, run []string) float64 {
+	m := 0.0
+	for _, s := range run {
+		m = max(m, res.v(t+s, "MB/s")/res.v(base+s, "MB/s"))
+	}
+	return m
+}
+
+func sizeBytes(s string) float64 {
+	switch {
+	case strings.HasSuffix(s, "GiB"):
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(s, "GiB"), 64)
+		return v * (1 << 30)
+	case strings.HasSuffix(s, "MiB"):
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(s, "MiB"), 64)
+		return v * (1 << 20)
+	}
+	return 0
+}
+
+func growth(a, b string) string {
+	if sizeBytes(a) == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", sizeBytes(b)/sizeBytes(a))
+}
+
+func (r *report) exports() {
+	const t, base = "BenchmarkExportLanding/", "BenchmarkExportBaseline/"
+	var run []string
+	for _, s := range r.sizes {
+		if r.res.has(t+s) && r.res.has(base+s) {
+			run = append(run, s)
+		}
+	}
+	if len(run) == 0 {
+		return
+	}
+	part, conc := r.res.v(t+run[0], "part-MiB"), r.res.v(t+run[0], "concurrency")
+	bound := part*conc + 32
+	r.p("## Export: F&O → dequeue handler → S3 (`BenchmarkExportLanding` vs `BenchmarkExportBaseline`)\n\n")
+	r.p("The real dequeue handler (`exporter.Handler.Run`: dequeue, download, idempotency marker, transfer-manager multipart ")
+	r.p("upload with If-None-Match, marker update, ack) with the default part size (%.0f MiB) and concurrency (%.0f), from the ", part, conc)
+	r.p("emulator's download (a generated export, never held) to the S3 stand-in's multipart sink (parts decoded, counted, dropped). ")
+	r.p("The baseline reads the same export with the same d365 client (dequeue, download, ack) into io.Discard. ")
+	r.p("Peak heap is HeapInuse (live objects and garbage not yet collected); peak live heap is what the GC found live (`/gc/heap/live:bytes`).\n\n")
+	r.p("| size | landing MB/s | baseline MB/s | ratio | landing B/op | peak heap MiB | peak live heap MiB | bound MiB | landing peak RSS MiB | baseline peak RSS MiB |\n")
+	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	worstHeap, worstLive := 0.0, 0.0
+	for _, s := range run {
+		a, b := r.res.v(t+s, "MB/s"), r.res.v(base+s, "MB/s")
+		h, l := r.res.v(t+s, "peak-heap-MiB"), r.res.v(t+s, "peak-live-MiB")
+		worstHeap, worstLive = max(worstHeap, h), max(worstLive, l)
+		r.p("| %s | %.0f | %.0f | %s | %s | %s | %s | %.0f | %s | %s |\n", s, a, b, ratio(a, b), bytesPerOp(r.res.v(t+s, "B/op")),
+			mib(h), mib(l), bound, mib(r.res.v(t+s, "peak-RSS-MiB")), mib(r.res.v(base+s, "peak-RSS-MiB")))
+	}
+	first, last := run[0], run[len(run)-1]
+	rss0, rss1 := r.res.v(t+first, "peak-RSS-MiB"), r.res.v(t+last, "peak-RSS-MiB")
+	r.p("\n**What this shows.** Memory does not follow the export's size: peak RSS %.1f → %.1f MiB from %s to %s. ", rss0, rss1, first, last)
+	r.p("What the landing holds is the transfer manager's part pool, (concurrency + 1) × part size, allocated afresh for every ")
+	r.p("upload, plus the first part, which it reads whole with io.ReadAll: that is the ~%s per file in B/op. The live heap stays ", bytesPerOp(r.res.v(t+first, "B/op")))
+	r.p("within part size × concurrency + 32 MiB (%.0f MiB); HeapInuse can pass it, because the previous file's pool is garbage ", bound)
+	r.p("until the next GC cycle. The landing is slower than the download alone: every byte is also TLS-encrypted to S3 and ")
+	r.p("CRC32-checksummed by the SDK (aws-chunked trailer), and each part waits for a free buffer.\n\n")
+	r.goal(worstLive <= bound, fmt.Sprintf("export live heap ≤ part size × concurrency + 32 MiB = %.0f MiB (highest %.1f MiB)", bound, worstLive))
+	r.goal(worstHeap <= bound, fmt.Sprintf("export heap in use (live + uncollected garbage) ≤ %.0f MiB (highest %.1f MiB)", bound, worstHeap))
+	r.goal(rss1 <= rss0*1.25, fmt.Sprintf("export memory flat: peak RSS %.1f → %.1f MiB from %s to %s", rss0, rss1, first, last))
+	r.p("\n")
+}
+
+func (r *report) routing() {
+	modes := []string{"fake-sqs", "moto-sqs"}
+	if !r.res.has("BenchmarkRouting/fake-sqs") && !r.res.has("BenchmarkRouting/moto-sqs") {
+		return
+	}
+	r.p("## Routing: S3 notifications → router → FIFO (`BenchmarkRouting`)\n\n")
+	r.p("SQS batches of 10 ObjectCreated notifications (one record each, size known) through the real router handler. Each forwarded ")
+	r.p("file also gets its routed marker: one PutObject to the S3 stand-in through the real SDK client, included in the cost. ")
+	r.p("`fake-sqs` answers SendMessageBatch in-process (a counting fake of the router's Sender interface); `moto-sqs` sends ")
+	r.p("the batches over the wire to moto (through a counting wrapper), one fresh FIFO queue per batch because moto's ")
+	r.p("SendMessageBatch slows down as a FIFO queue fills. Per-record figures include the in-process S3 stand-in's server side.\n\n")
+	r.p("| SQS | µs/record | allocs/record | B/record | SendMessageBatch per batch | PutObject per record |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	one := true
+	for _, m := range modes {
+		n := "BenchmarkRouting/" + m
+		if !r.res.has(n) {
+			continue
+		}
+		calls := r.res.v(n, "SendMessageBatch/batch")
+		one = one && calls == 1
+		r.p("| %s | %.0f | %.0f | %s | %.2f | %.2f |\n", m, r.res.v(n, "ns/record")/1000, r.res.v(n, "allocs/record"),
+			bytesPerOp(r.res.v(n, "B/record")), calls, r.res.v(n, "PutObject/record"))
+	}
+	r.p("\n**What this shows.** Ten notifications cost one SendMessageBatch, counted at the sender. Most of a record's cost is ")
+	r.p("its routed-marker PutObject (the SDK's request pipeline, TLS, the stand-in's HTTP server), not the routing itself; ")
+	r.p("the router writes the ten markers one after another, so against real S3 a batch waits for ten PutObject round trips in a row.\n\n")
+	r.goal(one, "one SendMessageBatch per batch of 10 records")
+	r.p("\n")
+}
+
+func (r *report) poller() {
+	modes := []string{"one-minute", "lambda-120s"}
+	if !r.res.has("BenchmarkPollerAtScale/one-minute") && !r.res.has("BenchmarkPollerAtScale/lambda-120s") {
+		return
+	}
+	r.p("## Poller at scale: 10,000 imports in flight (`BenchmarkPollerAtScale`)\n\n")
+	r.p("One invocation of the real poller (fresh execution environment, default budget of 1,000 F&O requests a minute, concurrency 4) ")
+	r.p("over 10,000 ledger records, all due, 99%% of them still Enqueued in the emulator and 1%% finished (those are finalized: ")
+	r.p("3 more OData requests each, a copy, a result document, deletes). The ledger, markers and source files live in the S3 stand-in ")
+	r.p("(ListObjectsV2 with prefix, start-after, max-keys and continuation; moto would need minutes for 30,000 objects). F&O requests ")
+	r.p("are counted at the emulator and time-stamped at the client. `one-minute` has no deadline, so the run takes on one minute's ")
+	r.p("budget; `lambda-120s` has the template's 120 s timeout and takes on two minutes' worth, the limiter pacing the second half.\n\n")
+	r.p("| run | records taken | checked | finalized | F&O requests | GetMessageStatus | S3 requests | run s | ms/record | most F&O requests in 60 s | over the limiter's allowance |\n")
+	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	held, exact := true, true
+	most := 0.0
+	for _, m := range modes {
+		n := "BenchmarkPollerAtScale/" + m
+		if !r.res.has(n) {
+			continue
+		}
+		fin, checked, reqs := r.res.v(n, "finalized"), r.res.v(n, "checked"), r.res.v(n, "fno-requests")
+		held = held && r.res.v(n, "over-budget") == 0
+		exact = exact && reqs == checked+3*fin
+		most = max(most, r.res.v(n, "max-fno-per-60s"))
+		r.p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.0f | %.0f |\n", m, r.res.v(n, "records"), checked, fin, reqs,
+			r.res.v(n, "GetMessageStatus"), r.res.v(n, "s3-requests"), r.res.v(n, "run-s"), r.res.v(n, "ms/record"),
+			r.res.v(n, "max-fno-per-60s"), r.res.v(n, "over-budget"))
+	}
+	r.p("\n**What this shows.** A run's F&O cost follows the records it takes on, not the 10,000 in flight: one GetMessageStatus per ")
+	r.p("record plus 3 per finished one, and about 4 S3 requests per record (marker and record reads, the rescheduled record's write ")
+	r.p("and the old one's delete); the listing stops at the run's quota. The requests never ran ahead of the limiter (burst of one ")
+	r.p("minute's budget, then 1,000 a minute). That allowance is a token bucket: in its first 60 seconds a fresh environment may ")
+	r.p("make up to 2 × the budget (here %.0f requests), so \"per minute\" holds on average over the run, not in every 60-second window; ", most)
+	r.p("over any 5 minutes one environment stays within 6,000 (see the schedule simulation).\n\n")
+	r.goal(held, "the poller never exceeds its budget (the limiter's allowance: one minute's burst plus 1,000 a minute)")
+	r.goal(exact, "F&O requests = checked + 3 × finalized (one GetMessageStatus per record, no retries, no waste)")
+	r.goal(most <= 1000, fmt.Sprintf("at most 1,000 F&O requests in any 60-second window (POLL_BUDGET_PER_MINUTE read literally; most seen: %.0f)", most))
+	r.p("\n")
+}
+
+func (r *report) schedule() {
+	const pre = "BenchmarkPollSchedule/"
+	loads := []string{"steady-10k", "steady-10k-cold", "capacity-95pct", "capacity-110pct", "burst-10k", "burst-10k-cold"}
+	if !r.res.has(pre + "steady-10k") {
+		return
+	}
+	a := pre + "analysis"
+	r.p("## Poll schedule: back-off against the budget and the OData limit (`TestPollSchedule`, `BenchmarkPollSchedule`)\n\n")
+	r.p("A deterministic simulation (bench/schedule_test.go; simulated time, no wall clock): EventBridge runs the poller every 2 minutes ")
+	r.p("(120 s timeout, 10 s margin); each run takes the due records oldest first, up to the poller's per-run quota (2,000), ")
+	r.p("and checks them under the same token bucket as `poller.NewBudget` (x/time/rate, 1,000 a minute, burst 1,000), 10 ms per ")
+	r.p("record besides F&O waits; unfinished records are rescheduled with the real `poller.NextDelay` (1 min unit), finished ones ")
+	r.p("cost 3 more requests. Loads: *steady-10k* is 10,435 imports a day each taking 23 h in F&O (10,000 in flight, nearly all ")
+	r.p("unfinished), *capacity-95pct* / *capacity-110pct* sit just under / over the analytic capacity, *burst-10k* is 10,000 ")
+	r.p("imports arriving within a minute; *-cold* gives every run a fresh execution environment (a full bucket).\n\n")
+	r.p("Analysis: with the back-off, an import that lives 23 h costs %.0f–%.0f F&O requests (the range: a 2-unit delay means the next run ",
+		r.res.v(a, "calls-per-import-lo"), r.res.v(a, "calls-per-import-hi"))
+	r.p("or the one after, depending on where in its run the record was checked), so the budget follows %.0f–%.0f such imports a day ",
+		r.res.v(a, "imports/day-lo"), r.res.v(a, "imports/day-hi"))
+	r.p("(%.0f–%.0f in flight). An import younger than an hour is due every 1 or 2 minutes, so it is checked in one of every two runs ",
+		r.res.v(a, "imports/day-lo")*23/24, r.res.v(a, "imports/day-hi")*23/24)
+	r.p("as long as no run has to leave due records behind, i.e. below that capacity.\n\n")
+	r.p("| load | in flight | F&O req/min (avg) | most in 60 s | most in 5 min | young: most runs between checks | young: longest gap (min) | young: late checks | longest enqueue → first check (min) | most records in a run | left for a later run |\n")
+	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	warmOK, coldOK := true, true
+	coldWorst := 0.0
+	for _, l := range loads {
+		n := pre + l
+		if !r.res.has(n) {
+			continue
+		}
+		m5 := r.res.v(n, "max-req/5min")
+		if strings.HasSuffix(l, "-cold") {
+			coldOK = coldOK && m5 <= 6000
+			coldWorst = max(coldWorst, m5)
+		} else {
+			warmOK = warmOK && m5 <= 6000
+		}
+		r.p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.1f | %.0f | %.0f |\n", l, r.res.v(n, "in-flight"), r.res.v(n, "req/min"),
+			r.res.v(n, "max-req/1min"), m5, r.res.v(n, "young-gap-runs"), r.res.v(n, "young-gap-min"), r.res.v(n, "young-misses"),
+			r.res.v(n, "first-check-min"), r.res.v(n, "max-run-records"), r.res.v(n, "deferred"))
+	}
+	steady := pre + "steady-10k"
+	young := r.res.v(steady, "young-misses") == 0 && r.res.v(steady, "young-gap-runs") <= 2
+	r.p("\n**What this shows.** With 10,000 imports in flight in a steady state the poller uses about %.0f requests a minute on average; every ",
+		r.res.v(steady, "req/min"))
+	r.p("import younger than an hour is checked in one of every two runs (gaps of at most %.1f minutes) and its first check comes at most %.1f ",
+		r.res.v(steady, "young-gap-min"), r.res.v(steady, "first-check-min"))
+	r.p("minutes after enqueue. Just under the analytic capacity this still holds; just over it, and with 10,000 new imports at once, ")
+	r.p("runs leave due records behind and young imports wait longer (%.0f runs for the burst): the budget, not the back-off, is then ", r.res.v(pre+"burst-10k", "young-gap-runs"))
+	r.p("the limit, as designed. One warm environment never passes 6,000 requests in 5 minutes (the bucket allows at most 1,000 + ")
+	r.p("5 × 1,000 = 6,000, exactly the OData limit, with nothing left for other users of the same app registration). ")
+	r.p("The budget lives in the execution environment's memory, though: when consecutive runs land in fresh environments and ")
+	r.p("have the work (a backlog finishing), each starts with a full bucket and 5 minutes can hold %.0f requests.\n\n", coldWorst)
+	r.goal(young, "steady 10,000 in flight: every import younger than an hour checked at least once every 2 poll intervals")
+	r.goal(warmOK, "≤ 6,000 F&O requests in any 5 minutes (OData limit), one warm execution environment, every load")
+	r.goal(coldOK, fmt.Sprintf("≤ 6,000 F&O requests in any 5 minutes when every run is a cold start (worst %.0f)", coldWorst))
+	r.p("\n")
+}
+
+func (r *report) coldStart() {
+	fns := []string{"router", "enqueue", "poller", "dequeue"}
+	if !r.res.has("BenchmarkColdStart/router") {
+		return
+	}
+	r.p("## Cold start and binary size (`BenchmarkColdStart`)\n\n")
+	r.p("Each function built like the Makefile's `build-<Id>` targets (linux, CGO off, `-tags lambda.norpc -trimpath -ldflags \"-s -w\"`) ")
+	r.p("for amd64 (runs here) and arm64 (the template's default), then started 10 times behind the project's Runtime API host ")
+	r.p("(`lambdahost.Start`) with a valid environment (moto, the emulator, `FNO_CA_BUNDLE`); cold start is `Host.ColdStart()`, ")
+	r.p("process start to the first GET /runtime/invocation/next, followed by one harmless invocation.\n\n")
+	r.p("| function | size MiB (amd64) | size MiB (arm64) | cold start ms (median) | cold start ms (max) |\n| --- | ---: | ---: | ---: | ---: |\n")
+	maxSize, maxMedian := 0.0, 0.0
+	for _, f := range fns {
+		n := "BenchmarkColdStart/" + f
+		if !r.res.has(n) {
+			continue
+		}
+		s, sa, c := r.res.v(n, "size-MiB"), r.res.v(n, "arm64-size-MiB"), r.res.v(n, "cold-start-ms")
+		maxSize, maxMedian = max(maxSize, s, sa), max(maxMedian, c)
+		r.p("| %s | %.2f | %.2f | %.1f | %.1f |\n", f, s, sa, c, r.res.v(n, "max-cold-start-ms"))
+	}
+	r.p("\n**What this shows.** Every bootstrap is well under 15 MiB stripped and initializes in a few tens of milliseconds on this ")
+	r.p("machine (a Lambda cold start adds fetching and unpacking the code, which the size drives). The router, which builds no F&O ")
+	r.p("client, starts fastest; the others also load `FNO_CA_BUNDLE` into a copy of the system certificate pool, which only local ")
+	r.p("runs set. The max column is usually the first start, with a cold page cache.\n\n")
+	r.goal(maxSize < 15, fmt.Sprintf("bootstrap under 15 MiB stripped (largest %.2f MiB)", maxSize))
+	r.goal(maxMedian < 50, fmt.Sprintf("cold start under 50 ms, median per function (slowest %.1f ms)", maxMedian))
+	r.p("\n")
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/run.sh (make bench): runs every benchmark sub-case of ./bench in its
+# own process, so each one's peak RSS (VmHWM, process-lifetime) is its own,
+# and writes bench/RESULTS.md from what they print.
+#
+# The test binary is built once (go test -c) and run once per sub-case with
+# -test.run '^$' -test.bench '^BenchmarkX$/^case$' -test.benchmem
+# -test.count 1: the same process model as one `go test -bench` per case,
+# without compiling each time. Throughput pairs (a benchmark and its
+# baseline) run alternately BENCH_REPEAT times (default 3) and the report
+# takes the median of each metric, so both sides see the same machine load.
+#
+# Knobs:
+#   BENCH_SIZES   sizes of the streaming benchmarks (default "16MiB 256MiB 1GiB")
+#   BENCH_REPEAT  alternating runs per throughput pair (default 3)
+#   BENCH_ONLY    space-separated subset of: import export routing poller schedule coldstart
+#   BENCH_OUT     where the report goes (default bench/RESULTS.md)
+#   BENCH_RAW     keep the raw benchmark output here (default: a temporary file)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+SIZES=${BENCH_SIZES:-"16MiB 256MiB 1GiB"}
+REPEAT=${BENCH_REPEAT:-3}
+ONLY=${BENCH_ONLY:-"import export routing poller schedule coldstart"}
+OUT=${BENCH_OUT:-bench/RESULTS.md}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+RAW=${BENCH_RAW:-$work/raw.txt}
+: >"$RAW"
+
+echo "bench: building the test binary"
+$GO test -c -o "$work/bench.test" ./bench
+
+started=$(date +%s)
+
+# one PATTERN BENCHTIME: one sub-case in a fresh process.
+one() {
+	local pattern=$1 benchtime=$2 out
+	echo "bench: $pattern ($benchtime)"
+	if ! out=$(cd bench && "$work/bench.test" -test.run '^$' -test.bench "$pattern" -test.benchmem \
+		-test.count 1 -test.benchtime "$benchtime" -test.timeout 30m 2>&1); then
+		echo "$out" >&2
+		echo "bench: $pattern failed" >&2
+		exit 1
+	fi
+	grep '^Benchmark' <<<"$out" | tee -a "$RAW"
+	grep -q '^Benchmark' <<<"$out" || { echo "$out" >&2; echo "bench: $pattern printed no result" >&2; exit 1; }
+}
+
+benchtime_for() {
+	case $1 in
+	16MiB) echo 10x ;;
+	256MiB) echo 3x ;;
+	*) echo 2x ;;
+	esac
+}
+
+# pair TARGET BASELINE: alternate the two, REPEAT times per size.
+pair() {
+	local target=$1 baseline=$2 size bt r
+	for size in $SIZES; do
+		bt=$(benchtime_for "$size")
+		for r in $(seq "$REPEAT"); do
+			one "^${baseline}\$/^${size}\$" "$bt"
+			one "^${target}\$/^${size}\$" "$bt"
+		done
+	done
+}
+
+for part in $ONLY; do
+	case $part in
+	import) pair BenchmarkImportStreaming BenchmarkImportBaseline ;;
+	export) pair BenchmarkExportLanding BenchmarkExportBaseline ;;
+	routing)
+		one '^BenchmarkRouting$/^fake-sqs$' 2s
+		one '^BenchmarkRouting$/^moto-sqs$' 30x
+		;;
+	poller)
+		one '^BenchmarkPollerAtScale$/^one-minute$' 1x
+		one '^BenchmarkPollerAtScale$/^lambda-120s$' 1x
+		;;
+	schedule) one '^BenchmarkPollSchedule$' 1x ;;
+	coldstart)
+		for fn in router enqueue poller dequeue; do
+			one "^BenchmarkColdStart\$/^${fn}\$" 10x
+		done
+		;;
+	*)
+		echo "bench: unknown part $part" >&2
+		exit 2
+		;;
+	esac
+done
+
+took=$(($(date +%s) - started))
+$GO run ./bench/report -raw "$RAW" -out "$OUT" -sizes "$SIZES" -repeat "$REPEAT" -took "${took}s"
+echo "bench: wrote $OUT in ${took}s"
