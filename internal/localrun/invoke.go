@@ -134,7 +134,7 @@ func (s *Sandbox) Emulator() *d365test.Emulator { return s.emu }
 // the function away from the stand-ins (a real profile or session, a
 // service-specific endpoint) or around Secrets Manager (FNO_CLIENT_SECRET).
 var unsetLocal = []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
-	"FNO_CLIENT_SECRET", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+	"FNO_CLIENT_SECRET"}
 
 // Apply points a function's environment at the sandbox: the moto
 // endpoint and test credentials, FNO_* for the emulator (the client secret
