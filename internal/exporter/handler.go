@@ -130,7 +130,19 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 			sum.addError(runErr.Error())
 			break
 		}
-		d, err := h.fno.Dequeue(ctx, in.ActivityID)
+		// A dequeue is bounded like a file: F&O's answer coming later than
+		// that ends the run for the deadline, before Lambda would end the
+		// function. F&O hands the message out again after its visibility
+		// timeout.
+		dctx, cancel := h.fileContext(ctx)
+		d, err := h.fno.Dequeue(dctx, in.ActivityID)
+		late := ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err != nil && late {
+			log.WarnContext(ctx, "export: F&O did not answer the dequeue before the deadline; stopping", "error", err.Error())
+			sum.StoppedForDeadline, sum.MoreMayRemain = true, true
+			break
+		}
 		if err != nil {
 			sum.MoreMayRemain = true
 			runErr = fmt.Errorf("export %s: dequeue: %w", in.Job, err)
