@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -315,6 +316,17 @@ func TestRun_LocalUsage(t *testing.T) {
 	if code, _, stderr := run(t, "-template", testTemplate(t), "-fn", "EchoFunction", "-report", "x.json"); code != exitCannotRun ||
 		!strings.Contains(stderr, "-report needs -local") {
 		t.Errorf("exit %d, stderr %q; want -report refused without -local", code, stderr)
+	}
+	// The routes a local invoke falls back on are the sample env file's.
+	var envFile struct{ Parameters map[string]string }
+	data, err := os.ReadFile("../../events/env.local.json")
+	if err != nil || json.Unmarshal(data, &envFile) != nil {
+		t.Fatalf("events/env.local.json: %v", err)
+	}
+	var fromFile, sample any
+	if json.Unmarshal([]byte(envFile.Parameters["ROUTES"]), &fromFile) != nil || json.Unmarshal([]byte(localrun.SampleRoutes), &sample) != nil ||
+		!reflect.DeepEqual(fromFile, sample) {
+		t.Errorf("localrun.SampleRoutes and events/env.local.json's ROUTES differ:\n%s\n%s", localrun.SampleRoutes, envFile.Parameters["ROUTES"])
 	}
 	for name, want := range map[string]string{
 		"events/router-s3-put.json": "RouterFunction", "x/enqueue-a.json": "EnqueueFunction",
