@@ -59,7 +59,8 @@ const maxGroupID = 128
 // Every other character becomes '_'. A value that had to be changed, or is
 // too long, gets "~" and 12 hex digits of its SHA-256 appended (after
 // truncation), so two different entities never share a group by accident
-// of sanitizing. The mapping is deterministic. An empty s gives "_".
+// of sanitizing. The mapping is deterministic. An empty s gives "_" with
+// the hash, so that it does not share "_" with the entity named "_".
 func SanitizeGroupID(s string) string {
 	var b strings.Builder
 	changed := false
@@ -73,7 +74,7 @@ func SanitizeGroupID(s string) string {
 	}
 	out := b.String()
 	if out == "" {
-		return "_"
+		out, changed = "_", true
 	}
 	if !changed && len(out) <= maxGroupID {
 		return out

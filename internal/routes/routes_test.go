@@ -157,7 +157,7 @@ func TestSanitizeGroupID(t *testing.T) {
 	}{
 		{"CustCustomerGroupEntity", "CustCustomerGroupEntity"},
 		{"Customer groups", "Customer_groups~"}, // changed: hash suffix
-		{"", "_"},
+		{"", "_~"},                              // not the entity "_"
 		{"a!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~z", "a!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~z"},
 		{"Kunden-Gruppen ü", "Kunden-Gruppen__~"},
 		{long, strings.Repeat("x", 115) + "~"},
