@@ -83,7 +83,7 @@ func Package(ctx context.Context, s3c Getter, up Uploader, src Source, dst Targe
 		err = nil // such names are refused one by one below
 	}
 	if err != nil {
-		return nil, classify(fmt.Errorf("open zip s3://%s/%s: %w", src.Bucket, src.Key, err))
+		return nil, contentError(fmt.Errorf("open zip s3://%s/%s: %w", src.Bucket, src.Key, err))
 	}
 	var manifest *zip.File
 	for _, f := range zr.File {
@@ -97,7 +97,7 @@ func Package(ctx context.Context, s3c Getter, up Uploader, src Source, dst Targe
 	}
 	mr, err := manifest.Open()
 	if err != nil {
-		return nil, classify(fmt.Errorf("open Manifest.xml: %w", err))
+		return nil, contentError(fmt.Errorf("open Manifest.xml: %w", err))
 	}
 	entities, err := ReadManifest(mr)
 	mr.Close()
@@ -199,11 +199,12 @@ func safeName(name string) (string, bool) {
 	return c, true
 }
 
-// contentError marks a failure to open or read a zip entry as the
-// package's fault (FormatError), unless reading the source object is what
-// failed. A truncated entry, or one whose header claims more bytes than it
-// holds, ends in io.ErrUnexpectedEOF on every attempt: left unmarked, it
-// was taken for a transient failure and the export was retried for ever.
+// contentError marks a failure to read the zip (its directory, the
+// manifest, an entry) as the package's fault (FormatError), unless reading
+// the source object is what failed. A truncated directory or entry, or one
+// whose header claims more bytes than it holds, ends in io.ErrUnexpectedEOF
+// on every attempt: left unmarked, it was taken for a transient failure and
+// the export was retried for ever.
 func contentError(err error) error {
 	if err == nil || err == io.EOF || isSourceError(err) {
 		return err
