@@ -157,6 +157,15 @@ func (r *report) goal(met bool, what string) {
 
 func mib(v float64) string { return fmt.Sprintf("%.1f", v) }
 
+// thou formats a whole number with thousands separators: 14,694.
+func thou(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 func bytesPerOp(v float64) string {
 	switch {
 	case v >= 1<<20:
@@ -244,7 +253,52 @@ func (r *report) render() string {
 		r.p("%s\n", g)
 	}
 	r.p("\n")
+	r.findings()
 	return r.b.String()
+}
+
+// findings are what the numbers led to, with the fix where it belongs
+// (none of them is in bench/'s reach).
+func (r *report) findings() {
+	r.p("## Findings\n\n")
+	r.p("1. **The import pays for the SDK's CRC64NVME validation.** `config.LoadDefaultConfig` (what `internal/awsenv` uses) makes ")
+	r.p("the S3 client ask for and validate the object's full-object checksum on GetObject, and S3 returns CRC64NVME for objects ")
+	r.p("uploaded with default integrity protection. Go's `hash/crc64` has no fast path for that polynomial: every Write of 2 KiB ")
+	r.p("or more rebuilds an 8×256 slicing table (`makeSlicingBy8Table`) and then runs the table-driven update, about a fifth of ")
+	r.p("the import process's CPU in a profile of the 16 MiB case. The diagnostic column (the stand-in returns no checksum, so the SDK ")
+	r.p("validates nothing) shows what it costs. On Lambda, where a 512 MB function has a fraction of a vCPU, this is CPU the ")
+	r.p("stream competes for. Fix, if the owner wants the speed more than the end-to-end check (the transfer is TLS-protected ")
+	r.p("either way, and F&O gets no checksum): pass `func(o *s3.Options) { o.ResponseChecksumValidation = ")
+	r.p("aws.ResponseChecksumValidationWhenRequired }` on the streaming GetObject in `internal/importer`; otherwise keep it and size ")
+	r.p("the function's memory (hence CPU) for it.\n")
+	r.p("2. **The export's heap in use passes its bound between files, its live heap does not.** The transfer manager allocates ")
+	r.p("its part pool ((concurrency + 1) × part size) afresh for every UploadObject, and reads the first part whole with ")
+	r.p("io.ReadAll; the previous file's pool is garbage until the GC runs. Memory does not grow with size, but a function ")
+	r.p("sized to the live bound can see about twice that between GC cycles. Fix for `functions/dequeue` (owner): set a soft ")
+	r.p("memory limit from the function's memory size (`debug.SetMemoryLimit`, or `GOMEMLIMIT` in the template) so the GC ")
+	r.p("collects before the pool piles up.\n")
+	r.p("3. **The poller's budget is a token bucket, per execution environment.** A fresh environment can spend two minutes' ")
+	r.p("budget in its first 60 seconds (burst + refill), so POLL_BUDGET_PER_MINUTE is an average, not a cap on any 60-second ")
+	r.p("window; one warm environment can reach exactly 6,000 requests in 5 minutes, the whole OData allowance of the app ")
+	r.p("registration; and runs that land in fresh environments each start with a full bucket (the simulation's *-cold loads: ")
+	r.p("more than 6,000 in 5 minutes when a backlog of work is due). Fix in `internal/poller` (owner): cap each run's F&O ")
+	r.p("requests at budget × schedule interval in minutes (2,000 for rate(2 minutes)) whatever the bucket holds, and/or start ")
+	r.p("the bucket empty; and give PollerFunction `ReservedConcurrentExecutions: 1` in template.yaml so two runs never overlap. ")
+	r.p("A default slightly under the limit (e.g. 900) would leave room for people using the same app registration.\n")
+	r.p("4. **The router writes its routed markers one after another.** After the one SendMessageBatch, the ten PutObjects of a ")
+	r.p("batch go out sequentially; against real S3 (tens of milliseconds each) a batch waits for ten round trips. Writing them ")
+	r.p("concurrently in `router.DispatchOutcomes` (owner) would cut a batch's latency about tenfold; the cost per record is ")
+	r.p("otherwise the SDK's PutObject pipeline.\n")
+	r.p("5. **The moto-backed tests run the SDK without its checksums.** `internal/mototest.Config` is an `aws.Config` literal, ")
+	r.p("which leaves RequestChecksumCalculation and ResponseChecksumValidation unset (off), while the deployed functions get ")
+	r.p("\"when supported\" from `config.LoadDefaultConfig`: aws-chunked uploads with trailing CRC32, validated GETs. The S3 ")
+	r.p("stand-in here runs the deployed configuration (and `TestS3Stand` pins it); the owner of `internal/mototest` may want ")
+	r.p("to set both to WhenSupported so the integration tests exercise the same path, if moto accepts it.\n")
+	r.p("6. **Cold starts here include loading the local CA bundle.** `FNO_CA_BUNDLE` (local runs only) makes fnoenv load the ")
+	r.p("system certificate pool at init, about 14 ms on this machine; that is most of the gap between the router and the ")
+	r.p("other three. On Lambda that work moves to the first TLS handshake.\n\n")
+	r.p("Reproduce: `make bench` (about 10 minutes on 2 cores; `BENCH_SIZES=\"16MiB 256MiB\"` and `BENCH_ONLY=\"import export\"` ")
+	r.p("narrow it; `BENCH_S3_CHECKSUM=off` makes the S3 stand-in return no checksums).\n")
 }
 
 func (r *report) imports() {
@@ -445,10 +499,10 @@ func (r *report) schedule() {
 	r.p("imports arriving within a minute; *-cold* gives every run a fresh execution environment (a full bucket).\n\n")
 	r.p("Analysis: with the back-off, an import that lives 23 h costs %.0f–%.0f F&O requests (the range: a 2-unit delay means the next run ",
 		r.res.v(a, "calls-per-import-lo"), r.res.v(a, "calls-per-import-hi"))
-	r.p("or the one after, depending on where in its run the record was checked), so the budget follows %.0f–%.0f such imports a day ",
-		r.res.v(a, "imports/day-lo"), r.res.v(a, "imports/day-hi"))
-	r.p("(%.0f–%.0f in flight). An import younger than an hour is due every 1 or 2 minutes, so it is checked in one of every two runs ",
-		r.res.v(a, "imports/day-lo")*23/24, r.res.v(a, "imports/day-hi")*23/24)
+	r.p("or the one after, depending on where in its run the record was checked), so the budget follows %s–%s such imports a day ",
+		thou(r.res.v(a, "imports/day-lo")), thou(r.res.v(a, "imports/day-hi")))
+	r.p("(%s–%s in flight). An import younger than an hour is due every 1 or 2 minutes, so it is checked in one of every two runs ",
+		thou(r.res.v(a, "imports/day-lo")*23/24), thou(r.res.v(a, "imports/day-hi")*23/24))
 	r.p("as long as no run has to leave due records behind, i.e. below that capacity.\n\n")
 	r.p("| load | in flight | F&O req/min (avg) | most in 60 s | most in 5 min | young: most runs between checks | young: longest gap (min) | young: late checks | longest enqueue → first check (min) | most records in a run | left for a later run |\n")
 	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
