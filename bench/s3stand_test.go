@@ -58,6 +58,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -825,6 +826,36 @@ func TestS3Stand(t *testing.T) {
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("b"), Key: aws.String("c")}); err == nil {
 		t.Fatal("deleted object still there")
 	}
+	// A multipart upload through the transfer manager (aws-chunked parts
+	// with trailing checksums), then a second one refused by If-None-Match.
+	tm := transfermanager.New(c, func(o *transfermanager.Options) { o.PartSizeBytes = 5 << 20 })
+	const big = 12<<20 + 5
+	up := func() error {
+		_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String("b"), Key: aws.String("out/x.zip"),
+			Body: io.LimitReader(&patternReader{block: block}, big), IfNoneMatch: aws.String("*")})
+		return err
+	}
+	if err := up(); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := s.Size("b", "out/x.zip"); !ok || n != big || s.sunk.Load() != big {
+		t.Fatalf("multipart: object of %d bytes (%v), %d received", n, ok, s.sunk.Load())
+	}
+	if err := up(); !isCode(err, "PreconditionFailed") {
+		t.Fatalf("second upload with If-None-Match: %v", err)
+	}
+}
+
+// patternReader reads block repeated, for ever.
+type patternReader struct {
+	block []byte
+	off   int
+}
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	n := copy(b, p.block[p.off:])
+	p.off = (p.off + n) % len(p.block)
+	return n, nil
 }
 
 func isCode(err error, code string) bool {
