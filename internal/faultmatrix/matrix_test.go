@@ -2,6 +2,7 @@ package faultmatrix_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -438,4 +439,35 @@ func TestExportAckLost(t *testing.T) {
 	if again != 1 || p.emu.Requests("ack") != 3 {
 		t.Fatalf("%d exports recognised as already landed, %d acks; want 1 and 3", again, p.emu.Requests("ack"))
 	}
+}
+
+// TestBatchesUnderFaults: batches of ten mixing three entities, with about
+// one enqueue in four failing (F&O 503 or an S3 read). From the first failure
+// on, that record and the rest of the batch go back to the queue, so each
+// entity's files still reach F&O in FIFO order, once each.
+func TestBatchesUnderFaults(t *testing.T) {
+	t.Parallel()
+	d := &dice{seed: defaultSeed, streams: map[string]*rand.Rand{}}
+	p := newPipeline(t, setup{Entities: 3, BatchSize: 10, MaxReceiveCount: 20})
+	p.emu.SetFaultFunc(func(endpoint string, _ *http.Request) *d365test.Fault {
+		if endpoint == "enqueue" && d.roll("enqueue", 0.15) {
+			return &d365test.Fault{Status: 503}
+		}
+		return nil
+	})
+	p.src.fail = func(string, int) bool { return d.roll("s3", 0.15) }
+	for i := range 24 {
+		p.put(fmt.Sprintf("inbound/r%02d/%02d.csv", i%3, i), []byte(fmt.Sprintf("row %d\n", i)))
+	}
+	p.settle(60, nil)
+	b := p.account()
+	if b.count["processed"] != 24 || b.ordered != 24 {
+		t.Fatalf("outcomes %v, %d messages in order; want 24 processed, 24 in order", b.count, b.ordered)
+	}
+	failed := p.emu.Faulted("enqueue") + p.src.failures()
+	batches, _, _, _ := p.enqFn.stats()
+	if failed == 0 || p.delivered <= 24 {
+		t.Fatalf("%d faults, %d records delivered in %d batches: the faults did not bite", failed, p.delivered, batches)
+	}
+	t.Logf("%d faults; %d records delivered in %d batches", failed, p.delivered, batches)
 }
