@@ -61,7 +61,10 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // ReadAt implements io.ReaderAt.
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, &SourceError{fmt.Errorf("negative offset %d", off)}
+		// Not a SourceError: only a corrupt zip (an entry offset pointing
+		// before the start) asks for it, and it fails the same way on every
+		// attempt; as a SourceError the export was retried for ever.
+		return 0, fmt.Errorf("negative offset %d", off)
 	}
 	if off >= r.src.Size {
 		return 0, io.EOF
