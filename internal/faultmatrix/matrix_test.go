@@ -194,7 +194,9 @@ func TestSlowerThanTheDeadline(t *testing.T) {
 		// F&O stored the file and the answer never came: the outcome is
 		// unknown, so the file goes to failed/ with a result telling what
 		// to check, and F&O has it once.
-		p := newPipeline(t, setup{EnqueueTimeout: 10 * time.Second, EnqueueMargin: 4 * time.Second})
+		// Sends end a quarter of the time left before the deadline (at most
+		// 15 s): 4 s here to file the outcome.
+		p := newPipeline(t, setup{EnqueueTimeout: 16 * time.Second, EnqueueMargin: 4 * time.Second})
 		p.emu.SetFaultFunc(aimed("enqueue", "1-first", 1, slow))
 		p.standardLoad()
 		p.settle(20, nil)
