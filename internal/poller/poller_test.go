@@ -659,3 +659,24 @@ func TestRefusedErrorFileDoesNotBlockFinalizing(t *testing.T) {
 		t.Fatalf("result = %+v", res)
 	}
 }
+
+// A file routed from a notification without a versionId (moto sends none;
+// so does an unversioned bucket) is known to the sweep by its ETag: it is
+// not routed a second time while in flight.
+func TestSweepKnowsFilesRoutedByETag(t *testing.T) {
+	f := newFixture(t, options{})
+	v, etag := importtest.Put(t, f.s3, f.bucket, "inbound/vendors/noversion.csv", []byte("x"))
+	if v == "" {
+		t.Skip("the bucket is not versioned")
+	}
+	id := s3io.Identity(f.bucket, "inbound/vendors/noversion.csv", "", etag)
+	if err := s3io.PutJSON(context.Background(), f.s3, f.bucket, "_state/routed/"+id+".json", map[string]string{"key": "inbound/vendors/noversion.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.run(t, time.Hour); s.Swept != 0 || s.Waiting != 1 {
+		t.Fatalf("summary = %+v: a file routed by its ETag was swept again", s)
+	}
+	if n := importtest.Depth(t, f.sqs, f.queue); n != 0 {
+		t.Fatalf("%d FIFO messages, want none", n)
+	}
+}

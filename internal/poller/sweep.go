@@ -71,6 +71,12 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 	var lost []router.Object
 	for _, o := range old {
 		id := s3io.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
+		// A notification without a versionId (moto's; an unversioned
+		// bucket's) names the file by its ETag: such a file is known too.
+		if byETag := s3io.Identity(o.Bucket, o.Key, "", o.ETag); o.VersionID != "" && !markers[id] && !routed[id] && !inLedger[id] &&
+			(markers[byETag] || routed[byETag] || inLedger[byETag]) {
+			id = byETag
+		}
 		switch {
 		case markers[id] && !inLedger[id]:
 			// Enqueued, but the ledger record was never written.
