@@ -92,7 +92,7 @@ func FuzzExportDequeueAnswer(f *testing.F) {
 		s3c := newMemS3()
 		landed := func() int {
 			n := 0
-			for _, k := range s3c.keys() {
+			for _, k := range s3c.Keys() {
 				if strings.HasPrefix(k, "b/outbound/cg/") {
 					n++
 				}
@@ -107,34 +107,34 @@ func FuzzExportDequeueAnswer(f *testing.F) {
 		in := exporter.Input{Job: "cg", ActivityID: testActivity, Unpack: unpack, AckMissingFile: ackMissing}
 		sum, runErr := h.Run(context.Background(), in)
 		d, derr := d365.DecodeDequeue(200, answer)
-		for _, k := range s3c.keys() {
+		for _, k := range s3c.Keys() {
 			if !strings.HasPrefix(k, "b/outbound/cg/") && !strings.HasPrefix(k, "b/_state/exports/cg/") {
 				t.Fatalf("wrote %q", k)
 			}
 		}
 		switch {
 		case derr != nil:
-			if runErr == nil || fno.acked != 0 || len(s3c.keys()) != 0 {
-				t.Fatalf("unreadable answer: err %v, acked %d, wrote %v", runErr, fno.acked, s3c.keys())
+			if runErr == nil || fno.acked != 0 || len(s3c.Keys()) != 0 {
+				t.Fatalf("unreadable answer: err %v, acked %d, wrote %v", runErr, fno.acked, s3c.Keys())
 			}
 		case d == nil:
-			if runErr != nil || !sum.QueueEmpty || len(s3c.keys()) != 0 {
+			if runErr != nil || !sum.QueueEmpty || len(s3c.Keys()) != 0 {
 				t.Fatalf("empty answer: %+v %v", sum, runErr)
 			}
 		case d.HasFile():
 			key := exporter.ObjectKey("outbound/cg/", now, d.CorrelationID, "cg.zip")
-			if _, ok := s3c.get("b", key); !ok || runErr != nil || fno.acked != 2 {
-				t.Fatalf("file not landed at %q and acknowledged twice: %v, acked %d, keys %v", key, runErr, fno.acked, s3c.keys())
+			if _, ok := s3c.Get("b", key); !ok || runErr != nil || fno.acked != 2 {
+				t.Fatalf("file not landed at %q and acknowledged twice: %v, acked %d, keys %v", key, runErr, fno.acked, s3c.Keys())
 			}
 			want := 1
 			if unpack {
 				want = 2 // the package and its one entity file; "../escape.csv" is refused
 			}
 			if n := landed(); n != want {
-				t.Fatalf("%d objects landed for one export delivered twice, want %d: %v", n, want, s3c.keys())
+				t.Fatalf("%d objects landed for one export delivered twice, want %d: %v", n, want, s3c.Keys())
 			}
 		default:
-			if _, ok := s3c.get("b", h.MissingKey("cg", d.CorrelationID)); !ok || runErr != nil {
+			if _, ok := s3c.Get("b", h.MissingKey("cg", d.CorrelationID)); !ok || runErr != nil {
 				t.Fatalf("answer without a file not recorded: %v", runErr)
 			}
 			if want := map[bool]int{true: 2, false: 0}[ackMissing]; fno.acked != want || landed() != 0 {

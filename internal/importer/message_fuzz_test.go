@@ -78,14 +78,14 @@ func FuzzImportMessage(f *testing.F) {
 		var fm router.FileMessage
 		usable := json.Unmarshal(body, &fm) == nil && fm.Bucket != "" && fm.Key != ""
 		if usable {
-			s3c.put(fm.Bucket, fm.Key, []byte("a,b"), fm.ETag, fm.VersionID)
+			s3c.Put(fm.Bucket, fm.Key, []byte("a,b"), fm.ETag, fm.VersionID)
 		}
 		resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: msgID, Body: string(body)}}})
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("asked for a redelivery of %q (a crash loop): %v %+v", body, err, resp)
 		}
 		var malformed []string
-		for _, k := range s3c.keys() {
+		for _, k := range s3c.Keys() {
 			bucket, key, _ := strings.Cut(k, "/")
 			switch {
 			case usable && bucket == fm.Bucket && key == fm.Key: // the test's own object
@@ -122,16 +122,16 @@ func FuzzImportMessage(f *testing.F) {
 			if len(malformed) != 1 {
 				t.Fatalf("unusable body kept %d times", len(malformed))
 			}
-			if o, _ := s3c.get("b", malformed[0]); string(o.body) != string(body) {
+			if o, _ := s3c.Get("b", malformed[0]); string(o.Body) != string(body) {
 				t.Fatal("unusable body not kept verbatim")
 			}
 			return
 		}
-		if _, still := s3c.get(fm.Bucket, fm.Key); !still && len(fno.sent) == 0 {
+		if _, still := s3c.Get(fm.Bucket, fm.Key); !still && len(fno.sent) == 0 {
 			id := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 			moved := false
-			for _, k := range s3c.keys() {
-				if o, _ := s3c.get("b", strings.TrimPrefix(k, "b/")); o != nil && o.meta[s3io.MetaIdentity] == id {
+			for _, k := range s3c.Keys() {
+				if o, _ := s3c.Get("b", strings.TrimPrefix(k, "b/")); o != nil && o.Meta[s3io.MetaIdentity] == id {
 					moved = true
 				}
 			}

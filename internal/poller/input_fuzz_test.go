@@ -155,7 +155,7 @@ func FuzzSweepState(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		s3c := newMemS3()
 		key := cfg.Layout.SweepStateKey()
-		s3c.put("b", key, doc, "", "")
+		s3c.Put("b", key, doc, "", "")
 		p, err := New(cfg, s3c, nopFnO{}, NewBudget(60), nopSender{}, quiet)
 		if err != nil {
 			t.Fatal(err)
@@ -167,16 +167,16 @@ func FuzzSweepState(f *testing.F) {
 		var st sweepState
 		skip := json.NewDecoder(strings.NewReader(string(doc))).Decode(&st) == nil &&
 			now.Sub(st.LastSweep) < p.cfg.SweepEvery && !st.LastSweep.After(now)
-		o, _ := s3c.get("b", key)
+		o, _ := s3c.Get("b", key)
 		if skip {
-			if string(o.body) != string(doc) {
+			if string(o.Body) != string(doc) {
 				t.Fatalf("sweep ran although %q says it is not due", doc)
 			}
 			return
 		}
 		var after sweepState
-		if err := json.Unmarshal(o.body, &after); err != nil || !after.LastSweep.Equal(now) {
-			t.Fatalf("state %q: the sweep did not run and record itself (%s, %v)", doc, o.body, err)
+		if err := json.Unmarshal(o.Body, &after); err != nil || !after.LastSweep.Equal(now) {
+			t.Fatalf("state %q: the sweep did not run and record itself (%s, %v)", doc, o.Body, err)
 		}
 	})
 }

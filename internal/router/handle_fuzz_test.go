@@ -117,7 +117,7 @@ func FuzzRouterHandle(f *testing.F) {
 				if size < 0 || size > 64 {
 					size = 3
 				}
-				s3c.put("b", rec.Key, []byte(strings.Repeat("x", int(size))), rec.ETag, rec.VersionID)
+				s3c.Put("b", rec.Key, []byte(strings.Repeat("x", int(size))), rec.ETag, rec.VersionID)
 				named = append(named, src{rec.Key, rec.VersionID, rec.ETag})
 			}
 		}
@@ -126,7 +126,7 @@ func FuzzRouterHandle(f *testing.F) {
 			t.Fatalf("asked for a redelivery of %q (a crash loop): %v %+v", body, err, resp)
 		}
 		var malformed []string
-		for _, k := range s3c.keys() {
+		for _, k := range s3c.Keys() {
 			key := strings.TrimPrefix(k, "b/")
 			placed := false
 			for _, s := range named {
@@ -155,7 +155,7 @@ func FuzzRouterHandle(f *testing.F) {
 			if len(malformed) != 1 {
 				t.Fatalf("malformed body kept %d times", len(malformed))
 			}
-			if o, _ := s3c.get("b", malformed[0]); string(o.body) != string(body) {
+			if o, _ := s3c.Get("b", malformed[0]); string(o.Body) != string(body) {
 				t.Fatal("malformed body not kept verbatim")
 			}
 		} else if len(malformed) != 0 {
@@ -163,13 +163,13 @@ func FuzzRouterHandle(f *testing.F) {
 		}
 		// Nothing lost.
 		for _, s := range named {
-			if _, ok := s3c.get("b", s.key); ok {
+			if _, ok := s3c.Get("b", s.key); ok {
 				continue
 			}
 			id := s3io.Identity("b", s.key, s.version, s.etag)
 			found := false
-			for _, k := range s3c.keys() {
-				if o, _ := s3c.get("b", strings.TrimPrefix(k, "b/")); o != nil && strings.HasPrefix(k, "b/"+layout.Rejected) && o.meta[s3io.MetaIdentity] == id {
+			for _, k := range s3c.Keys() {
+				if o, _ := s3c.Get("b", strings.TrimPrefix(k, "b/")); o != nil && strings.HasPrefix(k, "b/"+layout.Rejected) && o.Meta[s3io.MetaIdentity] == id {
 					found = true
 				}
 			}
@@ -203,12 +203,12 @@ func FuzzRouterHandle(f *testing.F) {
 // checkReason: a rejected object has a reason document beside it, naming it.
 func checkReason(t *testing.T, s3c *memS3, key string, layout routes.Layout) {
 	t.Helper()
-	o, ok := s3c.get("b", key+routes.ReasonSuffix)
+	o, ok := s3c.Get("b", key+routes.ReasonSuffix)
 	if !ok {
 		t.Fatalf("rejected %q has no reason document", key)
 	}
 	var r router.Reason
-	if err := json.Unmarshal(o.body, &r); err != nil {
+	if err := json.Unmarshal(o.Body, &r); err != nil {
 		t.Fatalf("reason of %q: %v", key, err)
 	}
 	switch r.Reason {
