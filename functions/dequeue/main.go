@@ -38,15 +38,11 @@ func newHandler(ctx context.Context, getenv func(string) string) (*exporter.Hand
 	if err != nil {
 		return nil, err
 	}
-	fs, err := fnoenv.FromEnv()
-	if err != nil {
-		return nil, err
-	}
 	awsCfg, err := awsenv.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	fno, err := fs.NewClient(awsenv.SecretsManager(awsCfg), fnoenv.Options{Logger: slog.Default()})
+	fno, err := fnoenv.ClientFromEnv(awsCfg, fnoenv.Options{Logger: slog.Default()})
 	if err != nil {
 		return nil, err
 	}

@@ -31,15 +31,11 @@ func build(ctx context.Context) (*importer.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	fno, err := fnoenv.FromEnv()
-	if err != nil {
-		return nil, err
-	}
 	aws, err := awsenv.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	client, err := fno.NewClient(awsenv.SecretsManager(aws), fnoenv.Options{Logger: slog.Default()})
+	client, err := fnoenv.ClientFromEnv(aws, fnoenv.Options{Logger: slog.Default()})
 	if err != nil {
 		return nil, err
 	}

@@ -32,10 +32,6 @@ func build(ctx context.Context) (*poller.Poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	fno, err := fnoenv.FromEnv()
-	if err != nil {
-		return nil, err
-	}
 	aws, err := awsenv.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -43,7 +39,7 @@ func build(ctx context.Context) (*poller.Poller, error) {
 	// One budget per execution environment, shared by every invocation:
 	// the client waits on it before each request, retries included.
 	budget := poller.NewBudget(cfg.BudgetPerMinute)
-	client, err := fno.NewClient(awsenv.SecretsManager(aws), fnoenv.Options{Limiter: budget, Logger: slog.Default()})
+	client, err := fnoenv.ClientFromEnv(aws, fnoenv.Options{Limiter: budget, Logger: slog.Default()})
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -194,4 +195,14 @@ func ParseSecret(secret string) (d365.Credential, error) {
 		return d365.CertificateCredential([]byte(t), "")
 	}
 	return d365.SecretCredential(t)
+}
+
+// ClientFromEnv reads the settings and builds the client with Secrets
+// Manager from awsCfg: what every function's main does.
+func ClientFromEnv(awsCfg aws.Config, opt Options) (*d365.Client, error) {
+	s, err := FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return s.NewClient(secretsmanager.NewFromConfig(awsCfg), opt)
 }
