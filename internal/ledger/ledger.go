@@ -120,9 +120,19 @@ func (s *Store) DeleteMarker(ctx context.Context, identity string) error {
 	return s3io.DeleteKey(ctx, s.S3, s.Bucket, s.MarkerKey(identity))
 }
 
-// Key is where a record lives given its NextCheck.
+// MaxKeyUnix is the latest next-check time a ledger key can hold: the
+// largest 10-digit Unix second (2286-11-20T17:46:39Z). The time is fixed
+// width so that the keys' lexical order (ListObjectsV2's) is time order and
+// Due can stop at "now"; an 11-digit time would sort among the 10-digit
+// ones ("10000000000" < "2000000000") and stop the listing early.
+const MaxKeyUnix int64 = 9_999_999_999
+
+// Key is where a record lives given its NextCheck. Times before 1970 are
+// filed at 0 and times after MaxKeyUnix at MaxKeyUnix, so every record is
+// listed again (a far-off check is as good as never; the record itself
+// keeps its NextCheck).
 func (s *Store) Key(r Record) string {
-	sec := max(r.NextCheck.Unix(), 0)
+	sec := min(max(r.NextCheck.Unix(), 0), MaxKeyUnix)
 	return fmt.Sprintf("%s%010d/%s.json", s.Layout.LedgerPrefix(), sec, r.Identity)
 }
 
@@ -140,14 +150,20 @@ func (s *Store) ParseKey(key string) (Entry, bool) {
 		return Entry{}, false
 	}
 	ts, name, ok := strings.Cut(rest, "/")
-	if !ok || len(ts) != 10 || !strings.HasSuffix(name, ".json") || strings.Contains(name, "/") {
+	if !ok || len(ts) != 10 || strings.Contains(name, "/") {
+		return Entry{}, false
+	}
+	// An empty identity (".json") is no file's: every such key would share
+	// one identity in the poller.
+	id, ok := strings.CutSuffix(name, ".json")
+	if !ok || id == "" {
 		return Entry{}, false
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
 		return Entry{}, false
 	}
-	return Entry{Key: key, NextCheck: time.Unix(sec, 0).UTC(), Identity: strings.TrimSuffix(name, ".json")}, true
+	return Entry{Key: key, NextCheck: time.Unix(sec, 0).UTC(), Identity: id}, true
 }
 
 // Put writes a record at its key and returns the key.

@@ -106,3 +106,27 @@ func TestMarker(t *testing.T) {
 		t.Fatalf("marker after delete: %v %v", found, err)
 	}
 }
+
+// TestKeyIsFixedWidth: a next check after 2286-11-20 is filed at the last
+// 10-digit time, so it still parses back and still sorts after every nearer
+// check (the listing's order is the keys' lexical order).
+func TestKeyIsFixedWidth(t *testing.T) {
+	t.Parallel()
+	st := &ledger.Store{Bucket: "b", Layout: routes.DefaultLayout()}
+	near := st.Key(ledger.Record{Identity: "a", NextCheck: time.Unix(2_000_000_000, 0)})
+	for _, when := range []time.Time{
+		time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Unix(ledger.MaxKeyUnix, 0),
+	} {
+		k := st.Key(ledger.Record{Identity: "x", NextCheck: when})
+		e, ok := st.ParseKey(k)
+		if !ok || e.Identity != "x" || !e.NextCheck.Equal(time.Unix(ledger.MaxKeyUnix, 0)) {
+			t.Errorf("next check %s: filed at %q, parsed as %+v %v", when, k, e, ok)
+		}
+		if k <= near {
+			t.Errorf("next check %s: %q sorts before %q", when, k, near)
+		}
+	}
+	if e, ok := st.ParseKey("_state/ledger/1800000000/.json"); ok {
+		t.Errorf("empty identity accepted: %+v", e)
+	}
+}
