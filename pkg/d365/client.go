@@ -302,12 +302,15 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 		}
 	}
 	var body io.ReadCloser
+	var src *sourceBody
 	size := int64(0)
 	if r.body != nil {
 		body, size, err = r.body(ctx)
 		if err != nil {
 			return nil, false, backoff.Permanent(fmt.Errorf("d365 %s: open body: %w", r.op, err))
 		}
+		src = &sourceBody{ReadCloser: body}
+		body = src
 	}
 	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent = true }}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.method, r.url, body)
@@ -345,6 +348,14 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 	}
 	resp, err = c.hc.Do(req)
 	if err != nil {
+		if src.incomplete(size) {
+			// Our side failed to produce the body (S3's stream broke, or
+			// its checksum did not match) before the declared length went
+			// out: F&O cannot have taken an incomplete request, so this
+			// is not a send with an unknown outcome, and a retry reopens
+			// the body.
+			return nil, false, fmt.Errorf("d365 %s: reading the body to send (%d bytes sent): %w", r.op, src.n, src.err)
+		}
 		return nil, sent, fmt.Errorf("d365 %s: %w", r.op, redactURLError(err))
 	}
 	if err := checkResponse(r.op, resp); err != nil {
@@ -383,4 +394,27 @@ func tokenErrorTemporary(err error) bool {
 	}
 	var ue *url.Error
 	return errors.As(err, &ue)
+}
+
+// sourceBody remembers how far the request body got and why it stopped,
+// to tell "our source failed mid-body" from "the answer was lost".
+type sourceBody struct {
+	io.ReadCloser
+	n   int64
+	err error
+}
+
+func (b *sourceBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// incomplete reports whether the source failed before size bytes (or, for
+// a chunked body of unknown size, before its end) were read from it.
+func (b *sourceBody) incomplete(size int64) bool {
+	return b != nil && b.err != nil && (size < 0 || b.n < size)
 }

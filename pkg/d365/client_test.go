@@ -647,3 +647,61 @@ func TestCertificateCredential(t *testing.T) {
 		t.Fatal("an assertion signed by another key must be refused")
 	}
 }
+
+// failingSource hands out the first n bytes of body, then fails, as an S3
+// stream does when it breaks or its checksum does not match.
+type failingSource struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failingSource) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+func TestEnqueueSourceFailureIsNotAnUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("b"), 512<<10)
+	broken := errors.New("s3 stream broke")
+	for _, tt := range []struct {
+		name         string
+		reopen       bool
+		wantRequests int
+		wantMessages int
+	}{
+		{"reopened and sent whole", true, 2, 1},
+		{"reported when it cannot be reopened", false, 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEmulator(t, d365test.Options{})
+			c := newClient(t, e)
+			req := d365.EnqueueRequest{ActivityID: importActivity, Entity: "Customer groups", Size: int64(len(body)),
+				Body: &failingSource{r: bytes.NewReader(body[:300<<10]), err: broken}}
+			if tt.reopen {
+				req.Reopen = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			}
+			_, err := c.Enqueue(ctx, req)
+			if errors.Is(err, d365.ErrOutcomeUnknown) {
+				t.Fatalf("err = %v: a body that never went out whole cannot have been taken", err)
+			}
+			if tt.reopen && err != nil {
+				t.Fatalf("err = %v, want the reopened body sent", err)
+			}
+			if !tt.reopen && !errors.Is(err, broken) {
+				t.Fatalf("err = %v, want the source's error", err)
+			}
+			if n := e.Requests("enqueue"); n != tt.wantRequests {
+				t.Fatalf("enqueue requests = %d, want %d", n, tt.wantRequests)
+			}
+			if msgs := e.Messages(); len(msgs) != tt.wantMessages || (len(msgs) == 1 && msgs[0].SHA256 != sha(body)) {
+				t.Fatalf("messages = %d, want %d with the whole body", len(msgs), tt.wantMessages)
+			}
+		})
+	}
+}
