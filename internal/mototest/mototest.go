@@ -61,13 +61,18 @@ func Env(t testing.TB) []string {
 	return server.Env()
 }
 
-// Config is an SDK config pointed at moto with static test credentials.
+// Config is an SDK config pointed at moto with static test credentials. Its
+// checksum settings are what config.LoadDefaultConfig gives the deployed
+// functions (uploads carry a checksum, GETs ask for one), so tests cross
+// the same wire as they do.
 func Config(t testing.TB) aws.Config {
 	ep := Endpoint(t)
 	return aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(ep),
+		Region:                     "us-east-1",
+		Credentials:                credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint:               aws.String(ep),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
 	}
 }
 
