@@ -45,6 +45,9 @@ const (
 	MinPartSize int64 = 5 << 20
 	// DefaultConcurrency is the number of parts in flight unless configured.
 	DefaultConcurrency = 2
+
+	// maxMarginSeconds is the most whole seconds a time.Duration holds.
+	maxMarginSeconds = int64(1<<63-1) / int64(time.Second)
 )
 
 // ConfigFromEnv reads BUCKET (required), OUTBOUND_PREFIX, STATE_PREFIX,
@@ -62,9 +65,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := strings.TrimSpace(getenv("DEADLINE_MARGIN")); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			n, nerr := strconv.Atoi(v)
+			n, nerr := strconv.ParseInt(v, 10, 64)
 			if nerr != nil {
 				return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: want a duration like 30s", v)
+			}
+			// Refused like ParseDuration refuses "2562048h": n seconds
+			// past a Duration's range would wrap round (18446744074 to
+			// 290ms, -9223372037 to +292 years).
+			if n > maxMarginSeconds || n < -maxMarginSeconds {
+				return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: out of range (at most %d seconds)", v, maxMarginSeconds)
 			}
 			d = time.Duration(n) * time.Second
 		}

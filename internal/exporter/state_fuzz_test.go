@@ -131,12 +131,12 @@ func FuzzConfigFromEnv(f *testing.F) {
 		}
 		if v := strings.TrimSpace(margin); v != "" {
 			if _, derr := time.ParseDuration(v); derr != nil {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				if n > int64(time.Duration(1<<63-1)/time.Second) {
-					// TODO(exporter/config.go, not in this change's scope):
-					// time.Duration(n)*time.Second overflows; 18446744074
-					// wraps round to a 290ms margin. Reported.
-					t.Skipf("known bug: DEADLINE_MARGIN %q overflows", v)
+				n, perr := strconv.ParseInt(v, 10, 64)
+				if perr != nil || n > int64(time.Duration(1<<63-1)/time.Second) {
+					// time.Duration(n)*time.Second would overflow:
+					// 18446744074 wrapped round to a 290ms margin (seed
+					// deadline-margin-overflow).
+					t.Fatalf("accepted DEADLINE_MARGIN %q as %s", v, c.DeadlineMargin)
 				}
 				if c.DeadlineMargin != time.Duration(n)*time.Second {
 					t.Fatalf("DEADLINE_MARGIN %q read as %s", v, c.DeadlineMargin)
