@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -150,8 +151,11 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(*d365test.Em
 		}
 		caFile, _ = filepath.Abs(cfg.caOut)
 	}
-	fmt.Fprintf(out, "D365_BASE_URL=%s\nD365_AUTHORITY=%s\nD365_TENANT_ID=%s\nD365_CLIENT_ID=%s\nD365_CLIENT_SECRET=%s\nD365_BLOB_URL=%s\nD365_CA_FILE=%s\n",
-		e.URL(), e.AuthorityURL(), e.TenantID(), e.ClientID(), e.ClientSecret(), e.BlobURL(), caFile)
+	// The names the functions read (internal/fnoenv), so the output can be
+	// pasted into a function's environment as is.
+	au, _ := url.Parse(e.AuthorityURL())
+	fmt.Fprintf(out, "FNO_BASE_URL=%s\nFNO_AUTHORITY_HOST=%s\nFNO_TENANT_ID=%s\nFNO_CLIENT_ID=%s\nFNO_CLIENT_SECRET=%s\nFNO_CA_BUNDLE=%s\n# blob storage (download URLs point here): %s\n",
+		e.URL(), au.Scheme+"://"+au.Host, e.TenantID(), e.ClientID(), e.ClientSecret(), caFile, e.BlobURL())
 	if ready != nil {
 		ready(e)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -97,12 +98,12 @@ func TestRun(t *testing.T) {
 		k, v, _ := strings.Cut(sc.Text(), "=")
 		env[k] = v
 	}
-	for _, k := range []string{"D365_BASE_URL", "D365_AUTHORITY", "D365_TENANT_ID", "D365_CLIENT_ID", "D365_CLIENT_SECRET", "D365_CA_FILE"} {
+	for _, k := range []string{"FNO_BASE_URL", "FNO_AUTHORITY_HOST", "FNO_TENANT_ID", "FNO_CLIENT_ID", "FNO_CLIENT_SECRET", "FNO_CA_BUNDLE"} {
 		if env[k] == "" {
 			t.Fatalf("%s not printed:\n%s", k, out.String())
 		}
 	}
-	pemData, err := os.ReadFile(env["D365_CA_FILE"])
+	pemData, err := os.ReadFile(env["FNO_CA_BUNDLE"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,9 +112,9 @@ func TestRun(t *testing.T) {
 		t.Fatal("CA file holds no certificate")
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := hc.PostForm(env["D365_AUTHORITY"]+"/oauth2/v2.0/token", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {env["D365_CLIENT_ID"]},
-		"client_secret": {env["D365_CLIENT_SECRET"]}, "scope": {env["D365_BASE_URL"] + "/.default"}})
+	resp, err := hc.PostForm(env["FNO_AUTHORITY_HOST"]+"/"+env["FNO_TENANT_ID"]+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {env["FNO_CLIENT_ID"]},
+		"client_secret": {env["FNO_CLIENT_SECRET"]}, "scope": {env["FNO_BASE_URL"] + "/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestRun(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&tok)
 	resp.Body.Close()
 	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, env["D365_BASE_URL"]+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, env["FNO_BASE_URL"]+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -136,6 +137,20 @@ func TestRun(t *testing.T) {
 	code, id := call(http.MethodPost, "/api/connector/enqueue/"+act+"?entity=Customer%20groups", "a,b")
 	if code != 200 {
 		t.Fatalf("enqueue %d %s", code, id)
+	}
+	// The printed names and values are the ones the functions read: the
+	// real client (MSAL against FNO_AUTHORITY_HOST) works from them alone.
+	cred, err := d365.SecretCredential(env["FNO_CLIENT_SECRET"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := d365.New(d365.Config{BaseURL: env["FNO_BASE_URL"], TenantID: env["FNO_TENANT_ID"], ClientID: env["FNO_CLIENT_ID"],
+		Credential: cred, AuthorityHost: env["FNO_AUTHORITY_HOST"], HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.Enqueue(ctx, d365.EnqueueRequest{ActivityID: act, Entity: "Customer groups", Body: strings.NewReader("c,d"), Size: 3}); err != nil {
+		t.Fatalf("enqueue with the client built from the printed settings: %v", err)
 	}
 	// The ticker processes the message by itself.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
