@@ -91,14 +91,6 @@ func FuzzRouterHandle(f *testing.F) {
 	layout := routes.DefaultLayout()
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
-		if !utf8.ValidString(msgID) || strings.IndexFunc(msgID, unicode.IsControl) >= 0 {
-			// TODO(router.go KeepMalformed, not in this change's scope): the
-			// SQS message ID becomes a key segment with only '/' and '\'
-			// replaced; invalid UTF-8 is not a valid S3 key (and the reason
-			// document names another key), control characters break listings.
-			// SQS IDs are UUIDs, so this needs a hand-made event. Reported.
-			t.Skip("known gap: message ID not usable in a key")
-		}
 		s3c, q := newMemS3(), &memSender{}
 		r, err := router.New(router.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout}, QueueURL: "https://sqs/q.fifo"}, s3c, q, quiet)
 		if err != nil {
@@ -145,6 +137,7 @@ func FuzzRouterHandle(f *testing.F) {
 				}
 				checkReason(t, s3c, key, layout)
 				if strings.HasPrefix(key, layout.Rejected+"_malformed/") {
+					checkMalformedKey(t, key, msgID)
 					malformed = append(malformed, key)
 				}
 			default:
@@ -226,5 +219,28 @@ func checkReason(t *testing.T, s3c *memS3, key string, layout routes.Layout) {
 	}
 	if _, err := time.Parse("2006/01/02", parts[1]+"/"+parts[2]+"/"+parts[3]); err != nil {
 		t.Fatalf("rejected key %q: %v", key, err)
+	}
+}
+
+// checkMalformedKey: whatever the SQS message ID, the key a malformed body
+// is kept under is rejected/_malformed/<date>/<name>.event with a name of
+// [A-Za-z0-9._-] only (valid UTF-8, no control characters, no '/'), and an
+// SQS-style ID is used as is.
+func checkMalformedKey(t *testing.T, key, msgID string) {
+	t.Helper()
+	name, ok := strings.CutSuffix(key[strings.LastIndex(key, "/")+1:], ".event")
+	if !ok || name == "" || strings.Trim(name, ".") == "" || len(name) > 100 {
+		t.Fatalf("malformed kept at %q (message ID %q)", key, msgID)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			t.Fatalf("malformed kept at %q: %q in the name (message ID %q)", key, c, msgID)
+		}
+	}
+	if !utf8.ValidString(key) || strings.IndexFunc(key, unicode.IsControl) >= 0 {
+		t.Fatalf("malformed kept at %q", key)
+	}
+	if msgID != "" && len(msgID) <= 100 && strings.Trim(msgID, ".") != "" && strings.Trim(msgID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" && name != msgID {
+		t.Fatalf("safe message ID %q kept as %q", msgID, name)
 	}
 }

@@ -21,12 +21,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
@@ -215,6 +217,11 @@ func (r *Router) DispatchOutcomes(ctx context.Context, objs []Object) ([]error, 
 		batch = append(batch, *entry)
 		batchIdx = append(batchIdx, i)
 	}
+	// Routed markers are independent S3 writes whose failure is only
+	// logged, so they go out concurrently (a batch of 10 costs one round
+	// trip, not ten) and may overlap the next batch's send.
+	var markers errgroup.Group
+	markers.SetLimit(markerConcurrency)
 	for start := 0; start < len(batch); start += 10 {
 		end := min(start+10, len(batch))
 		for k, err := range r.send(ctx, batch[start:end]) {
@@ -227,11 +234,20 @@ func (r *Router) DispatchOutcomes(ctx context.Context, objs []Object) ([]error, 
 			}
 			r.log.InfoContext(ctx, "router: forwarded to the import queue", "key", o.Key, "versionId", o.VersionID,
 				"route", r.routeOf(o.Key), "group", aws.ToString(batch[start+k].MessageGroupId))
-			r.markRouted(ctx, o, aws.ToString(batch[start+k].MessageDeduplicationId))
+			dedup := aws.ToString(batch[start+k].MessageDeduplicationId)
+			markers.Go(func() error {
+				r.markRouted(ctx, o, dedup)
+				return nil
+			})
 		}
 	}
+	markers.Wait() // markRouted logs its failures and never returns one
 	return errs, outs
 }
+
+// markerConcurrency bounds the routed-marker writes in flight: one FIFO
+// batch's worth.
+const markerConcurrency = 10
 
 // Routed is the routed marker's content.
 type Routed struct {
@@ -375,6 +391,9 @@ type Reason struct {
 	RejectedAt  time.Time       `json:"rejectedAt"`
 	RejectedKey string          `json:"rejectedKey"`
 	Answer      json.RawMessage `json:"fnoAnswer,omitempty"` // F&O's answer, for fno-rejected
+	// MessageID is the SQS message ID of a kept malformed message, as sent
+	// (Go-quoted when it is not valid UTF-8, which JSON cannot carry).
+	MessageID string `json:"sqsMessageId,omitempty"`
 }
 
 // Rejection is a file that can never be imported, and why.
@@ -436,19 +455,63 @@ func (r *Router) keepMalformed(ctx context.Context, m events.SQSMessage, cause e
 func KeepMalformed(ctx context.Context, c s3io.Client, l routes.Layout, bucket string, now func() time.Time,
 	log *slog.Logger, m events.SQSMessage, cause error) error {
 	t := now().UTC()
-	name := strings.NewReplacer("/", "_", "\\", "_").Replace(m.MessageId)
-	if name == "" {
-		sum := sha256.Sum256([]byte(m.Body))
-		name = hex.EncodeToString(sum[:8])
-	}
-	key := l.RejectedKey("_malformed", t, name+".event")
+	key := l.RejectedKey("_malformed", t, MalformedName(m.MessageId, m.Body)+".event")
 	if err := s3io.Upload(ctx, c, bucket, key, strings.NewReader(m.Body), int64(len(m.Body)), "application/octet-stream", nil); err != nil {
 		return err
 	}
-	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: bucket, RejectedAt: t, RejectedKey: key}
+	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: bucket, RejectedAt: t, RejectedKey: key,
+		MessageID: printableID(m.MessageId)}
 	if err := s3io.PutJSON(ctx, c, bucket, key+routes.ReasonSuffix, doc); err != nil {
 		return err
 	}
 	log.WarnContext(ctx, "kept a message that cannot be used", "sqsMessageId", m.MessageId, "rejectedKey", key, "error", cause.Error())
 	return nil
+}
+
+// maxMalformedName bounds the name part of a _malformed key (S3 keys end at
+// 1,024 bytes; SQS's own IDs are 36-character UUIDs).
+const maxMalformedName = 100
+
+// MalformedName is the file name (before ".event") a malformed message is
+// kept under. The message ID is outside input that becomes a key: an ID of
+// only [A-Za-z0-9._-] (every SQS UUID) is used as is; any other is reduced
+// to those characters (others become '_') and, so that IDs that differ only
+// in those characters do not overwrite each other, gets a hash of the ID
+// appended; an ID with nothing usable is named by its hash alone, and an
+// empty one by the body's hash. The result is never "", "." or "..".
+func MalformedName(id, body string) string {
+	if id == "" {
+		sum := sha256.Sum256([]byte(body))
+		return hex.EncodeToString(sum[:8])
+	}
+	safe := true
+	clean := strings.Map(func(c rune) rune {
+		if c < utf8.RuneSelf && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return c
+		}
+		safe = false
+		return '_'
+	}, id)
+	if safe && len(clean) <= maxMalformedName && strings.Trim(clean, ".") != "" {
+		return clean
+	}
+	sum := sha256.Sum256([]byte(id))
+	tag := hex.EncodeToString(sum[:8])
+	clean = strings.Trim(clean, "_.")
+	if clean == "" {
+		return tag
+	}
+	if len(clean) > maxMalformedName-len(tag)-1 {
+		clean = clean[:maxMalformedName-len(tag)-1]
+	}
+	return clean + "-" + tag
+}
+
+// printableID is an SQS message ID for a JSON document: as is when it is
+// valid UTF-8, else Go-quoted so that no byte of it is lost.
+func printableID(id string) string {
+	if utf8.ValidString(id) {
+		return id
+	}
+	return strconv.QuoteToASCII(id)
 }
