@@ -3,6 +3,8 @@ package bench_test
 import (
 	"context"
 	"io"
+	"os"
+	"runtime/debug"
 	"testing"
 
 	"github.com/fno-bridge/s3-fno/internal/exporter"
@@ -28,7 +30,9 @@ func queueExport(e *d365test.Emulator, block []byte, size int64) string {
 // with the default part size and concurrency. The S3 side is the
 // stand-in's multipart sink: parts are decoded (aws-chunked), counted and
 // dropped. peak-heap-MiB should stay under part size × concurrency + 32 MiB
-// whatever the size.
+// whatever the size. The process gets the soft memory limit the dequeue
+// function sets at start (exporter.ApplyMemoryLimit, GOMEMLIMIT honoured),
+// restored afterwards so the baseline runs without it.
 func BenchmarkExportLanding(b *testing.B) {
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
@@ -38,6 +42,9 @@ func BenchmarkExportLanding(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			prev := debug.SetMemoryLimit(-1)
+			b.Cleanup(func() { debug.SetMemoryLimit(prev) })
+			limit, _ := exporter.ApplyMemoryLimit(h.Config(), os.Getenv)
 			block := patternBlock(11)
 			ctx := context.Background()
 			in := exporter.Input{Job: "bench", ActivityID: actExport}
@@ -70,6 +77,7 @@ func BenchmarkExportLanding(b *testing.B) {
 			cfg := h.Config()
 			b.ReportMetric(float64(cfg.PartSize)/(1<<20), "part-MiB")
 			b.ReportMetric(float64(cfg.Concurrency), "concurrency")
+			b.ReportMetric(float64(limit)/(1<<20), "memlimit-MiB")
 			if got := stand.sunk.Load() - sunk; got != int64(b.N)*sz.n {
 				b.Fatalf("the sink received %d bytes, want %d", got, int64(b.N)*sz.n)
 			}

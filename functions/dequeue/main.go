@@ -5,7 +5,9 @@
 //
 // Environment: BUCKET; OUTBOUND_PREFIX, STATE_PREFIX, DEADLINE_MARGIN,
 // UPLOAD_PART_MIB, UPLOAD_CONCURRENCY (optional); the F&O settings of
-// internal/fnoenv; the AWS SDK's own variables.
+// internal/fnoenv; the AWS SDK's own variables. GOMEMLIMIT, when set,
+// replaces the soft memory limit derived from the part size and
+// concurrency.
 package main
 
 import (
@@ -28,6 +30,14 @@ func main() {
 		slog.Error("dequeue: cannot start", "error", err.Error())
 		os.Exit(1)
 	}
+	// Keep the heap in use within the landing's memory bound between
+	// uploads (see exporter.Config.MemoryLimit); GOMEMLIMIT overrides.
+	limit, fromEnv := exporter.ApplyMemoryLimit(h.Config(), os.Getenv)
+	source := "part size × concurrency + 32 MiB"
+	if fromEnv {
+		source = "GOMEMLIMIT"
+	}
+	slog.Info("dequeue: soft memory limit", "bytes", limit, "MiB", limit>>20, "source", source)
 	lambda.Start(h.Handle)
 }
 

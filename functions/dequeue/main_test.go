@@ -14,6 +14,8 @@ func TestNewHandlerNamesMissingSettings(t *testing.T) {
 	}{
 		{"no bucket", map[string]string{}, "BUCKET"},
 		{"bad margin", map[string]string{"BUCKET": "b", "DEADLINE_MARGIN": "soon"}, "DEADLINE_MARGIN"},
+		{"margin overflows", map[string]string{"BUCKET": "b", "DEADLINE_MARGIN": "18446744074"}, "DEADLINE_MARGIN"},
+		{"negative margin overflows", map[string]string{"BUCKET": "b", "DEADLINE_MARGIN": "-9223372037"}, "DEADLINE_MARGIN"},
 		{"bad part size", map[string]string{"BUCKET": "b", "UPLOAD_PART_MIB": "1"}, "UPLOAD_PART_MIB"},
 		{"overlapping prefixes", map[string]string{"BUCKET": "b", "OUTBOUND_PREFIX": "_state/out/"}, "STATE_PREFIX"},
 	} {
