@@ -44,7 +44,12 @@
 //   - The source version no longer exists (NoSuchKey/NoSuchVersion, or in
 //     an unversioned bucket a different ETag): logged; the record is done,
 //     since there is nothing left to import.
-//   - A FIFO body that cannot be read: kept under rejected/_malformed/.
+//   - A FIFO body that cannot be read, or one that does not name a file
+//     under inbound/<route>/ of the configured bucket with that route (a
+//     hand-made or edited message: another bucket, processed/, _state/, a
+//     folder, an empty route): the message is kept under
+//     rejected/_malformed/ with the reason; the object it names is never
+//     sent, moved or written to.
 //
 // # Poison files and batch size
 //
@@ -195,9 +200,17 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		return router.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
 			fmt.Errorf("import message is not a file message: %w", err))
 	}
+	file, why := h.inboundFile(fm)
+	if why != "" {
+		// Not what the router writes: nothing of the object it names is
+		// touched (it may be a processed file, a marker, or another
+		// bucket's), only the message is kept.
+		return router.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+			fmt.Errorf("import message for s3://%s/%s (route %q) does not name a file the router forwards: %s; nothing was sent to F&O or moved",
+				fm.Bucket, fm.Key, fm.Route, why))
+	}
 	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
 	obj := router.Object{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID, ETag: fm.ETag, Size: fm.Size, EventTime: fm.EventTime}
-	_, file, _ := h.cfg.Layout.Split(fm.Key)
 	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	rt, ok := h.cfg.Routes.Lookup(fm.Route)
 	if !ok {
@@ -310,6 +323,30 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", err.Error())
 	}
 	return nil
+}
+
+// inboundFile checks that an import message names what the router would
+// forward: a file (not a folder placeholder or a stuck report) under
+// inbound/<route>/ of the configured bucket, with that same non-empty
+// route. It returns the file's path under the route folder, or why not.
+// Anything else would be sent to F&O and then moved, rejected or filed
+// wherever it is, even in another bucket or under processed/ or _state/.
+func (h *Handler) inboundFile(fm router.FileMessage) (file, why string) {
+	l := h.cfg.Layout
+	route, file, inbound := l.Split(fm.Key)
+	switch {
+	case fm.Bucket != h.cfg.Bucket:
+		return "", fmt.Sprintf("the bucket is not the configured bucket %q", h.cfg.Bucket)
+	case fm.Route == "":
+		return "", "the route is empty"
+	case !inbound || route != fm.Route:
+		return "", fmt.Sprintf("the key is not under %s%s/", l.Inbound, fm.Route)
+	case file == "" || strings.HasSuffix(file, "/"):
+		return "", "the key is a folder, not a file"
+	case strings.HasSuffix(file, routes.StuckSuffix):
+		return "", "the key is a stuck report, not a file to import"
+	}
+	return file, ""
 }
 
 func (h *Handler) reject(ctx context.Context, log *slog.Logger, j router.Rejection) error {

@@ -33,10 +33,13 @@ func (m *memEnqueuer) Enqueue(_ context.Context, in d365.EnqueueRequest) (string
 // FuzzImportMessage: any body on the FIFO import queue (the router writes
 // it; a redrive or a hand-sent message may not), with the object it names
 // present. The enqueue function never asks for a redelivery when S3 and F&O
-// work (no crash loop); a body it cannot use is kept verbatim under
-// rejected/_malformed/; nothing is lost; it writes only under rejected/,
-// failed/ and _state/; what it sends to F&O is an inbound file of the route
-// the message names, from the configured bucket.
+// work (no crash loop); a body it cannot use, or one that does not name a
+// file under inbound/<route>/ of the configured bucket with that route
+// (another bucket, processed/, _state/, a folder, an empty route), is kept
+// verbatim under rejected/_malformed/ with a reason, and then the object it
+// names is neither sent nor touched; nothing is lost; it writes only in the
+// configured bucket, under rejected/, failed/ and _state/; so only an
+// inbound file of the route the message names is ever sent to F&O.
 func FuzzImportMessage(f *testing.F) {
 	msg := func(fm router.FileMessage) []byte { b, _ := json.Marshal(fm); return b }
 	for _, b := range [][]byte{
@@ -51,6 +54,11 @@ func FuzzImportMessage(f *testing.F) {
 		msg(router.FileMessage{Bucket: "other", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
 		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/../../_state/x", Size: 3, Route: "customers"}),
 		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/", Size: 0, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/sub/", Size: 0, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv" + routes.StuckSuffix, Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: ""}),
+		msg(router.FileMessage{Bucket: "b", Key: "rejected/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
 		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","size":-1,"eventTime":"2026-03-01T10:00:00Z"}`),
 		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","eventTime":"not a time"}`),
 		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","size":"3"}`),
@@ -77,9 +85,16 @@ func FuzzImportMessage(f *testing.F) {
 		}
 		var fm router.FileMessage
 		usable := json.Unmarshal(body, &fm) == nil && fm.Bucket != "" && fm.Key != ""
+		var orig []byte
 		if usable {
-			s3c.Put(fm.Bucket, fm.Key, []byte("a,b"), fm.ETag, fm.VersionID)
+			orig = []byte("a,b")
+			s3c.Put(fm.Bucket, fm.Key, orig, fm.ETag, fm.VersionID)
 		}
+		// What the router would forward: a file under inbound/<route>/ of
+		// the configured bucket, with that route.
+		route, file, inbound := layout.Split(fm.Key)
+		inboundFile := usable && fm.Bucket == "b" && fm.Route != "" && inbound && route == fm.Route && file != "" &&
+			!strings.HasSuffix(file, "/") && !strings.HasSuffix(file, routes.StuckSuffix)
 		resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: msgID, Body: string(body)}}})
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("asked for a redelivery of %q (a crash loop): %v %+v", body, err, resp)
@@ -90,42 +105,58 @@ func FuzzImportMessage(f *testing.F) {
 			switch {
 			case usable && bucket == fm.Bucket && key == fm.Key: // the test's own object
 			case bucket != "b":
-				if usable && bucket == fm.Bucket {
-					// TODO(importer, not in this change's scope, as below): a
-					// message naming another bucket has its file handled
-					// (rejected, filed) in that bucket. Reported.
-					t.Skipf("known gap: wrote %q in the message's bucket %q", key, bucket)
-				}
 				t.Fatalf("wrote to bucket %q: %q", bucket, key)
 			case strings.HasPrefix(key, layout.State):
+				if !inboundFile {
+					t.Fatalf("wrote %q for a message that names no inbound file", key)
+				}
 			case strings.HasPrefix(key, layout.Failed):
+				if !inboundFile {
+					t.Fatalf("filed %q for a message that names no inbound file", key)
+				}
 			case strings.HasPrefix(key, layout.Rejected):
 				if strings.HasPrefix(key, layout.Rejected+"_malformed/") && !strings.HasSuffix(key, routes.ReasonSuffix) {
 					malformed = append(malformed, key)
+				} else if !inboundFile && !strings.HasPrefix(key, layout.Rejected+"_malformed/") {
+					t.Fatalf("rejected %q for a message that names no inbound file", key)
 				}
 				if strings.HasSuffix(key, "/") || strings.Contains(key, "//") {
-					if _, file, _ := layout.Split(fm.Key); usable && (fm.Route == "" || file == "" || strings.HasSuffix(file, "/")) {
-						// TODO(importer, not in this change's scope): with an
-						// empty route, or a key that is not a file under
-						// inbound/, File is built as fm.Route+"/"+file, giving
-						// rejected/_unrouted/<date>//a.csv or a key ending
-						// in "/". Reported.
-						t.Skipf("known bug: rejected at %q", key)
-					}
 					t.Fatalf("rejected at %q, a folder-like key", key)
 				}
 			default:
 				t.Fatalf("wrote %q", key)
 			}
 		}
-		if !usable {
+		if !inboundFile {
 			if len(malformed) != 1 {
-				t.Fatalf("unusable body kept %d times", len(malformed))
+				t.Fatalf("message %q kept %d times, want once under rejected/_malformed/", body, len(malformed))
 			}
 			if o, _ := s3c.Get("b", malformed[0]); string(o.Body) != string(body) {
-				t.Fatal("unusable body not kept verbatim")
+				t.Fatal("message not kept verbatim")
+			}
+			r, ok := s3c.Get("b", malformed[0]+routes.ReasonSuffix)
+			var doc router.Reason
+			if !ok || json.Unmarshal(r.Body, &doc) != nil || doc.RejectedKey != malformed[0] || doc.Reason != "malformed-event" || doc.Detail == "" {
+				t.Fatalf("reason of %s: %v %s", malformed[0], ok, r.Body)
+			}
+			if len(fno.sent) != 0 {
+				t.Fatalf("sent %s/%s under route %q to F&O", fm.Bucket, fm.Key, fm.Route)
+			}
+			if usable {
+				if o, ok := s3c.Get(fm.Bucket, fm.Key); !ok || string(o.Body) != string(orig) || len(o.Meta) != 0 {
+					t.Fatalf("%s/%s was touched", fm.Bucket, fm.Key)
+				}
 			}
 			return
+		}
+		if len(malformed) != 0 {
+			t.Fatalf("a message naming an inbound file was kept as malformed: %v", malformed)
+		}
+		for _, req := range fno.sent {
+			rr, _ := rt.Lookup(fm.Route)
+			if len(fno.sent) != 1 || req.ExternalID != importer.ExternalID(fm.Key) || req.ActivityID != rr.ActivityID {
+				t.Fatalf("sent %+v for %s under route %q", fno.sent, fm.Key, fm.Route)
+			}
 		}
 		if _, still := s3c.Get(fm.Bucket, fm.Key); !still && len(fno.sent) == 0 {
 			id := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
@@ -137,18 +168,6 @@ func FuzzImportMessage(f *testing.F) {
 			}
 			if !moved {
 				t.Fatalf("%q vanished", fm.Key)
-			}
-		}
-		for range fno.sent {
-			route, file, inbound := layout.Split(fm.Key)
-			if fm.Bucket != "b" || !inbound || route != fm.Route || file == "" || strings.HasSuffix(file, "/") {
-				// TODO(importer, not in this change's scope): the enqueue
-				// function sends whatever object the message names, from
-				// whatever bucket, under the message's route, even outside
-				// inbound/<route>/ (processed/, _state/, another bucket).
-				// The router never writes such a message; a hand-sent or
-				// edited one does. Reported.
-				t.Skipf("known gap: sent %s/%s under route %q", fm.Bucket, fm.Key, fm.Route)
 			}
 		}
 	})
