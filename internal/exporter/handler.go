@@ -23,6 +23,12 @@
 // With the defaults (8 MiB, 2) that is about 32–40 MiB whatever the export's
 // size. Unpacking reads the landed zip back with ranged GETs (no /tmp, no
 // full buffering) and uploads one entry at a time with the same bound.
+//
+// The pool is allocated afresh for every upload, so the previous one is
+// garbage until the next GC; the dequeue function therefore sets a soft
+// memory limit of PartSize × Concurrency + 32 MiB (Config.MemoryLimit,
+// ApplyMemoryLimit; GOMEMLIMIT overrides it) so the GC collects it before
+// the heap in use passes that bound.
 package exporter
 
 import (
