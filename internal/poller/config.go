@@ -21,9 +21,10 @@ type Config struct {
 	// QueueURL is the FIFO import queue the sweep routes lost files to
 	// (IMPORT_QUEUE_URL).
 	QueueURL string
-	// BudgetPerMinute is POLL_BUDGET_PER_MINUTE (default 1000): the F&O
-	// requests per minute the poller may make, retries included. OData
-	// allows 6,000 per 5 minutes per user, shared with the other functions.
+	// BudgetPerMinute is POLL_BUDGET_PER_MINUTE (default 1000): the most
+	// F&O requests the poller makes in any 60 seconds in one execution
+	// environment, retries included (see BudgetRate). OData allows 6,000
+	// per 5 minutes per user, shared with the other functions.
 	BudgetPerMinute int
 	// SweepAfter is SWEEP_AFTER (default 15m): an inbound file this old
 	// that was never routed is routed by the sweep.
@@ -37,8 +38,8 @@ type Config struct {
 	// SweepEvery is how often the sweep runs at most (default SweepAfter/3,
 	// between 1 and 10 minutes); negative: every invocation.
 	SweepEvery time.Duration
-	// MaxPerRun caps the due records one run takes on (default: the budget
-	// for the time left, at least one minute's worth).
+	// MaxPerRun caps the due records one run takes on (default: RunQuota
+	// for the time left; one minute's worth without a deadline).
 	MaxPerRun int
 	// Concurrency bounds the records checked at once (default 4).
 	Concurrency int
@@ -132,26 +133,97 @@ var ErrBudget = errors.New("poll budget exhausted for this invocation")
 // Budget is the rate limiter the F&O client waits on before every request,
 // retries included; it also counts them. Build one per execution
 // environment and pass it both to the client (fnoenv.Options.Limiter) and
-// to New. It allows BudgetPerMinute requests per minute with a burst of one
-// minute's budget.
+// to New. Its parameters (BudgetRate) make BudgetPerMinute a cap on every
+// 60-second window, not an average, warm or cold.
 type Budget struct {
 	lim   *rate.Limiter
 	calls atomic.Int64
+	// now and sleep are the clock; tests replace them to drive the
+	// limiter in simulated time.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
-// NewBudget is a Budget of perMinute requests per minute.
+// budgetBurst is the requests a Budget lets through without pacing.
+//
+// Why 1: a token bucket allows at most burst + rate × 60 s requests in any
+// 60 seconds, so with rate = (budget − burst)/60 s every window is capped
+// at the budget whatever the burst; a smaller burst then gives a run the
+// most requests (burst + rate × its length, with the rate highest at burst
+// 1), and a run in a fresh execution environment starts with no more than
+// a warm one has left, so cold starts cannot add up to more than the rate
+// (3 + 280 s × rate in 5 minutes at rate(2 minutes): 4,665 at the default
+// 1,000, under the OData limit of 6,000). The concurrent workers need no
+// burst: they queue on the limiter either way.
+const budgetBurst = 1
+
+// BudgetRate is the limiter behind NewBudget(perMinute): burst 1 and
+// (perMinute − 1) requests a minute, so no 60-second window (closed, both
+// ends counted) holds more than perMinute requests. A budget of 1 would
+// leave no rate: it gets one request every 2 minutes, still within the
+// cap. Exported so that the schedule simulation in bench/ runs the very
+// same limiter.
+func BudgetRate(perMinute int) (limit rate.Limit, burst int) {
+	perMinute = max(perMinute, 1)
+	// float64 first: perMinute may be near MaxInt64.
+	perWindow := max(float64(perMinute)-budgetBurst, 0.5)
+	return rate.Limit(perWindow / 60), budgetBurst
+}
+
+// NewBudget is a Budget of at most perMinute requests in any 60 seconds.
 func NewBudget(perMinute int) *Budget {
-	if perMinute < 1 {
-		perMinute = 1
+	return &Budget{lim: rate.NewLimiter(BudgetRate(perMinute)), now: time.Now, sleep: sleepCtx}
+}
+
+// RunQuota is the most records a run with left time to its deadline takes
+// on: the requests a fresh Budget of perMinute lets through in that time
+// (every record costs at least one), at least 1. It is computed in
+// float64 and clamped, so no budget or duration overflows it.
+func RunQuota(perMinute int, left time.Duration) int {
+	limit, burst := BudgetRate(perMinute)
+	// The nudge keeps float rounding from losing a whole request
+	// (1 + 999/60 × 60 is 999.9999…).
+	n := float64(burst) + float64(limit)*max(left, 0).Seconds() + 1e-6
+	const most = 1 << 30 // far more records than one run could list
+	if n >= most {
+		return most
 	}
-	return &Budget{lim: rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)}
+	return max(1, int(n))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Wait blocks until a request may go out. It fails at once, with ErrBudget,
-// when the wait would pass ctx's deadline.
+// when the wait would pass ctx's deadline, and gives the request's place
+// back when it fails.
 func (b *Budget) Wait(ctx context.Context) error {
-	if err := b.lim.Wait(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBudget, err)
+	}
+	now := b.now()
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return fmt.Errorf("%w: the limiter refused the request", ErrBudget)
+	}
+	d := r.DelayFrom(now)
+	if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+		r.CancelAt(now)
+		return fmt.Errorf("%w: the next request would wait %s, past the deadline", ErrBudget, d)
+	}
+	if d > 0 {
+		if err := b.sleep(ctx, d); err != nil {
+			r.CancelAt(b.now())
+			return fmt.Errorf("%w: %v", ErrBudget, err)
+		}
 	}
 	b.calls.Add(1)
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,31 +107,27 @@ func FuzzPollerConfig(f *testing.F) {
 		p := &Poller{cfg: c}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
+		// perRun once overflowed for a budget near MaxInt64/16 (a run then
+		// took on no record, for ever); it is computed in float64 now.
 		if n := p.perRun(ctx); n < 1 {
-			// TODO(poller/config.go, perRun; not in this change's scope):
-			// BudgetPerMinute*minutes overflows for a budget near
-			// MaxInt64/16, and a run then takes on no record at all, for
-			// ever. Reported.
-			if b, _ := strconv.ParseInt(strings.TrimSpace(budget), 10, 64); b > (1<<63-1)/16 {
-				t.Skipf("known bug: POLL_BUDGET_PER_MINUTE %q overflows perRun (%d)", budget, n)
-			}
-			t.Fatalf("a run takes on %d records", n)
+			t.Fatalf("POLL_BUDGET_PER_MINUTE %q: a run takes on %d records", budget, n)
 		}
-		for _, age := range []time.Duration{0, time.Hour, 1000 * time.Hour} {
+		for _, age := range []time.Duration{0, time.Hour, 1000 * time.Hour, 1<<63 - 1} {
 			for _, stuck := range []bool{false, true} {
-				if d := NextDelay(age, stuck, c.Interval); d <= 0 {
-					// TODO(poller.go NextDelay; not in this change's scope):
-					// 60*unit overflows for POLL_INTERVAL over ~4.8 years
-					// (and 30*unit over ~9.7), giving a negative delay: the
-					// record is due again at once, every run. Reported.
-					if c.Interval > time.Duration(1<<63-1)/60 {
-						t.Skipf("known bug: POLL_INTERVAL %s overflows NextDelay (%s)", c.Interval, d)
-					}
-					t.Fatalf("NextDelay(%s, %v, %s) = %s", age, stuck, c.Interval, d)
+				// 60*unit once overflowed for POLL_INTERVAL over ~4.8 years,
+				// giving a negative delay (due again at once, every run);
+				// the multiples saturate now.
+				if d := NextDelay(age, stuck, c.Interval); d < c.Interval {
+					t.Fatalf("NextDelay(%s, %v, %s) = %s, shorter than the unit", age, stuck, c.Interval, d)
 				}
 			}
 		}
-		_ = NewBudget(c.BudgetPerMinute)
+		// Any 60 s hold at most burst + rate × 60 s requests: a whole number
+		// no greater than the budget (a budget of 1 allows 1.5), and some.
+		if limit, burst := BudgetRate(c.BudgetPerMinute); limit <= 0 || burst < 1 ||
+			float64(burst)+float64(limit)*60 > float64(c.BudgetPerMinute)*(1+1e-12)+0.5 {
+			t.Fatalf("BudgetRate(%d) = %v, %d", c.BudgetPerMinute, limit, burst)
+		}
 	})
 }
 

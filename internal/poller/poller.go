@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"strings"
 	"sync"
@@ -262,17 +263,17 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 }
 
 // perRun is how many records one run takes on: what the budget allows in
-// the time left (every record costs at least one request), at least one
-// minute's worth.
+// the time left (RunQuota: every record costs at least one request), or one
+// minute's worth without a deadline.
 func (p *Poller) perRun(ctx context.Context) int {
 	if p.cfg.MaxPerRun > 0 {
 		return p.cfg.MaxPerRun
 	}
-	minutes := 1
+	left := time.Minute
 	if dl, ok := ctx.Deadline(); ok {
-		minutes = max(1, int(time.Until(dl)/time.Minute)+1)
+		left = time.Until(dl)
 	}
-	return p.cfg.BudgetPerMinute * minutes
+	return RunQuota(p.cfg.BudgetPerMinute, left)
 }
 
 // handle checks one record and finalizes or reschedules it. It returns an
@@ -402,22 +403,30 @@ func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, 
 // NextDelay is the back-off between checks of a message of this age, in
 // steps of unit (POLL_INTERVAL, default 1m): young messages every unit,
 // then 2, 10 and 30 units as they age past 10, 60 and 360 units; stuck ones
-// every 60 units.
+// every 60 units. Multiples of unit saturate at the longest Duration
+// instead of wrapping round to a negative delay (which would make the
+// record due again at once, every run).
 func NextDelay(age time.Duration, stuck bool, unit time.Duration) time.Duration {
 	if unit <= 0 {
 		unit = time.Minute
 	}
+	units := func(n time.Duration) time.Duration {
+		if unit > math.MaxInt64/n {
+			return math.MaxInt64
+		}
+		return n * unit
+	}
 	switch {
 	case stuck:
-		return 60 * unit
-	case age < 10*unit:
+		return units(60)
+	case age < units(10):
 		return unit
-	case age < 60*unit:
-		return 2 * unit
-	case age < 360*unit:
-		return 10 * unit
+	case age < units(60):
+		return units(2)
+	case age < units(360):
+		return units(10)
 	default:
-		return 30 * unit
+		return units(30)
 	}
 }
 
