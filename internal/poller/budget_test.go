@@ -113,7 +113,9 @@ func TestBudgetCap(t *testing.T) {
 			ctx := deadlineCtx{context.Background(), start.Add(110 * time.Second)}
 			var idle func() time.Duration
 			if run%2 == 1 {
-				idle = func() time.Duration { return time.Duration(rng.Int64N(int64(3 * time.Second / time.Duration(perMinute)))) }
+				idle = func() time.Duration {
+					return time.Duration(rng.Int64N(int64(3 * time.Second / time.Duration(perMinute))))
+				}
 			}
 			at = append(at, use(t, b, c, ctx, start.Add(2*time.Minute), idle)...)
 		}
