@@ -448,7 +448,8 @@ func (h *Handler) sendContext(ctx context.Context) (context.Context, context.Can
 }
 
 // open reads the exact version named (or, without one, the object only if
-// its ETag is still the one named).
+// its ETag is still the one named), checking S3's checksum as it streams:
+// F&O never gets the whole of a file that differs from what S3 holds.
 func (h *Handler) open(ctx context.Context, fm router.FileMessage) (*s3.GetObjectOutput, error) {
 	in := &s3.GetObjectInput{Bucket: &fm.Bucket, Key: &fm.Key}
 	if v := s3io.NormalizeVersion(fm.VersionID); v != "" {
@@ -456,7 +457,7 @@ func (h *Handler) open(ctx context.Context, fm router.FileMessage) (*s3.GetObjec
 	} else if fm.ETag != "" {
 		in.IfMatch = aws.String(`"` + s3io.NormalizeETag(fm.ETag) + `"`)
 	}
-	out, err := h.s3.GetObject(ctx, in)
+	out, err := s3io.GetVerified(ctx, h.s3, in)
 	if err != nil {
 		return nil, fmt.Errorf("get s3://%s/%s: %w", fm.Bucket, fm.Key, err)
 	}
