@@ -51,14 +51,16 @@ func (s *stampTransport) times() []time.Time {
 	return append([]time.Time(nil), s.at...)
 }
 
-// budgetExcess is how far the requests went past the limiter's contract:
-// by any time t, at most burst + rate × (t − created) requests. <= 0 means
-// the budget held. maxWindow is the most requests in any window.
+// budgetExcess is how far the requests went past the limiter's contract
+// (poller.BudgetRate): by any time t, at most burst + rate × (t − created)
+// requests. <= 0 means the budget held. maxWindow is the most requests in
+// any window.
 func budgetExcess(at []time.Time, created time.Time, perMinute int, window time.Duration) (excess float64, maxWindow int) {
 	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
-	excess = -float64(perMinute)
+	limit, burst := poller.BudgetRate(perMinute)
+	excess = -float64(burst)
 	for k, t := range at {
-		allowed := float64(perMinute) + float64(perMinute)*t.Sub(created).Minutes()
+		allowed := float64(burst) + float64(limit)*t.Sub(created).Seconds()
 		excess = max(excess, float64(k+1)-allowed)
 	}
 	lo := 0
@@ -156,11 +158,12 @@ func (r *pollerRig) reset(b *testing.B, now time.Time) {
 // 30,000 objects and their listings.
 //
 //   - one-minute: no deadline, so the run takes on one minute's budget
-//     (1,000 records), which the limiter's burst lets through at once:
-//     the poller's own cost per record.
+//     (1,000 records), paced by the limiter (burst 1, then 999 a minute):
+//     about a minute.
 //   - lambda-120s: the template's 120 s timeout (minus the 10 s margin):
-//     the run takes on two minutes' budget (2,000 records) and the
-//     limiter paces the second half at 1,000 per minute.
+//     the run takes on what the limiter lets through in 110 s
+//     (poller.RunQuota: 1,832 records) and stops when the next request
+//     would not come before the deadline.
 func BenchmarkPollerAtScale(b *testing.B) {
 	for _, mode := range []string{"one-minute", "lambda-120s"} {
 		b.Run(mode, func(b *testing.B) {
@@ -218,6 +221,7 @@ func BenchmarkPollerAtScale(b *testing.B) {
 			b.ReportMetric(float64(last.Checked), "checked")
 			b.ReportMetric(float64(last.Finalized), "finalized")
 			b.ReportMetric(float64(last.Rescheduled), "rescheduled")
+			b.ReportMetric(float64(last.Deferred), "deferred")
 			b.ReportMetric(float64(fnoCalls), "fno-requests")
 			b.ReportMetric(float64(statusCalls), "GetMessageStatus")
 			b.ReportMetric(float64(s3Reqs), "s3-requests")

@@ -279,14 +279,14 @@ func (r *report) findings() {
 	r.p("sized to the live bound can see about twice that between GC cycles. Fix for `functions/dequeue` (owner): set a soft ")
 	r.p("memory limit from the function's memory size (`debug.SetMemoryLimit`, or `GOMEMLIMIT` in the template) so the GC ")
 	r.p("collects before the pool piles up.\n")
-	r.p("3. **The poller's budget is a token bucket, per execution environment.** A fresh environment can spend two minutes' ")
-	r.p("budget in its first 60 seconds (burst + refill), so POLL_BUDGET_PER_MINUTE is an average, not a cap on any 60-second ")
-	r.p("window; one warm environment can reach exactly 6,000 requests in 5 minutes, the whole OData allowance of the app ")
-	r.p("registration; and runs that land in fresh environments each start with a full bucket (the simulation's *-cold loads: ")
-	r.p("more than 6,000 in 5 minutes when a backlog of work is due). Fix in `internal/poller` (owner): cap each run's F&O ")
-	r.p("requests at budget × schedule interval in minutes (2,000 for rate(2 minutes)) whatever the bucket holds, and/or start ")
-	r.p("the bucket empty; and give PollerFunction `ReservedConcurrentExecutions: 1` in template.yaml so two runs never overlap. ")
-	r.p("A default slightly under the limit (e.g. 900) would leave room for people using the same app registration.\n")
+	r.p("3. **The poller's budget is a cap per execution environment, not per app registration.** The limiter (burst 1, then ")
+	r.p("budget − 1 a minute) holds every 60-second window of one environment to POLL_BUDGET_PER_MINUTE, and a fresh environment ")
+	r.p("starts with one request's credit, so runs that each land in a fresh one stay within it too (the *-cold loads). Two runs at ")
+	r.p("the same time in two environments (a late schedule delivery, a manual invoke) would each have their own budget: set the ")
+	r.p("template's PollerReservedConcurrency to 1 where the account's concurrency allows it (reserving fails deploys in accounts ")
+	r.p("with a limit of 10). The OData allowance is also shared with the enqueue and dequeue functions, which have no budget; ")
+	r.p("the poller now leaves them about 1,300 requests in every 5 minutes at the default. The price of the cap is wall time: ")
+	r.p("requests are paced 60 ms apart at the default, so a busy run lasts up to its 110 s and Lambda bills the waiting.\n")
 	r.p("4. **The router writes its routed markers one after another.** After the one SendMessageBatch, the ten PutObjects of a ")
 	r.p("batch go out sequentially; against real S3 (tens of milliseconds each) a batch waits for ten round trips. Writing them ")
 	r.p("concurrently in `router.DispatchOutcomes` (owner) would cut a batch's latency about tenfold; the cost per record is ")
@@ -462,16 +462,18 @@ func (r *report) poller() {
 		return
 	}
 	r.p("## Poller at scale: 10,000 imports in flight (`BenchmarkPollerAtScale`)\n\n")
-	r.p("One invocation of the real poller (fresh execution environment, default budget of 1,000 F&O requests a minute, concurrency 4) ")
+	r.p("One invocation of the real poller (fresh execution environment, default budget of 1,000 F&O requests in any 60 seconds, concurrency 4) ")
 	r.p("over 10,000 ledger records, all due, 99%% of them still Enqueued in the emulator and 1%% finished (those are finalized: ")
 	r.p("3 more OData requests each, a copy, a result document, deletes). The ledger, markers and source files live in the S3 stand-in ")
 	r.p("(ListObjectsV2 with prefix, start-after, max-keys and continuation; moto would need minutes for 30,000 objects). F&O requests ")
-	r.p("are counted at the emulator and time-stamped at the client. `one-minute` has no deadline, so the run takes on one minute's ")
-	r.p("budget; `lambda-120s` has the template's 120 s timeout and takes on two minutes' worth, the limiter pacing the second half.\n\n")
-	r.p("| run | records taken | checked | finalized | F&O requests | GetMessageStatus | S3 requests | run s | ms/record | most F&O requests in 60 s | over the limiter's allowance |\n")
-	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	r.p("are counted at the emulator and time-stamped at the client. The limiter (`poller.BudgetRate`) lets one request go at once and ")
+	r.p("then 999 a minute, evenly paced. `one-minute` has no deadline, so the run takes on one minute's budget (1,000 records); ")
+	r.p("`lambda-120s` has the template's 120 s timeout and takes on what the limiter allows in the 110 s before its margin ")
+	r.p("(`poller.RunQuota`: 1,832 records), stopping when the next request could not go out before the deadline.\n\n")
+	r.p("| run | records taken | checked | finalized | left for a later run | F&O requests | GetMessageStatus | S3 requests | run s | ms/record | most F&O requests in 60 s | over the limiter's allowance |\n")
+	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	held, exact := true, true
-	most := 0.0
+	most, extra, msRecord := 0.0, 0.0, 0.0
 	for _, m := range modes {
 		n := "BenchmarkPollerAtScale/" + m
 		if !r.res.has(n) {
@@ -479,21 +481,32 @@ func (r *report) poller() {
 		}
 		fin, checked, reqs := r.res.v(n, "finalized"), r.res.v(n, "checked"), r.res.v(n, "fno-requests")
 		held = held && r.res.v(n, "over-budget") == 0
-		exact = exact && reqs == checked+3*fin
+		// A finalization the deadline cut short made its GetMessageStatus
+		// and up to 2 of its 3 further requests (one record per worker,
+		// 4 workers); it is repeated next run.
+		e := reqs - checked - 3*fin
+		exact = exact && e >= 0 && e <= 2*4 && r.res.v(n, "GetMessageStatus") == checked
+		extra = max(extra, e)
 		most = max(most, r.res.v(n, "max-fno-per-60s"))
-		r.p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.0f | %.0f |\n", m, r.res.v(n, "records"), checked, fin, reqs,
-			r.res.v(n, "GetMessageStatus"), r.res.v(n, "s3-requests"), r.res.v(n, "run-s"), r.res.v(n, "ms/record"),
+		msRecord = max(msRecord, r.res.v(n, "ms/record"))
+		r.p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.0f | %.0f |\n", m, r.res.v(n, "records"), checked, fin,
+			r.res.v(n, "deferred"), reqs, r.res.v(n, "GetMessageStatus"), r.res.v(n, "s3-requests"), r.res.v(n, "run-s"), r.res.v(n, "ms/record"),
 			r.res.v(n, "max-fno-per-60s"), r.res.v(n, "over-budget"))
 	}
 	r.p("\n**What this shows.** A run's F&O cost follows the records it takes on, not the 10,000 in flight: one GetMessageStatus per ")
 	r.p("record plus 3 per finished one, and about 4 S3 requests per record (marker and record reads, the rescheduled record's write ")
-	r.p("and the old one's delete); the listing stops at the run's quota. The requests never ran ahead of the limiter (burst of one ")
-	r.p("minute's budget, then 1,000 a minute). That allowance is a token bucket: in its first 60 seconds a fresh environment may ")
-	r.p("make up to 2 × the budget (here %.0f requests), so \"per minute\" holds on average over the run, not in every 60-second window; ", most)
-	r.p("over any 5 minutes one environment stays within 6,000 (see the schedule simulation).\n\n")
-	r.goal(held, "the poller never exceeds its budget (the limiter's allowance: one minute's burst plus 1,000 a minute)")
-	r.goal(exact, "F&O requests = checked + 3 × finalized (one GetMessageStatus per record, no retries, no waste)")
-	r.goal(most <= 1000, fmt.Sprintf("at most 1,000 F&O requests in any 60-second window (POLL_BUDGET_PER_MINUTE read literally; most seen: %.0f)", most))
+	r.p("and the old one's delete); the listing stops at the run's quota. The requests never ran ahead of the limiter, and no 60 seconds ")
+	r.p("held more than %.0f of them: the budget is a cap on every window, the first minute of a fresh environment included. ", most)
+	r.p("The price is wall time: the requests are paced (60 ms apart at the default), so a run lasts about as many seconds as its ")
+	r.p("records ÷ 16.65 (%.0f ms a record here, nearly all of it waiting for the limiter), and Lambda bills the waiting.", msRecord)
+	if extra > 0 {
+		r.p(" The %.0f requests beyond checked + 3 × finalized belong to finalizations the deadline cut short; they are made again by ", extra)
+		r.p("the next run, which finds the record still due.")
+	}
+	r.p("\n\n")
+	r.goal(held, "the poller never exceeds its limiter's allowance (one request, then 999 a minute)")
+	r.goal(exact, fmt.Sprintf("F&O requests = checked + 3 × finalized, but for at most 2 a worker from finalizations the deadline cut short (one GetMessageStatus per record, no retries; extra seen: %.0f)", extra))
+	r.goal(most <= 1000, fmt.Sprintf("at most 1,000 F&O requests in any 60-second window, fresh environment included (most seen: %.0f)", most))
 	r.p("\n")
 }
 
@@ -504,40 +517,40 @@ func (r *report) schedule() {
 		return
 	}
 	a := pre + "analysis"
+	perRun := r.res.v(a, "requests/run")
 	r.p("## Poll schedule: back-off against the budget and the OData limit (`TestPollSchedule`, `BenchmarkPollSchedule`)\n\n")
 	r.p("A deterministic simulation (bench/schedule_test.go; simulated time, no wall clock): EventBridge runs the poller every 2 minutes ")
-	r.p("(120 s timeout, 10 s margin); each run takes the due records oldest first, up to the poller's per-run quota (2,000), ")
-	r.p("and checks them under the same token bucket as `poller.NewBudget` (x/time/rate, 1,000 a minute, burst 1,000), 10 ms per ")
+	r.p("(120 s timeout, 10 s margin); each run takes the due records oldest first, up to the poller's per-run quota ")
+	r.p("(`poller.RunQuota`: %.0f, what the limiter lets through in 110 s), and checks them under the poller's own limiter ", perRun)
+	r.p("(x/time/rate with `poller.BudgetRate`'s parameters, imported, not copied: burst 1, then 999 a minute), 10 ms per ")
 	r.p("record besides F&O waits; unfinished records are rescheduled with the real `poller.NextDelay` (1 min unit), finished ones ")
 	r.p("cost 3 more requests. Loads: *steady-10k* is 10,435 imports a day each taking 23 h in F&O (10,000 in flight, nearly all ")
 	r.p("unfinished), *capacity-95pct* / *capacity-110pct* sit just under / over the analytic capacity, *burst-10k* is 10,000 ")
-	r.p("imports arriving within a minute; *-cold* gives every run a fresh execution environment (a full bucket).\n\n")
+	r.p("imports arriving within a minute; *-cold* gives every run a fresh execution environment (a fresh limiter).\n\n")
 	r.p("Analysis: with the back-off, an import that lives 23 h costs %.0f–%.0f F&O requests (the range: a 2-unit delay means the next run ",
 		r.res.v(a, "calls-per-import-lo"), r.res.v(a, "calls-per-import-hi"))
-	r.p("or the one after, depending on where in its run the record was checked), so the budget follows %s–%s such imports a day ",
+	r.p("or the one after, depending on where in its run the record was checked). A run can make %.0f requests (the idle 10 s before ", perRun)
+	r.p("the next run buys no burst), so the poller follows %s–%s such imports a day ",
 		thou(r.res.v(a, "imports/day-lo")), thou(r.res.v(a, "imports/day-hi")))
 	r.p("(%s–%s in flight). An import younger than an hour is due every 1 or 2 minutes, so it is checked in one of every two runs ",
 		thou(r.res.v(a, "imports/day-lo")*23/24), thou(r.res.v(a, "imports/day-hi")*23/24))
 	r.p("as long as no run has to leave due records behind, i.e. below that capacity.\n\n")
-	r.p("| load | in flight | F&O req/min (avg) | most in 60 s | most in 5 min | young: most runs between checks | young: longest gap (min) | young: late checks | longest enqueue → first check (min) | most records in a run | left for a later run |\n")
-	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	warmOK, coldOK := true, true
-	coldWorst := 0.0
+	r.p("| load | in flight | F&O req/min (avg) | most in 60 s | most in 5 min | young: most runs between checks | young: longest gap (min) | young: late checks | longest enqueue → first check (min) | most records in a run | longest run (s) | left for a later run |\n")
+	r.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	ok5, ok1, coldSeen := true, true, false
+	worst5, worst1 := 0.0, 0.0
 	for _, l := range loads {
 		n := pre + l
 		if !r.res.has(n) {
 			continue
 		}
-		m5 := r.res.v(n, "max-req/5min")
-		if strings.HasSuffix(l, "-cold") {
-			coldOK = coldOK && m5 <= 6000
-			coldWorst = max(coldWorst, m5)
-		} else {
-			warmOK = warmOK && m5 <= 6000
-		}
-		r.p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.1f | %.0f | %.0f |\n", l, r.res.v(n, "in-flight"), r.res.v(n, "req/min"),
-			r.res.v(n, "max-req/1min"), m5, r.res.v(n, "young-gap-runs"), r.res.v(n, "young-gap-min"), r.res.v(n, "young-misses"),
-			r.res.v(n, "first-check-min"), r.res.v(n, "max-run-records"), r.res.v(n, "deferred"))
+		m5, m1 := r.res.v(n, "max-req/5min"), r.res.v(n, "max-req/1min")
+		coldSeen = coldSeen || strings.HasSuffix(l, "-cold")
+		ok5, ok1 = ok5 && m5 <= 6000, ok1 && m1 <= 1000
+		worst5, worst1 = max(worst5, m5), max(worst1, m1)
+		r.p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.1f | %.0f | %.0f | %.0f |\n", l, r.res.v(n, "in-flight"), r.res.v(n, "req/min"),
+			m1, m5, r.res.v(n, "young-gap-runs"), r.res.v(n, "young-gap-min"), r.res.v(n, "young-misses"),
+			r.res.v(n, "first-check-min"), r.res.v(n, "max-run-records"), r.res.v(n, "max-run-s"), r.res.v(n, "deferred"))
 	}
 	steady := pre + "steady-10k"
 	young := r.res.v(steady, "young-misses") == 0 && r.res.v(steady, "young-gap-runs") <= 2
@@ -547,13 +560,19 @@ func (r *report) schedule() {
 		r.res.v(steady, "young-gap-min"), r.res.v(steady, "first-check-min"))
 	r.p("minutes after enqueue. Just under the analytic capacity this still holds; just over it, and with 10,000 new imports at once, ")
 	r.p("runs leave due records behind and young imports wait longer (%.0f runs for the burst): the budget, not the back-off, is then ", r.res.v(pre+"burst-10k", "young-gap-runs"))
-	r.p("the limit, as designed. One warm environment never passes 6,000 requests in 5 minutes (the bucket allows at most 1,000 + ")
-	r.p("5 × 1,000 = 6,000, exactly the OData limit, with nothing left for other users of the same app registration). ")
-	r.p("The budget lives in the execution environment's memory, though: when consecutive runs land in fresh environments and ")
-	r.p("have the work (a backlog finishing), each starts with a full bucket and 5 minutes can hold %.0f requests.\n\n", coldWorst)
+	r.p("the limit, as designed. However hard the runs are pushed, no 60 seconds hold more than %.0f requests and no 5 minutes more ", worst1)
+	r.p("than %.0f (the bound is 3 + 280 s × 999/60 s ≈ 4,665: three runs' single free request and 280 s of pacing), leaving about ", worst5)
+	r.p("1,300 of OData's 6,000 for the other functions on the same app registration. A fresh execution environment starts with one ")
+	r.p("request's credit, as a warm one has after the idle seconds between runs, so the *-cold loads match their warm twins exactly. ")
+	r.p("What no limiter in one environment can see is a second run in another at the same time; the template's ")
+	r.p("PollerReservedConcurrency (1) rules that out where the account's concurrency allows it.\n\n")
 	r.goal(young, "steady 10,000 in flight: every import younger than an hour checked at least once every 2 poll intervals")
-	r.goal(warmOK, "≤ 6,000 F&O requests in any 5 minutes (OData limit), one warm execution environment, every load")
-	r.goal(coldOK, fmt.Sprintf("≤ 6,000 F&O requests in any 5 minutes when every run is a cold start (worst %.0f)", coldWorst))
+	cold := ""
+	if coldSeen {
+		cold = ", every run a cold start included"
+	}
+	r.goal(ok1, fmt.Sprintf("≤ 1,000 F&O requests in any 60 seconds (the budget), every load%s (most %.0f)", cold, worst1))
+	r.goal(ok5 && coldSeen, fmt.Sprintf("≤ 6,000 F&O requests in any 5 minutes (OData limit), every load%s (most %.0f)", cold, worst5))
 	r.p("\n")
 }
 
