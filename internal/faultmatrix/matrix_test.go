@@ -250,6 +250,22 @@ func TestS3GetObjectFails(t *testing.T) {
 			t.Fatalf("%d GetObject failures, %d deliveries; want 2 and 6 (two redeliveries)", p.src.failures(), p.delivered)
 		}
 	}})
+	cases = append(cases, subtest{"stream cut mid-body", func(t *testing.T) {
+		// S3's stream breaks halfway through the send: F&O cannot have
+		// taken half a body, so the client sends it again from a fresh
+		// read in the same delivery (not "outcome unknown").
+		p := newPipeline(t, setup{})
+		p.src.cut = func(key string, n int) bool { return strings.Contains(key, "1-first") && n == 0 }
+		p.standardLoad()
+		p.settle(20, nil)
+		b := p.account()
+		if f := b.fates["inbound/r00/1-first.csv"]; f.where != "processed" || b.messages["inbound/r00/1-first.csv"] != 1 {
+			t.Fatalf("1-first.csv: %s, %d F&O messages; want processed, 1", f.where, b.messages["inbound/r00/1-first.csv"])
+		}
+		if p.src.cuts != 1 || p.delivered != 4 {
+			t.Fatalf("%d cut reads, %d deliveries; want 1 and 4 (no redelivery)", p.src.cuts, p.delivered)
+		}
+	}})
 	cases = append(cases, subtest{"every time", func(t *testing.T) {
 		// After MaxReceiveCount deliveries the message is dead-lettered and
 		// the file stays in inbound/; the entity's later files go on.

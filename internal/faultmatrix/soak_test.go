@@ -149,6 +149,7 @@ func TestSoak(t *testing.T) {
 	p.src.fail = func(key string, _ int) bool {
 		return strings.Contains(key, "poison") || d.roll("s3 read", 0.05)
 	}
+	p.src.cut = func(string, int) bool { return d.roll("s3 stream cut", 0.05) }
 	p.lossy.lose = func(string) bool { return d.roll("fifo delete", 0.03) }
 	p.enq.then = func(string, int) afterAccept {
 		switch x := d.pick("after accept"); {
@@ -298,6 +299,7 @@ func TestSoak(t *testing.T) {
 		row("  "+k, faults.n[k])
 	}
 	row("S3 GetObject failures", p.src.failures())
+	row("S3 reads cut mid-stream", p.src.cuts)
 	row("duplicate S3 notifications", dupes)
 	row("FIFO messages sent (first, again)", fmt.Sprintf("%d, %d", len(p.fifo.seen), p.fifo.sends-len(p.fifo.seen)))
 	row("FIFO deletes lost (message delivered again)", p.lossy.lostDeletes())

@@ -3,7 +3,9 @@ package faultmatrix_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,10 @@ type flakyS3 struct {
 	fail   func(key string, n int) bool
 	reads  map[string]int
 	failed map[string]int
+	// cut: the read's body breaks halfway through (S3's connection reset
+	// mid-stream), counted in cuts.
+	cut  func(key string, n int) bool
+	cuts int
 }
 
 var _ s3io.Client = (*flakyS3)(nil)
@@ -44,12 +50,41 @@ func (f *flakyS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...
 		if bad {
 			f.failed[key]++
 		}
+		cut := !bad && f.cut != nil && f.cut(key, n)
+		if cut {
+			f.cuts++
+		}
 		f.mu.Unlock()
 		if bad {
 			return nil, &smithy.GenericAPIError{Code: "InternalError", Message: "We encountered an internal error. Please try again. (injected)"}
 		}
+		if cut {
+			out, err := f.Client.GetObject(ctx, in, opts...)
+			if err == nil {
+				out.Body = &cutBody{ReadCloser: out.Body, left: aws.ToInt64(out.ContentLength) / 2}
+			}
+			return out, err
+		}
 	}
 	return f.Client.GetObject(ctx, in, opts...)
+}
+
+// cutBody hands out left bytes, then fails as a reset connection does.
+type cutBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cutBody) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("read tcp: connection reset by peer (injected)")
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // failures is how many GetObject calls were failed, in all.
