@@ -2,12 +2,15 @@ package poller
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
@@ -142,7 +145,10 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 // placeholders and stuck reports.
 func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Object, error) {
 	prefix := p.cfg.Layout.Inbound
-	in := &s3.ListObjectVersionsInput{Bucket: &p.cfg.Bucket, Prefix: &prefix}
+	// encoding-type=url: S3 lists keys raw in XML otherwise, and a key with
+	// a control character (which S3 accepts) makes the whole listing
+	// unreadable, blinding the sweep for as long as that file is there.
+	in := &s3.ListObjectVersionsInput{Bucket: &p.cfg.Bucket, Prefix: &prefix, EncodingType: types.EncodingTypeUrl}
 	deleted := map[string]bool{}
 	var out []router.Object
 	for {
@@ -150,13 +156,25 @@ func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Obj
 		if err != nil {
 			return nil, err
 		}
+		// A server that ignored the parameter says so by leaving it out.
+		decode := func(s *string) (string, error) { return aws.ToString(s), nil }
+		if page.EncodingType == types.EncodingTypeUrl {
+			decode = func(s *string) (string, error) { return url.QueryUnescape(aws.ToString(s)) }
+		}
 		for _, d := range page.DeleteMarkers {
+			key, err := decode(d.Key)
+			if err != nil {
+				return nil, fmt.Errorf("list %s: undecodable key %q: %w", prefix, aws.ToString(d.Key), err)
+			}
 			if aws.ToBool(d.IsLatest) {
-				deleted[aws.ToString(d.Key)] = true
+				deleted[key] = true
 			}
 		}
 		for _, v := range page.Versions {
-			key := aws.ToString(v.Key)
+			key, err := decode(v.Key)
+			if err != nil {
+				return nil, fmt.Errorf("list %s: undecodable key %q: %w", prefix, aws.ToString(v.Key), err)
+			}
 			lm := aws.ToTime(v.LastModified)
 			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, routes.StuckSuffix) {
 				continue
@@ -167,7 +185,11 @@ func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Obj
 		if !aws.ToBool(page.IsTruncated) {
 			break
 		}
-		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
+		next, err := decode(page.NextKeyMarker)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: undecodable marker %q: %w", prefix, aws.ToString(page.NextKeyMarker), err)
+		}
+		in.KeyMarker, in.VersionIdMarker = &next, page.NextVersionIdMarker
 	}
 	kept := out[:0]
 	for _, o := range out {
