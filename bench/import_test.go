@@ -73,7 +73,7 @@ func fifoEvent(msgs ...router.FileMessage) events.SQSEvent {
 // BenchmarkImportStreaming streams a generated file from the S3 stand-in
 // to the emulator's enqueue endpoint through the real enqueue handler
 // (importer.Handler.Handle on an SQS FIFO record naming the object), the
-// real aws-sdk-go-v2 S3 client (GetObject with CRC64NVME validation,
+// real aws-sdk-go-v2 S3 client (GetObject checked by s3io.GetVerified,
 // marker and ledger PutObjects) and the real d365 client. MB/s is the
 // file's bytes per second; peak-heap-MiB and peak-RSS-MiB must not follow
 // the size (promise 5).
