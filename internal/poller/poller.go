@@ -104,6 +104,7 @@ type Summary struct {
 	Retired     int   `json:"retired"`     // stale or duplicate records removed
 	Deferred    int   `json:"deferred"`    // due but left for the next run (budget or time)
 	Errors      int   `json:"errors"`      // records that hit an error (retried later)
+	Quarantined int   `json:"quarantined"` // unreadable ledger records moved to _state/quarantine/
 	Swept       int   `json:"swept"`       // lost files routed (or rejected) by the sweep
 	Recovered   int   `json:"recovered"`   // ledger records rebuilt from markers
 	Waiting     int   `json:"waiting"`     // old inbound files routed but never enqueued (queue backlog or DLQ)
@@ -207,6 +208,10 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 				return nil
 			}
 			rec, found, err := p.ledger.Get(rctx, es[0].Key)
+			if errors.Is(err, s3io.ErrUndecodable) {
+				p.quarantine(rctx, es[0].Key, err, c)
+				return nil
+			}
 			if err != nil {
 				p.log.ErrorContext(ctx, "poller: cannot read a ledger record", "ledgerKey", es[0].Key, "error", err.Error())
 				c.add(func(s *Summary) { s.Errors++ })
@@ -260,6 +265,24 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 		})
 	}
 	_ = g.Wait()
+}
+
+// quarantine moves a ledger record that is not a ledger record out of the
+// ledger (to _state/quarantine/ledger/...), where it would otherwise fail
+// every run. Nothing is lost: the file's marker holds the same facts, and
+// the sweep rebuilds the record from it.
+func (p *Poller) quarantine(ctx context.Context, key string, cause error, c *counters) {
+	dst, err := s3io.Move(ctx, p.s3, s3io.Ref{Bucket: p.cfg.Bucket, Key: key},
+		s3io.Candidates(p.cfg.Layout.QuarantineKey(key), "q"), key, nil)
+	if err != nil {
+		p.log.ErrorContext(ctx, "poller: a ledger record cannot be read and could not be quarantined", "ledgerKey", key,
+			"error", cause.Error(), "moveError", err.Error())
+		c.add(func(s *Summary) { s.Errors++ })
+		return
+	}
+	p.log.ErrorContext(ctx, "poller: a ledger record cannot be read; moved to quarantine (the sweep rebuilds it from the file's marker)",
+		"ledgerKey", key, "quarantined", dst, "error", cause.Error())
+	c.add(func(s *Summary) { s.Quarantined++ })
 }
 
 // perRun is how many records one run takes on: what the budget allows in

@@ -683,3 +683,39 @@ func TestSweepKnowsFilesRoutedByETag(t *testing.T) {
 		t.Fatalf("%d FIFO messages, want none", n)
 	}
 }
+
+// TestUnreadableLedgerRecordIsQuarantined: a ledger record that is not JSON
+// is moved out of the ledger once (not an error every run), kept for a
+// person, and the sweep rebuilds the record from the file's marker, so the
+// file is still finalized.
+func TestUnreadableLedgerRecordIsQuarantined(t *testing.T) {
+	f := newFixture(t, options{})
+	f.enqueue(t, map[string]string{"inbound/customers/damaged.csv": "GROUP;NAME\nA;Alpha\n"})
+	keys := importtest.Keys(t, f.s3, f.bucket, "_state/ledger/")
+	if len(keys) != 1 {
+		t.Fatalf("ledger = %v", keys)
+	}
+	garbage := []byte(`{"identity": "half a record`)
+	importtest.Put(t, f.s3, f.bucket, keys[0], garbage)
+
+	s := f.run(t, 2*time.Minute)
+	if s.Quarantined != 1 || s.Errors != 0 || s.Checked != 0 {
+		t.Fatalf("summary = %+v", s)
+	}
+	q := f.layout.QuarantineKey(keys[0])
+	if body, ok := importtest.Get(t, f.s3, f.bucket, q); !ok || string(body) != string(garbage) {
+		t.Fatalf("%s: %q %v; bucket %v", q, body, ok, importtest.Keys(t, f.s3, f.bucket, "_state/"))
+	}
+	if left := importtest.Keys(t, f.s3, f.bucket, "_state/ledger/"); len(left) != 0 {
+		t.Fatalf("ledger still holds %v", left)
+	}
+
+	f.emu.RunToCompletion()
+	s = f.run(t, time.Hour)
+	if s.Recovered != 1 || s.Finalized != 1 || s.Errors != 0 || s.Quarantined != 0 {
+		t.Fatalf("summary after the sweep = %+v", s)
+	}
+	if got := importtest.Keys(t, f.s3, f.bucket, "processed/customers/"); len(got) != 2 {
+		t.Fatalf("processed/ = %v", got)
+	}
+}

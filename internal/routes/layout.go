@@ -98,6 +98,13 @@ func (l Layout) RoutedPrefix() string { return l.State + "routed/" }
 // LedgerPrefix is where ledger records live.
 func (l Layout) LedgerPrefix() string { return l.State + "ledger/" }
 
+// QuarantineKey is where a state document that cannot be read is moved
+// (_state/quarantine/<its key under _state/>), out of the listings that
+// would trip on it every run, and kept for a person to look at.
+func (l Layout) QuarantineKey(key string) string {
+	return l.State + "quarantine/" + strings.TrimPrefix(key, l.State)
+}
+
 // SweepStateKey holds the time of the last sweep.
 func (l Layout) SweepStateKey() string { return l.State + "sweep.json" }
 

@@ -169,11 +169,28 @@ func GetJSON(ctx context.Context, c Client, bucket, key string, v any) (found bo
 		return false, fmt.Errorf("get s3://%s/%s: %w", bucket, key, err)
 	}
 	defer out.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(out.Body, 16<<20)).Decode(v); err != nil {
-		return true, fmt.Errorf("decode s3://%s/%s: %w", bucket, key, err)
+	// Read whole first: a read that breaks off and a document that is
+	// not JSON both end in io.ErrUnexpectedEOF inside a decoder, and only
+	// the second will never read better.
+	raw, err := io.ReadAll(io.LimitReader(out.Body, maxJSON+1))
+	if err != nil {
+		return true, fmt.Errorf("read s3://%s/%s: %w", bucket, key, err)
+	}
+	if len(raw) > maxJSON {
+		return true, fmt.Errorf("decode s3://%s/%s: %w: larger than %d bytes", bucket, key, ErrUndecodable, maxJSON)
+	}
+	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(v); err != nil { // the first value; what follows is ignored
+		return true, fmt.Errorf("decode s3://%s/%s: %w: %w", bucket, key, ErrUndecodable, err)
 	}
 	return true, nil
 }
+
+// maxJSON bounds the state documents read (ours are a few KiB).
+const maxJSON = 16 << 20
+
+// ErrUndecodable: the object was read whole and is not the JSON expected.
+// Reading it again will not help (unlike a read that broke off).
+var ErrUndecodable = errors.New("not the JSON document expected")
 
 // Exists reports whether a key exists, and its user metadata.
 func Exists(ctx context.Context, c Client, bucket, key string) (bool, map[string]string, error) {
