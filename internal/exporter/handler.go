@@ -9,10 +9,13 @@
 //	<same key without .zip>/<InputFilePath>               entity files, with "unpack"
 //	<STATE_PREFIX>exports/<job>/<correlationId>.json     idempotency marker
 //	<STATE_PREFIX>exports/<job>/<correlationId>.missing.json  answers without a file
+//	<STATE_PREFIX>quarantine/exports/<job>/<correlationId>.json  a marker that could not be used, moved aside
 //
 // The date is the first time the export was seen, kept in the marker, so a
 // re-delivered export (lost ack) maps to the same key and is recognised
 // instead of landing twice. The object is written with If-None-Match: *.
+// A marker that cannot be used is moved to quarantine and the export is
+// looked for under its recent dates before it lands as new (quarantine.go).
 //
 // # Memory
 //

@@ -39,6 +39,13 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 
 	markerKey := h.MarkerKey(in.Job, d.CorrelationID)
 	m, err := h.readMarker(ctx, markerKey)
+	// How a new marker is written: only where there is none, or in place
+	// of the damaged one just quarantined.
+	reserve := "*"
+	var dm *DamagedMarkerError
+	if errors.As(err, &dm) {
+		m, reserve, err = h.setAside(ctx, log, in, d, dm, &r)
+	}
 	if err != nil {
 		return fail("state", err)
 	}
@@ -86,11 +93,12 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 			Job: in.Job, ActivityID: in.ActivityID, CorrelationID: d.CorrelationID, State: StateReserved,
 			FirstSeen: now, Key: ObjectKey(in.Prefix, now, d.CorrelationID, name),
 		}
-		if err := h.putJSON(ctx, markerKey, m, true); err != nil {
+		if err := h.putJSONIf(ctx, markerKey, m, reserve); err != nil {
 			if !isPreconditionFailed(err) {
 				return fail("state", err)
 			}
-			// Another invocation reserved it first: use its key.
+			// Another invocation reserved it first (or replaced the damaged
+			// marker): use its key.
 			if m, err = h.readMarker(ctx, markerKey); err != nil || m == nil {
 				return fail("state", fmt.Errorf("marker %s appeared and vanished: %v", markerKey, err))
 			}

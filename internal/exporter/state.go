@@ -109,7 +109,12 @@ func ObjectKey(prefix string, firstSeen time.Time, correlationID, name string) s
 	return prefix + firstSeen.UTC().Format("2006/01/02/") + KeyID(correlationID) + "-" + name
 }
 
-// readMarker returns the marker, or nil when there is none.
+// maxMarker bounds the marker documents read (ours are well under 1 KiB).
+const maxMarker = 1 << 20
+
+// readMarker returns the marker, or nil when there is none. A document
+// that was read whole and cannot be acted on (DecodeMarker refuses it) is a
+// *DamagedMarkerError; any other error is a failed read, worth retrying.
 func (h *Handler) readMarker(ctx context.Context, key string) (*Marker, error) {
 	out, err := h.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.cfg.Bucket, Key: &key})
 	if err != nil {
@@ -119,12 +124,38 @@ func (h *Handler) readMarker(ctx context.Context, key string) (*Marker, error) {
 		return nil, fmt.Errorf("read marker %s: %w", key, err)
 	}
 	defer out.Body.Close()
-	m, err := h.DecodeMarker(io.LimitReader(out.Body, 1<<20), key)
+	// Read whole first: a read that breaks off and a document that is not
+	// JSON both end in io.ErrUnexpectedEOF inside a decoder, and only the
+	// second is damage.
+	raw, err := io.ReadAll(io.LimitReader(out.Body, maxMarker+1))
 	if err != nil {
 		return nil, fmt.Errorf("read marker %s: %w", key, err)
 	}
+	damaged := func(err error) error {
+		return &DamagedMarkerError{Key: key, ETag: aws.ToString(out.ETag), Raw: raw, Err: err}
+	}
+	if len(raw) > maxMarker {
+		return nil, damaged(fmt.Errorf("not a marker document: larger than %d bytes", maxMarker))
+	}
+	m, err := h.DecodeMarker(bytes.NewReader(raw), key)
+	if err != nil {
+		return nil, damaged(err)
+	}
 	return m, nil
 }
+
+// DamagedMarkerError: the document at an export's marker key was read
+// whole and cannot be acted on (see DecodeMarker). Reading it again will
+// not help; handleFile moves it to quarantine (quarantine.go).
+type DamagedMarkerError struct {
+	Key  string // the marker key
+	ETag string // of the document read, guarding its replacement
+	Raw  []byte // the document (at most maxMarker+1 bytes)
+	Err  error  // why it was refused
+}
+
+func (e *DamagedMarkerError) Error() string { return fmt.Sprintf("read marker %s: %v", e.Key, e.Err) }
+func (e *DamagedMarkerError) Unwrap() error { return e.Err }
 
 // DecodeMarker reads the marker document stored at markerKey and checks
 // that it can be acted on, since the export lands at (or is recognised by)
@@ -174,6 +205,18 @@ func (h *Handler) DecodeMarker(r io.Reader, markerKey string) (*Marker, error) {
 // putJSON writes a small JSON document. With ifNoneMatch, an existing
 // object makes it fail with an error isPreconditionFailed recognises.
 func (h *Handler) putJSON(ctx context.Context, key string, v any, ifNoneMatch bool) error {
+	cond := ""
+	if ifNoneMatch {
+		cond = "*"
+	}
+	return h.putJSONIf(ctx, key, v, cond)
+}
+
+// putJSONIf writes a small JSON document under a condition: "" none,
+// "*" only if the key is free (If-None-Match), else only if the key still
+// holds the object of that ETag (If-Match). A failed condition is an error
+// isPreconditionFailed recognises.
+func (h *Handler) putJSONIf(ctx context.Context, key string, v any, cond string) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
@@ -182,8 +225,12 @@ func (h *Handler) putJSON(ctx context.Context, key string, v any, ifNoneMatch bo
 		Bucket: &h.cfg.Bucket, Key: &key, Body: bytes.NewReader(b),
 		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
 	}
-	if ifNoneMatch {
+	switch cond {
+	case "":
+	case "*":
 		in.IfNoneMatch = aws.String("*")
+	default:
+		in.IfMatch = aws.String(cond)
 	}
 	if _, err := h.s3.PutObject(ctx, in); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)

@@ -27,6 +27,8 @@ type FileResult struct {
 	// Stage is where it failed: download, land, state, unpack or ack.
 	Stage string `json:"stage,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Quarantined is where this export's unusable marker was moved.
+	Quarantined string `json:"quarantined,omitempty"`
 	// UnpackError is a package that landed but could not be unpacked
 	// (not a zip, no manifest...). The export is still acknowledged.
 	UnpackError string `json:"unpackError,omitempty"`
@@ -50,6 +52,9 @@ type Summary struct {
 	Failed  int `json:"failed"`
 	// EntityFiles counts entity files written by unpacking.
 	EntityFiles int `json:"entityFiles"`
+	// Quarantined counts unusable export markers moved to
+	// <STATE_PREFIX>quarantine/.
+	Quarantined int `json:"quarantined"`
 
 	// QueueEmpty: F&O answered 204.
 	QueueEmpty bool `json:"queueEmpty"`
@@ -83,6 +88,9 @@ func (s *Summary) add(r FileResult) {
 		s.Acked++
 	}
 	s.EntityFiles += len(r.Unpacked)
+	if r.Quarantined != "" {
+		s.Quarantined++
+	}
 	if r.Error != "" {
 		s.addError(r.CorrelationID + ": " + r.Error)
 	}
