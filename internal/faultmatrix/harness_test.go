@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/fno-bridge/s3-fno/internal/exporter"
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer"
 	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
 	"github.com/fno-bridge/s3-fno/internal/localrun"
@@ -496,8 +497,8 @@ type fate struct {
 	file   string // its key there ("" for dlq)
 	doc    string // its result or reason document
 	status string // the result's status or the reason's code
-	result poller.Result
-	reason router.Reason
+	result filing.Result
+	reason filing.Reason
 }
 
 // books is the accounting of a settled pipeline.
@@ -536,7 +537,7 @@ func (p *pipeline) account() *books {
 	for _, k := range all {
 		switch {
 		case strings.HasSuffix(k, routes.ResultSuffix) && (strings.HasPrefix(k, p.layout.Processed) || strings.HasPrefix(k, p.layout.Failed)):
-			var r poller.Result
+			var r filing.Result
 			if _, err := s3io.GetJSON(ctx, p.s3, bucket, k, &r); err != nil {
 				t.Errorf("%s: %v", k, err)
 				continue
@@ -547,7 +548,7 @@ func (p *pipeline) account() *books {
 			}
 			homes[r.SourceKey] = append(homes[r.SourceKey], fate{where: where, file: r.File, doc: k, status: r.Status, result: r})
 		case strings.HasSuffix(k, routes.ReasonSuffix) && strings.HasPrefix(k, p.layout.Rejected):
-			var r router.Reason
+			var r filing.Reason
 			if _, err := s3io.GetJSON(ctx, p.s3, bucket, k, &r); err != nil {
 				t.Errorf("%s: %v", k, err)
 				continue

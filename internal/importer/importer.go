@@ -80,8 +80,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/ledger"
-	"github.com/fno-bridge/s3-fno/internal/poller"
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
@@ -197,7 +197,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		if err == nil {
 			err = errors.New("bucket or key missing")
 		}
-		return router.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
 			fmt.Errorf("import message is not a file message: %w", err))
 	}
 	file, why := h.inboundFile(fm)
@@ -205,16 +205,16 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		// Not what the router writes: nothing of the object it names is
 		// touched (it may be a processed file, a marker, or another
 		// bucket's), only the message is kept.
-		return router.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
 			fmt.Errorf("import message for s3://%s/%s (route %q) does not name a file the router forwards: %s; nothing was sent to F&O or moved",
 				fm.Bucket, fm.Key, fm.Route, why))
 	}
 	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
-	obj := router.Object{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID, ETag: fm.ETag, Size: fm.Size, EventTime: fm.EventTime}
+	src := fm.Ref()
 	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	rt, ok := h.cfg.Routes.Lookup(fm.Route)
 	if !ok {
-		return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, File: fm.Route + "/" + file, Code: "no-route",
+		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, File: fm.Route + "/" + file, Code: "no-route",
 			Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
 	}
 	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
@@ -241,7 +241,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	size := aws.ToInt64(body.ContentLength)
 	if size == 0 {
 		body.Body.Close()
-		return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, Route: rt.Name, File: file, Code: "empty-file",
+		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, Route: rt.Name, File: file, Code: "empty-file",
 			Detail: "the file is empty (0 bytes): there is nothing to import"}))
 	}
 	// Reopen re-reads exactly the version being sent.
@@ -301,7 +301,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 			return fmt.Errorf("enqueue %s: %w (and the intent marker could not be withdrawn: %v)", fm.Key, err, derr)
 		}
 		if permanent(err) {
-			return h.done(ctx, identity, h.reject(ctx, log, router.Rejection{Object: obj, Route: rt.Name, File: file, Code: "fno-rejected",
+			return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, Route: rt.Name, File: file, Code: "fno-rejected",
 				Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
 		}
 		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
@@ -349,8 +349,8 @@ func (h *Handler) inboundFile(fm router.FileMessage) (file, why string) {
 	return file, ""
 }
 
-func (h *Handler) reject(ctx context.Context, log *slog.Logger, j router.Rejection) error {
-	return router.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, j)
+func (h *Handler) reject(ctx context.Context, log *slog.Logger, j filing.Rejection) error {
+	return filing.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, j)
 }
 
 // OutcomeUnknown is the status written in the result document of a file
@@ -365,10 +365,22 @@ func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm route
 	sentAt time.Time, cause error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	src := s3io.Ref{Bucket: fm.Bucket, Key: fm.Key, VersionID: s3io.NormalizeVersion(fm.VersionID), ETag: s3io.NormalizeETag(fm.ETag)}
+	src := fm.Ref()
 	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
-	dst, err := s3io.Place(wctx, h.s3, src, s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity), identity,
-		map[string]string{"fno-status": OutcomeUnknown})
+	dst, err := filing.File(wctx, h.s3, filing.Move{Src: src, Candidates: s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity),
+		Token: identity, Meta: map[string]string{"fno-status": OutcomeUnknown}, Suffix: routes.ResultSuffix},
+		func(dst string, _ bool) (any, error) {
+			return filing.Result{
+				Outcome: filing.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
+				ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
+				File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
+				Notes: []string{
+					"The file was sent to F&O but no answer came back (" + cause.Error() + ").",
+					"F&O may or may not hold it: look for external identifier " + externalID + " in the recurring job's message history.",
+					"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
+				},
+			}, nil
+		})
 	if errors.Is(err, s3io.ErrSourceGone) {
 		// Filed by an earlier attempt, or removed by someone.
 		log.ErrorContext(ctx, "enqueue: outcome unknown and the file is no longer in inbound/", "error", cause.Error())
@@ -376,22 +388,6 @@ func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm route
 	}
 	if err != nil {
 		return fmt.Errorf("enqueue outcome unknown for %s, and it could not be filed under failed/: %w", fm.Key, err)
-	}
-	res := poller.Result{
-		Outcome: poller.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
-		ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
-		File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
-		Notes: []string{
-			"The file was sent to F&O but no answer came back (" + cause.Error() + ").",
-			"F&O may or may not hold it: look for external identifier " + externalID + " in the recurring job's message history.",
-			"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
-		},
-	}
-	if err := s3io.PutJSON(wctx, h.s3, fm.Bucket, dst+routes.ResultSuffix, res); err != nil {
-		return err
-	}
-	if err := s3io.Delete(wctx, h.s3, src); err != nil {
-		return err
 	}
 	// The marker goes last: until the file is filed, a redelivery that
 	// finds it finishes this filing instead of sending the file.

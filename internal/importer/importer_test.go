@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer"
 	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
 	"github.com/fno-bridge/s3-fno/internal/ledger"
@@ -381,7 +382,7 @@ func TestRefusedFiles(t *testing.T) {
 				t.Fatalf("failures %v, in inbound %v, rejected %v: want done, file in rejected/ with a reason", failures(resp), inInbound, rejected)
 			}
 			reason, _ := importtest.Get(t, f.s3, f.bucket, rejected[1])
-			var doc router.Reason
+			var doc filing.Reason
 			if err := json.Unmarshal(reason, &doc); err != nil {
 				t.Fatal(err)
 			}

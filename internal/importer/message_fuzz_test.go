@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer"
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
@@ -135,7 +136,7 @@ func FuzzImportMessage(f *testing.F) {
 				t.Fatal("message not kept verbatim")
 			}
 			r, ok := s3c.Get("b", malformed[0]+routes.ReasonSuffix)
-			var doc router.Reason
+			var doc filing.Reason
 			if !ok || json.Unmarshal(r.Body, &doc) != nil || doc.RejectedKey != malformed[0] || doc.Reason != "malformed-event" || doc.Detail == "" {
 				t.Fatalf("reason of %s: %v %s", malformed[0], ok, r.Body)
 			}

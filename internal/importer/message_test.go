@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
 	"github.com/fno-bridge/s3-fno/internal/mototest"
 	"github.com/fno-bridge/s3-fno/internal/router"
@@ -88,7 +89,7 @@ func TestMessageNotNamingAnInboundFileIsKept(t *testing.T) {
 				t.Fatalf("%s = %q, want the message verbatim", kept, got)
 			}
 			raw, _ := importtest.Get(t, f.s3, f.bucket, kept+routes.ReasonSuffix)
-			var doc router.Reason
+			var doc filing.Reason
 			if err := json.Unmarshal(raw, &doc); err != nil {
 				t.Fatal(err)
 			}

@@ -9,68 +9,25 @@ import (
 	"path"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/ledger"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
-// Outcomes of a finished import.
-const (
-	OutcomeProcessed = "processed"
-	OutcomeFailed    = "failed"
-)
-
-// Result is the document written beside a processed or failed file.
-type Result struct {
-	Outcome         string `json:"outcome"` // processed | failed
-	Status          string `json:"status"`  // GetMessageStatus's final value
-	MessageID       string `json:"messageId"`
-	ExecutionID     string `json:"executionId,omitempty"`
-	ExecutionStatus string `json:"executionStatus,omitempty"` // GetExecutionSummaryStatus
-
-	Route      string `json:"route"`
-	Entity     string `json:"entity,omitempty"`
-	Company    string `json:"company,omitempty"`
-	ActivityID string `json:"activityId"`
-	ExternalID string `json:"externalId"`
-
-	// SourceKey and SourceVersionID say where the file came from; File is
-	// where it is now.
-	SourceKey       string `json:"sourceKey"`
-	SourceVersionID string `json:"sourceVersionId,omitempty"`
-	Size            int64  `json:"size"`
-	File            string `json:"file"`
-
-	EventTime         time.Time `json:"eventTime,omitzero"`
-	EnqueuedAt        time.Time `json:"enqueuedAt"`
-	FinishedAt        time.Time `json:"finishedAt"` // when the poller saw the final status
-	ProcessingSeconds float64   `json:"processingSeconds"`
-	Checks            int       `json:"checks"`
-
-	// Errors are GetExecutionErrors' rows. ErrorsRaw is F&O's text as sent,
-	// kept when it was not valid JSON (ErrorsLenient) so nothing is lost.
-	Errors        []d365.ExecutionError `json:"errors"`
-	ErrorsRaw     string                `json:"errorsRaw,omitempty"`
-	ErrorsLenient bool                  `json:"errorsLenient,omitempty"`
-	// Keys of the error files copied beside the file.
-	StagingErrorFile    string   `json:"stagingErrorFile,omitempty"`
-	TargetErrorKeysFile string   `json:"targetErrorKeysFile,omitempty"`
-	Notes               []string `json:"notes,omitempty"`
-}
-
 // finalize gathers F&O's verdict, moves the file with its result document
 // and error files, and removes the markers. Every step can be repeated.
-func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.MessageStatus, now time.Time, log *slog.Logger) (*Result, error) {
-	res := &Result{
-		Outcome: OutcomeFailed, Status: string(status), MessageID: rec.MessageID,
+func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.MessageStatus, now time.Time, log *slog.Logger) (*filing.Result, error) {
+	res := &filing.Result{
+		Outcome: filing.OutcomeFailed, Status: string(status), MessageID: rec.MessageID,
 		Route: rec.Route, Entity: rec.Entity, Company: rec.Company, ActivityID: rec.ActivityID, ExternalID: rec.ExternalID,
 		SourceKey: rec.Key, SourceVersionID: rec.VersionID, Size: rec.Size,
 		EventTime: rec.EventTime, EnqueuedAt: rec.EnqueuedAt, FinishedAt: now, Checks: rec.Checks,
 		ProcessingSeconds: now.Sub(rec.EnqueuedAt).Seconds(), Errors: []d365.ExecutionError{},
 	}
 	if status.Succeeded() {
-		res.Outcome = OutcomeProcessed
+		res.Outcome = filing.OutcomeProcessed
 	}
 	execID, err := p.fno.GetExecutionIDByMessageID(ctx, rec.MessageID)
 	if err != nil {
@@ -107,37 +64,28 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 
 	file := p.fileOf(rec)
 	base := p.cfg.Layout.ProcessedKey(rec.Route, rec.EnqueuedAt, file)
-	if res.Outcome == OutcomeFailed {
+	if res.Outcome == filing.OutcomeFailed {
 		base = p.cfg.Layout.FailedKey(rec.Route, rec.EnqueuedAt, file)
 	}
-	cands := s3io.Candidates(base, rec.Identity)
-	placed, err := s3io.Place(ctx, p.s3, rec.Source(), cands, rec.Identity,
-		map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)})
-	if errors.Is(err, s3io.ErrSourceGone) {
-		// Someone removed the file from inbound/ while F&O had it. Keep the
-		// verdict anyway, at a name no other file holds.
-		res.Notes = append(res.Notes, "the source file was no longer in "+p.cfg.Layout.Inbound+" when F&O finished; only this result is kept")
-		placed = cands[0]
-		if taken, _, err := s3io.Exists(ctx, p.s3, rec.Bucket, cands[0]); err != nil {
-			return nil, err
-		} else if taken {
-			placed = cands[1]
-		}
-		log.WarnContext(ctx, "poller: the source file is gone; writing the result only", "resultKey", placed+routes.ResultSuffix)
-	} else if err != nil {
-		return nil, err
-	}
-	res.File = placed
-
-	if res.Outcome == OutcomeFailed && execID != "" {
-		if err := p.errorFiles(ctx, rec, execID, placed, res); err != nil {
-			return nil, err
-		}
-	}
-	if err := s3io.PutJSON(ctx, p.s3, rec.Bucket, placed+routes.ResultSuffix, res); err != nil {
-		return nil, err
-	}
-	if err := s3io.Delete(ctx, p.s3, rec.Source()); err != nil {
+	placed, err := filing.File(ctx, p.s3, filing.Move{Src: rec.Source(), Candidates: s3io.Candidates(base, rec.Identity), Token: rec.Identity,
+		Meta: map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)}, Suffix: routes.ResultSuffix,
+		KeepDocumentWhenGone: true},
+		func(placed string, gone bool) (any, error) {
+			if gone {
+				// Someone removed the file from inbound/ while F&O had it.
+				// The verdict is kept anyway, at a name no other file holds.
+				res.Notes = append(res.Notes, "the source file was no longer in "+p.cfg.Layout.Inbound+" when F&O finished; only this result is kept")
+				log.WarnContext(ctx, "poller: the source file is gone; writing the result only", "resultKey", placed+routes.ResultSuffix)
+			}
+			res.File = placed
+			if res.Outcome == filing.OutcomeFailed && execID != "" {
+				if err := p.errorFiles(ctx, rec, execID, placed, res); err != nil {
+					return nil, err
+				}
+			}
+			return res, nil
+		})
+	if err != nil {
 		return nil, err
 	}
 	if !rec.StuckReportedAt.IsZero() {
@@ -152,7 +100,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 		return nil, err
 	}
 	level := slog.LevelInfo
-	if res.Outcome == OutcomeFailed {
+	if res.Outcome == filing.OutcomeFailed {
 		level = slog.LevelWarn
 	}
 	log.Log(ctx, level, "poller: import finished", "outcome", res.Outcome, "status", res.Status, "executionId", execID,
@@ -162,7 +110,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 
 // errorFiles copies F&O's staging error file and target error keys file
 // beside the failed file.
-func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, placed string, res *Result) error {
+func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, placed string, res *filing.Result) error {
 	if rec.Entity == "" {
 		res.Notes = append(res.Notes, "no entity is configured for this route, so F&O's per-entity error files were not fetched")
 		return nil
@@ -225,7 +173,7 @@ func (p *Poller) errorFiles(ctx context.Context, rec ledger.Record, execID, plac
 // verdict: when F&O or the blob host refused for good (a 4xx, such as an
 // expired SAS link or an entity F&O does not know), the result says so and
 // the file is finalized anyway. Faults worth retrying are returned.
-func noteIfRefused(res *Result, what string, err error) error {
+func noteIfRefused(res *filing.Result, what string, err error) error {
 	var fe *d365.Error
 	if errors.As(err, &fe) && !fe.Temporary() {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s could not be fetched: %v", what, err))

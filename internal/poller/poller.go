@@ -41,6 +41,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/ledger"
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
@@ -366,7 +367,7 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 	retireExtras()
 	c.add(func(s *Summary) {
 		s.Finalized++
-		if res.Outcome == OutcomeProcessed {
+		if res.Outcome == filing.OutcomeProcessed {
 			s.Processed++
 		} else {
 			s.Failed++

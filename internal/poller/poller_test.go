@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer"
 	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
 	"github.com/fno-bridge/s3-fno/internal/ledger"
@@ -167,13 +168,13 @@ func (f *fixture) run(t *testing.T, ahead time.Duration) poller.Summary {
 	return s
 }
 
-func (f *fixture) result(t *testing.T, key string) poller.Result {
+func (f *fixture) result(t *testing.T, key string) filing.Result {
 	t.Helper()
 	raw, ok := importtest.Get(t, f.s3, f.bucket, key+routes.ResultSuffix)
 	if !ok {
 		t.Fatalf("no %s; bucket holds %v", key+routes.ResultSuffix, importtest.Keys(t, f.s3, f.bucket, ""))
 	}
-	var r poller.Result
+	var r filing.Result
 	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestKilledBetweenMoveAndRetire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s3io.PutJSON(context.Background(), f.s3, f.bucket, dst+routes.ResultSuffix, poller.Result{Outcome: "processed", MessageID: rec.MessageID})
+			s3io.PutJSON(context.Background(), f.s3, f.bucket, dst+routes.ResultSuffix, filing.Result{Outcome: "processed", MessageID: rec.MessageID})
 			f.st.DeleteMarker(context.Background(), rec.Identity)
 		}},
 	}

@@ -9,14 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
+	"github.com/fno-bridge/s3-fno/internal/filing/filingtest"
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
@@ -137,7 +137,7 @@ func FuzzRouterHandle(f *testing.F) {
 				}
 				checkReason(t, s3c, key, layout)
 				if strings.HasPrefix(key, layout.Rejected+"_malformed/") {
-					checkMalformedKey(t, key, msgID)
+					filingtest.CheckMalformedKey(t, key, msgID)
 					malformed = append(malformed, key)
 				}
 			default:
@@ -200,7 +200,7 @@ func checkReason(t *testing.T, s3c *memS3, key string, layout routes.Layout) {
 	if !ok {
 		t.Fatalf("rejected %q has no reason document", key)
 	}
-	var r router.Reason
+	var r filing.Reason
 	if err := json.Unmarshal(o.Body, &r); err != nil {
 		t.Fatalf("reason of %q: %v", key, err)
 	}
@@ -219,28 +219,5 @@ func checkReason(t *testing.T, s3c *memS3, key string, layout routes.Layout) {
 	}
 	if _, err := time.Parse("2006/01/02", parts[1]+"/"+parts[2]+"/"+parts[3]); err != nil {
 		t.Fatalf("rejected key %q: %v", key, err)
-	}
-}
-
-// checkMalformedKey: whatever the SQS message ID, the key a malformed body
-// is kept under is rejected/_malformed/<date>/<name>.event with a name of
-// [A-Za-z0-9._-] only (valid UTF-8, no control characters, no '/'), and an
-// SQS-style ID is used as is.
-func checkMalformedKey(t *testing.T, key, msgID string) {
-	t.Helper()
-	name, ok := strings.CutSuffix(key[strings.LastIndex(key, "/")+1:], ".event")
-	if !ok || name == "" || strings.Trim(name, ".") == "" || len(name) > 100 {
-		t.Fatalf("malformed kept at %q (message ID %q)", key, msgID)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			t.Fatalf("malformed kept at %q: %q in the name (message ID %q)", key, c, msgID)
-		}
-	}
-	if !utf8.ValidString(key) || strings.IndexFunc(key, unicode.IsControl) >= 0 {
-		t.Fatalf("malformed kept at %q", key)
-	}
-	if msgID != "" && len(msgID) <= 100 && strings.Trim(msgID, ".") != "" && strings.Trim(msgID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" && name != msgID {
-		t.Fatalf("safe message ID %q kept as %q", msgID, name)
 	}
 }

@@ -75,24 +75,11 @@ type failingSender struct {
 }
 
 func (f *failingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	keep := *in
-	keep.Entries = nil
-	var failed []sqstypes.BatchResultErrorEntry
-	for _, e := range in.Entries {
+	return sendFailing(ctx, &f.memSender, in, func(_ int, e sqstypes.SendMessageBatchRequestEntry) bool {
 		var fm router.FileMessage
 		json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm)
-		if f.fail[fm.Key] {
-			failed = append(failed, sqstypes.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("injected")})
-			continue
-		}
-		keep.Entries = append(keep.Entries, e)
-	}
-	out, err := f.memSender.SendMessageBatch(ctx, &keep, o...)
-	if err != nil {
-		return nil, err
-	}
-	out.Failed = append(out.Failed, failed...)
-	return out, nil
+		return f.fail[fm.Key]
+	}, o...)
 }
 
 // syncBuffer is a log sink safe for concurrent writers.

@@ -5,7 +5,8 @@
 //
 // Files that can never be imported (no route, zero bytes) are moved to
 // rejected/ with a reason document; bodies that are not S3 notifications
-// are kept under rejected/_malformed/. Neither is ever an error loop.
+// are kept under rejected/_malformed/ (both filed by internal/filing).
+// Neither is ever an error loop.
 // The poller's sweep reuses Dispatch for files whose notification was lost.
 package router
 
@@ -21,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,6 +30,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
 )
@@ -44,6 +45,11 @@ type FileMessage struct {
 	Size      int64     `json:"size"`
 	Route     string    `json:"route"`
 	EventTime time.Time `json:"eventTime"`
+}
+
+// Ref is the message's object version as an s3io.Ref.
+func (m FileMessage) Ref() s3io.Ref {
+	return s3io.Ref{Bucket: m.Bucket, Key: m.Key, VersionID: s3io.NormalizeVersion(m.VersionID), ETag: s3io.NormalizeETag(m.ETag)}
 }
 
 // Object is one object version to route, from a notification or a listing.
@@ -148,7 +154,7 @@ func (r *Router) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 	for i, m := range ev.Records {
 		n, err := DecodeNotification([]byte(m.Body))
 		if err != nil {
-			if err := r.keepMalformed(ctx, m, err); err != nil {
+			if err := filing.KeepMalformed(ctx, r.s3, r.cfg.Layout, r.cfg.Bucket, r.now, r.log, m, err); err != nil {
 				r.log.ErrorContext(ctx, "router: could not keep a malformed message", "sqsMessageId", m.MessageId, "error", err.Error())
 				failed[i] = true
 			}
@@ -304,7 +310,7 @@ func (r *Router) classify(ctx context.Context, o Object) (*sqstypes.SendMessageB
 		} else {
 			file = route + "/" + file
 		}
-		err := r.Reject(ctx, Rejection{Object: o, File: file, Code: "no-route", Detail: reason})
+		err := r.reject(ctx, filing.Rejection{Src: o.Ref(), EventTime: o.EventTime, File: file, Code: "no-route", Detail: reason})
 		return nil, Rejected, err
 	}
 	log = log.With("route", rt.Name)
@@ -327,7 +333,7 @@ func (r *Router) classify(ctx context.Context, o Object) (*sqstypes.SendMessageB
 		}
 	}
 	if o.Size == 0 {
-		err := r.Reject(ctx, Rejection{Object: o, Route: rt.Name, File: file, Code: "empty-file",
+		err := r.reject(ctx, filing.Rejection{Src: o.Ref(), EventTime: o.EventTime, Route: rt.Name, File: file, Code: "empty-file",
 			Detail: "the file is empty (0 bytes): there is nothing to import"})
 		return nil, Rejected, err
 	}
@@ -379,139 +385,8 @@ func (r *Router) send(ctx context.Context, entries []sqstypes.SendMessageBatchRe
 	return errs
 }
 
-// Reason is the document written beside a rejected file.
-type Reason struct {
-	Reason      string          `json:"reason"` // a short code: no-route, empty-file, fno-rejected, ...
-	Detail      string          `json:"detail"` // for people
-	Bucket      string          `json:"bucket"`
-	OriginalKey string          `json:"originalKey"`
-	VersionID   string          `json:"versionId,omitempty"`
-	Route       string          `json:"route,omitempty"`
-	EventTime   time.Time       `json:"eventTime,omitzero"`
-	RejectedAt  time.Time       `json:"rejectedAt"`
-	RejectedKey string          `json:"rejectedKey"`
-	Answer      json.RawMessage `json:"fnoAnswer,omitempty"` // F&O's answer, for fno-rejected
-	// MessageID is the SQS message ID of a kept malformed message, as sent
-	// (Go-quoted when it is not valid UTF-8, which JSON cannot carry).
-	MessageID string `json:"sqsMessageId,omitempty"`
-}
-
-// Rejection is a file that can never be imported, and why.
-type Rejection struct {
-	Object Object
-	Route  string // "" for rejected/_unrouted/
-	File   string // the path under the route folder
-	Code   string // short reason code: no-route, empty-file, fno-rejected, ...
-	Detail string // for people
-	Answer json.RawMessage
-}
-
-// Reject moves an object version to rejected/<route>/<yyyy>/<mm>/<dd>/<file>
-// (route "" means _unrouted), dated by its event time, with
-// <file>.reason.json beside it. It is safe to repeat: a version already
-// moved is not an error.
-func (r *Router) Reject(ctx context.Context, j Rejection) error {
-	return Reject(ctx, r.s3, r.cfg.Layout, r.now, r.log, j)
-}
-
-// Reject is Router.Reject for other packages (the enqueue function rejects
-// files F&O refuses).
-func Reject(ctx context.Context, c s3io.Client, l routes.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
-	o, route, file, code, detail, answer := j.Object, j.Route, j.File, j.Code, j.Detail, j.Answer
-	when := o.EventTime
-	if when.IsZero() {
-		when = now()
-	}
-	src := o.Ref()
-	id := s3io.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
-	dst, err := s3io.Place(ctx, c, src, s3io.Candidates(l.RejectedKey(route, when, file), id), id, nil)
-	if errors.Is(err, s3io.ErrSourceGone) {
-		log.InfoContext(ctx, "router: the file to reject is gone already", "key", o.Key, "versionId", o.VersionID, "reason", code)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reject %s: %w", o.Key, err)
-	}
-	doc := Reason{Reason: code, Detail: detail, Bucket: o.Bucket, OriginalKey: o.Key, VersionID: src.VersionID,
-		Route: route, EventTime: o.EventTime, RejectedAt: now().UTC(), RejectedKey: dst, Answer: answer}
-	if err := s3io.PutJSON(ctx, c, o.Bucket, dst+routes.ReasonSuffix, doc); err != nil {
-		return fmt.Errorf("reject %s: %w", o.Key, err)
-	}
-	if err := s3io.Delete(ctx, c, src); err != nil {
-		return fmt.Errorf("reject %s: %w", o.Key, err)
-	}
-	log.WarnContext(ctx, "rejected", "key", o.Key, "versionId", src.VersionID, "route", route, "reason", code, "detail", detail, "rejectedKey", dst)
-	return nil
-}
-
-// keepMalformed stores a body that is not an S3 notification.
-func (r *Router) keepMalformed(ctx context.Context, m events.SQSMessage, cause error) error {
-	return KeepMalformed(ctx, r.s3, r.cfg.Layout, r.cfg.Bucket, r.now, r.log, m, cause)
-}
-
-// KeepMalformed stores an SQS message body that cannot be used under
-// rejected/_malformed/<yyyy>/<mm>/<dd>/<sqs message ID>.event with a reason
-// document beside it, so nobody loses it and it never loops.
-func KeepMalformed(ctx context.Context, c s3io.Client, l routes.Layout, bucket string, now func() time.Time,
-	log *slog.Logger, m events.SQSMessage, cause error) error {
-	t := now().UTC()
-	key := l.RejectedKey("_malformed", t, MalformedName(m.MessageId, m.Body)+".event")
-	if err := s3io.Upload(ctx, c, bucket, key, strings.NewReader(m.Body), int64(len(m.Body)), "application/octet-stream", nil); err != nil {
-		return err
-	}
-	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: bucket, RejectedAt: t, RejectedKey: key,
-		MessageID: printableID(m.MessageId)}
-	if err := s3io.PutJSON(ctx, c, bucket, key+routes.ReasonSuffix, doc); err != nil {
-		return err
-	}
-	log.WarnContext(ctx, "kept a message that cannot be used", "sqsMessageId", m.MessageId, "rejectedKey", key, "error", cause.Error())
-	return nil
-}
-
-// maxMalformedName bounds the name part of a _malformed key (S3 keys end at
-// 1,024 bytes; SQS's own IDs are 36-character UUIDs).
-const maxMalformedName = 100
-
-// MalformedName is the file name (before ".event") a malformed message is
-// kept under. The message ID is outside input that becomes a key: an ID of
-// only [A-Za-z0-9._-] (every SQS UUID) is used as is; any other is reduced
-// to those characters (others become '_') and, so that IDs that differ only
-// in those characters do not overwrite each other, gets a hash of the ID
-// appended; an ID with nothing usable is named by its hash alone, and an
-// empty one by the body's hash. The result is never "", "." or "..".
-func MalformedName(id, body string) string {
-	if id == "" {
-		sum := sha256.Sum256([]byte(body))
-		return hex.EncodeToString(sum[:8])
-	}
-	safe := true
-	clean := strings.Map(func(c rune) rune {
-		if c < utf8.RuneSelf && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return c
-		}
-		safe = false
-		return '_'
-	}, id)
-	if safe && len(clean) <= maxMalformedName && strings.Trim(clean, ".") != "" {
-		return clean
-	}
-	sum := sha256.Sum256([]byte(id))
-	tag := hex.EncodeToString(sum[:8])
-	clean = strings.Trim(clean, "_.")
-	if clean == "" {
-		return tag
-	}
-	if len(clean) > maxMalformedName-len(tag)-1 {
-		clean = clean[:maxMalformedName-len(tag)-1]
-	}
-	return clean + "-" + tag
-}
-
-// printableID is an SQS message ID for a JSON document: as is when it is
-// valid UTF-8, else Go-quoted so that no byte of it is lost.
-func printableID(id string) string {
-	if utf8.ValidString(id) {
-		return id
-	}
-	return strconv.QuoteToASCII(id)
+// reject files an object version that can never be imported under
+// rejected/ (see filing.Reject).
+func (r *Router) reject(ctx context.Context, j filing.Rejection) error {
+	return filing.Reject(ctx, r.s3, r.cfg.Layout, r.now, r.log, j)
 }

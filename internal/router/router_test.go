@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
 	"github.com/fno-bridge/s3-fno/internal/mototest"
 	"github.com/fno-bridge/s3-fno/internal/router"
@@ -50,20 +51,24 @@ type countingSender struct {
 
 func (c *countingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	c.calls.Add(1)
-	if len(c.fail) == 0 {
-		return c.Sender.SendMessageBatch(ctx, in, o...)
-	}
+	return sendFailing(ctx, c.Sender, in, func(i int, _ sqstypes.SendMessageBatchRequestEntry) bool { return c.fail[i] }, o...)
+}
+
+// sendFailing sends in through next, except the entries fail picks: those
+// come back in Failed (InternalError), as SQS reports a partial failure.
+func sendFailing(ctx context.Context, next router.Sender, in *sqs.SendMessageBatchInput,
+	fail func(i int, e sqstypes.SendMessageBatchRequestEntry) bool, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	keep := *in
 	keep.Entries = nil
 	var failed []sqstypes.BatchResultErrorEntry
 	for i, e := range in.Entries {
-		if c.fail[i] {
-			failed = append(failed, sqstypes.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("injected"), SenderFault: false})
+		if fail(i, e) {
+			failed = append(failed, sqstypes.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("injected")})
 			continue
 		}
 		keep.Entries = append(keep.Entries, e)
 	}
-	out, err := c.Sender.SendMessageBatch(ctx, &keep, o...)
+	out, err := next.SendMessageBatch(ctx, &keep, o...)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +221,7 @@ func TestRejects(t *testing.T) {
 			if !ok {
 				t.Fatal("no reason document")
 			}
-			var doc router.Reason
+			var doc filing.Reason
 			if err := json.Unmarshal(raw, &doc); err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/fno-bridge/s3-fno/internal/filing"
 	"github.com/fno-bridge/s3-fno/internal/importer"
 	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
 	"github.com/fno-bridge/s3-fno/internal/mototest"
@@ -237,7 +238,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 			t.Errorf("%s reached F&O %d times", id, n)
 		}
 	}
-	var failed poller.Result
+	var failed filing.Result
 	raw, _ := importtest.Get(t, s3c, bucket, fmt.Sprintf("failed/customers/%s/3-bad-rows.csv%s", time.Now().UTC().Format("2006/01/02"), routes.ResultSuffix))
 	if json.Unmarshal(raw, &failed) != nil || len(failed.Errors) != 1 || failed.StagingErrorFile == "" || failed.TargetErrorKeysFile == "" {
 		t.Errorf("failed result = %s", raw)

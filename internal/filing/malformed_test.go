@@ -1,4 +1,4 @@
-package router_test
+package filing_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/fno-bridge/s3-fno/internal/router"
+	"github.com/fno-bridge/s3-fno/internal/filing"
+	"github.com/fno-bridge/s3-fno/internal/filing/filingtest"
+	"github.com/fno-bridge/s3-fno/internal/mems3"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 )
 
@@ -44,18 +46,18 @@ func TestMalformedKeyFromAnyMessageID(t *testing.T) {
 		{long, ""},
 		{"", ""},
 	}
-	s3c := newMemS3()
+	s3c := mems3.New()
 	seen := map[string]string{}
 	for _, tt := range tests {
 		m := events.SQSMessage{MessageId: tt.id, Body: "body of " + strconv.Quote(tt.id)}
 		before := len(s3c.Keys())
-		if err := router.KeepMalformed(context.Background(), s3c, layout, "b", func() time.Time { return when }, slog.New(slog.DiscardHandler),
+		if err := filing.KeepMalformed(context.Background(), s3c, layout, "b", func() time.Time { return when }, slog.New(slog.DiscardHandler),
 			m, errors.New("not a notification")); err != nil {
 			t.Fatalf("%q: %v", tt.id, err)
 		}
-		name := router.MalformedName(tt.id, m.Body)
+		name := filing.MalformedName(tt.id, m.Body)
 		key := prefix + name + ".event"
-		checkMalformedKey(t, key, tt.id)
+		filingtest.CheckMalformedKey(t, key, tt.id)
 		if tt.want != "" && name != tt.want {
 			t.Errorf("%q kept as %q, want %q", tt.id, name, tt.want)
 		}
@@ -74,7 +76,7 @@ func TestMalformedKeyFromAnyMessageID(t *testing.T) {
 		if !ok {
 			t.Fatalf("%q: no reason document", tt.id)
 		}
-		var doc router.Reason
+		var doc filing.Reason
 		if err := json.Unmarshal(r.Body, &doc); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,54 @@
+package filing
+
+import (
+	"time"
+
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// Outcomes of a finished import: the folder its file is filed under.
+const (
+	OutcomeProcessed = "processed"
+	OutcomeFailed    = "failed"
+)
+
+// Result is the document written beside a processed or failed file. The
+// poller writes it when F&O finishes an import; the enqueue function writes
+// one when a send went out unanswered, so a person reads the same document
+// whatever ended the import.
+type Result struct {
+	Outcome         string `json:"outcome"` // processed | failed
+	Status          string `json:"status"`  // GetMessageStatus's final value
+	MessageID       string `json:"messageId"`
+	ExecutionID     string `json:"executionId,omitempty"`
+	ExecutionStatus string `json:"executionStatus,omitempty"` // GetExecutionSummaryStatus
+
+	Route      string `json:"route"`
+	Entity     string `json:"entity,omitempty"`
+	Company    string `json:"company,omitempty"`
+	ActivityID string `json:"activityId"`
+	ExternalID string `json:"externalId"`
+
+	// SourceKey and SourceVersionID say where the file came from; File is
+	// where it is now.
+	SourceKey       string `json:"sourceKey"`
+	SourceVersionID string `json:"sourceVersionId,omitempty"`
+	Size            int64  `json:"size"`
+	File            string `json:"file"`
+
+	EventTime         time.Time `json:"eventTime,omitzero"`
+	EnqueuedAt        time.Time `json:"enqueuedAt"`
+	FinishedAt        time.Time `json:"finishedAt"` // when the poller saw the final status
+	ProcessingSeconds float64   `json:"processingSeconds"`
+	Checks            int       `json:"checks"`
+
+	// Errors are GetExecutionErrors' rows. ErrorsRaw is F&O's text as sent,
+	// kept when it was not valid JSON (ErrorsLenient) so nothing is lost.
+	Errors        []d365.ExecutionError `json:"errors"`
+	ErrorsRaw     string                `json:"errorsRaw,omitempty"`
+	ErrorsLenient bool                  `json:"errorsLenient,omitempty"`
+	// Keys of the error files copied beside the file.
+	StagingErrorFile    string   `json:"stagingErrorFile,omitempty"`
+	TargetErrorKeysFile string   `json:"targetErrorKeysFile,omitempty"`
+	Notes               []string `json:"notes,omitempty"`
+}
