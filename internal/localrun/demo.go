@@ -155,7 +155,8 @@ func (d *Demo) Run(ctx context.Context) error {
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	mappings := []*SQSMapping{
 		{Queue: sqsc, QueueURL: stack.ArrivalsURL, QueueARN: stack.ArrivalsARN, Region: "us-east-1", BatchSize: 10, Function: fns.Invoker("RouterFunction")},
-		{Queue: sqsc, QueueURL: stack.ImportURL, QueueARN: stack.ImportARN, Region: "us-east-1", BatchSize: 10, Function: fns.Invoker("EnqueueFunction")},
+		{Queue: &MotoFIFO{Queue: sqsc, VisibilityTimeout: stack.VisibilityTimeout}, QueueURL: stack.ImportURL, QueueARN: stack.ImportARN,
+			Region: "us-east-1", BatchSize: 10, Function: fns.Invoker("EnqueueFunction")},
 	}
 	exportJobs := []string{
 		fmt.Sprintf(`{"job":"customer-groups","activityId":%q,"prefix":"outbound/customer-groups/"}`, actExportCSV),

@@ -42,6 +42,9 @@ type SQSQueue interface {
 // messages are left alone and come back after the queue's visibility
 // timeout, as on Lambda; after maxReceiveCount the queue's redrive policy
 // moves them to the dead-letter queue.
+//
+// On a FIFO queue of moto_server, Queue is a MotoFIFO: moto alone breaks a
+// group's order when several of its messages time out together.
 type SQSMapping struct {
 	Queue     SQSQueue
 	QueueURL  string

@@ -3,6 +3,7 @@ package localrun
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,6 +22,9 @@ type Stack struct {
 	ImportDLQURL             string
 	SecretARN                string
 	InboundPrefix            string
+	// VisibilityTimeout is the queues' visibility timeout (what MotoFIFO
+	// needs to know).
+	VisibilityTimeout time.Duration
 }
 
 // StackSpec names the resources and sets the few knobs the local run needs.
@@ -44,7 +48,7 @@ func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, err
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	sqsc := sqs.NewFromConfig(cfg)
-	st := &Stack{Bucket: spec.Name + "-data", InboundPrefix: "inbound/"}
+	st := &Stack{Bucket: spec.Name + "-data", InboundPrefix: "inbound/", VisibilityTimeout: time.Duration(spec.VisibilityTimeout) * time.Second}
 
 	mk := func(name string, attrs map[string]string) (string, string, error) {
 		out, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
