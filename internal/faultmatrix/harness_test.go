@@ -275,7 +275,7 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 	}
 	p.exportFn = &lambdaFn[json.RawMessage, exporter.Summary]{name: "DequeueFunction", timeout: set.ExportTimeout, handler: eh.Handle}
 
-	p.lossy = &lossyQueue{SQSQueue: p.sqs, sqs: p.sqs, queueURL: stack.ImportURL, vt: time.Duration(set.VisibilityTimeout) * time.Second}
+	p.lossy = &lossyQueue{SQSQueue: &localrun.MotoFIFO{Queue: p.sqs, VisibilityTimeout: stack.VisibilityTimeout}}
 	p.arrivals = &localrun.SQSMapping{Queue: p.sqs, QueueURL: stack.ArrivalsURL, QueueARN: stack.ArrivalsARN, BatchSize: 10,
 		Region: "us-east-1", Function: p.routerFn}
 	p.imports = &localrun.SQSMapping{Queue: p.lossy, QueueURL: stack.ImportURL, QueueARN: stack.ImportARN, BatchSize: set.BatchSize,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -216,58 +215,30 @@ func (r *fifoRecorder) position(key string) (group string, pos int, ok bool) {
 	return g, r.pos[key], ok
 }
 
-// lossyQueue is the enqueue mapping's view of the FIFO queue.
+// lossyQueue is the enqueue mapping's view of the FIFO queue, on top of a
+// localrun.MotoFIFO (which keeps moto's FIFO order when several messages
+// of a group time out together).
 //
 // A delete that lose says to lose is reported done but never reaches SQS,
 // so the message comes back after its visibility timeout although the
 // function finished it (the same FIFO message delivered again).
-//
-// It also mends a moto bug that breaks FIFO order: when several messages
-// of one group are left in flight (a batch item failure returns a record
-// and the rest of its batch) and their visibility timeout runs out
-// together, moto's receive skips the first because its group-mates still
-// count as in flight, and hands out a later one. So before each receive,
-// the messages left in flight whose visibility timeout has passed are made
-// visible, in the order they were received, with ChangeMessageVisibility
-// 0, which clears moto's bookkeeping. Nothing comes back earlier than on
-// AWS.
 type lossyQueue struct {
 	localrun.SQSQueue
-	sqs      *sqs.Client
-	queueURL string
-	vt       time.Duration
-	lose     func(body string) bool
-	mu       sync.Mutex
-	lost     int
-	inFlight []received // received, not deleted, in the order received
-}
-
-type received struct {
-	receipt, body string
-	at            time.Time
+	lose   func(body string) bool
+	mu     sync.Mutex
+	lost   int
+	bodies map[string]string // receipt handle -> body, of messages received and not deleted
 }
 
 func (q *lossyQueue) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
-	q.mu.Lock()
-	var keep []received
-	for _, r := range q.inFlight {
-		if time.Since(r.at) < q.vt {
-			keep = append(keep, r)
-			continue
-		}
-		if _, err := q.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &q.queueURL,
-			ReceiptHandle: &r.receipt, VisibilityTimeout: 0}); err != nil && !strings.Contains(err.Error(), "ReceiptHandleIsInvalid") {
-			q.mu.Unlock()
-			return nil, err
-		}
-	}
-	q.inFlight = keep
-	q.mu.Unlock()
 	out, err := q.SQSQueue.ReceiveMessage(ctx, in, opts...)
 	if err == nil {
 		q.mu.Lock()
+		if q.bodies == nil {
+			q.bodies = map[string]string{}
+		}
 		for _, m := range out.Messages {
-			q.inFlight = append(q.inFlight, received{receipt: aws.ToString(m.ReceiptHandle), body: aws.ToString(m.Body), at: time.Now()})
+			q.bodies[aws.ToString(m.ReceiptHandle)] = aws.ToString(m.Body)
 		}
 		q.mu.Unlock()
 	}
@@ -280,14 +251,8 @@ func (q *lossyQueue) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessa
 	q.mu.Lock()
 	for _, e := range in.Entries {
 		receipt := aws.ToString(e.ReceiptHandle)
-		body := ""
-		for i, r := range q.inFlight {
-			if r.receipt == receipt {
-				body = r.body
-				q.inFlight = append(q.inFlight[:i:i], q.inFlight[i+1:]...)
-				break
-			}
-		}
+		body := q.bodies[receipt]
+		delete(q.bodies, receipt)
 		if q.lose != nil && q.lose(body) {
 			q.lost++
 			lost = append(lost, sqstypes.DeleteMessageBatchResultEntry{Id: e.Id})
