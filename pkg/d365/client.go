@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
@@ -311,6 +312,11 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 		}
 		src = &sourceBody{ReadCloser: body}
 		body = src
+		// net/http waits for its body writer before Do returns, even on
+		// a cancelled request, and the writer may be stuck in a read of a
+		// stalled source (an S3 stream that stopped): closing the source
+		// when ctx ends frees it, so a send never outlives its deadline.
+		defer context.AfterFunc(ctx, func() { src.ReadCloser.Close() })()
 	}
 	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent = true }}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.method, r.url, body)
@@ -348,13 +354,16 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 	}
 	resp, err = c.hc.Do(req)
 	if err != nil {
-		if src.incomplete(size) {
-			// Our side failed to produce the body (S3's stream broke, or
-			// its checksum did not match) before the declared length went
-			// out: F&O cannot have taken an incomplete request, so this
-			// is not a send with an unknown outcome, and a retry reopens
-			// the body.
-			return nil, false, fmt.Errorf("d365 %s: reading the body to send (%d bytes sent): %w", r.op, src.n, src.err)
+		if n, srcErr, cut := src.stop(size); cut {
+			// Part of the body was never taken from its source, so
+			// it never went out: neither F&O nor anything in between
+			// can hold the whole request. That is a send that did not
+			// happen, not one with an unknown outcome, and a retry
+			// reopens the body.
+			if srcErr != nil { // S3's stream broke, or its checksum did not match
+				return nil, false, fmt.Errorf("d365 %s: reading the body to send failed after %d bytes: %w", r.op, n, srcErr)
+			}
+			return nil, false, fmt.Errorf("d365 %s: cut off after %d of %d bytes of the body: %w", r.op, n, size, redactURLError(err))
 		}
 		return nil, sent, fmt.Errorf("d365 %s: %w", r.op, redactURLError(err))
 	}
@@ -396,16 +405,30 @@ func tokenErrorTemporary(err error) bool {
 	return errors.As(err, &ue)
 }
 
-// sourceBody remembers how far the request body got and why it stopped,
-// to tell "our source failed mid-body" from "the answer was lost".
+// sourceBody remembers how much of the request body was taken from its
+// source and why the source stopped, to tell "the body never went out
+// whole" from "the answer was lost". The transport may still be reading
+// (HTTP/2 returns from Do before its writer goroutine ends), hence the lock.
 type sourceBody struct {
 	io.ReadCloser
-	n   int64
-	err error
+	mu      sync.Mutex
+	n       int64
+	err     error
+	stopped bool
 }
 
+// errStopped ends reads that come after the attempt was judged.
+var errStopped = errors.New("d365: request attempt over")
+
 func (b *sourceBody) Read(p []byte) (int, error) {
+	// The source is read outside the lock: a stalled source must not
+	// hold up stop. What a read brings after stop is never handed on.
 	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return 0, errStopped
+	}
 	b.n += int64(n)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
@@ -413,8 +436,20 @@ func (b *sourceBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// incomplete reports whether the source failed before size bytes (or, for
-// a chunked body of unknown size, before its end) were read from it.
-func (b *sourceBody) incomplete(size int64) bool {
-	return b != nil && b.err != nil && (size < 0 || b.n < size)
+// stop ends the body's reads and reports whether part of it was never
+// read: fewer than size bytes, or, for a chunked body of unknown size, a
+// source that failed (its end was never reached, so the last chunk was
+// never written). Stopping first means nothing more can be read, so the
+// verdict cannot be overtaken by a transport still writing.
+func (b *sourceBody) stop(size int64) (n int64, srcErr error, cut bool) {
+	if b == nil {
+		return 0, nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopped = true
+	if size >= 0 {
+		return b.n, b.err, b.n < size
+	}
+	return b.n, b.err, b.err != nil
 }

@@ -23,12 +23,15 @@ type EnqueueRequest struct {
 	// jobstatus; use something that identifies the source file.
 	ExternalID string
 	// Body is streamed as is; Size is its exact length (-1 if unknown, sent
-	// chunked). Nothing is buffered.
+	// chunked). Nothing is buffered. A Body that is also an io.Closer is
+	// closed once the first attempt is over, or as soon as ctx ends: that
+	// frees a send stuck reading a stalled source.
 	Body io.Reader
 	Size int64
 	// Reopen, if set, yields a fresh copy of the body. It is used only when
-	// F&O certainly did not act on the first attempt (429, or a failure
-	// before the request went out). Without it, no attempt is repeated.
+	// F&O certainly did not act on the first attempt (429, a failure
+	// before the request went out, or a body cut off before its end).
+	// Without it, no attempt is repeated.
 	Reopen func(ctx context.Context) (io.ReadCloser, error)
 }
 
@@ -63,6 +66,9 @@ func (c *Client) Enqueue(ctx context.Context, in EnqueueRequest) (string, error)
 		body: func(ctx context.Context) (io.ReadCloser, int64, error) {
 			if first {
 				first = false
+				if rc, ok := in.Body.(io.ReadCloser); ok {
+					return rc, in.Size, nil
+				}
 				return io.NopCloser(in.Body), in.Size, nil
 			}
 			if in.Reopen == nil {
