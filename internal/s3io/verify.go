@@ -3,8 +3,10 @@ package s3io
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/minio/crc64nvme"
 )
@@ -35,7 +38,8 @@ var ErrChecksumMismatch = errors.New("object checksum mismatch")
 // core; the import spent a fifth of its CPU there). Here the checksum is
 // asked for with x-amz-checksum-mode (so S3 returns it), the SDK's own
 // validation is turned off for this call, and the body is checked with
-// hardware-accelerated CRCs (minio/crc64nvme for CRC64NVME).
+// hardware-accelerated CRCs (minio/crc64nvme for CRC64NVME) or the
+// standard library's SHA and MD5.
 //
 // Objects without a full-object checksum (uploaded before S3 computed one,
 // or with a composite multipart checksum) and ranged reads are streamed
@@ -63,8 +67,14 @@ func GetVerified(ctx context.Context, c Client, in *s3.GetObjectInput, optFns ..
 	return out, nil
 }
 
-// pickChecksum chooses the cheapest full-object checksum S3 returned.
+// pickChecksum chooses the cheapest full-object checksum S3 returned. A
+// composite one (a checksum of the parts' checksums) says nothing the bytes
+// can be checked against; nor do the XXHASH ones, for which the standard
+// library has no implementation: such objects stream unchecked.
 func pickChecksum(out *s3.GetObjectOutput) (algo string, want []byte, newHash func() hash.Hash) {
+	if out.ChecksumType == types.ChecksumTypeComposite {
+		return "", nil, nil
+	}
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	for _, c := range []struct {
 		algo  string
@@ -76,6 +86,8 @@ func pickChecksum(out *s3.GetObjectOutput) (algo string, want []byte, newHash fu
 		{"CRC64NVME", out.ChecksumCRC64NVME, func() hash.Hash { return crc64nvme.New() }},
 		{"SHA256", out.ChecksumSHA256, sha256.New},
 		{"SHA1", out.ChecksumSHA1, sha1.New},
+		{"SHA512", out.ChecksumSHA512, sha512.New},
+		{"MD5", out.ChecksumMD5, md5.New},
 	} {
 		v := aws.ToString(c.value)
 		if v == "" || strings.Contains(v, "-") { // "-<parts>": composite, not of the whole object

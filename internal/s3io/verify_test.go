@@ -3,9 +3,11 @@ package s3io_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -32,8 +34,10 @@ import (
 // S3 claims (hash/crc64 here, minio/crc64nvme in the code).
 func sums(b []byte) map[string]string {
 	be32 := func(v uint32) string { return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, v)) }
-	s1, s256 := sha1.Sum(b), sha256.Sum256(b)
+	s1, s256, s512, m5 := sha1.Sum(b), sha256.Sum256(b), sha512.Sum512(b), md5.Sum(b)
 	return map[string]string{
+		"sha512":    base64.StdEncoding.EncodeToString(s512[:]),
+		"md5":       base64.StdEncoding.EncodeToString(m5[:]),
 		"crc32":     be32(crc32.ChecksumIEEE(b)),
 		"crc32c":    be32(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))),
 		"crc64nvme": base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, crc64.Checksum(b, crc64.MakeTable(0x9a6c9329ac4bc9b5)))),
@@ -49,7 +53,8 @@ type fakeS3 struct {
 	body     []byte
 	header   string // e.g. x-amz-checksum-crc64nvme
 	value    string
-	truncate int // bytes left out of the body (the connection is cut)
+	truncate int    // bytes left out of the body (the connection is cut)
+	ctype    string // x-amz-checksum-type; FULL_OBJECT if empty
 	mu       sync.Mutex
 	asked    []string
 }
@@ -65,7 +70,7 @@ func newFakeS3(t *testing.T, body []byte) *fakeS3 {
 		h.Set("ETag", `"abc"`)
 		if f.header != "" {
 			h.Set(f.header, f.value)
-			h.Set("x-amz-checksum-type", "FULL_OBJECT")
+			h.Set("x-amz-checksum-type", map[bool]string{true: "FULL_OBJECT", false: f.ctype}[f.ctype == ""])
 		}
 		w.WriteHeader(http.StatusOK)
 		w.Write(f.body[:len(f.body)-f.truncate])
@@ -121,7 +126,7 @@ func TestGetVerifiedChecksEveryAlgorithm(t *testing.T) {
 	body := make([]byte, 3<<20+17)
 	rand.Read(body)
 	good := sums(body)
-	for _, algo := range []string{"crc32", "crc32c", "crc64nvme", "sha1", "sha256"} {
+	for _, algo := range []string{"crc32", "crc32c", "crc64nvme", "sha1", "sha256", "sha512", "md5"} {
 		t.Run(algo, func(t *testing.T) {
 			f := newFakeS3(t, body)
 			f.header, f.value = "x-amz-checksum-"+algo, good[algo]
@@ -166,13 +171,17 @@ func TestGetVerifiedChecksEveryAlgorithm(t *testing.T) {
 func TestGetVerifiedLeavesCompositeAndMissingChecksumsAlone(t *testing.T) {
 	body := []byte("id,name\n1,a\n")
 	for name, hdr := range map[string][2]string{
-		"composite": {"x-amz-checksum-crc32", "AAAAAA==-3"},
-		"none":      {"", ""},
-		"garbage":   {"x-amz-checksum-crc64nvme", "not base64!"},
+		"composite":      {"x-amz-checksum-crc32", "AAAAAA==-3"},
+		"composite type": {"x-amz-checksum-crc32c", "AAAAAA=="},
+		"none":           {"", ""},
+		"garbage":        {"x-amz-checksum-crc64nvme", "not base64!"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFakeS3(t, body)
 			f.header, f.value = hdr[0], hdr[1]
+			if name == "composite type" {
+				f.ctype = "COMPOSITE"
+			}
 			out, err := s3io.GetVerified(context.Background(), f.client(), &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("k")})
 			if err != nil {
 				t.Fatal(err)
