@@ -23,8 +23,10 @@ type Config struct {
 	QueueURL string
 	// BudgetPerMinute is POLL_BUDGET_PER_MINUTE (default 1000): the most
 	// F&O requests the poller makes in any 60 seconds in one execution
-	// environment, retries included (see BudgetRate). OData allows 6,000
-	// per 5 minutes per user, shared with the other functions.
+	// environment, retries included (see BudgetRate). The poller lease
+	// keeps two runs from overlapping, so that is the poller's rate, not
+	// one of several. OData allows 6,000 per 5 minutes per user, shared
+	// with the other functions.
 	BudgetPerMinute int
 	// SweepAfter is SWEEP_AFTER (default 15m): an inbound file this old
 	// that was never routed is routed by the sweep.

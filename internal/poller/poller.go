@@ -4,6 +4,10 @@
 // Each run (EventBridge Scheduler input {"task":"poll"}; {} and a scheduled
 // event envelope are accepted too):
 //
+//  0. Lease: the run takes _state/poller-lease.json with a conditional
+//     write, or, while another run holds it, does nothing and says until
+//     when (see leaseDoc). So runs never overlap, and the request budget of
+//     one execution environment is the poller's whole rate.
 //  1. Sweep (at most every SweepEvery): lists inbound/ for files older than
 //     SWEEP_AFTER that were never routed (no routed marker, no idempotency
 //     marker) and routes them with the router's own code, so a lost S3
@@ -110,6 +114,9 @@ type Summary struct {
 	Recovered   int   `json:"recovered"`   // ledger records rebuilt from markers
 	Waiting     int   `json:"waiting"`     // old inbound files routed but never enqueued (queue backlog or DLQ)
 	Calls       int64 `json:"calls"`       // F&O requests made, retries included
+	// Skipped says why the run did nothing: another run holds the poller
+	// lease, or the lease could not be read or written.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Input is the scheduler's input.
@@ -133,14 +140,30 @@ func (p *Poller) Handle(ctx context.Context, raw json.RawMessage) (Summary, erro
 	return p.Run(ctx), nil
 }
 
-// Run is one sweep and poll within ctx's deadline minus the margin.
+// Run is one sweep and poll within ctx's deadline minus the margin, under
+// the poller lease (see leaseDoc): a run that cannot take it does nothing.
 func (p *Poller) Run(ctx context.Context) Summary {
 	runCtx := ctx
-	if dl, ok := ctx.Deadline(); ok {
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline {
 		var cancel context.CancelFunc
 		runCtx, cancel = context.WithDeadline(ctx, dl.Add(-p.cfg.Margin))
 		defer cancel()
 	}
+	lease, busy, err := p.takeLease(runCtx, dl)
+	switch {
+	case err != nil:
+		s := Summary{Errors: 1, Skipped: "the poller lease could not be taken: " + err.Error()}
+		p.log.ErrorContext(ctx, "poller: the lease could not be taken; this run does nothing (the next one tries again)",
+			"leaseKey", p.cfg.Layout.PollerLeaseKey(), "error", err.Error())
+		return s
+	case busy != nil:
+		until := busy.Expires.UTC().Format(time.RFC3339)
+		p.log.InfoContext(ctx, "poller: another run holds the lease until "+until+"; this run does nothing",
+			"leaseKey", p.cfg.Layout.PollerLeaseKey(), "holder", busy.Holder, "until", until)
+		return Summary{Skipped: "another run holds the lease until " + until}
+	}
+	defer p.releaseLease(ctx, lease)
 	startCalls := p.budget.Calls()
 	var s Summary
 	p.sweep(runCtx, &s)

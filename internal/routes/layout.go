@@ -108,6 +108,11 @@ func (l Layout) QuarantineKey(key string) string {
 // SweepStateKey holds the time of the last sweep.
 func (l Layout) SweepStateKey() string { return l.State + "sweep.json" }
 
+// PollerLeaseKey is the lease a poller run holds while it runs, so that two
+// runs (each with its own F&O request budget) never overlap. Released runs
+// delete it; a run that died leaves it to expire.
+func (l Layout) PollerLeaseKey() string { return l.State + "poller-lease.json" }
+
 // Base is the last path element of a key (for messages).
 func Base(key string) string { return path.Base(key) }
 

@@ -68,6 +68,7 @@ func FuzzLayoutFromEnv(f *testing.F) {
 			{l.RejectedKey(route, when, file), l.Rejected},
 			{l.RejectedKey("", when, file), l.Rejected + routes.Unrouted + "/"},
 			{l.MarkerKey("abc"), l.State}, {l.RoutedKey("abc"), l.State}, {l.SweepStateKey(), l.State},
+			{l.PollerLeaseKey(), l.State},
 			{l.LedgerPrefix(), l.State},
 		} {
 			if !strings.HasPrefix(k.key, k.prefix) {
