@@ -233,7 +233,7 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 			}
 			rec, found, err := p.ledger.Get(rctx, es[0].Key)
 			if errors.Is(err, s3io.ErrUndecodable) {
-				p.quarantine(rctx, es[0].Key, err, c)
+				p.quarantine(rctx, es[0], err, c)
 				return nil
 			}
 			if err != nil {
@@ -293,9 +293,12 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 
 // quarantine moves a ledger record that is not a ledger record out of the
 // ledger (to _state/quarantine/ledger/...), where it would otherwise fail
-// every run. Nothing is lost: the file's marker holds the same facts, and
-// the sweep rebuilds the record from it.
-func (p *Poller) quarantine(ctx context.Context, key string, cause error, c *counters) {
+// every run, and rebuilds it at once from the file's marker (the identity
+// is in the ledger key; the marker holds the same facts). Where that is not
+// possible (the marker cannot be read, or has no message ID yet), the sweep
+// rebuilds it later.
+func (p *Poller) quarantine(ctx context.Context, e ledger.Entry, cause error, c *counters) {
+	key := e.Key
 	dst, err := s3io.Move(ctx, p.s3, s3io.Ref{Bucket: p.cfg.Bucket, Key: key},
 		s3io.Candidates(p.cfg.Layout.QuarantineKey(key), "q"), key, nil)
 	if err != nil {
@@ -304,9 +307,24 @@ func (p *Poller) quarantine(ctx context.Context, key string, cause error, c *cou
 		c.add(func(s *Summary) { s.Errors++ })
 		return
 	}
-	p.log.ErrorContext(ctx, "poller: a ledger record cannot be read; moved to quarantine (the sweep rebuilds it from the file's marker)",
-		"ledgerKey", key, "quarantined", dst, "error", cause.Error())
 	c.add(func(s *Summary) { s.Quarantined++ })
+	log := p.log.With("ledgerKey", key, "quarantined", dst, "error", cause.Error())
+	rec, res, err := p.rebuildRecord(ctx, e.Identity, p.cfg.Now().UTC())
+	switch {
+	case err != nil:
+		c.add(func(s *Summary) { s.Errors++ })
+		log.ErrorContext(ctx, "poller: a ledger record cannot be read; moved to quarantine, not rebuilt from the file's marker (the sweep tries again)",
+			"rebuildError", err.Error())
+	case res == markerGone:
+		log.ErrorContext(ctx, "poller: a ledger record cannot be read; moved to quarantine (its file has no marker: finalized already)")
+	case res == markerSending:
+		log.ErrorContext(ctx, "poller: a ledger record cannot be read; moved to quarantine (the file's marker has no message ID yet; the sweep follows it)",
+			"key", rec.Key)
+	default:
+		c.add(func(s *Summary) { s.Recovered++ })
+		log.ErrorContext(ctx, "poller: a ledger record cannot be read; moved to quarantine and rebuilt from the file's marker",
+			"key", rec.Key, "messageId", rec.MessageID)
+	}
 }
 
 // perRun is how many records one run takes on: what the budget allows in

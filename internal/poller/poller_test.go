@@ -687,10 +687,10 @@ func TestSweepKnowsFilesRoutedByETag(t *testing.T) {
 
 // TestUnreadableLedgerRecordIsQuarantined: a ledger record that is not JSON
 // is moved out of the ledger once (not an error every run), kept for a
-// person, and the sweep rebuilds the record from the file's marker, so the
-// file is still finalized.
+// person, and rebuilt at once, in the same run, from the file's marker, so
+// the next run finalizes the file (the sweep need not find it first).
 func TestUnreadableLedgerRecordIsQuarantined(t *testing.T) {
-	f := newFixture(t, options{})
+	f := newFixture(t, options{tweak: func(c *poller.Config) { c.SweepEvery = time.Hour }})
 	f.enqueue(t, map[string]string{"inbound/customers/damaged.csv": "GROUP;NAME\nA;Alpha\n"})
 	keys := importtest.Keys(t, f.s3, f.bucket, "_state/ledger/")
 	if len(keys) != 1 {
@@ -698,25 +698,59 @@ func TestUnreadableLedgerRecordIsQuarantined(t *testing.T) {
 	}
 	garbage := []byte(`{"identity": "half a record`)
 	importtest.Put(t, f.s3, f.bucket, keys[0], garbage)
+	// The sweep ran just now: it has no part in what follows.
+	s3io.PutJSON(context.Background(), f.s3, f.bucket, f.layout.SweepStateKey(), map[string]time.Time{"lastSweep": time.Now().Add(2 * time.Minute)})
 
 	s := f.run(t, 2*time.Minute)
-	if s.Quarantined != 1 || s.Errors != 0 || s.Checked != 0 {
+	if s.Quarantined != 1 || s.Recovered != 1 || s.Errors != 0 || s.Checked != 0 {
 		t.Fatalf("summary = %+v", s)
 	}
 	q := f.layout.QuarantineKey(keys[0])
 	if body, ok := importtest.Get(t, f.s3, f.bucket, q); !ok || string(body) != string(garbage) {
 		t.Fatalf("%s: %q %v; bucket %v", q, body, ok, importtest.Keys(t, f.s3, f.bucket, "_state/"))
 	}
-	if left := importtest.Keys(t, f.s3, f.bucket, "_state/ledger/"); len(left) != 0 {
-		t.Fatalf("ledger still holds %v", left)
+	left := importtest.Keys(t, f.s3, f.bucket, "_state/ledger/")
+	if len(left) != 1 || left[0] == keys[0] {
+		t.Fatalf("ledger holds %v, want one record rebuilt at a new key", left)
+	}
+	rec, _, err := f.st.Get(context.Background(), left[0])
+	if err != nil || rec.Key != "inbound/customers/damaged.csv" || rec.MessageID != f.emu.Messages()[0].ID {
+		t.Fatalf("rebuilt record = %+v, %v", rec, err)
 	}
 
 	f.emu.RunToCompletion()
-	s = f.run(t, time.Hour)
-	if s.Recovered != 1 || s.Finalized != 1 || s.Errors != 0 || s.Quarantined != 0 {
-		t.Fatalf("summary after the sweep = %+v", s)
+	s = f.run(t, 4*time.Minute)
+	if s.Finalized != 1 || s.Recovered != 0 || s.Errors != 0 || s.Quarantined != 0 {
+		t.Fatalf("summary of the next run = %+v", s)
 	}
 	if got := importtest.Keys(t, f.s3, f.bucket, "processed/customers/"); len(got) != 2 {
 		t.Fatalf("processed/ = %v", got)
+	}
+}
+
+// TestSweepCountsUnreadableMarker: when the sweep finds a file enqueued
+// without a ledger record and cannot read its marker, it says so and
+// counts an error (it used to pass over it silently); a later sweep that
+// can read it rebuilds the record.
+func TestSweepCountsUnreadableMarker(t *testing.T) {
+	f := newFixture(t, options{})
+	f.enqueue(t, map[string]string{"inbound/customers/m.csv": "x"})
+	for _, k := range importtest.Keys(t, f.s3, f.bucket, "_state/ledger/") {
+		f.st.Delete(context.Background(), k)
+	}
+	broken := true
+	p := f.pollerWith(t, &hookS3{Client: f.s3, getErr: func(k string) error {
+		if broken && strings.HasPrefix(k, f.layout.MarkerPrefix()) {
+			return fmt.Errorf("injected: S3 answered 503 SlowDown")
+		}
+		return nil
+	}})
+	f.clock.Set(time.Now().Add(time.Hour))
+	if s, _ := p.Handle(context.Background(), nil); s.Errors != 1 || s.Recovered != 0 {
+		t.Fatalf("summary = %+v, want the unreadable marker counted as an error", s)
+	}
+	broken = false
+	if s, _ := p.Handle(context.Background(), nil); s.Errors != 0 || s.Recovered != 1 {
+		t.Fatalf("next run = %+v", s)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/fno-bridge/s3-fno/internal/ledger"
 	"github.com/fno-bridge/s3-fno/internal/router"
 	"github.com/fno-bridge/s3-fno/internal/routes"
 	"github.com/fno-bridge/s3-fno/internal/s3io"
@@ -36,7 +37,7 @@ func (p *Poller) sweep(ctx context.Context, s *Summary) {
 		}
 	}
 	cutoff := now.Add(-p.cfg.SweepAfter)
-	old, err := p.oldInbound(ctx, cutoff)
+	old, err := p.oldInbound(ctx, cutoff, s)
 	if err != nil {
 		p.log.ErrorContext(ctx, "sweep: cannot list inbound files", "error", err.Error())
 		s.Errors++
@@ -83,26 +84,23 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 		switch {
 		case markers[id] && !inLedger[id]:
 			// Enqueued, but the ledger record was never written.
-			rec, found, err := p.ledger.GetMarker(ctx, id)
-			if err != nil || !found {
-				continue
-			}
-			if rec.Sending() {
+			rec, res, err := p.rebuildRecord(ctx, id, now)
+			switch {
+			case err != nil:
+				p.log.ErrorContext(ctx, "sweep: cannot rebuild a ledger record", "key", o.Key, "error", err.Error())
+				s.Errors++
+			case res == markerGone:
+				// Finalized since the listing.
+			case res == markerSending:
 				// Being sent, or an attempt died while sending: the FIFO
 				// message's redelivery files it (or it waits in the DLQ).
 				s.Waiting++
 				p.log.InfoContext(ctx, "sweep: an enqueue of this file started and recorded no answer yet", "key", o.Key,
 					"since", rec.EnqueuedAt)
-				continue
+			default:
+				s.Recovered++
+				p.log.WarnContext(ctx, "sweep: rebuilt a lost ledger record from its marker", "key", o.Key, "messageId", rec.MessageID)
 			}
-			rec.NextCheck = now
-			if _, err := p.ledger.Put(ctx, *rec); err != nil {
-				p.log.ErrorContext(ctx, "sweep: cannot rebuild a ledger record", "key", o.Key, "error", err.Error())
-				s.Errors++
-				continue
-			}
-			s.Recovered++
-			p.log.WarnContext(ctx, "sweep: rebuilt a lost ledger record from its marker", "key", o.Key, "messageId", rec.MessageID)
 		case markers[id]:
 			// In flight in F&O: the poll follows it.
 		case routed[id]:
@@ -140,10 +138,43 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 	}
 }
 
+// rebuildResult is what rebuildRecord found.
+type rebuildResult int
+
+const (
+	rebuilt       rebuildResult = iota // the record was written again
+	markerGone                         // no marker: the file was finalized
+	markerSending                      // the marker has no message ID yet: nothing to follow
+)
+
+// rebuildRecord writes the ledger record of identity id again from the
+// file's idempotency marker (which holds the same facts), due at now. The
+// sweep uses it for a record lost between the marker and ledger writes,
+// the poll for a record it had to quarantine.
+func (p *Poller) rebuildRecord(ctx context.Context, id string, now time.Time) (*ledger.Record, rebuildResult, error) {
+	rec, found, err := p.ledger.GetMarker(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the marker: %w", err)
+	}
+	if !found {
+		return nil, markerGone, nil
+	}
+	if rec.Sending() {
+		return rec, markerSending, nil
+	}
+	rec.NextCheck = now
+	if _, err := p.ledger.Put(ctx, *rec); err != nil {
+		return rec, 0, fmt.Errorf("write the record: %w", err)
+	}
+	return rec, rebuilt, nil
+}
+
 // oldInbound lists the object versions under inbound/ last modified before
 // cutoff, leaving out keys whose latest version is a delete marker, folder
-// placeholders and stuck reports.
-func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Object, error) {
+// placeholders and stuck reports. A key that cannot be decoded is logged,
+// counted in s.Errors and left out: it must not blind the sweep to the
+// rest.
+func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) ([]router.Object, error) {
 	prefix := p.cfg.Layout.Inbound
 	// encoding-type=url: S3 lists keys raw in XML otherwise, and a key with
 	// a control character (which S3 accepts) makes the whole listing
@@ -161,10 +192,16 @@ func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Obj
 		if page.EncodingType == types.EncodingTypeUrl {
 			decode = func(s *string) (string, error) { return url.QueryUnescape(aws.ToString(s)) }
 		}
+		undecodable := func(raw *string, err error) {
+			p.log.ErrorContext(ctx, "sweep: skipping a key the listing gave in a form that cannot be decoded",
+				"rawKey", aws.ToString(raw), "error", err.Error())
+			s.Errors++
+		}
 		for _, d := range page.DeleteMarkers {
 			key, err := decode(d.Key)
 			if err != nil {
-				return nil, fmt.Errorf("list %s: undecodable key %q: %w", prefix, aws.ToString(d.Key), err)
+				undecodable(d.Key, err)
+				continue
 			}
 			if aws.ToBool(d.IsLatest) {
 				deleted[key] = true
@@ -173,7 +210,8 @@ func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time) ([]router.Obj
 		for _, v := range page.Versions {
 			key, err := decode(v.Key)
 			if err != nil {
-				return nil, fmt.Errorf("list %s: undecodable key %q: %w", prefix, aws.ToString(v.Key), err)
+				undecodable(v.Key, err)
+				continue
 			}
 			lm := aws.ToTime(v.LastModified)
 			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, routes.StuckSuffix) {
