@@ -420,6 +420,11 @@ func (r *report) exports() {
 	r.p("CRC32-checksummed by the SDK (aws-chunked trailer), and each part waits for a free buffer.\n\n")
 	r.goal(worstLive <= bound, fmt.Sprintf("export live heap ≤ part size × concurrency + 32 MiB = %.0f MiB (highest %.1f MiB)", bound, worstLive))
 	r.goal(worstHeap <= bound, fmt.Sprintf("export heap in use (live + uncollected garbage) ≤ %.0f MiB (highest %.1f MiB)", bound, worstHeap))
+	worstOver := 0.0
+	for _, s := range run {
+		worstOver = max(worstOver, r.res.v(t+s, "peak-RSS-MiB")-r.res.v(base+s, "peak-RSS-MiB"))
+	}
+	r.goal(worstOver <= bound, fmt.Sprintf("export peak RSS above the baseline process's (the floor: binary, runtime, the in-process stand-ins) ≤ %.0f MiB (highest %.1f MiB)", bound, worstOver))
 	r.goal(rss1 <= rss0*1.25, fmt.Sprintf("export memory flat: peak RSS %.1f → %.1f MiB from %s to %s", rss0, rss1, first, last))
 	r.p("\n")
 }
