@@ -98,7 +98,7 @@ one() {
 
 benchtime_for() {
 	case $1 in
-	16MiB) echo 10x ;;
+	16MiB) echo 30x ;;
 	256MiB) echo 3x ;;
 	*) echo 2x ;;
 	esac
