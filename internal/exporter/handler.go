@@ -44,6 +44,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 
+	"github.com/fno-bridge/s3-fno/internal/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -57,9 +58,10 @@ type FnO interface {
 var _ FnO = (*d365.Client)(nil)
 
 // S3 is the part of the S3 client the exporter uses: object reads and
-// writes, and multipart uploads through the transfer manager.
+// writes, multipart uploads through the transfer manager, and the
+// server-side copy that quarantines a damaged marker (s3io.Place).
 type S3 interface {
-	transfermanager.S3APIClient
+	s3io.Client
 }
 
 // Handler runs export jobs. Build it once per execution environment with

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/routes"
@@ -74,52 +73,17 @@ func (h *Handler) setAside(ctx context.Context, log *slog.Logger, in Input, d *d
 
 // quarantine copies the damaged marker to its quarantine key, or to the
 // alternative tagged with the document's ETag when another document is
-// there already; a copy made by an earlier, interrupted attempt is
-// recognised by its identity. The marker itself stays until a new one
-// replaces it.
+// there already (s3io.Place: a server-side copy pinned to the document
+// read, and a copy made by an earlier, interrupted attempt is recognised
+// by its identity). The marker itself stays until a new one replaces it.
 func (h *Handler) quarantine(ctx context.Context, dm *DamagedMarkerError) (string, error) {
 	id := s3io.NormalizeETag(dm.ETag)
 	if id == "" { // S3 always sends one; a stand-in may not
 		sum := sha256.Sum256(dm.Raw)
 		id = hex.EncodeToString(sum[:8])
 	}
-	cands := s3io.Candidates(routes.Layout{State: h.cfg.StatePrefix}.QuarantineKey(dm.Key), id)
-	for _, k := range cands {
-		head, err := h.headObject(ctx, k)
-		if err != nil {
-			return "", err
-		}
-		if head != nil {
-			if head.Metadata[s3io.MetaIdentity] == id {
-				return k, nil // copied before
-			}
-			continue
-		}
-		// Streamed again, pinned to the document read: the copy in memory
-		// stops at maxMarker bytes.
-		get := &s3.GetObjectInput{Bucket: &h.cfg.Bucket, Key: &dm.Key}
-		if dm.ETag != "" {
-			get.IfMatch = aws.String(dm.ETag)
-		}
-		src, err := h.s3.GetObject(ctx, get)
-		if err != nil {
-			return "", fmt.Errorf("read %s again: %w", dm.Key, err)
-		}
-		_, err = h.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-			Bucket: &h.cfg.Bucket, Key: aws.String(k), Body: src.Body, ContentLength: src.ContentLength,
-			ContentType: src.ContentType, IfNoneMatch: aws.String("*"), Metadata: map[string]string{s3io.MetaIdentity: id},
-		})
-		src.Body.Close()
-		if isPreconditionFailed(err) {
-			continue // taken meanwhile; an earlier attempt's copy is recognised next time
-		}
-		if err != nil {
-			h.abortLeftover(err, k)
-			return "", fmt.Errorf("write %s: %w", k, err)
-		}
-		return k, nil
-	}
-	return "", fmt.Errorf("%s and %s hold other documents", cands[0], cands[1])
+	src := s3io.Ref{Bucket: h.cfg.Bucket, Key: dm.Key, ETag: s3io.NormalizeETag(dm.ETag)}
+	return s3io.Place(ctx, h.s3, src, s3io.Candidates(routes.Layout{State: h.cfg.StatePrefix}.QuarantineKey(dm.Key), id), id, nil)
 }
 
 // searchDays are the dates, oldest first, under which findLanded looks:
