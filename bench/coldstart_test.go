@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
-	"github.com/fno-bridge/s3-fno/internal/lambdahost"
-	"github.com/fno-bridge/s3-fno/internal/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/lambdahost"
+	"github.com/fno-bridge/s3-fno/internal/local/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -73,7 +73,7 @@ func BenchmarkColdStart(b *testing.B) {
 			if err := os.WriteFile(ca, emu.CertPEM(), 0o600); err != nil {
 				b.Fatal(err)
 			}
-			queue, _ := importtest.NewFIFO(b, mototest.SQS(b), importtest.FIFO{})
+			queue, _ := pipelinetest.NewFIFO(b, mototest.SQS(b), pipelinetest.FIFO{})
 			env := map[string]string{
 				"FNO_BASE_URL": emu.URL(), "FNO_TENANT_ID": emu.TenantID(), "FNO_CLIENT_ID": emu.ClientID(),
 				"FNO_CLIENT_SECRET": emu.ClientSecret(), "FNO_CA_BUNDLE": ca,

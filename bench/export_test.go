@@ -7,8 +7,8 @@ import (
 	"runtime/debug"
 	"testing"
 
-	"github.com/fno-bridge/s3-fno/internal/exporter"
-	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
+	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -25,29 +25,29 @@ func queueExport(e *d365test.Emulator, block []byte, size int64) string {
 }
 
 // BenchmarkExportLanding lands a generated export through the real dequeue
-// handler (exporter.Handler.Run: dequeue, download, idempotency marker,
+// handler (dequeue.Handler.Run: dequeue, download, idempotency marker,
 // transfer-manager multipart upload with If-None-Match, marker update, ack)
 // with the default part size and concurrency. The S3 side is the
 // stand-in's multipart sink: parts are decoded (aws-chunked), counted and
 // dropped. peak-heap-MiB should stay under part size × concurrency + 32 MiB
 // whatever the size. The process gets the soft memory limit the dequeue
-// function sets at start (exporter.ApplyMemoryLimit, GOMEMLIMIT honoured),
+// function sets at start (dequeue.ApplyMemoryLimit, GOMEMLIMIT honoured),
 // restored afterwards so the baseline runs without it.
 func BenchmarkExportLanding(b *testing.B) {
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
 			stand := newS3Stand(b)
 			emu := d365test.NewT(b, d365test.Options{})
-			h, err := exporter.New(exporter.Config{Bucket: benchBucket, Logger: quiet()}, importtest.FnO(b, emu), stand.Client(b))
+			h, err := dequeue.New(dequeue.Config{Bucket: benchBucket, Logger: quiet()}, pipelinetest.FnO(b, emu), stand.Client(b))
 			if err != nil {
 				b.Fatal(err)
 			}
 			prev := debug.SetMemoryLimit(-1)
 			b.Cleanup(func() { debug.SetMemoryLimit(prev) })
-			limit, _ := exporter.ApplyMemoryLimit(h.Config(), os.Getenv)
+			limit, _ := dequeue.ApplyMemoryLimit(h.Config(), os.Getenv)
 			block := patternBlock(11)
 			ctx := context.Background()
-			in := exporter.Input{Job: "bench", ActivityID: actExport}
+			in := dequeue.Input{Job: "bench", ActivityID: actExport}
 			queueExport(emu, block, 64<<10) // warm up: token, connections
 			if sum, err := h.Run(ctx, in); err != nil || sum.Landed != 1 {
 				b.Fatalf("warm-up: %v %+v", err, sum)
@@ -93,7 +93,7 @@ func BenchmarkExportBaseline(b *testing.B) {
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
 			emu := d365test.NewT(b, d365test.Options{})
-			c := importtest.FnO(b, emu)
+			c := pipelinetest.FnO(b, emu)
 			block := patternBlock(11)
 			ctx := context.Background()
 			one := func() int64 {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/fno-bridge/s3-fno/internal/importer"
-	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
-	"github.com/fno-bridge/s3-fno/internal/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -65,14 +65,14 @@ func fifoEvent(msgs ...router.FileMessage) events.SQSEvent {
 	var ev events.SQSEvent
 	for i, m := range msgs {
 		raw, _ := json.Marshal(m)
-		ev.Records = append(ev.Records, importtest.Message(fmt.Sprintf("fifo-%d", i), string(raw)))
+		ev.Records = append(ev.Records, pipelinetest.Message(fmt.Sprintf("fifo-%d", i), string(raw)))
 	}
 	return ev
 }
 
 // BenchmarkImportStreaming streams a generated file from the S3 stand-in
 // to the emulator's enqueue endpoint through the real enqueue handler
-// (importer.Handler.Handle on an SQS FIFO record naming the object), the
+// (enqueue.Handler.Handle on an SQS FIFO record naming the object), the
 // real aws-sdk-go-v2 S3 client (GetObject checked by s3io.GetVerified,
 // marker and ledger PutObjects) and the real d365 client. MB/s is the
 // file's bytes per second; peak-heap-MiB and peak-RSS-MiB must not follow
@@ -82,11 +82,11 @@ func BenchmarkImportStreaming(b *testing.B) {
 		b.Run(sz.name, func(b *testing.B) {
 			r := newImportRig(b, sz.n)
 			env := map[string]string{"BUCKET": benchBucket, "ROUTES": importRoutes}
-			cfg, err := importer.ConfigFromEnv(func(k string) string { return env[k] })
+			cfg, err := enqueue.ConfigFromEnv(func(k string) string { return env[k] })
 			if err != nil {
 				b.Fatal(err)
 			}
-			h, err := importer.New(cfg, r.stand.Client(b), importtest.FnO(b, r.emu), quiet())
+			h, err := enqueue.New(cfg, r.stand.Client(b), pipelinetest.FnO(b, r.emu), quiet())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fno-bridge/s3-fno/internal/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 )
 
 func TestMain(m *testing.M) {

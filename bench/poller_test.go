@@ -13,11 +13,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
-	"github.com/fno-bridge/s3-fno/internal/ledger"
-	"github.com/fno-bridge/s3-fno/internal/poller"
-	"github.com/fno-bridge/s3-fno/internal/routes"
-	"github.com/fno-bridge/s3-fno/internal/s3io"
+	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/poller"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -97,7 +97,7 @@ func newPollerRig(b *testing.B) *pollerRig {
 	}
 	r.cfg, r.layout = cfg, cfg.Layout
 	// Enqueue the messages through the real client, eight at a time.
-	fno := importtest.FnO(b, r.emu)
+	fno := pipelinetest.FnO(b, r.emu)
 	r.ids = make([]string, inFlight)
 	g, ctx := errgroup.WithContext(context.Background())
 	g.SetLimit(8)
@@ -182,7 +182,7 @@ func BenchmarkPollerAtScale(b *testing.B) {
 				budget := poller.NewBudget(r.cfg.BudgetPerMinute)
 				created := time.Now()
 				stamp := &stampTransport{next: r.emu.HTTPClient().Transport, host: strings.TrimPrefix(r.emu.URL(), "https://")}
-				fno := importtest.FnO(b, r.emu, func(c *d365.Config) {
+				fno := pipelinetest.FnO(b, r.emu, func(c *d365.Config) {
 					c.Limiter = budget
 					c.HTTPClient = &http.Client{Transport: stamp}
 				})

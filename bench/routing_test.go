@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/fno-bridge/s3-fno/internal/importer/importtest"
-	"github.com/fno-bridge/s3-fno/internal/mototest"
-	"github.com/fno-bridge/s3-fno/internal/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/local/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 )
 
 // countingSender counts SendMessageBatch calls and entries. With next nil
@@ -73,7 +73,7 @@ func BenchmarkRouting(b *testing.B) {
 			newRouter := func() *router.Router {
 				queue = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-imports.fifo"
 				if mq != nil {
-					queue, _ = importtest.NewFIFO(b, mq, importtest.FIFO{})
+					queue, _ = pipelinetest.NewFIFO(b, mq, pipelinetest.FIFO{})
 				}
 				env := map[string]string{"BUCKET": benchBucket, "ROUTES": importRoutes, "IMPORT_QUEUE_URL": queue}
 				cfg, err := router.ConfigFromEnv(func(k string) string { return env[k] })
@@ -92,8 +92,8 @@ func BenchmarkRouting(b *testing.B) {
 				var ev events.SQSEvent
 				for j := range 10 {
 					key := fmt.Sprintf("inbound/%s/batch %06d/file+%d.csv", importRoute, n, j)
-					ev.Records = append(ev.Records, importtest.Message(fmt.Sprintf("arr-%d-%d", n, j),
-						importtest.S3Event(benchBucket, key, fmt.Sprintf("v%06d%d", n, j), fmt.Sprintf("%032x", n*10+j), 1234)))
+					ev.Records = append(ev.Records, pipelinetest.Message(fmt.Sprintf("arr-%d-%d", n, j),
+						pipelinetest.S3Event(benchBucket, key, fmt.Sprintf("v%06d%d", n, j), fmt.Sprintf("%032x", n*10+j), 1234)))
 				}
 				return ev
 			}
@@ -136,7 +136,7 @@ func BenchmarkRouting(b *testing.B) {
 				b.Fatalf("%d SendMessageBatch calls with %d entries for %d batches of 10", calls, sender.entries.Load()-entries0, b.N)
 			}
 			if mq != nil {
-				if got := importtest.Depth(b, mq, queue); got != 10 {
+				if got := pipelinetest.Depth(b, mq, queue); got != 10 {
 					b.Fatalf("the last FIFO queue holds %d messages, want 10", got)
 				}
 			}

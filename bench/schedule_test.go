@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/fno-bridge/s3-fno/internal/poller"
+	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 )
 
 // schedule is the deployed configuration the simulation runs.

@@ -275,7 +275,7 @@ func (r *report) findings() {
 	r.p("pool ((concurrency + 1) × part size) afresh for every UploadObject and reads the first part whole with io.ReadAll; ")
 	r.p("without a limit the previous file's pool stayed garbage until the GC ran and HeapInuse reached about twice the live ")
 	r.p("heap (76 MiB against 48). The dequeue function now sets `debug.SetMemoryLimit` to part size × concurrency + 32 MiB at ")
-	r.p("start (`exporter.ApplyMemoryLimit`, unless GOMEMLIMIT is set), and the landing benchmark applies the same function. ")
+	r.p("start (`dequeue.ApplyMemoryLimit`, unless GOMEMLIMIT is set), and the landing benchmark applies the same function. ")
 	r.p("The price is some throughput (the runtime returns and retakes memory more often: more page faults, more system time); ")
 	r.p("a transfer manager that reused its pool between uploads would be the real fix (v0.5.4 has no option for it).\n")
 	r.p("3. **The poller's budget is a cap per execution environment, not per app registration.** The limiter (burst 1, then ")
@@ -312,7 +312,7 @@ func (r *report) imports() {
 		return
 	}
 	r.p("## Import: S3 → enqueue handler → F&O (`BenchmarkImportStreaming` vs `BenchmarkImportBaseline`)\n\n")
-	r.p("The real enqueue handler (`importer.Handler.Handle` on an SQS FIFO record naming the object) with the real ")
+	r.p("The real enqueue handler (`enqueue.Handler.Handle` on an SQS FIFO record naming the object) with the real ")
 	r.p("aws-sdk-go-v2 S3 client (configured as `config.LoadDefaultConfig` does; the importer's GetObject asks for the object's ")
 	r.p("CRC64NVME and `s3io.GetVerified` checks it while streaming) and the real d365 client, from the in-process S3 stand-in (TLS, generated objects, never held) to ")
 	r.p("the emulator's enqueue endpoint (TLS, hashes what it reads, keeps nothing). The baseline moves the same bytes ")
@@ -393,7 +393,7 @@ func (r *report) exports() {
 	part, conc := r.res.v(t+run[0], "part-MiB"), r.res.v(t+run[0], "concurrency")
 	bound := part*conc + 32
 	r.p("## Export: F&O → dequeue handler → S3 (`BenchmarkExportLanding` vs `BenchmarkExportBaseline`)\n\n")
-	r.p("The real dequeue handler (`exporter.Handler.Run`: dequeue, download, idempotency marker, transfer-manager multipart ")
+	r.p("The real dequeue handler (`dequeue.Handler.Run`: dequeue, download, idempotency marker, transfer-manager multipart ")
 	r.p("upload with If-None-Match, marker update, ack) with the default part size (%.0f MiB) and concurrency (%.0f), from the ", part, conc)
 	r.p("emulator's download (a generated export, never held) to the S3 stand-in's multipart sink (parts decoded, counted, dropped). ")
 	r.p("The baseline reads the same export with the same d365 client (dequeue, download, ack) into io.Discard. ")

@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fno-bridge/s3-fno/internal/lambdahost"
-	"github.com/fno-bridge/s3-fno/internal/localrun"
-	"github.com/fno-bridge/s3-fno/internal/samtemplate"
+	"github.com/fno-bridge/s3-fno/internal/local/lambdahost"
+	"github.com/fno-bridge/s3-fno/internal/local/localrun"
+	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
 )
 
 // Exit statuses.

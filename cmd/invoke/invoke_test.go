@@ -12,8 +12,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/fno-bridge/s3-fno/internal/lambdahost"
-	"github.com/fno-bridge/s3-fno/internal/samtemplate"
+	"github.com/fno-bridge/s3-fno/internal/local/lambdahost"
+	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
 )
 
 // echoBootstrap is lambdahost's test function, built once.
@@ -23,7 +23,7 @@ var echoBootstrap string
 var testDir string
 
 // echoPackage is its source folder.
-var echoPackage, _ = filepath.Abs("../../internal/lambdahost/testdata/echofn")
+var echoPackage, _ = filepath.Abs("../../internal/local/lambdahost/testdata/echofn")
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "invoke-test-")

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/fno-bridge/s3-fno/internal/localrun"
+	"github.com/fno-bridge/s3-fno/internal/local/localrun"
 )
 
 // eventFunctions maps the name prefix of an event file to its function,

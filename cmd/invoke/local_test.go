@@ -17,12 +17,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/fno-bridge/s3-fno/internal/exporter"
-	"github.com/fno-bridge/s3-fno/internal/importer"
-	"github.com/fno-bridge/s3-fno/internal/lambdahost"
-	"github.com/fno-bridge/s3-fno/internal/localrun"
-	"github.com/fno-bridge/s3-fno/internal/poller"
-	"github.com/fno-bridge/s3-fno/internal/samtemplate"
+	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
+	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/imports/poller"
+	"github.com/fno-bridge/s3-fno/internal/local/lambdahost"
+	"github.com/fno-bridge/s3-fno/internal/local/localrun"
+	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
 )
 
 // requireMoto skips without moto_server, except under CI=true (CI must
@@ -177,7 +177,7 @@ var localChecks = map[string]func(t *testing.T, r localRun){
 		}
 		for i, w := range want {
 			m := msgs[i]
-			if m.ExternalID != importer.ExternalID(w.key) || !strings.EqualFold(m.ActivityID, w.activity) || m.Entity != w.entity ||
+			if m.ExternalID != enqueue.ExternalID(w.key) || !strings.EqualFold(m.ActivityID, w.activity) || m.Entity != w.entity ||
 				m.Company != "USMF" || m.Size == 0 {
 				t.Errorf("F&O message %d = %+v, want %s to %s (%s, USMF) with a body", i, m, w.key, w.activity, w.entity)
 			}
@@ -409,10 +409,10 @@ func rejected(t *testing.T, r localRun, from, to, reason string) {
 	}
 }
 
-func exportSummary(t *testing.T, r localRun) exporter.Summary {
+func exportSummary(t *testing.T, r localRun) dequeue.Summary {
 	t.Helper()
 	okCode(t, r)
-	var sum exporter.Summary
+	var sum dequeue.Summary
 	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
 		t.Fatalf("response is not the export summary: %v\n%s", err, r.stdout)
 	}

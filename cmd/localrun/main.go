@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fno-bridge/s3-fno/internal/localrun"
+	"github.com/fno-bridge/s3-fno/internal/local/localrun"
 )
 
 func main() {

@@ -18,9 +18,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/fno-bridge/s3-fno/internal/awsenv"
-	"github.com/fno-bridge/s3-fno/internal/exporter"
-	"github.com/fno-bridge/s3-fno/internal/fnoenv"
+	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
+	"github.com/fno-bridge/s3-fno/internal/shared/awsenv"
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 )
 
 func main() {
@@ -31,8 +31,8 @@ func main() {
 		os.Exit(1)
 	}
 	// Keep the heap in use within the landing's memory bound between
-	// uploads (see exporter.Config.MemoryLimit); GOMEMLIMIT overrides.
-	limit, fromEnv := exporter.ApplyMemoryLimit(h.Config(), os.Getenv)
+	// uploads (see dequeue.Config.MemoryLimit); GOMEMLIMIT overrides.
+	limit, fromEnv := dequeue.ApplyMemoryLimit(h.Config(), os.Getenv)
 	source := "part size × concurrency + 32 MiB"
 	if fromEnv {
 		source = "GOMEMLIMIT"
@@ -43,8 +43,8 @@ func main() {
 
 // newHandler builds the handler from the environment. It makes no network
 // calls: the F&O secret is fetched on the first token request.
-func newHandler(ctx context.Context, getenv func(string) string) (*exporter.Handler, error) {
-	cfg, err := exporter.ConfigFromEnv(getenv)
+func newHandler(ctx context.Context, getenv func(string) string) (*dequeue.Handler, error) {
+	cfg, err := dequeue.ConfigFromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -57,5 +57,5 @@ func newHandler(ctx context.Context, getenv func(string) string) (*exporter.Hand
 		return nil, err
 	}
 	cfg.Logger = slog.Default()
-	return exporter.New(cfg, fno, awsenv.S3(awsCfg))
+	return dequeue.New(cfg, fno, awsenv.S3(awsCfg))
 }

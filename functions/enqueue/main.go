@@ -11,9 +11,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/fno-bridge/s3-fno/internal/awsenv"
-	"github.com/fno-bridge/s3-fno/internal/fnoenv"
-	"github.com/fno-bridge/s3-fno/internal/importer"
+	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/shared/awsenv"
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 )
 
 func main() {
@@ -26,8 +26,8 @@ func main() {
 	lambda.Start(h.Handle)
 }
 
-func build(ctx context.Context) (*importer.Handler, error) {
-	cfg, err := importer.ConfigFromEnv(os.Getenv)
+func build(ctx context.Context) (*enqueue.Handler, error) {
+	cfg, err := enqueue.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -39,5 +39,5 @@ func build(ctx context.Context) (*importer.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return importer.New(cfg, awsenv.S3(aws), client, slog.Default())
+	return enqueue.New(cfg, awsenv.S3(aws), client, slog.Default())
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/fno-bridge/s3-fno/internal/awsenv"
-	"github.com/fno-bridge/s3-fno/internal/fnoenv"
-	"github.com/fno-bridge/s3-fno/internal/poller"
+	"github.com/fno-bridge/s3-fno/internal/imports/poller"
+	"github.com/fno-bridge/s3-fno/internal/shared/awsenv"
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 )
 
 func main() {

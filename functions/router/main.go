@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/fno-bridge/s3-fno/internal/awsenv"
-	"github.com/fno-bridge/s3-fno/internal/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/awsenv"
 )
 
 func main() {

@@ -1,0 +1,147 @@
+package dequeue
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the dequeue function's configuration. Bucket is required; the
+// zero value of every other field takes the documented default.
+type Config struct {
+	// Bucket receives the exports.
+	Bucket string
+	// OutboundPrefix is the default parent of a job's prefix: a job without
+	// "prefix" lands under OutboundPrefix + job + "/". Default "outbound/".
+	OutboundPrefix string
+	// StatePrefix holds idempotency markers and missing-file records, under
+	// StatePrefix + "exports/<job>/". Default "_state/".
+	StatePrefix string
+	// DeadlineMargin: no new file is dequeued when less than this remains
+	// before the invocation's deadline. Default 30s.
+	DeadlineMargin time.Duration
+	// PartSize is the multipart part size: default DefaultPartSize (8 MiB),
+	// at least MinPartSize (5 MiB). Memory per transfer is about
+	// PartSize × (Concurrency + 2); see the package documentation.
+	PartSize int64
+	// Concurrency is the number of parts uploaded at once. Default 2.
+	Concurrency int
+	// MaxConsecutiveFailures stops an invocation after this many files in a
+	// row failed (S3 or F&O is probably down). Default 3.
+	MaxConsecutiveFailures int
+	// Now is the clock for key dates and the deadline check. Default time.Now.
+	Now func() time.Time
+	// Logger gets one line per file and a summary per invocation. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	// DefaultPartSize is the multipart part size unless configured.
+	DefaultPartSize int64 = 8 << 20
+	// MinPartSize is S3's minimum part size.
+	MinPartSize int64 = 5 << 20
+	// DefaultConcurrency is the number of parts in flight unless configured.
+	DefaultConcurrency = 2
+
+	// maxMarginSeconds is the most whole seconds a time.Duration holds.
+	maxMarginSeconds = int64(1<<63-1) / int64(time.Second)
+)
+
+// ConfigFromEnv reads BUCKET (required), OUTBOUND_PREFIX, STATE_PREFIX,
+// DEADLINE_MARGIN (a Go duration like "45s", or whole seconds),
+// UPLOAD_PART_MIB and UPLOAD_CONCURRENCY. An error names the variable.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Bucket:         strings.TrimSpace(getenv("BUCKET")),
+		OutboundPrefix: getenv("OUTBOUND_PREFIX"),
+		StatePrefix:    getenv("STATE_PREFIX"),
+	}
+	if c.Bucket == "" {
+		return Config{}, fmt.Errorf("config: BUCKET is required")
+	}
+	if v := strings.TrimSpace(getenv("DEADLINE_MARGIN")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			n, nerr := strconv.ParseInt(v, 10, 64)
+			if nerr != nil {
+				return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: want a duration like 30s", v)
+			}
+			// Refused like ParseDuration refuses "2562048h": n seconds
+			// past a Duration's range would wrap round (18446744074 to
+			// 290ms, -9223372037 to +292 years).
+			if n > maxMarginSeconds || n < -maxMarginSeconds {
+				return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: out of range (at most %d seconds)", v, maxMarginSeconds)
+			}
+			d = time.Duration(n) * time.Second
+		}
+		if d <= 0 {
+			return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: must be positive", v)
+		}
+		c.DeadlineMargin = d
+	}
+	if v := strings.TrimSpace(getenv("UPLOAD_PART_MIB")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 5 || n > 512 {
+			return Config{}, fmt.Errorf("config: UPLOAD_PART_MIB %q: want a whole number from 5 to 512", v)
+		}
+		c.PartSize = int64(n) << 20
+	}
+	if v := strings.TrimSpace(getenv("UPLOAD_CONCURRENCY")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 16 {
+			return Config{}, fmt.Errorf("config: UPLOAD_CONCURRENCY %q: want a whole number from 1 to 16", v)
+		}
+		c.Concurrency = n
+	}
+	return c.withDefaults()
+}
+
+// withDefaults fills defaults and checks the values.
+func (c Config) withDefaults() (Config, error) {
+	if strings.TrimSpace(c.Bucket) == "" {
+		return Config{}, fmt.Errorf("config: BUCKET is required")
+	}
+	if strings.TrimSpace(c.OutboundPrefix) == "" {
+		c.OutboundPrefix = "outbound/"
+	}
+	p, err := CheckPrefix(c.OutboundPrefix)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: OUTBOUND_PREFIX: %w", err)
+	}
+	c.OutboundPrefix = p
+	if strings.TrimSpace(c.StatePrefix) == "" {
+		c.StatePrefix = "_state/"
+	}
+	if p, err = CheckPrefix(c.StatePrefix); err != nil {
+		return Config{}, fmt.Errorf("config: STATE_PREFIX: %w", err)
+	}
+	c.StatePrefix = p
+	if strings.HasPrefix(c.OutboundPrefix, c.StatePrefix) || strings.HasPrefix(c.StatePrefix, c.OutboundPrefix) {
+		return Config{}, fmt.Errorf("config: OUTBOUND_PREFIX %q and STATE_PREFIX %q must not contain each other", c.OutboundPrefix, c.StatePrefix)
+	}
+	if c.DeadlineMargin <= 0 {
+		c.DeadlineMargin = 30 * time.Second
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.PartSize < MinPartSize {
+		return Config{}, fmt.Errorf("config: part size %d is below S3's minimum of 5 MiB", c.PartSize)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxConsecutiveFailures <= 0 {
+		c.MaxConsecutiveFailures = 3
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

@@ -1,0 +1,213 @@
+// Package exporter is the dequeue function: for one export job per
+// invocation it dequeues F&O recurring-integration exports until the queue
+// is empty (204) or the invocation's deadline is near, streams each file
+// into S3, and acknowledges it only once it has landed.
+//
+// # Keys
+//
+//	<prefix><yyyy>/<mm>/<dd>/<correlationId>-<name>      the export, named as F&O named the download (else <job>.zip, or .dat if not a zip)
+//	<same key without .zip>/<InputFilePath>               entity files, with "unpack"
+//	<STATE_PREFIX>exports/<job>/<correlationId>.json     idempotency marker
+//	<STATE_PREFIX>exports/<job>/<correlationId>.missing.json  answers without a file
+//	<STATE_PREFIX>quarantine/exports/<job>/<correlationId>.json  a marker that could not be used, moved aside
+//
+// The date is the first time the export was seen, kept in the marker, so a
+// re-delivered export (lost ack) maps to the same key and is recognised
+// instead of landing twice. The object is written with If-None-Match: *.
+// A marker that cannot be used is moved to quarantine and the export is
+// looked for under its recent dates before it lands as new (quarantine.go).
+//
+// # Memory
+//
+// Exports are streamed: F&O's download body goes through the S3 transfer
+// manager in parts. Memory per transfer is bounded by the part pool,
+// PartSize × (Concurrency + 1), plus the first part, which the transfer
+// manager reads whole (PartSize; its growth may briefly need twice that).
+// With the defaults (8 MiB, 2) that is about 32–40 MiB whatever the export's
+// size. Unpacking reads the landed zip back with ranged GETs (no /tmp, no
+// full buffering) and uploads one entry at a time with the same bound.
+//
+// The pool is allocated afresh for every upload, so the previous one is
+// garbage until the next GC; the dequeue function therefore sets a soft
+// memory limit of PartSize × Concurrency + 32 MiB (Config.MemoryLimit,
+// ApplyMemoryLimit; GOMEMLIMIT overrides it) so the GC collects it before
+// the heap in use passes that bound.
+package dequeue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// FnO is the part of the F&O client the exporter uses.
+type FnO interface {
+	Dequeue(ctx context.Context, activityID string) (*d365.DequeuedFile, error)
+	Download(ctx context.Context, location string) (*d365.Download, error)
+	Ack(ctx context.Context, activityID string, d *d365.DequeuedFile) error
+}
+
+var _ FnO = (*d365.Client)(nil)
+
+// S3 is the part of the S3 client the exporter uses: object reads and
+// writes, multipart uploads through the transfer manager, and the
+// server-side copy that quarantines a damaged marker (s3io.Place).
+type S3 interface {
+	s3io.Client
+}
+
+// Handler runs export jobs. Build it once per execution environment with
+// New; it is safe for concurrent use.
+type Handler struct {
+	cfg Config
+	fno FnO
+	s3  S3
+	tm  *transfermanager.Client
+	log *slog.Logger
+}
+
+// New checks cfg and builds a Handler.
+func New(cfg Config, fno FnO, s3c S3) (*Handler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if fno == nil {
+		return nil, errors.New("exporter: an F&O client is required")
+	}
+	if s3c == nil {
+		return nil, errors.New("exporter: an S3 client is required")
+	}
+	tm := transfermanager.New(s3c, func(o *transfermanager.Options) {
+		o.PartSizeBytes = cfg.PartSize
+		// The first part is read whole before the upload starts: keep it
+		// one part, not the default 16 MiB threshold.
+		o.MultipartUploadThreshold = cfg.PartSize
+		o.Concurrency = cfg.Concurrency
+		// Abort a failed multipart upload even when the invocation's
+		// context is what failed.
+		o.FailTimeout = 10 * time.Second
+	})
+	return &Handler{cfg: cfg, fno: fno, s3: s3c, tm: tm, log: cfg.Logger}, nil
+}
+
+// Config is the handler's configuration, defaults filled.
+func (h *Handler) Config() Config { return h.cfg }
+
+// Handle is the Lambda entry point: it decodes the schedule's input and
+// runs the job. Bad input is an error naming the field. Per-file failures
+// do not fail the invocation: they are in the summary (and logged at ERROR),
+// and F&O hands the unacknowledged files out again. A dequeue that fails
+// after retries does fail it.
+func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Summary, error) {
+	in, err := DecodeInput(raw, h.cfg.OutboundPrefix)
+	if err != nil {
+		h.log.ErrorContext(ctx, "export: bad input", "error", err.Error())
+		return Summary{}, err
+	}
+	return h.Run(ctx, in)
+}
+
+// Run dequeues, lands and acknowledges the exports of one job until F&O
+// answers 204 or less than DeadlineMargin remains before ctx's deadline.
+// Stopping for the deadline is not an error: the summary says so.
+func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
+	if err := in.normalize(h.cfg.OutboundPrefix); err != nil {
+		return Summary{}, err
+	}
+	if hasPrefix(in.Prefix, h.cfg.StatePrefix) {
+		return Summary{}, &InputError{Field: "prefix", Reason: fmt.Sprintf("%q is inside STATE_PREFIX %q", in.Prefix, h.cfg.StatePrefix)}
+	}
+	log := h.log.With("job", in.Job, "activityId", in.ActivityID)
+	sum := Summary{Job: in.Job, ActivityID: in.ActivityID, Prefix: in.Prefix, Files: []FileResult{}}
+	var runErr error
+	failures := 0
+	for {
+		if h.tooLate(ctx) {
+			sum.StoppedForDeadline, sum.MoreMayRemain = true, true
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			sum.MoreMayRemain = true
+			runErr = fmt.Errorf("export %s: %w", in.Job, err)
+			sum.addError(runErr.Error())
+			break
+		}
+		// A dequeue is bounded like a file: F&O's answer coming later than
+		// that ends the run for the deadline, before Lambda would end the
+		// function. F&O hands the message out again after its visibility
+		// timeout.
+		dctx, cancel := h.fileContext(ctx)
+		d, err := h.fno.Dequeue(dctx, in.ActivityID)
+		late := ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err != nil && late {
+			log.WarnContext(ctx, "export: F&O did not answer the dequeue before the deadline; stopping", "error", err.Error())
+			sum.StoppedForDeadline, sum.MoreMayRemain = true, true
+			break
+		}
+		if err != nil {
+			sum.MoreMayRemain = true
+			runErr = fmt.Errorf("export %s: dequeue: %w", in.Job, err)
+			sum.addError(runErr.Error())
+			break
+		}
+		if d == nil {
+			sum.QueueEmpty = true
+			break
+		}
+		sum.Dequeued++
+		fctx, cancel := h.fileContext(ctx)
+		r := h.handleFile(fctx, log, in, d)
+		cancel()
+		sum.add(r)
+		if r.Error != "" {
+			failures++
+			if failures >= h.cfg.MaxConsecutiveFailures {
+				sum.MoreMayRemain = true
+				sum.addError(fmt.Sprintf("stopped after %d failures in a row", failures))
+				break
+			}
+		} else {
+			failures = 0
+		}
+	}
+	level := slog.LevelInfo
+	if len(sum.Errors) > 0 {
+		level = slog.LevelError
+	}
+	// Each file had its own line: the summary line keeps to the totals.
+	logged := sum
+	logged.Files = nil
+	log.Log(ctx, level, "export summary", "summary", logged)
+	return sum, runErr
+}
+
+// tooLate reports whether less than DeadlineMargin remains before ctx's
+// deadline: too little to start another file.
+func (h *Handler) tooLate(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && dl.Sub(h.cfg.Now()) < h.cfg.DeadlineMargin
+}
+
+// fileContext bounds one file's work a little before the invocation's
+// deadline, so a transfer that cannot finish is aborted (its multipart
+// upload cleaned up) rather than frozen mid-way.
+func (h *Handler) fileContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(h.cfg.DeadlineMargin/2, 5*time.Second)
+	return context.WithDeadline(ctx, dl.Add(-reserve))
+}
+
+func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }

@@ -1,0 +1,186 @@
+package dequeue
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+// Input is one export job, the constant JSON input of its EventBridge
+// schedule:
+//
+//	{"job":"customer-groups","activityId":"<guid>","prefix":"outbound/customer-groups/",
+//	 "unpack":false,"ackMissingFile":false}
+//
+// One function serves any number of jobs; each schedule carries its own.
+type Input struct {
+	// Job names the export; it is a path segment of every key the job
+	// writes. Letters, digits, '.', '_' and '-', at most 128 characters.
+	Job string `json:"job"`
+	// ActivityID is the F&O recurring export job's activity ID (a GUID,
+	// braces allowed).
+	ActivityID string `json:"activityId"`
+	// Prefix is where the job's exports land. Optional: the default is
+	// "<OUTBOUND_PREFIX><job>/". A trailing "/" is added when missing.
+	Prefix string `json:"prefix,omitempty"`
+	// Unpack writes each entity data file of a data package beside the
+	// landed zip.
+	Unpack bool `json:"unpack,omitempty"`
+	// AckMissingFile acknowledges dequeue answers that have no file
+	// (IsDownLoadFileExist=false or a null DownloadLocation) once recorded.
+	// Without it they are left to F&O, which hands them out again after
+	// 30 minutes.
+	AckMissingFile bool `json:"ackMissingFile,omitempty"`
+}
+
+// InputError is an input that cannot be used. Field is the JSON field at
+// fault ("" when the whole document is).
+type InputError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InputError) Error() string {
+	if e.Field == "" {
+		return "input: " + e.Reason
+	}
+	return fmt.Sprintf("input: %s: %s", e.Field, e.Reason)
+}
+
+// maxInputBytes bounds the schedule input; real inputs are a few hundred bytes.
+const maxInputBytes = 64 << 10
+
+var (
+	jobPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+)
+
+// DecodeInput reads and checks a schedule input. outboundPrefix is the
+// default parent of a job's prefix (OUTBOUND_PREFIX, e.g. "outbound/").
+// Unknown fields are refused, so a misspelt option is not silently ignored.
+// Every error is an *InputError naming the field.
+func DecodeInput(raw []byte, outboundPrefix string) (Input, error) {
+	if len(raw) > maxInputBytes {
+		return Input{}, &InputError{Reason: fmt.Sprintf("larger than %d bytes", maxInputBytes)}
+	}
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return Input{}, &InputError{Reason: `empty; want {"job":"...","activityId":"<guid>"}`}
+	}
+	if t[0] != '{' {
+		return Input{}, &InputError{Reason: `not a JSON object; want {"job":"...","activityId":"<guid>"}`}
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.DisallowUnknownFields()
+	var in Input
+	if err := dec.Decode(&in); err != nil {
+		return Input{}, jsonInputError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Input{}, &InputError{Reason: "unexpected data after the JSON object"}
+	}
+	if err := in.normalize(outboundPrefix); err != nil {
+		return Input{}, err
+	}
+	return in, nil
+}
+
+// jsonInputError turns an encoding/json error into an InputError that
+// names the field.
+func jsonInputError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return &InputError{Reason: fmt.Sprintf("want a JSON object, got %s", te.Value)}
+		}
+		want := "a string"
+		if te.Type != nil && te.Type.Kind() == reflect.Bool {
+			want = "true or false"
+		}
+		return &InputError{Field: field, Reason: fmt.Sprintf("want %s, got %s", want, te.Value)}
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &InputError{Reason: fmt.Sprintf("not valid JSON (offset %d): %v", se.Offset, err)}
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		field := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+		return &InputError{Field: field, Reason: "unknown field (known: job, activityId, prefix, unpack, ackMissingFile)"}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return &InputError{Reason: "not valid JSON: unexpected end of input"}
+	}
+	return &InputError{Reason: fmt.Sprintf("not valid JSON: %v", err)}
+}
+
+// normalize checks the fields and fills the default prefix.
+func (in *Input) normalize(outboundPrefix string) error {
+	in.Job = strings.TrimSpace(in.Job)
+	switch {
+	case in.Job == "":
+		return &InputError{Field: "job", Reason: "required"}
+	case !jobPattern.MatchString(in.Job):
+		return &InputError{Field: "job", Reason: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", clip(in.Job))}
+	}
+	in.ActivityID = strings.TrimSpace(in.ActivityID)
+	if in.ActivityID == "" {
+		return &InputError{Field: "activityId", Reason: "required (the recurring export job's activity ID)"}
+	}
+	if g := strings.TrimSuffix(strings.TrimPrefix(in.ActivityID, "{"), "}"); !guidPattern.MatchString(g) {
+		return &InputError{Field: "activityId", Reason: fmt.Sprintf("%q is not a GUID", clip(in.ActivityID))}
+	} else {
+		in.ActivityID = g
+	}
+	if strings.TrimSpace(in.Prefix) == "" {
+		in.Prefix = outboundPrefix + in.Job + "/"
+	}
+	p, err := CheckPrefix(in.Prefix)
+	if err != nil {
+		return &InputError{Field: "prefix", Reason: err.Error()}
+	}
+	in.Prefix = p
+	return nil
+}
+
+// CheckPrefix validates an S3 key prefix and returns it with exactly one
+// trailing "/". It refuses a leading "/", empty, "." or ".." segments and
+// control characters.
+func CheckPrefix(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		return "", errors.New("empty")
+	}
+	// Checked on the result (with its "/"), so that a prefix accepted once
+	// is accepted again when read back: a 512-character prefix without a
+	// trailing "/" came out 513 long and failed its own round trip.
+	if len(strings.TrimRight(p, "/"))+1 > 512 {
+		return "", errors.New("longer than 512 characters")
+	}
+	if strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%q must not start with '/'", clip(p))
+	}
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+		return "", fmt.Errorf("%q holds control characters", clip(p))
+	}
+	p = strings.TrimRight(p, "/") + "/"
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("%q has an empty, '.' or '..' segment", clip(p))
+		}
+	}
+	return p, nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

@@ -1,0 +1,55 @@
+package dequeue
+
+import (
+	"math"
+	"runtime/debug"
+	"strings"
+)
+
+// MemoryHeadroom is what the memory bound allows besides the parts in
+// flight: the transfer manager's spare buffer and first part, TLS and HTTP
+// buffers, the SDK clients, the Go runtime.
+const MemoryHeadroom int64 = 32 << 20
+
+// MemoryLimit is the soft memory limit for a process that lands exports
+// with c: PartSize × Concurrency + MemoryHeadroom (48 MiB with the
+// defaults), the bound the landing's live heap stays within.
+//
+// Why a limit: the transfer manager allocates its part pool afresh for
+// every upload, so the previous upload's pool is garbage until the next GC,
+// and with GOGC=100 alone the heap in use doubles past the bound before
+// that GC runs. The limit makes the GC collect before it passes the bound.
+// No margin is added: the runtime counts all of its memory (heap, stacks,
+// GC metadata) against the limit, so the heap in use stays under the bound
+// by those overheads; a larger limit would let it pass, and a smaller one
+// would sit closer to the live peak and cost GC CPU for nothing.
+//
+// Zero fields take their defaults, as in New.
+func (c Config) MemoryLimit() int64 {
+	part, conc := c.PartSize, int64(c.Concurrency)
+	if part <= 0 {
+		part = DefaultPartSize
+	}
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	if part > (math.MaxInt64-MemoryHeadroom)/conc {
+		return math.MaxInt64
+	}
+	return part*conc + MemoryHeadroom
+}
+
+// ApplyMemoryLimit sets the runtime's soft memory limit to c.MemoryLimit(),
+// unless the GOMEMLIMIT variable is set (getenv is os.Getenv outside
+// tests): the runtime has read it at start, and an explicit setting (a
+// size, or "off" for none) is the operator's choice. It returns the limit
+// in force and whether it came from GOMEMLIMIT. Call it once, at start,
+// before the first export.
+func ApplyMemoryLimit(c Config, getenv func(string) string) (limit int64, fromEnv bool) {
+	if strings.TrimSpace(getenv("GOMEMLIMIT")) != "" {
+		return debug.SetMemoryLimit(-1), true
+	}
+	limit = c.MemoryLimit()
+	debug.SetMemoryLimit(limit)
+	return limit, false
+}

@@ -1,0 +1,38 @@
+package dequeue_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
+	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
+)
+
+// F&O holds the dequeue answer past the invocation's deadline: the run
+// stops for the deadline, before it (Lambda would otherwise time the
+// function out), and the export is handed out again later.
+func TestSlowDequeueStopsBeforeDeadline(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, d365test.Options{})
+	corr := v.e.QueueExport(actA, d365test.Export{Body: []byte("late")})
+	v.e.Inject(d365test.Fault{Endpoint: "dequeue", Count: 1, Delay: time.Hour}) // until the client gives up
+	h := v.handler(func(c *dequeue.Config) { c.DeadlineMargin = 2 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	sum, err := h.Handle(ctx, json.RawMessage(input("cg", actA, "")))
+	if ctx.Err() != nil {
+		t.Fatal("the run went on to the invocation's deadline")
+	}
+	if err != nil || !sum.StoppedForDeadline || !sum.MoreMayRemain || sum.Dequeued != 0 {
+		t.Fatalf("summary %+v, error %v; want stopped for the deadline, not an error", sum, err)
+	}
+	v.e.Advance(31 * time.Minute)
+	if again := v.run(h, input("cg", actA, "")); again.Landed != 1 || again.Acked != 1 {
+		t.Fatalf("later run: %+v", again)
+	}
+	if got := v.e.Acked(actA); len(got) != 1 || got[0] != corr {
+		t.Fatalf("acked %v", got)
+	}
+}

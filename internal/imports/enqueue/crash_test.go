@@ -1,0 +1,114 @@
+package enqueue_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
+)
+
+// crashAfter sends the file for real, then ends the handler's goroutine
+// the way a killed process would: nothing after the send runs.
+type crashAfter struct{ inner enqueue.Enqueuer }
+
+func (c crashAfter) Enqueue(ctx context.Context, req d365.EnqueueRequest) (string, error) {
+	c.inner.Enqueue(ctx, req)
+	runtime.Goexit()
+	return "", nil
+}
+
+// A crash between F&O's answer and the marker update leaves the intent
+// marker; the redelivery files the file as "outcome unknown" and does not
+// send it again (promise 3: at most once).
+func TestCrashAfterSendIsNotResent(t *testing.T) {
+	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
+	crashing, err := enqueue.New(f.cfg, f.s3, crashAfter{pipelinetest.FnO(t, f.emu)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.drop(t, "inbound/customers/crash.csv", []byte("CUSTGROUP\r\n10\r\n"))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		crashing.Handle(context.Background(), event(m))
+	}()
+	wg.Wait()
+	if n := len(f.emu.Messages()); n != 1 {
+		t.Fatalf("F&O holds %d messages before the redelivery, want 1", n)
+	}
+
+	// SQS redelivers to a healthy instance.
+	resp, err := f.h.Handle(context.Background(), event(m))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%v %v", failures(resp), err)
+	}
+	if n := f.emu.Requests("enqueue"); n != 1 {
+		t.Fatalf("%d enqueue requests: the file was sent again", n)
+	}
+	dst := "failed/customers/" + time.Now().UTC().Format("2006/01/02") + "/crash.csv"
+	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+routes.ResultSuffix)
+	if !ok || !strings.Contains(string(raw), enqueue.OutcomeUnknown) {
+		t.Fatalf("result %s; bucket %v", raw, pipelinetest.Keys(t, f.s3, f.bucket, ""))
+	}
+	if keys := pipelinetest.Keys(t, f.s3, f.bucket, "_state/markers/"); len(keys) != 0 {
+		t.Fatalf("markers left behind: %v", keys)
+	}
+}
+
+// failingResultPut fails the first PUT of a result document.
+type failingResultPut struct {
+	*s3.Client
+	mu     sync.Mutex
+	failed bool
+}
+
+func (f *failingResultPut) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	f.mu.Lock()
+	fail := !f.failed && strings.HasSuffix(*in.Key, routes.ResultSuffix)
+	f.failed = f.failed || fail
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("injected: S3 unavailable")
+	}
+	return f.Client.PutObject(ctx, in, opts...)
+}
+
+// Filing an "outcome unknown" that fails half-way is finished by the
+// redelivery, which still does not send the file again.
+func TestOutcomeUnknownFilingFailureIsFinishedNotResent(t *testing.T) {
+	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
+	h, err := enqueue.New(f.cfg, &failingResultPut{Client: f.s3}, pipelinetest.FnO(t, f.emu), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.emu.Inject(d365test.Fault{Endpoint: "enqueue", Count: 1, ResetAfterBytes: 3})
+	m := f.drop(t, "inbound/customers/half.csv", []byte("0123456789"))
+	if resp, _ := h.Handle(context.Background(), event(m)); len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("the failed filing must be retried: %v", failures(resp))
+	}
+	if resp, err := h.Handle(context.Background(), event(m)); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%v %v", failures(resp), err)
+	}
+	if n := f.emu.Requests("enqueue"); n != 1 {
+		t.Fatalf("%d enqueue requests: the file was sent again", n)
+	}
+	dst := "failed/customers/" + time.Now().UTC().Format("2006/01/02") + "/half.csv"
+	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+routes.ResultSuffix); !ok {
+		t.Fatalf("no result; bucket %v", pipelinetest.Keys(t, f.s3, f.bucket, ""))
+	}
+	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/half.csv"); ok {
+		t.Fatal("the file is still in inbound/")
+	}
+}

@@ -1,0 +1,519 @@
+// Package importer is the enqueue function: it takes FIFO import messages
+// (one per file, grouped by entity) and streams each file from S3 to F&O's
+// recurring-integration enqueue endpoint, strictly in order.
+//
+// # Order (promise 2)
+//
+// A batch is processed sequentially. On the first failure that record and
+// every later one in the batch are reported as batch item failures
+// (AWS-NOTES A2, C1), so SQS redelivers them in order and nothing behind a
+// failed file of the same entity overtakes it.
+//
+// # At most once into F&O (promise 3)
+//
+// F&O has no enqueue de-duplication. Before sending, the handler looks for
+// the file's idempotency marker (_state/markers/<identity>.json); with one,
+// the file was enqueued already and the record is done. After F&O answers
+// with a message ID the marker is written with If-None-Match: *, then the
+// ledger record the poller follows.
+//
+// The unavoidable window: if the function dies (timeout, crash, lost
+// network to S3) after F&O answered and before the marker is written, the
+// FIFO message is redelivered, no marker is found, and the file is enqueued
+// a second time. The marker write is retried for up to 10 s outside the
+// invocation's deadline to keep the window small.
+//
+// When the body went out and no answer came back while the function is
+// still alive (d365.ErrOutcomeUnknown: the connection dropped, or the
+// deadline cut the answer off), F&O may hold the file. It is not sent
+// again: it is filed under failed/ with a result document whose status is
+// EnqueueOutcomeUnknown, telling a person what to look for in F&O. A 5xx
+// answer is F&O (or its gateway) saying it did not take the file; it is
+// retried through SQS.
+//
+// # Failures
+//
+//   - F&O refuses the file for good (4xx other than 401/403/408/429, or a
+//     302 from an on-premises environment): the file is moved to rejected/
+//     with F&O's answer in the reason document; the record is done.
+//   - Sent but unanswered (d365.ErrOutcomeUnknown): failed/, see above.
+//   - 401/403 (the app is not authorized: configuration, not the file),
+//     429 after the client's retries, 5xx, network or S3 errors: batch item
+//     failure. SQS redelivers; after maxReceiveCount the message goes to the
+//     FIFO dead-letter queue and the file stays in inbound/.
+//   - The source version no longer exists (NoSuchKey/NoSuchVersion, or in
+//     an unversioned bucket a different ETag): logged; the record is done,
+//     since there is nothing left to import.
+//   - A FIFO body that cannot be read, or one that does not name a file
+//     under inbound/<route>/ of the configured bucket with that route (a
+//     hand-made or edited message: another bucket, processed/, _state/, a
+//     folder, an empty route): the message is kept under
+//     rejected/_malformed/ with the reason; the object it names is never
+//     sent, moved or written to.
+//
+// # Poison files and batch size
+//
+// A file F&O keeps failing blocks its entity until SQS moves its message to
+// the dead-letter queue after maxReceiveCount deliveries; then the entity's
+// later files go through (that file is skipped, out of order, and stays in
+// inbound/). Every delivery counts against every message in the batch: the
+// files behind a poison file in the same batch are returned with it each
+// time and follow it into the DLQ. An enqueue batch size of 1 limits the
+// DLQ to the poison file itself; larger batches trade that for fewer
+// invocations. Redriving the DLQ (after fixing the cause) retries them; the
+// idempotency markers keep a redrive from enqueueing a file twice.
+package enqueue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// Config is the enqueue function's configuration.
+type Config struct {
+	routes.Config
+	// Margin: a record is not started when less than this is left before
+	// the invocation's deadline; it and the rest are returned for
+	// redelivery. Default 20s.
+	Margin time.Duration
+	// FirstCheck is how long after enqueue the poller first looks at a
+	// message: POLL_INTERVAL, default 1m.
+	FirstCheck time.Duration
+}
+
+// ConfigFromEnv reads BUCKET, ROUTES and the prefixes.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	rc, err := routes.FromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{Config: rc}
+	if v := strings.TrimSpace(getenv("POLL_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("config: POLL_INTERVAL %q must be a positive duration such as 1m", v)
+		}
+		c.FirstCheck = d
+	}
+	return c, nil
+}
+
+// Enqueuer is the part of the F&O client the handler needs.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, in d365.EnqueueRequest) (string, error)
+}
+
+var _ Enqueuer = (*d365.Client)(nil)
+
+// Handler is the enqueue function's handler.
+type Handler struct {
+	cfg    Config
+	s3     s3io.Client
+	fno    Enqueuer
+	ledger *ledger.Store
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New builds the handler. log nil means slog.Default().
+func New(cfg Config, s3c s3io.Client, fno Enqueuer, log *slog.Logger) (*Handler, error) {
+	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.Layout.Inbound == "" {
+		return nil, fmt.Errorf("importer: Bucket, Routes and Layout are required")
+	}
+	if s3c == nil || fno == nil {
+		return nil, fmt.Errorf("importer: S3 and F&O clients are required")
+	}
+	if cfg.Margin <= 0 {
+		cfg.Margin = 20 * time.Second
+	}
+	if cfg.FirstCheck <= 0 {
+		cfg.FirstCheck = time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now,
+		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
+}
+
+// Handle processes a FIFO batch strictly in order. From the first record
+// that fails, that record and every later one are batch item failures.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for i, m := range ev.Records {
+		err := h.beforeDeadline(ctx)
+		if err == nil {
+			err = h.process(ctx, m)
+		}
+		if err != nil {
+			rest := len(ev.Records) - i
+			h.log.WarnContext(ctx, "enqueue: returning the rest of the batch for redelivery",
+				"sqsMessageId", m.MessageId, "failed", 1, "unprocessed", rest-1, "error", err.Error())
+			for _, r := range ev.Records[i:] {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			}
+			return resp, nil
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) beforeDeadline(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < h.cfg.Margin {
+		return fmt.Errorf("less than %s left before the deadline", h.cfg.Margin)
+	}
+	return nil
+}
+
+// process handles one record; nil means done with it.
+func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
+	var fm router.FileMessage
+	if err := json.Unmarshal([]byte(m.Body), &fm); err != nil || fm.Bucket == "" || fm.Key == "" {
+		if err == nil {
+			err = errors.New("bucket or key missing")
+		}
+		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+			fmt.Errorf("import message is not a file message: %w", err))
+	}
+	file, why := h.inboundFile(fm)
+	if why != "" {
+		// Not what the router writes: nothing of the object it names is
+		// touched (it may be a processed file, a marker, or another
+		// bucket's), only the message is kept.
+		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+			fmt.Errorf("import message for s3://%s/%s (route %q) does not name a file the router forwards: %s; nothing was sent to F&O or moved",
+				fm.Bucket, fm.Key, fm.Route, why))
+	}
+	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
+	src := fm.Ref()
+	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	rt, ok := h.cfg.Routes.Lookup(fm.Route)
+	if !ok {
+		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, File: fm.Route + "/" + file, Code: "no-route",
+			Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
+	}
+	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
+		return fmt.Errorf("read marker of %s: %w", fm.Key, err)
+	} else if found && mk.Sending() {
+		// An earlier attempt began sending and never recorded an answer
+		// (it died, or filing the outcome failed): F&O may hold the file.
+		return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, mk.ExternalID, mk.EnqueuedAt,
+			errors.New("an earlier attempt started sending the file and did not record F&O's answer")))
+	} else if found {
+		log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
+		return nil
+	}
+
+	body, err := h.open(ctx, fm)
+	if isGone(err) {
+		log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", err.Error())
+		return h.done(ctx, identity, nil)
+	}
+	if err != nil {
+		return err
+	}
+	defer body.Body.Close()
+	size := aws.ToInt64(body.ContentLength)
+	if size == 0 {
+		body.Body.Close()
+		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, Route: rt.Name, File: file, Code: "empty-file",
+			Detail: "the file is empty (0 bytes): there is nothing to import"}))
+	}
+	// Reopen re-reads exactly the version being sent.
+	again := fm
+	if v := aws.ToString(body.VersionId); s3io.NormalizeVersion(v) != "" {
+		again.VersionID = v
+	} else if again.ETag == "" {
+		again.ETag = s3io.NormalizeETag(aws.ToString(body.ETag))
+	}
+	req := d365.EnqueueRequest{
+		ActivityID: rt.ActivityID, Company: rt.Company, ExternalID: ExternalID(fm.Key),
+		Body: body.Body, Size: size,
+		Reopen: func(ctx context.Context) (io.ReadCloser, error) {
+			out, err := h.open(ctx, again)
+			if err != nil {
+				return nil, err
+			}
+			return out.Body, nil
+		},
+	}
+	if rt.Kind == routes.KindFile {
+		req.Entity = rt.Entity
+	}
+	start := h.now()
+	rec := ledger.Record{
+		Identity: identity, Bucket: fm.Bucket, Key: fm.Key,
+		VersionID: s3io.NormalizeVersion(again.VersionID), ETag: s3io.NormalizeETag(fm.ETag), Size: size,
+		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
+		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: start.UTC(),
+	}
+	// The intent: from here on a crash leaves a marker without a message
+	// ID, and a redelivery files the file as "outcome unknown" instead of
+	// sending it again (promise 3).
+	if created, existing, err := h.ledger.PutMarker(ctx, rec); err != nil {
+		return fmt.Errorf("write the intent marker of %s: %w", fm.Key, err)
+	} else if !created {
+		log.WarnContext(ctx, "enqueue: another delivery of this file got there first", "messageId", existing.MessageID)
+		return nil
+	}
+	// Stop sending early enough to record the outcome before Lambda ends
+	// the invocation.
+	sctx, cancel := h.sendContext(ctx)
+	msgID, err := h.fno.Enqueue(sctx, req)
+	cancel()
+	body.Body.Close()
+	if err != nil {
+		if errors.Is(err, d365.ErrOutcomeUnknown) {
+			// The body went out and no answer came back: F&O may hold the
+			// file. Sending it again could import it twice, so it is filed
+			// under failed/ for a person to check (promise 3).
+			return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, req.ExternalID, start, err))
+		}
+		// F&O answered, or nothing went out: it does not hold the file.
+		// Withdraw the intent so that a retry may send it; if that fails,
+		// the redelivery errs on the safe side (outcome unknown).
+		if derr := h.ledger.DeleteMarker(ctx, identity); derr != nil {
+			return fmt.Errorf("enqueue %s: %w (and the intent marker could not be withdrawn: %v)", fm.Key, err, derr)
+		}
+		if permanent(err) {
+			return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, Route: rt.Name, File: file, Code: "fno-rejected",
+				Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
+		}
+		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
+	}
+	now := h.now().UTC()
+	rec.MessageID, rec.EnqueuedAt, rec.NextCheck = msgID, now, now.Add(h.cfg.FirstCheck)
+	log = log.With("messageId", msgID)
+	log.InfoContext(ctx, "enqueue: F&O accepted the file", "size", size, "entity", req.Entity, "activityId", rt.ActivityID,
+		"took", h.now().Sub(start).String())
+	// F&O has the message: record its ID in the marker. If this never
+	// happens (a crash), the intent marker makes a redelivery file the
+	// file as "outcome unknown" rather than send it twice.
+	if err := h.writeMarker(ctx, rec, log); err != nil {
+		return fmt.Errorf("F&O accepted %s as message %s but the marker could not be updated (a redelivery will file it as outcome unknown): %w",
+			fm.Key, msgID, err)
+	}
+	if _, err := h.ledger.Put(ctx, rec); err != nil {
+		// The marker holds the record: the poller's sweep rebuilds it.
+		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", err.Error())
+	}
+	return nil
+}
+
+// inboundFile checks that an import message names what the router would
+// forward: a file (not a folder placeholder or a stuck report) under
+// inbound/<route>/ of the configured bucket, with that same non-empty
+// route. It returns the file's path under the route folder, or why not.
+// Anything else would be sent to F&O and then moved, rejected or filed
+// wherever it is, even in another bucket or under processed/ or _state/.
+func (h *Handler) inboundFile(fm router.FileMessage) (file, why string) {
+	l := h.cfg.Layout
+	route, file, inbound := l.Split(fm.Key)
+	switch {
+	case fm.Bucket != h.cfg.Bucket:
+		return "", fmt.Sprintf("the bucket is not the configured bucket %q", h.cfg.Bucket)
+	case fm.Route == "":
+		return "", "the route is empty"
+	case !inbound || route != fm.Route:
+		return "", fmt.Sprintf("the key is not under %s%s/", l.Inbound, fm.Route)
+	case file == "" || strings.HasSuffix(file, "/"):
+		return "", "the key is a folder, not a file"
+	case strings.HasSuffix(file, routes.StuckSuffix):
+		return "", "the key is a stuck report, not a file to import"
+	}
+	return file, ""
+}
+
+func (h *Handler) reject(ctx context.Context, log *slog.Logger, j filing.Rejection) error {
+	return filing.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, j)
+}
+
+// OutcomeUnknown is the status written in the result document of a file
+// whose enqueue went out without an answer.
+const OutcomeUnknown = "EnqueueOutcomeUnknown"
+
+// outcomeUnknown moves a file whose enqueue went out unanswered to
+// failed/<route>/<yyyy>/<mm>/<dd>/<file> with a result document saying so.
+// It runs on its own short deadline: it matters most when the invocation's
+// own deadline is what cut the answer off.
+func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm router.FileMessage, rt routes.Route, file, externalID string,
+	sentAt time.Time, cause error) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	src := fm.Ref()
+	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	dst, err := filing.File(wctx, h.s3, filing.Move{Src: src, Candidates: s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity),
+		Token: identity, Meta: map[string]string{"fno-status": OutcomeUnknown}, Suffix: routes.ResultSuffix},
+		func(dst string, _ bool) (any, error) {
+			return filing.Result{
+				Outcome: filing.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
+				ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
+				File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
+				Notes: []string{
+					"The file was sent to F&O but no answer came back (" + cause.Error() + ").",
+					"F&O may or may not hold it: look for external identifier " + externalID + " in the recurring job's message history.",
+					"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
+				},
+			}, nil
+		})
+	if errors.Is(err, s3io.ErrSourceGone) {
+		// Filed by an earlier attempt, or removed by someone.
+		log.ErrorContext(ctx, "enqueue: outcome unknown and the file is no longer in inbound/", "error", cause.Error())
+		return h.ledger.DeleteMarker(wctx, identity)
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue outcome unknown for %s, and it could not be filed under failed/: %w", fm.Key, err)
+	}
+	// The marker goes last: until the file is filed, a redelivery that
+	// finds it finishes this filing instead of sending the file.
+	if err := h.ledger.DeleteMarker(wctx, identity); err != nil {
+		return err
+	}
+	log.ErrorContext(ctx, "enqueue: sent, but F&O's answer was lost; filed under failed/ for a person to check",
+		"file", dst, "error", cause.Error())
+	return nil
+}
+
+// done removes the routed marker of a file that will never be enqueued
+// (rejected or gone), once err is nil.
+func (h *Handler) done(ctx context.Context, identity string, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := s3io.DeleteKey(ctx, h.s3, h.cfg.Bucket, h.cfg.Layout.RoutedKey(identity)); err != nil {
+		h.log.WarnContext(ctx, "enqueue: routed marker not removed", "error", err.Error())
+	}
+	return nil
+}
+
+func (h *Handler) writeMarker(ctx context.Context, rec ledger.Record, log *slog.Logger) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		if last = h.ledger.ReplaceMarker(wctx, rec); last == nil {
+			return nil
+		}
+		log.WarnContext(ctx, "enqueue: marker update failed, retrying", "error", last.Error())
+		select {
+		case <-wctx.Done():
+			return last
+		case <-time.After(time.Duration(200*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return last
+}
+
+// sendReserve is kept free after a send for recording its outcome (at
+// most a quarter of the time left, for short deadlines).
+const sendReserve = 15 * time.Second
+
+// sendContext bounds a send so that it ends before the invocation's
+// deadline: Lambda stops the process at the deadline, so whatever must
+// happen after F&O answers has to happen before it.
+func (h *Handler) sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-min(sendReserve, time.Until(dl)/4)))
+	}
+	return context.WithCancel(ctx)
+}
+
+// open reads the exact version named (or, without one, the object only if
+// its ETag is still the one named), checking S3's checksum as it streams:
+// F&O never gets the whole of a file that differs from what S3 holds.
+func (h *Handler) open(ctx context.Context, fm router.FileMessage) (*s3.GetObjectOutput, error) {
+	in := &s3.GetObjectInput{Bucket: &fm.Bucket, Key: &fm.Key}
+	if v := s3io.NormalizeVersion(fm.VersionID); v != "" {
+		in.VersionId = &v
+	} else if fm.ETag != "" {
+		in.IfMatch = aws.String(`"` + s3io.NormalizeETag(fm.ETag) + `"`)
+	}
+	out, err := s3io.GetVerified(ctx, h.s3, in)
+	if err != nil {
+		return nil, fmt.Errorf("get s3://%s/%s: %w", fm.Bucket, fm.Key, err)
+	}
+	return out, nil
+}
+
+func isGone(err error) bool {
+	return err != nil && (s3io.IsNotFound(err) || s3io.IsInvalidVersion(err) || s3io.IsPreconditionFailed(err))
+}
+
+// permanent reports whether F&O refused the file for good.
+func permanent(err error) bool {
+	if errors.Is(err, d365.ErrOnPremises) {
+		return true
+	}
+	var te *d365.ThrottledError
+	if errors.As(err, &te) {
+		return false
+	}
+	var fe *d365.Error
+	if !errors.As(err, &fe) || fe.Temporary() {
+		return false
+	}
+	switch fe.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return fe.StatusCode >= 400 && fe.StatusCode < 500
+}
+
+// answerJSON is F&O's answer for the reason document.
+func answerJSON(err error) json.RawMessage {
+	var fe *d365.Error
+	if !errors.As(err, &fe) {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"status": fe.StatusCode, "code": fe.Code, "message": fe.Message, "body": fe.Body})
+	return b
+}
+
+// maxExternalID bounds the x-ms-dyn-externalidentifier header.
+const maxExternalID = 250
+
+// ExternalID is the x-ms-dyn-externalidentifier sent with a file: its S3
+// key, with every byte that is not printable ASCII percent-encoded (header
+// values cannot carry control characters, and F&O's handling of non-ASCII
+// is unknown). Keys too long keep their end (the file name) behind "…".
+func ExternalID(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c < 0x20 || c >= 0x7f || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	s := b.String()
+	if len(s) > maxExternalID {
+		s = "..." + s[len(s)-(maxExternalID-3):]
+	}
+	return s
+}

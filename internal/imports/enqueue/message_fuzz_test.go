@@ -1,0 +1,175 @@
+package enqueue_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// memEnqueuer is F&O accepting every file.
+type memEnqueuer struct {
+	mu   sync.Mutex
+	sent []d365.EnqueueRequest
+}
+
+func (m *memEnqueuer) Enqueue(_ context.Context, in d365.EnqueueRequest) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, in)
+	return "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b", nil
+}
+
+// FuzzImportMessage: any body on the FIFO import queue (the router writes
+// it; a redrive or a hand-sent message may not), with the object it names
+// present. The enqueue function never asks for a redelivery when S3 and F&O
+// work (no crash loop); a body it cannot use, or one that does not name a
+// file under inbound/<route>/ of the configured bucket with that route
+// (another bucket, processed/, _state/, a folder, an empty route), is kept
+// verbatim under rejected/_malformed/ with a reason, and then the object it
+// names is neither sent nor touched; nothing is lost; it writes only in the
+// configured bucket, under rejected/, failed/ and _state/; so only an
+// inbound file of the route the message names is ever sent to F&O.
+func FuzzImportMessage(f *testing.F) {
+	msg := func(fm router.FileMessage) []byte { b, _ := json.Marshal(fm); return b }
+	for _, b := range [][]byte{
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/red flower+ü.csv", VersionID: "v1", ETag: "abc", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "pkg"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: "gone-route"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: ""}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "processed/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "_state/markers/x.json", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "other", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/../../_state/x", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/", Size: 0, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/sub/", Size: 0, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv" + routes.StuckSuffix, Size: 3, Route: "customers"}),
+		msg(router.FileMessage{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: ""}),
+		msg(router.FileMessage{Bucket: "b", Key: "rejected/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
+		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","size":-1,"eventTime":"2026-03-01T10:00:00Z"}`),
+		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","eventTime":"not a time"}`),
+		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","size":"3"}`),
+		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","key":"inbound/customers/b.csv","route":"customers"}`),
+		[]byte(`{"Bucket":"b","KEY":"inbound/customers/a.csv","route":"customers"}`),
+		[]byte(`{"bucket":"b","route":"customers"}`), []byte(`{"key":"inbound/customers/a.csv"}`),
+		[]byte(`{}`), []byte(`null`), []byte(`[]`), []byte(``), []byte("\x00\xff"), []byte(`{"Records":[]}`),
+	} {
+		f.Add(b, "m-1")
+	}
+	f.Add([]byte(`not json`), "../../x")
+	rt, err := routes.Parse(`[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF"},
+		{"route":"pkg","activityId":"6d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","kind":"package"}]`)
+	if err != nil {
+		f.Fatal(err)
+	}
+	layout := routes.DefaultLayout()
+	quiet := slog.New(slog.DiscardHandler)
+	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
+		s3c, fno := newMemS3(), &memEnqueuer{}
+		h, err := enqueue.New(enqueue.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout}}, s3c, fno, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fm router.FileMessage
+		usable := json.Unmarshal(body, &fm) == nil && fm.Bucket != "" && fm.Key != ""
+		var orig []byte
+		if usable {
+			orig = []byte("a,b")
+			s3c.Put(fm.Bucket, fm.Key, orig, fm.ETag, fm.VersionID)
+		}
+		// What the router would forward: a file under inbound/<route>/ of
+		// the configured bucket, with that route.
+		route, file, inbound := layout.Split(fm.Key)
+		inboundFile := usable && fm.Bucket == "b" && fm.Route != "" && inbound && route == fm.Route && file != "" &&
+			!strings.HasSuffix(file, "/") && !strings.HasSuffix(file, routes.StuckSuffix)
+		resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: msgID, Body: string(body)}}})
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("asked for a redelivery of %q (a crash loop): %v %+v", body, err, resp)
+		}
+		var malformed []string
+		for _, k := range s3c.Keys() {
+			bucket, key, _ := strings.Cut(k, "/")
+			switch {
+			case usable && bucket == fm.Bucket && key == fm.Key: // the test's own object
+			case bucket != "b":
+				t.Fatalf("wrote to bucket %q: %q", bucket, key)
+			case strings.HasPrefix(key, layout.State):
+				if !inboundFile {
+					t.Fatalf("wrote %q for a message that names no inbound file", key)
+				}
+			case strings.HasPrefix(key, layout.Failed):
+				if !inboundFile {
+					t.Fatalf("filed %q for a message that names no inbound file", key)
+				}
+			case strings.HasPrefix(key, layout.Rejected):
+				if strings.HasPrefix(key, layout.Rejected+"_malformed/") && !strings.HasSuffix(key, routes.ReasonSuffix) {
+					malformed = append(malformed, key)
+				} else if !inboundFile && !strings.HasPrefix(key, layout.Rejected+"_malformed/") {
+					t.Fatalf("rejected %q for a message that names no inbound file", key)
+				}
+				if strings.HasSuffix(key, "/") || strings.Contains(key, "//") {
+					t.Fatalf("rejected at %q, a folder-like key", key)
+				}
+			default:
+				t.Fatalf("wrote %q", key)
+			}
+		}
+		if !inboundFile {
+			if len(malformed) != 1 {
+				t.Fatalf("message %q kept %d times, want once under rejected/_malformed/", body, len(malformed))
+			}
+			if o, _ := s3c.Get("b", malformed[0]); string(o.Body) != string(body) {
+				t.Fatal("message not kept verbatim")
+			}
+			r, ok := s3c.Get("b", malformed[0]+routes.ReasonSuffix)
+			var doc filing.Reason
+			if !ok || json.Unmarshal(r.Body, &doc) != nil || doc.RejectedKey != malformed[0] || doc.Reason != "malformed-event" || doc.Detail == "" {
+				t.Fatalf("reason of %s: %v %s", malformed[0], ok, r.Body)
+			}
+			if len(fno.sent) != 0 {
+				t.Fatalf("sent %s/%s under route %q to F&O", fm.Bucket, fm.Key, fm.Route)
+			}
+			if usable {
+				if o, ok := s3c.Get(fm.Bucket, fm.Key); !ok || string(o.Body) != string(orig) || len(o.Meta) != 0 {
+					t.Fatalf("%s/%s was touched", fm.Bucket, fm.Key)
+				}
+			}
+			return
+		}
+		if len(malformed) != 0 {
+			t.Fatalf("a message naming an inbound file was kept as malformed: %v", malformed)
+		}
+		for _, req := range fno.sent {
+			rr, _ := rt.Lookup(fm.Route)
+			if len(fno.sent) != 1 || req.ExternalID != enqueue.ExternalID(fm.Key) || req.ActivityID != rr.ActivityID {
+				t.Fatalf("sent %+v for %s under route %q", fno.sent, fm.Key, fm.Route)
+			}
+		}
+		if _, still := s3c.Get(fm.Bucket, fm.Key); !still && len(fno.sent) == 0 {
+			id := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+			moved := false
+			for _, k := range s3c.Keys() {
+				if o, _ := s3c.Get("b", strings.TrimPrefix(k, "b/")); o != nil && o.Meta[s3io.MetaIdentity] == id {
+					moved = true
+				}
+			}
+			if !moved {
+				t.Fatalf("%q vanished", fm.Key)
+			}
+		}
+	})
+}

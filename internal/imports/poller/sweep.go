@@ -1,0 +1,239 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
+)
+
+// sweepState is _state/sweep.json.
+type sweepState struct {
+	LastSweep time.Time `json:"lastSweep"`
+}
+
+// sweep routes inbound files that no notification routed, and rebuilds
+// ledger records lost between the marker and ledger writes.
+func (p *Poller) sweep(ctx context.Context, s *Summary) {
+	now := p.cfg.Now().UTC()
+	stateKey := p.cfg.Layout.SweepStateKey()
+	if p.cfg.SweepEvery > 0 {
+		var st sweepState
+		if _, err := s3io.GetJSON(ctx, p.s3, p.cfg.Bucket, stateKey, &st); err != nil {
+			p.log.WarnContext(ctx, "sweep: cannot read its state; sweeping", "error", err.Error())
+		} else if now.Sub(st.LastSweep) < p.cfg.SweepEvery && !st.LastSweep.After(now) {
+			return
+		}
+	}
+	cutoff := now.Add(-p.cfg.SweepAfter)
+	old, err := p.oldInbound(ctx, cutoff, s)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list inbound files", "error", err.Error())
+		s.Errors++
+		return
+	}
+	if len(old) > 0 {
+		p.sweepFiles(ctx, old, now, s)
+	}
+	if ctx.Err() == nil {
+		if err := s3io.PutJSON(ctx, p.s3, p.cfg.Bucket, stateKey, sweepState{LastSweep: now}); err != nil {
+			p.log.WarnContext(ctx, "sweep: state not written", "error", err.Error())
+		}
+	}
+}
+
+func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.Time, s *Summary) {
+	markers, err := p.ledger.Markers(ctx)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list markers", "error", err.Error())
+		s.Errors++
+		return
+	}
+	routed, err := p.ledger.Routed(ctx)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list routed markers", "error", err.Error())
+		s.Errors++
+		return
+	}
+	inLedger, err := p.ledger.Identities(ctx)
+	if err != nil {
+		p.log.ErrorContext(ctx, "sweep: cannot list the ledger", "error", err.Error())
+		s.Errors++
+		return
+	}
+	var lost []router.Object
+	for _, o := range old {
+		id := s3io.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
+		// A notification without a versionId (moto's; an unversioned
+		// bucket's) names the file by its ETag: such a file is known too.
+		if byETag := s3io.Identity(o.Bucket, o.Key, "", o.ETag); o.VersionID != "" && !markers[id] && !routed[id] && !inLedger[id] &&
+			(markers[byETag] || routed[byETag] || inLedger[byETag]) {
+			id = byETag
+		}
+		switch {
+		case markers[id] && !inLedger[id]:
+			// Enqueued, but the ledger record was never written.
+			rec, res, err := p.rebuildRecord(ctx, id, now)
+			switch {
+			case err != nil:
+				p.log.ErrorContext(ctx, "sweep: cannot rebuild a ledger record", "key", o.Key, "error", err.Error())
+				s.Errors++
+			case res == markerGone:
+				// Finalized since the listing.
+			case res == markerSending:
+				// Being sent, or an attempt died while sending: the FIFO
+				// message's redelivery files it (or it waits in the DLQ).
+				s.Waiting++
+				p.log.InfoContext(ctx, "sweep: an enqueue of this file started and recorded no answer yet", "key", o.Key,
+					"since", rec.EnqueuedAt)
+			default:
+				s.Recovered++
+				p.log.WarnContext(ctx, "sweep: rebuilt a lost ledger record from its marker", "key", o.Key, "messageId", rec.MessageID)
+			}
+		case markers[id]:
+			// In flight in F&O: the poll follows it.
+		case routed[id]:
+			s.Waiting++
+			p.log.InfoContext(ctx, "sweep: routed but not enqueued yet (import queue backlog or its dead-letter queue)",
+				"key", o.Key, "versionId", o.VersionID, "since", o.EventTime)
+		default:
+			lost = append(lost, o)
+		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	// Upload order, not listing order (keys alphabetically, each key's
+	// versions newest first): one entity's files reach F&O in the order
+	// they arrived (promise 2).
+	// S3 lists each key's versions newest first: turn that around before
+	// the stable sort, so versions with the same timestamp stay in upload
+	// order too.
+	slices.Reverse(lost)
+	slices.SortStableFunc(lost, func(a, b router.Object) int {
+		return a.EventTime.Compare(b.EventTime)
+	})
+	errs, outs := p.router.DispatchOutcomes(ctx, lost)
+	for i, o := range lost {
+		switch {
+		case errs[i] != nil:
+			s.Errors++
+		case outs[i] == router.Skipped:
+		default:
+			s.Swept++
+			p.log.WarnContext(ctx, "sweep: routed a file that no notification brought", "key", o.Key, "versionId", o.VersionID,
+				"lastModified", o.EventTime)
+		}
+	}
+}
+
+// rebuildResult is what rebuildRecord found.
+type rebuildResult int
+
+const (
+	rebuilt       rebuildResult = iota // the record was written again
+	markerGone                         // no marker: the file was finalized
+	markerSending                      // the marker has no message ID yet: nothing to follow
+)
+
+// rebuildRecord writes the ledger record of identity id again from the
+// file's idempotency marker (which holds the same facts), due at now. The
+// sweep uses it for a record lost between the marker and ledger writes,
+// the poll for a record it had to quarantine.
+func (p *Poller) rebuildRecord(ctx context.Context, id string, now time.Time) (*ledger.Record, rebuildResult, error) {
+	rec, found, err := p.ledger.GetMarker(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the marker: %w", err)
+	}
+	if !found {
+		return nil, markerGone, nil
+	}
+	if rec.Sending() {
+		return rec, markerSending, nil
+	}
+	rec.NextCheck = now
+	if _, err := p.ledger.Put(ctx, *rec); err != nil {
+		return rec, 0, fmt.Errorf("write the record: %w", err)
+	}
+	return rec, rebuilt, nil
+}
+
+// oldInbound lists the object versions under inbound/ last modified before
+// cutoff, leaving out keys whose latest version is a delete marker, folder
+// placeholders and stuck reports. A key that cannot be decoded is logged,
+// counted in s.Errors and left out: it must not blind the sweep to the
+// rest.
+func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) ([]router.Object, error) {
+	prefix := p.cfg.Layout.Inbound
+	// encoding-type=url: S3 lists keys raw in XML otherwise, and a key with
+	// a control character (which S3 accepts) makes the whole listing
+	// unreadable, blinding the sweep for as long as that file is there.
+	in := &s3.ListObjectVersionsInput{Bucket: &p.cfg.Bucket, Prefix: &prefix, EncodingType: types.EncodingTypeUrl}
+	deleted := map[string]bool{}
+	var out []router.Object
+	for {
+		page, err := p.s3.ListObjectVersions(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		// A server that ignored the parameter says so by leaving it out.
+		decode := func(s *string) (string, error) { return aws.ToString(s), nil }
+		if page.EncodingType == types.EncodingTypeUrl {
+			decode = func(s *string) (string, error) { return url.QueryUnescape(aws.ToString(s)) }
+		}
+		undecodable := func(raw *string, err error) {
+			p.log.ErrorContext(ctx, "sweep: skipping a key the listing gave in a form that cannot be decoded",
+				"rawKey", aws.ToString(raw), "error", err.Error())
+			s.Errors++
+		}
+		for _, d := range page.DeleteMarkers {
+			key, err := decode(d.Key)
+			if err != nil {
+				undecodable(d.Key, err)
+				continue
+			}
+			if aws.ToBool(d.IsLatest) {
+				deleted[key] = true
+			}
+		}
+		for _, v := range page.Versions {
+			key, err := decode(v.Key)
+			if err != nil {
+				undecodable(v.Key, err)
+				continue
+			}
+			lm := aws.ToTime(v.LastModified)
+			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, routes.StuckSuffix) {
+				continue
+			}
+			out = append(out, router.Object{Bucket: p.cfg.Bucket, Key: key, VersionID: s3io.NormalizeVersion(aws.ToString(v.VersionId)),
+				ETag: s3io.NormalizeETag(aws.ToString(v.ETag)), Size: aws.ToInt64(v.Size), EventTime: lm.UTC()})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			break
+		}
+		next, err := decode(page.NextKeyMarker)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: undecodable marker %q: %w", prefix, aws.ToString(page.NextKeyMarker), err)
+		}
+		in.KeyMarker, in.VersionIdMarker = &next, page.NextVersionIdMarker
+	}
+	kept := out[:0]
+	for _, o := range out {
+		if !deleted[o.Key] {
+			kept = append(kept, o)
+		}
+	}
+	return kept, nil
+}

@@ -1,0 +1,422 @@
+package localrun
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/fno-bridge/s3-fno/internal/local/moto"
+	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
+)
+
+// The demo's F&O jobs.
+const (
+	actCustomers = "3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+	actVendors   = "7a6b5c4d-3e2f-4109-8a7b-6c5d4e3f2a1b"
+	actProducts  = "c0ffee00-1234-4abc-9def-0123456789ab"
+	actExportCSV = "e1e2e3e4-0000-4000-8000-000000000001"
+	actExportPkg = "e1e2e3e4-0000-4000-8000-000000000002"
+)
+
+// droppedFile is one file the demo drops, with the folder it must end in.
+type droppedFile struct {
+	Key      string
+	Body     string
+	Expected string // processed, failed or rejected
+}
+
+var demoFiles = []droppedFile{
+	{"inbound/customers/customer-groups-001.csv", "CUSTGROUP,NAME\r\n10,Wholesale\r\n", "processed"},
+	{"inbound/customers/customer-groups-002.csv", "CUSTGROUP,NAME\r\n20,Retail\r\n", "processed"},
+	{"inbound/customers/customer-groups-003.csv", "CUSTGROUP,NAME\r\n30,Intercompany\r\n", "processed"},
+	{"inbound/vendors/vendor groups 2026-11.csv", "VENDGROUP,NAME\r\nV10,Domestic\r\n", "processed"},
+	{"inbound/vendors/vendor-groups-bad.csv", "VENDGROUP,NAME\r\nV99,\r\nV98,Unknown currency\r\n", "failed"},
+	{"inbound/products/released-products-für-2026.csv", "ITEMNUMBER,NAME\r\nA0001,Widget\r\n", "processed"},
+	{"inbound/unknown-route/stray.csv", "nobody routes this\r\n", "rejected"},
+	{"inbound/customers/empty.csv", "", "rejected"},
+}
+
+// Demo runs the whole pipeline on local stand-ins: moto_server for S3, SQS
+// and Secrets Manager, the F&O emulator, and the real built functions
+// behind Runtime API hosts, wired as template.yaml wires them.
+type Demo struct {
+	Repo    string        // the repository root (for building functions)
+	Dir     string        // scratch: built bootstraps and function logs
+	Timeout time.Duration // how long the files may take to settle
+	Out     io.Writer
+
+	secrets []string // the client secret and every token issued, once Run returns
+}
+
+// Secrets returns, after Run, the client secret and every bearer token the
+// run used: none of them may appear in any log.
+func (d *Demo) Secrets() []string { return d.secrets }
+
+// Run executes the demo and returns an error unless every file and export
+// ended where it should.
+func (d *Demo) Run(ctx context.Context) error {
+	out := d.Out
+	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+
+	say("▶ starting moto_server (S3, SQS, Secrets Manager) and the F&O emulator")
+	moto, err := moto.Start(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer moto.Close()
+	emu, err := d365test.Start(d365test.Options{HTTPDownloadLocation: true})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	defer func() { d.secrets = append([]string{emu.ClientSecret()}, emu.IssuedTokens()...) }()
+	emu.AddActivity(actCustomers, d365test.Activity{Name: "Import customer groups", InOrder: true})
+	emu.AddActivity(actVendors, d365test.Activity{Name: "Import vendor groups", InOrder: true})
+	emu.AddActivity(actProducts, d365test.Activity{Name: "Import released products"})
+	emu.AddActivity(actExportCSV, d365test.Activity{Name: "Export customer groups"})
+	emu.AddActivity(actExportPkg, d365test.Activity{Name: "Export vendor package", Kind: d365test.Package})
+	emu.Script(d365test.Rule{ActivityID: actVendors, ExternalIDContains: "vendor-groups-bad", Outcome: d365test.Outcome{
+		Status: "ProcessedWithErrors",
+		Errors: []d365test.ExecutionError{
+			{RecordId: "5637145326", Field: "Name", ErrorMessage: "Field 'Name' must be filled in."},
+			{RecordId: "5637145327", Field: "", ErrorMessage: "Vendor group V98: the currency \"XXX\" does not exist."},
+		},
+		StagingErrorFile:    []byte("VENDGROUP,NAME,ERROR\r\nV99,,Field 'Name' must be filled in.\r\n"),
+		TargetErrorKeysFile: []byte("RecordId\r\n5637145327\r\n"),
+	}})
+
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(moto.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	stack, err := Provision(ctx, cfg, StackSpec{Name: "demo", ClientSecret: emu.ClientSecret(), VisibilityTimeout: 4, MaxReceiveCount: 3})
+	if err != nil {
+		return err
+	}
+	say("  bucket %s, queues %s and %s", stack.Bucket, filepath.Base(stack.ArrivalsURL), filepath.Base(stack.ImportURL))
+
+	// The functions run in their bootstrap's folder: every path they get
+	// must be absolute.
+	dir, err := filepath.Abs(d.Dir)
+	if err != nil {
+		return err
+	}
+	d.Dir = dir
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		return err
+	}
+	ca := filepath.Join(d.Dir, "emulator-ca.pem")
+	if err := os.WriteFile(ca, emu.CertPEM(), 0o600); err != nil {
+		return err
+	}
+	routes, _ := json.Marshal([]map[string]string{
+		{"route": "customers", "activityId": actCustomers, "entity": "Customer groups", "company": "USMF", "kind": "file"},
+		{"route": "vendors", "activityId": actVendors, "entity": "Vendor groups", "company": "USMF", "kind": "file"},
+		{"route": "products", "activityId": actProducts, "entity": "Released products V2", "company": "USMF", "kind": "file"},
+	})
+	env := map[string]string{
+		"FNO_BASE_URL": emu.URL(), "FNO_TENANT_ID": emu.TenantID(), "FNO_CLIENT_ID": emu.ClientID(),
+		"FNO_SECRET_ARN": stack.SecretARN, "FNO_AUTHORITY_HOST": strings.TrimSuffix(emu.AuthorityURL(), "/"+emu.TenantID()),
+		"FNO_CA_BUNDLE": ca, "BUCKET": stack.Bucket, "ROUTES": string(routes), "IMPORT_QUEUE_URL": stack.ImportURL,
+		// A compressed clock: check young imports every second, sweep
+		// after 20 s.
+		"POLL_INTERVAL": "1s", "SWEEP_AFTER": "20s", "STUCK_AFTER": "10m",
+	}
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+
+	say("▶ building the functions and starting them behind Runtime API hosts (logs in %s)", filepath.Join(d.Dir, "logs"))
+	fns, err := StartFunctions(ctx, d.Repo, d.Dir, []FunctionSpec{
+		{LogicalID: "RouterFunction", Package: "./functions/router", Timeout: 30 * time.Second, Env: env},
+		{LogicalID: "EnqueueFunction", Package: "./functions/enqueue", Timeout: 60 * time.Second, Env: env},
+		{LogicalID: "PollerFunction", Package: "./functions/poller", Timeout: 60 * time.Second, Env: env},
+		{LogicalID: "DequeueFunction", Package: "./functions/dequeue", Timeout: 60 * time.Second, Env: env},
+	})
+	if err != nil {
+		return err
+	}
+	defer fns.Close()
+
+	sqsc := sqs.NewFromConfig(cfg)
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	mappings := []*SQSMapping{
+		{Queue: sqsc, QueueURL: stack.ArrivalsURL, QueueARN: stack.ArrivalsARN, Region: "us-east-1", BatchSize: 10, Function: fns.Invoker("RouterFunction")},
+		{Queue: &MotoFIFO{Queue: sqsc, VisibilityTimeout: stack.VisibilityTimeout}, QueueURL: stack.ImportURL, QueueARN: stack.ImportARN,
+			Region: "us-east-1", BatchSize: 10, Function: fns.Invoker("EnqueueFunction")},
+	}
+	exportJobs := []string{
+		fmt.Sprintf(`{"job":"customer-groups","activityId":%q,"prefix":"outbound/customer-groups/"}`, actExportCSV),
+		fmt.Sprintf(`{"job":"vendor-package","activityId":%q,"prefix":"outbound/vendor-package/","unpack":true}`, actExportPkg),
+	}
+	schedules := []*Schedule{
+		{Name: "poller", Every: 2 * time.Second, Input: []byte(`{"task":"poll"}`), Function: fns.Invoker("PollerFunction")},
+		{Name: "export customer-groups", Every: 3 * time.Second, Input: []byte(exportJobs[0]), Function: fns.Invoker("DequeueFunction")},
+		{Name: "export vendor-package", Every: 3 * time.Second, Input: []byte(exportJobs[1]), Function: fns.Invoker("DequeueFunction")},
+	}
+
+	say("▶ dropping %d files under inbound/ and queueing 3 exports in F&O", len(demoFiles))
+	for _, f := range demoFiles {
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &stack.Bucket, Key: aws.String(f.Key), Body: strings.NewReader(f.Body)}); err != nil {
+			return fmt.Errorf("drop %s: %w", f.Key, err)
+		}
+		say("  dropped %s (%d bytes)", f.Key, len(f.Body))
+	}
+	pkg, err := demoPackage()
+	if err != nil {
+		return err
+	}
+	exports := map[string]string{
+		emu.QueueExport(actExportCSV, d365test.Export{Body: []byte("CUSTGROUP,NAME\r\n10,Wholesale\r\n20,Retail\r\n"), Size: 42, FileName: "Customer groups.csv"}): "customer-groups",
+		emu.QueueExport(actExportCSV, d365test.Export{Body: []byte("CUSTGROUP,NAME\r\n30,Intercompany\r\n"), Size: 34, FileName: "Customer groups.csv"}):           "customer-groups",
+		emu.QueueExport(actExportPkg, d365test.Export{Body: pkg, Size: int64(len(pkg)), FileName: "Vendor package.zip"}):                                           "vendor-package",
+	}
+
+	say("▶ running: S3 → arrivals → router → imports.fifo → enqueue → F&O; poller and dequeue on their schedules")
+	deadline := time.Now().Add(d.Timeout)
+	seen := map[string]bool{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, m := range mappings {
+			res, err := m.PollOnce(ctx)
+			if err != nil {
+				return err
+			}
+			if res.Err != nil {
+				say("  ! %s batch of %d failed: %v", filepath.Base(m.QueueURL), res.Delivered, res.Err)
+			} else if res.Failed > 0 {
+				say("  ! %s: %d of %d records returned for retry", filepath.Base(m.QueueURL), res.Failed, res.Delivered)
+			}
+		}
+		emu.Tick() // F&O's batch job
+		for _, s := range schedules {
+			if fired, _, err := s.Due(ctx, time.Now()); fired && err != nil {
+				say("  ! schedule %s: %v", s.Name, err)
+			}
+		}
+		keys, err := listKeys(ctx, s3c, stack.Bucket)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if !seen[k] && !strings.HasPrefix(k, "_state/") && !strings.HasPrefix(k, "inbound/") {
+				seen[k] = true
+				say("  + %s", k)
+			}
+		}
+		if settled(keys) && emu.Pending(actExportCSV) == 0 && emu.Pending(actExportPkg) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			say("  ! not settled after %s", d.Timeout)
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return d.summarize(ctx, s3c, stack.Bucket, emu, exports)
+}
+
+// settled: every dropped file has left inbound/.
+func settled(keys []string) bool {
+	for _, f := range demoFiles {
+		for _, k := range keys {
+			if k == f.Key {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func listKeys(ctx context.Context, c *s3.Client, bucket string) ([]string, error) {
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", bucket, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// summarize prints where each file and export ended and checks it against
+// what the demo expects.
+func (d *Demo) summarize(ctx context.Context, c *s3.Client, bucket string, emu *d365test.Emulator, exports map[string]string) error {
+	keys, err := listKeys(ctx, c, bucket)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	fmt.Fprintln(d.Out, "\n══ Imports")
+	tw := tabwriter.NewWriter(d.Out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tEXPECTED\tENDED IN\tF&O STATUS\tERRORS\t")
+	for _, f := range demoFiles {
+		name := filepath.Base(f.Key)
+		folder, where, status, nerr := "inbound (still in flight)", "", "", ""
+		for _, k := range keys {
+			if filepath.Base(k) != name || strings.HasPrefix(k, "inbound/") {
+				continue
+			}
+			top := strings.SplitN(k, "/", 2)[0]
+			if top == "processed" || top == "failed" || top == "rejected" {
+				folder, where = top, k
+			}
+		}
+		if where != "" {
+			status, nerr = resultSummary(ctx, c, bucket, where, keys)
+		}
+		if folder != f.Expected {
+			problems = append(problems, fmt.Sprintf("%s ended in %s, expected %s", f.Key, folder, f.Expected))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", f.Key, f.Expected, folder, status, nerr)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(d.Out, "\n══ Exports")
+	tw = tabwriter.NewWriter(d.Out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tCORRELATION ID\tLANDED AT\tACKED\t")
+	acked := map[string]bool{}
+	for _, a := range append(emu.Acked(actExportCSV), emu.Acked(actExportPkg)...) {
+		acked[a] = true
+	}
+	var corrs []string
+	for corr := range exports {
+		corrs = append(corrs, corr)
+	}
+	sort.Strings(corrs)
+	for _, corr := range corrs {
+		landed := ""
+		for _, k := range keys {
+			if strings.HasPrefix(k, "outbound/"+exports[corr]+"/") && strings.Contains(k, corr) && !strings.HasSuffix(k, "/") {
+				if landed == "" || len(k) < len(landed) {
+					landed = k
+				}
+			}
+		}
+		if landed == "" {
+			problems = append(problems, fmt.Sprintf("export %s of %s did not land", corr, exports[corr]))
+		}
+		if !acked[corr] {
+			problems = append(problems, fmt.Sprintf("export %s of %s was not acknowledged", corr, exports[corr]))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t\n", exports[corr], corr, landed, acked[corr])
+	}
+	tw.Flush()
+	var unpacked []string
+	for _, k := range keys {
+		if strings.HasPrefix(k, "outbound/vendor-package/") && (strings.HasSuffix(k, ".csv")) {
+			unpacked = append(unpacked, k)
+		}
+	}
+	fmt.Fprintf(d.Out, "  unpacked entity files: %d\n", len(unpacked))
+	for _, k := range unpacked {
+		fmt.Fprintf(d.Out, "    %s\n", k)
+	}
+	if len(unpacked) != 2 {
+		problems = append(problems, fmt.Sprintf("the vendor package should unpack into 2 entity files, found %d", len(unpacked)))
+	}
+	fmt.Fprintf(d.Out, "\n  F&O calls: %d (token requests %d); function logs in %s\n", emu.TotalRequests(), emu.TokenRequests(), filepath.Join(d.Dir, "logs"))
+	if len(problems) > 0 {
+		fmt.Fprintln(d.Out, "\n✗ the demo did not end as expected:")
+		for _, p := range problems {
+			fmt.Fprintln(d.Out, "  - "+p)
+		}
+		return fmt.Errorf("%d problem(s)", len(problems))
+	}
+	fmt.Fprintln(d.Out, "\n✓ every file and export ended where it should")
+	return nil
+}
+
+// resultSummary reads the result (or reason) document beside a settled
+// file: F&O's status and the number of execution errors.
+func resultSummary(ctx context.Context, c *s3.Client, bucket, key string, keys []string) (status, nerrors string) {
+	for _, suffix := range []string{".result.json", ".reason.json"} {
+		doc := key + suffix
+		found := false
+		for _, k := range keys {
+			found = found || k == doc
+		}
+		if !found {
+			continue
+		}
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &doc})
+		if err != nil {
+			return "?", ""
+		}
+		var v map[string]any
+		json.NewDecoder(out.Body).Decode(&v)
+		out.Body.Close()
+		if s, ok := v["status"].(string); ok {
+			status = s
+		} else if r, ok := v["reason"].(string); ok {
+			status = truncate(r, 40)
+		}
+		if rows, ok := v["errors"].([]any); ok {
+			nerrors = fmt.Sprint(len(rows))
+		}
+		return status, nerrors
+	}
+	return "", ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// demoPackage is a small data package with two entity files, as F&O
+// exports them.
+func demoPackage() ([]byte, error) {
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	files := []struct{ name, body string }{
+		{"Manifest.xml", `<?xml version="1.0" encoding="utf-8"?>
+<DataManagementPackageManifest xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.microsoft.com/dynamics/2015/01/DataManagement">
+  <DefinitionGroupName>Vendor package</DefinitionGroupName>
+  <PackageEntityList>
+    <DataManagementPackageEntityData><EntityName>Vendor groups</EntityName><InputFilePath>Vendor groups.csv</InputFilePath><SourceFormat>CSV-Unicode</SourceFormat></DataManagementPackageEntityData>
+    <DataManagementPackageEntityData><EntityName>Vendors V2</EntityName><InputFilePath>Vendors V2.csv</InputFilePath><SourceFormat>CSV-Unicode</SourceFormat></DataManagementPackageEntityData>
+  </PackageEntityList>
+</DataManagementPackageManifest>`},
+		{"PackageHeader.xml", `<?xml version="1.0" encoding="utf-8"?>
+<DataManagementPackageHeader xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.microsoft.com/dynamics/2015/01/DataManagement">
+  <Description>Vendor package</Description><ManifestType>Microsoft.Dynamics.AX.Framework.Tools.DataManagement.Serialization.DataManagementPackageManifest</ManifestType>
+  <PackageType>DefinitionGroup</PackageType><PackageVersion>1</PackageVersion>
+</DataManagementPackageHeader>`},
+		{"Vendor groups.csv", "VENDGROUP,NAME\r\nV10,Domestic\r\n"},
+		{"Vendors V2.csv", "VENDORACCOUNTNUMBER,NAME\r\nUS-101,Fabrikam\r\n"},
+	}
+	for _, f := range files {
+		w, err := z.Create(f.name)
+		if err != nil {
+			return nil, err
+		}
+		io.WriteString(w, f.body)
+	}
+	if err := z.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

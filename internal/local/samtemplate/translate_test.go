@@ -1,0 +1,188 @@
+package samtemplate_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// python returns a python3 that can import the named modules, or skips the
+// test (fails it under CI=true, where the machine image provides them).
+func python(t *testing.T, modules ...string) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err == nil {
+		err = exec.Command(py, "-c", "import "+strings.Join(modules, ", ")).Run()
+	}
+	if err != nil {
+		msg := fmt.Sprintf("python3 with %s is not available (%v); it comes with the machine image (LOCAL-AWS.md)", strings.Join(modules, ", "), err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return py
+}
+
+// TestSAMTransform runs the SAM transform offline with aws-sam-translator, as
+// CloudFormation would on deploy, and checks what it generates.
+func TestSAMTransform(t *testing.T) {
+	py := python(t, "samtranslator")
+	cmd := exec.Command(py, "testdata/sam_translate.py", templatePath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the SAM transform failed: %v\n%s", err, stderr.String())
+	}
+	var cfn struct {
+		Resources map[string]struct {
+			Type       string         `json:"Type"`
+			Properties map[string]any `json:"Properties"`
+		} `json:"Resources"`
+	}
+	if err := json.Unmarshal(out, &cfn); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for id, r := range cfn.Resources {
+		count[r.Type]++
+		switch r.Type {
+		case "AWS::Lambda::EventSourceMapping":
+			if fmt.Sprint(r.Properties["FunctionResponseTypes"]) != "[ReportBatchItemFailures]" || r.Properties["ScalingConfig"] == nil {
+				t.Errorf("%s: %v", id, r.Properties)
+			}
+		case "AWS::Scheduler::Schedule":
+			target, _ := r.Properties["Target"].(map[string]any)
+			if target["Input"] == nil || target["RoleArn"] == nil || r.Properties["Name"] != nil {
+				t.Errorf("%s: want a target with input and role, and no fixed Name: %v", id, r.Properties)
+			}
+		case "AWS::Lambda::Function":
+			p := r.Properties
+			if p["Runtime"] != "provided.al2023" || p["Handler"] != "bootstrap" || p["LoggingConfig"] == nil {
+				t.Errorf("%s: %v", id, p)
+			}
+			vars, _ := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+			for _, v := range []string{"FNO_BASE_URL", "FNO_SECRET_ARN", "BUCKET"} {
+				if vars[v] == nil {
+					t.Errorf("%s: the transform dropped %s (Globals merge)", id, v)
+				}
+			}
+		case "AWS::IAM::Role":
+			checkRole(t, id, r.Properties)
+		}
+	}
+	want := map[string]int{
+		"AWS::Lambda::Function":           4,
+		"AWS::Lambda::EventSourceMapping": 2,
+		"AWS::Scheduler::Schedule":        3,
+		"AWS::SQS::Queue":                 4,
+		"AWS::SQS::QueuePolicy":           1,
+		"AWS::S3::Bucket":                 1,
+	}
+	for typ, n := range want {
+		if count[typ] != n {
+			t.Errorf("%d %s, want %d", count[typ], typ, n)
+		}
+	}
+}
+
+// checkRole holds a generated role to least privilege: no inline statement
+// allows every action or every resource, and the only managed policies are
+// the two AWS attaches for logging and for reading an SQS event source.
+func checkRole(t *testing.T, id string, props map[string]any) {
+	t.Helper()
+	managed, _ := props["ManagedPolicyArns"].([]any)
+	for _, arn := range managed {
+		s := fmt.Sprint(arn)
+		if !strings.HasSuffix(s, ":policy/service-role/AWSLambdaBasicExecutionRole") &&
+			!strings.HasSuffix(s, ":policy/service-role/AWSLambdaSQSQueueExecutionRole") {
+			t.Errorf("%s: managed policy %s", id, s)
+		}
+	}
+	pols, _ := props["Policies"].([]any)
+	for _, p := range pols {
+		doc := p.(map[string]any)["PolicyDocument"].(map[string]any)
+		for _, st := range doc["Statement"].([]any) {
+			st := st.(map[string]any)
+			for _, a := range stringsOf(st["Action"]) {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("%s: action %q", id, a)
+				}
+			}
+			if r := st["Resource"]; r == "*" || (slices.Contains(stringsOf(r), "*")) {
+				t.Errorf("%s: resource * for %v", id, st["Action"])
+			}
+		}
+	}
+}
+
+func TestSAMConfig(t *testing.T) {
+	data, err := os.ReadFile("../../../samconfig.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small reader for the flat TOML SAM writes: [a.b.c] and key = value.
+	cfg := map[string]map[string]string{}
+	section := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = strings.Trim(line, "[]")
+			if _, dup := cfg[section]; dup {
+				t.Errorf("line %d: section [%s] repeated", n, section)
+			}
+			cfg[section] = map[string]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("line %d: %q is not key = value", n, line)
+			}
+			if cfg[section] == nil {
+				cfg[section] = map[string]string{}
+			}
+			cfg[section][strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	want := map[string]map[string]string{
+		"":                            {"version": "0.1"},
+		"default.global.parameters":   {"stack_name": `"s3-fno"`},
+		"default.validate.parameters": {"lint": "true"},
+		"default.deploy.parameters":   {"capabilities": `"CAPABILITY_IAM"`, "confirm_changeset": "true", "resolve_s3": "true"},
+		"prod.global.parameters":      {},
+		"prod.deploy.parameters":      {"capabilities": `"CAPABILITY_IAM"`, "confirm_changeset": "true", "resolve_s3": "true"},
+		"default.build.parameters":    {"cached": "false"},
+	}
+	for sec, keys := range want {
+		got, ok := cfg[sec]
+		if !ok {
+			t.Errorf("no section [%s]", sec)
+			continue
+		}
+		for k, v := range keys {
+			if got[k] != v {
+				t.Errorf("[%s] %s = %s, want %s", sec, k, got[k], v)
+			}
+		}
+	}
+	if cfg["prod.global.parameters"]["stack_name"] == cfg["default.global.parameters"]["stack_name"] {
+		t.Error("prod deploys to the default stack")
+	}
+
+	// And it is TOML, when a TOML reader is at hand.
+	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-c", "import tomllib").Run() == nil {
+		out, err := exec.Command(py, "-c", "import tomllib,sys; tomllib.load(open(sys.argv[1],'rb'))", "../../../samconfig.toml").CombinedOutput()
+		if err != nil {
+			t.Errorf("samconfig.toml is not valid TOML: %s", out)
+		}
+	}
+}
