@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -51,17 +51,17 @@ func newImportRig(b *testing.B, size int64) *importRig {
 
 // object puts the i-th generated file in inbound/ and returns the FIFO
 // message the router would send for it.
-func (r *importRig) object(i int, size int64) router.FileMessage {
+func (r *importRig) object(i int, size int64) importmsg.File {
 	key := fmt.Sprintf("inbound/%s/bench-%06d.csv", importRoute, i)
 	crc := r.crc
 	if size != r.size {
 		crc = patternCRC(r.block, size)
 	}
 	v := r.stand.AddGenerated(benchBucket, key, r.block, size, crc)
-	return router.FileMessage{Bucket: benchBucket, Key: key, VersionID: v, Size: size, Route: importRoute, EventTime: time.Now().UTC()}
+	return importmsg.File{Bucket: benchBucket, Key: key, VersionID: v, Size: size, Route: importRoute, EventTime: time.Now().UTC()}
 }
 
-func fifoEvent(msgs ...router.FileMessage) events.SQSEvent {
+func fifoEvent(msgs ...importmsg.File) events.SQSEvent {
 	var ev events.SQSEvent
 	for i, m := range msgs {
 		raw, _ := json.Marshal(m)
@@ -153,7 +153,7 @@ func BenchmarkImportBaseline(b *testing.B) {
 			}
 			get, post := r.stand.HTTPClient(), r.emu.HTTPClient()
 			sink := r.emu.URL() + "/api/connector/enqueue/" + actImport + "?" + url.Values{"entity": {importEnt}, "company": {"USMF"}}.Encode()
-			copyOne := func(m router.FileMessage) {
+			copyOne := func(m importmsg.File) {
 				resp, err := get.Get(r.stand.URL() + "/" + m.Bucket + "/" + m.Key + "?versionId=" + m.VersionID)
 				if err != nil || resp.StatusCode != http.StatusOK {
 					b.Fatalf("get: %v %v", err, resp)

@@ -13,11 +13,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
-	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -79,7 +79,7 @@ func budgetExcess(at []time.Time, created time.Time, perMinute int, window time.
 type pollerRig struct {
 	stand  *s3Stand
 	emu    *d365test.Emulator
-	layout routes.Layout
+	layout layout.Layout
 	ids    []string
 	cfg    poller.Config
 }
@@ -138,7 +138,7 @@ func (r *pollerRig) reset(b *testing.B, now time.Time) {
 		key := r.key(i)
 		v, etag := r.stand.PutSmall(benchBucket, key, []byte("a;b\n"))
 		enq := now.Add(-23*time.Hour + time.Duration(i)*(22*time.Hour/inFlight)).UTC()
-		rec := ledger.Record{Identity: s3io.Identity(benchBucket, key, v, etag), MessageID: id, Bucket: benchBucket, Key: key,
+		rec := ledger.Record{Identity: importmsg.Identity(benchBucket, key, v, etag), MessageID: id, Bucket: benchBucket, Key: key,
 			VersionID: v, Size: 4, Route: importRoute, Entity: importEnt, Company: "USMF", ActivityID: actImport, Kind: "file",
 			ExternalID: key, EnqueuedAt: enq, NextCheck: enq.Add(time.Hour), Checks: 20, LastStatus: "Enqueued"}
 		raw, _ := json.Marshal(rec)

@@ -22,7 +22,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -190,9 +190,9 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 			t.Errorf("%s ended in %v, want exactly one place under %s/", k, homes, files[k].where)
 			continue
 		}
-		doc := routes.ResultSuffix
+		doc := layout.ResultSuffix
 		if files[k].where == "rejected" {
-			doc = routes.ReasonSuffix
+			doc = layout.ReasonSuffix
 		}
 		body, ok := pipelinetest.Get(t, s3c, bucket, homes[0])
 		if !ok || string(body) != files[k].body {
@@ -239,7 +239,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 		}
 	}
 	var failed filing.Result
-	raw, _ := pipelinetest.Get(t, s3c, bucket, fmt.Sprintf("failed/customers/%s/3-bad-rows.csv%s", time.Now().UTC().Format("2006/01/02"), routes.ResultSuffix))
+	raw, _ := pipelinetest.Get(t, s3c, bucket, fmt.Sprintf("failed/customers/%s/3-bad-rows.csv%s", time.Now().UTC().Format("2006/01/02"), layout.ResultSuffix))
 	if json.Unmarshal(raw, &failed) != nil || len(failed.Errors) != 1 || failed.StagingErrorFile == "" || failed.TargetErrorKeysFile == "" {
 		t.Errorf("failed result = %s", raw)
 	}

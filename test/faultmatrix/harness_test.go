@@ -22,11 +22,13 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/localrun"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -128,7 +130,7 @@ type pipeline struct {
 	s3     *s3.Client
 	sqs    *sqs.Client
 	emu    *d365test.Emulator
-	layout routes.Layout
+	layout layout.Layout
 	routes []route
 	jobs   []exportJob
 
@@ -536,7 +538,7 @@ func (p *pipeline) account() *books {
 	homes := map[string][]fate{}
 	for _, k := range all {
 		switch {
-		case strings.HasSuffix(k, routes.ResultSuffix) && (strings.HasPrefix(k, p.layout.Processed) || strings.HasPrefix(k, p.layout.Failed)):
+		case strings.HasSuffix(k, layout.ResultSuffix) && (strings.HasPrefix(k, p.layout.Processed) || strings.HasPrefix(k, p.layout.Failed)):
 			var r filing.Result
 			if _, err := s3io.GetJSON(ctx, p.s3, bucket, k, &r); err != nil {
 				t.Errorf("%s: %v", k, err)
@@ -547,7 +549,7 @@ func (p *pipeline) account() *books {
 				where = "failed"
 			}
 			homes[r.SourceKey] = append(homes[r.SourceKey], fate{where: where, file: r.File, doc: k, status: r.Status, result: r})
-		case strings.HasSuffix(k, routes.ReasonSuffix) && strings.HasPrefix(k, p.layout.Rejected):
+		case strings.HasSuffix(k, layout.ReasonSuffix) && strings.HasPrefix(k, p.layout.Rejected):
 			var r filing.Reason
 			if _, err := s3io.GetJSON(ctx, p.s3, bucket, k, &r); err != nil {
 				t.Errorf("%s: %v", k, err)
@@ -561,7 +563,7 @@ func (p *pipeline) account() *books {
 		}
 	}
 	for _, m := range pipelinetest.Receive(t, p.sqs, p.stack.ImportDLQURL) {
-		var fm router.FileMessage
+		var fm importmsg.File
 		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &fm); err != nil {
 			t.Errorf("DLQ message is not a file message: %s", aws.ToString(m.Body))
 			continue
@@ -592,7 +594,7 @@ func (p *pipeline) account() *books {
 		b.count[f.where]++
 		if f.where == "dlq" {
 			b.dlq = append(b.dlq, d.key)
-			dlqIDs[s3io.Identity(bucket, d.key, d.versionID, d.etag)] = true
+			dlqIDs[importmsg.Identity(bucket, d.key, d.versionID, d.etag)] = true
 			if !inbound[d.key] {
 				t.Errorf("%s is dead-lettered but no longer in inbound/", d.key)
 			}
@@ -691,9 +693,9 @@ func explained(f fate) bool {
 
 func docSuffix(where string) string {
 	if where == "rejected" {
-		return routes.ReasonSuffix
+		return layout.ReasonSuffix
 	}
-	return routes.ResultSuffix
+	return layout.ResultSuffix
 }
 
 // checkOrder is promise 2, defined on what can be observed: for each

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -409,7 +409,7 @@ func TestPollerKilledBetweenMoveAndRetire(t *testing.T) {
 			return r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "" && strings.Contains(r.URL.Path, "/processed/")
 		}},
 		{"after the result", func(r *http.Request) bool {
-			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, routes.ResultSuffix)
+			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, layout.ResultSuffix)
 		}},
 		{"after the source delete", func(r *http.Request) bool {
 			return r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/inbound/")

@@ -16,7 +16,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/forward"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/localrun"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -164,7 +165,7 @@ func (c *crashingEnqueuer) times(what afterAccept) map[string]int {
 // duplicate (SQS drops it within 5 minutes; moto only while the first is
 // still queued, and then the idempotency marker has to stop it).
 type fifoRecorder struct {
-	inner router.Sender
+	inner forward.Sender
 	mu    sync.Mutex
 	seen  map[string]bool     // deduplication IDs accepted
 	order map[string][]string // group -> keys, in FIFO order
@@ -173,7 +174,7 @@ type fifoRecorder struct {
 	sends int                 // entries accepted, duplicates included
 }
 
-var _ router.Sender = (*fifoRecorder)(nil)
+var _ forward.Sender = (*fifoRecorder)(nil)
 
 func (r *fifoRecorder) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	out, err := r.inner.SendMessageBatch(ctx, in, opts...)
@@ -196,7 +197,7 @@ func (r *fifoRecorder) SendMessageBatch(ctx context.Context, in *sqs.SendMessage
 			continue
 		}
 		r.seen[dedup] = true
-		var fm router.FileMessage
+		var fm importmsg.File
 		if err := json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm); err != nil {
 			continue
 		}

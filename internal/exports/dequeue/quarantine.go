@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -83,7 +83,7 @@ func (h *Handler) quarantine(ctx context.Context, dm *DamagedMarkerError) (strin
 		id = hex.EncodeToString(sum[:8])
 	}
 	src := s3io.Ref{Bucket: h.cfg.Bucket, Key: dm.Key, ETag: s3io.NormalizeETag(dm.ETag)}
-	return s3io.Place(ctx, h.s3, src, s3io.Candidates(routes.Layout{State: h.cfg.StatePrefix}.QuarantineKey(dm.Key), id), id, nil)
+	return s3io.Place(ctx, h.s3, src, s3io.Candidates(layout.Layout{State: h.cfg.StatePrefix}.QuarantineKey(dm.Key), id), id, nil)
 }
 
 // searchDays are the dates, oldest first, under which findLanded looks:

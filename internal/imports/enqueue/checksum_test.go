@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -65,7 +65,7 @@ func TestCorruptReadNeverReachesFnO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := router.FileMessage{Bucket: f.bucket, Key: key, VersionID: aws.ToString(put.VersionId), ETag: aws.ToString(put.ETag),
+	m := importmsg.File{Bucket: f.bucket, Key: key, VersionID: aws.ToString(put.VersionId), ETag: aws.ToString(put.ETag),
 		Size: int64(len(body)), Route: "customers", EventTime: time.Now().UTC()}
 
 	// Every read damaged: the file is not sent, and stays for a redelivery.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -58,7 +58,7 @@ func TestCrashAfterSendIsNotResent(t *testing.T) {
 		t.Fatalf("%d enqueue requests: the file was sent again", n)
 	}
 	dst := "failed/customers/" + time.Now().UTC().Format("2006/01/02") + "/crash.csv"
-	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+routes.ResultSuffix)
+	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+layout.ResultSuffix)
 	if !ok || !strings.Contains(string(raw), enqueue.OutcomeUnknown) {
 		t.Fatalf("result %s; bucket %v", raw, pipelinetest.Keys(t, f.s3, f.bucket, ""))
 	}
@@ -76,7 +76,7 @@ type failingResultPut struct {
 
 func (f *failingResultPut) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
 	f.mu.Lock()
-	fail := !f.failed && strings.HasSuffix(*in.Key, routes.ResultSuffix)
+	fail := !f.failed && strings.HasSuffix(*in.Key, layout.ResultSuffix)
 	f.failed = f.failed || fail
 	f.mu.Unlock()
 	if fail {
@@ -105,7 +105,7 @@ func TestOutcomeUnknownFilingFailureIsFinishedNotResent(t *testing.T) {
 		t.Fatalf("%d enqueue requests: the file was sent again", n)
 	}
 	dst := "failed/customers/" + time.Now().UTC().Format("2006/01/02") + "/half.csv"
-	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+routes.ResultSuffix); !ok {
+	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+layout.ResultSuffix); !ok {
 		t.Fatalf("no result; bucket %v", pipelinetest.Keys(t, f.s3, f.bucket, ""))
 	}
 	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/half.csv"); ok {

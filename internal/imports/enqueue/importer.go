@@ -81,8 +81,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -192,7 +193,7 @@ func (h *Handler) beforeDeadline(ctx context.Context) error {
 
 // process handles one record; nil means done with it.
 func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
-	var fm router.FileMessage
+	var fm importmsg.File
 	if err := json.Unmarshal([]byte(m.Body), &fm); err != nil || fm.Bucket == "" || fm.Key == "" {
 		if err == nil {
 			err = errors.New("bucket or key missing")
@@ -211,7 +212,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	}
 	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
 	src := fm.Ref()
-	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	identity := importmsg.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	rt, ok := h.cfg.Routes.Lookup(fm.Route)
 	if !ok {
 		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, File: fm.Route + "/" + file, Code: "no-route",
@@ -331,7 +332,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 // route. It returns the file's path under the route folder, or why not.
 // Anything else would be sent to F&O and then moved, rejected or filed
 // wherever it is, even in another bucket or under processed/ or _state/.
-func (h *Handler) inboundFile(fm router.FileMessage) (file, why string) {
+func (h *Handler) inboundFile(fm importmsg.File) (file, why string) {
 	l := h.cfg.Layout
 	route, file, inbound := l.Split(fm.Key)
 	switch {
@@ -343,7 +344,7 @@ func (h *Handler) inboundFile(fm router.FileMessage) (file, why string) {
 		return "", fmt.Sprintf("the key is not under %s%s/", l.Inbound, fm.Route)
 	case file == "" || strings.HasSuffix(file, "/"):
 		return "", "the key is a folder, not a file"
-	case strings.HasSuffix(file, routes.StuckSuffix):
+	case strings.HasSuffix(file, layout.StuckSuffix):
 		return "", "the key is a stuck report, not a file to import"
 	}
 	return file, ""
@@ -361,14 +362,14 @@ const OutcomeUnknown = "EnqueueOutcomeUnknown"
 // failed/<route>/<yyyy>/<mm>/<dd>/<file> with a result document saying so.
 // It runs on its own short deadline: it matters most when the invocation's
 // own deadline is what cut the answer off.
-func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm router.FileMessage, rt routes.Route, file, externalID string,
+func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm importmsg.File, rt routes.Route, file, externalID string,
 	sentAt time.Time, cause error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	src := fm.Ref()
-	identity := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	identity := importmsg.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 	dst, err := filing.File(wctx, h.s3, filing.Move{Src: src, Candidates: s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity),
-		Token: identity, Meta: map[string]string{"fno-status": OutcomeUnknown}, Suffix: routes.ResultSuffix},
+		Token: identity, Meta: map[string]string{"fno-status": OutcomeUnknown}, Suffix: layout.ResultSuffix},
 		func(dst string, _ bool) (any, error) {
 			return filing.Result{
 				Outcome: filing.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
@@ -446,7 +447,7 @@ func (h *Handler) sendContext(ctx context.Context) (context.Context, context.Can
 // open reads the exact version named (or, without one, the object only if
 // its ETag is still the one named), checking S3's checksum as it streams:
 // F&O never gets the whole of a file that differs from what S3 holds.
-func (h *Handler) open(ctx context.Context, fm router.FileMessage) (*s3.GetObjectOutput, error) {
+func (h *Handler) open(ctx context.Context, fm importmsg.File) (*s3.GetObjectOutput, error) {
 	in := &s3.GetObjectInput{Bucket: &fm.Bucket, Key: &fm.Key}
 	if v := s3io.NormalizeVersion(fm.VersionID); v != "" {
 		in.VersionId = &v

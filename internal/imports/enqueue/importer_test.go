@@ -24,11 +24,12 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/forward"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -84,7 +85,7 @@ type fixture struct {
 	emu    *d365test.Emulator
 	hook   *hookEnqueuer
 	h      *enqueue.Handler
-	r      *router.Router
+	fw     *forward.Forwarder
 	cfg    enqueue.Config
 }
 
@@ -112,11 +113,7 @@ func newFixture(t *testing.T, fifo pipelinetest.FIFO, opts d365test.Options) *fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcfg, err := router.ConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.r, err = router.New(rcfg, f.s3, f.sqs, quietLog())
+	f.fw, err = forward.New(cfg.Config, f.queue, f.s3, f.sqs, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +122,11 @@ func newFixture(t *testing.T, fifo pipelinetest.FIFO, opts d365test.Options) *fi
 
 // drop puts a file in inbound/ and returns the FIFO message the router
 // would send for it.
-func (f *fixture) drop(t *testing.T, key string, body []byte) router.FileMessage {
+func (f *fixture) drop(t *testing.T, key string, body []byte) importmsg.File {
 	t.Helper()
 	v, etag := pipelinetest.Put(t, f.s3, f.bucket, key, body)
 	route, _, _ := f.cfg.Layout.Split(key)
-	return router.FileMessage{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: int64(len(body)), Route: route, EventTime: time.Now().UTC()}
+	return importmsg.File{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: int64(len(body)), Route: route, EventTime: time.Now().UTC()}
 }
 
 // routeToQueue drops files and sends them through the router to the FIFO
@@ -138,7 +135,7 @@ func (f *fixture) routeToQueue(t *testing.T, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
 		fm := f.drop(t, k, []byte("contents of "+k))
-		errs := f.r.Dispatch(context.Background(), []router.Object{{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID,
+		errs, _ := f.fw.Forward(context.Background(), []forward.Object{{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID,
 			ETag: fm.ETag, Size: fm.Size, EventTime: fm.EventTime}})
 		if errs[0] != nil {
 			t.Fatal(errs[0])
@@ -146,7 +143,7 @@ func (f *fixture) routeToQueue(t *testing.T, keys ...string) {
 	}
 }
 
-func event(msgs ...router.FileMessage) events.SQSEvent {
+func event(msgs ...importmsg.File) events.SQSEvent {
 	var ev events.SQSEvent
 	for i, m := range msgs {
 		b, _ := json.Marshal(m)
@@ -210,7 +207,7 @@ func TestPerEntityOrderThroughFIFO(t *testing.T) {
 
 func TestSecondOfFourFails(t *testing.T) {
 	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
-	var msgs []router.FileMessage
+	var msgs []importmsg.File
 	for i := 1; i <= 4; i++ {
 		msgs = append(msgs, f.drop(t, fmt.Sprintf("inbound/customers/%d.csv", i), []byte(fmt.Sprintf("row %d", i))))
 	}
@@ -257,7 +254,7 @@ func TestDuplicateDeliveryIsOneMessage(t *testing.T) {
 		t.Fatalf("%d F&O messages, want 1", n)
 	}
 	st := &ledger.Store{S3: f.s3, Bucket: f.bucket, Layout: f.cfg.Layout}
-	id := s3io.Identity(m.Bucket, m.Key, m.VersionID, m.ETag)
+	id := importmsg.Identity(m.Bucket, m.Key, m.VersionID, m.ETag)
 	mk, found, err := st.GetMarker(context.Background(), id)
 	if err != nil || !found || mk.MessageID != f.emu.Messages()[0].ID {
 		t.Fatalf("marker = %+v %v %v", mk, found, err)
@@ -388,7 +385,7 @@ func TestRefusedFiles(t *testing.T) {
 			}
 			var answer struct{ Status int }
 			json.Unmarshal(doc.Answer, &answer)
-			if !strings.HasSuffix(rejected[1], routes.ReasonSuffix) || doc.Reason != "fno-rejected" || answer.Status != tt.wantStatus {
+			if !strings.HasSuffix(rejected[1], layout.ReasonSuffix) || doc.Reason != "fno-rejected" || answer.Status != tt.wantStatus {
 				t.Fatalf("%s = %s", rejected[1], reason)
 			}
 			// A redelivery changes nothing and sends nothing.
@@ -494,7 +491,7 @@ func TestMemoryDoesNotGrowWithFileSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := router.FileMessage{Bucket: f.bucket, Key: "inbound/currencies/huge.csv", VersionID: aws.ToString(head.VersionId),
+	m := importmsg.File{Bucket: f.bucket, Key: "inbound/currencies/huge.csv", VersionID: aws.ToString(head.VersionId),
 		ETag: aws.ToString(head.ETag), Size: size, Route: "currencies", EventTime: time.Now()}
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -550,7 +547,7 @@ func TestOutcomeUnknownIsNotResent(t *testing.T) {
 				t.Fatalf("%v %v: want done, not retried", failures(resp), err)
 			}
 			dst := "failed/customers/" + time.Now().UTC().Format("2006/01/02") + "/unsure.csv"
-			raw, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+routes.ResultSuffix)
+			raw, ok := pipelinetest.Get(t, f.s3, f.bucket, dst+layout.ResultSuffix)
 			if !ok || !strings.Contains(string(raw), enqueue.OutcomeUnknown) || !strings.Contains(string(raw), "inbound/customers/unsure.csv") {
 				t.Fatalf("result: %s (bucket: %v)", raw, pipelinetest.Keys(t, f.s3, f.bucket, ""))
 			}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -42,24 +43,24 @@ func (m *memEnqueuer) Enqueue(_ context.Context, in d365.EnqueueRequest) (string
 // configured bucket, under rejected/, failed/ and _state/; so only an
 // inbound file of the route the message names is ever sent to F&O.
 func FuzzImportMessage(f *testing.F) {
-	msg := func(fm router.FileMessage) []byte { b, _ := json.Marshal(fm); return b }
+	msg := func(fm importmsg.File) []byte { b, _ := json.Marshal(fm); return b }
 	for _, b := range [][]byte{
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/red flower+ü.csv", VersionID: "v1", ETag: "abc", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "pkg"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: "gone-route"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: ""}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "processed/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "_state/markers/x.json", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "other", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/../../_state/x", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/", Size: 0, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/sub/", Size: 0, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/customers/a.csv" + routes.StuckSuffix, Size: 3, Route: "customers"}),
-		msg(router.FileMessage{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: ""}),
-		msg(router.FileMessage{Bucket: "b", Key: "rejected/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/red flower+ü.csv", VersionID: "v1", ETag: "abc", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "pkg"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: "gone-route"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/a.csv", Size: 3, Route: ""}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "processed/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "_state/markers/x.json", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "other", Key: "inbound/customers/a.csv", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/../../_state/x", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/", Size: 0, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/sub/", Size: 0, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/pkg/p.zip", Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/customers/a.csv" + layout.StuckSuffix, Size: 3, Route: "customers"}),
+		msg(importmsg.File{Bucket: "b", Key: "inbound/a.csv", Size: 3, Route: ""}),
+		msg(importmsg.File{Bucket: "b", Key: "rejected/customers/2026/03/01/a.csv", Size: 3, Route: "customers"}),
 		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","size":-1,"eventTime":"2026-03-01T10:00:00Z"}`),
 		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","eventTime":"not a time"}`),
 		[]byte(`{"bucket":"b","key":"inbound/customers/a.csv","route":"customers","size":"3"}`),
@@ -76,15 +77,15 @@ func FuzzImportMessage(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	layout := routes.DefaultLayout()
+	lay := layout.Default()
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		s3c, fno := newMemS3(), &memEnqueuer{}
-		h, err := enqueue.New(enqueue.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout}}, s3c, fno, quiet)
+		h, err := enqueue.New(enqueue.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: lay}}, s3c, fno, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var fm router.FileMessage
+		var fm importmsg.File
 		usable := json.Unmarshal(body, &fm) == nil && fm.Bucket != "" && fm.Key != ""
 		var orig []byte
 		if usable {
@@ -93,9 +94,9 @@ func FuzzImportMessage(f *testing.F) {
 		}
 		// What the router would forward: a file under inbound/<route>/ of
 		// the configured bucket, with that route.
-		route, file, inbound := layout.Split(fm.Key)
+		route, file, inbound := lay.Split(fm.Key)
 		inboundFile := usable && fm.Bucket == "b" && fm.Route != "" && inbound && route == fm.Route && file != "" &&
-			!strings.HasSuffix(file, "/") && !strings.HasSuffix(file, routes.StuckSuffix)
+			!strings.HasSuffix(file, "/") && !strings.HasSuffix(file, layout.StuckSuffix)
 		resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: msgID, Body: string(body)}}})
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("asked for a redelivery of %q (a crash loop): %v %+v", body, err, resp)
@@ -107,18 +108,18 @@ func FuzzImportMessage(f *testing.F) {
 			case usable && bucket == fm.Bucket && key == fm.Key: // the test's own object
 			case bucket != "b":
 				t.Fatalf("wrote to bucket %q: %q", bucket, key)
-			case strings.HasPrefix(key, layout.State):
+			case strings.HasPrefix(key, lay.State):
 				if !inboundFile {
 					t.Fatalf("wrote %q for a message that names no inbound file", key)
 				}
-			case strings.HasPrefix(key, layout.Failed):
+			case strings.HasPrefix(key, lay.Failed):
 				if !inboundFile {
 					t.Fatalf("filed %q for a message that names no inbound file", key)
 				}
-			case strings.HasPrefix(key, layout.Rejected):
-				if strings.HasPrefix(key, layout.Rejected+"_malformed/") && !strings.HasSuffix(key, routes.ReasonSuffix) {
+			case strings.HasPrefix(key, lay.Rejected):
+				if strings.HasPrefix(key, lay.Rejected+"_malformed/") && !strings.HasSuffix(key, layout.ReasonSuffix) {
 					malformed = append(malformed, key)
-				} else if !inboundFile && !strings.HasPrefix(key, layout.Rejected+"_malformed/") {
+				} else if !inboundFile && !strings.HasPrefix(key, lay.Rejected+"_malformed/") {
 					t.Fatalf("rejected %q for a message that names no inbound file", key)
 				}
 				if strings.HasSuffix(key, "/") || strings.Contains(key, "//") {
@@ -135,7 +136,7 @@ func FuzzImportMessage(f *testing.F) {
 			if o, _ := s3c.Get("b", malformed[0]); string(o.Body) != string(body) {
 				t.Fatal("message not kept verbatim")
 			}
-			r, ok := s3c.Get("b", malformed[0]+routes.ReasonSuffix)
+			r, ok := s3c.Get("b", malformed[0]+layout.ReasonSuffix)
 			var doc filing.Reason
 			if !ok || json.Unmarshal(r.Body, &doc) != nil || doc.RejectedKey != malformed[0] || doc.Reason != "malformed-event" || doc.Detail == "" {
 				t.Fatalf("reason of %s: %v %s", malformed[0], ok, r.Body)
@@ -160,7 +161,7 @@ func FuzzImportMessage(f *testing.F) {
 			}
 		}
 		if _, still := s3c.Get(fm.Bucket, fm.Key); !still && len(fno.sent) == 0 {
-			id := s3io.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+			id := importmsg.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
 			moved := false
 			for _, k := range s3c.Keys() {
 				if o, _ := s3c.Get("b", strings.TrimPrefix(k, "b/")); o != nil && o.Meta[s3io.MetaIdentity] == id {

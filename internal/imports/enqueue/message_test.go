@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -43,7 +43,7 @@ func TestMessageNotNamingAnInboundFileIsKept(t *testing.T) {
 		{"empty route", f.bucket, "inbound/customers/b.csv", "", true, "route is empty"},
 		{"empty route, file directly in inbound/", f.bucket, "inbound/c.csv", "", true, "route is empty"},
 		{"another route's folder", f.bucket, "inbound/vendors/d.csv", "customers", true, "not under inbound/customers/"},
-		{"stuck report", f.bucket, "inbound/customers/e.csv" + routes.StuckSuffix, "customers", true, "stuck report"},
+		{"stuck report", f.bucket, "inbound/customers/e.csv" + layout.StuckSuffix, "customers", true, "stuck report"},
 	}
 	day := time.Now().UTC().Format("2006/01/02")
 	for i, tt := range tests {
@@ -55,7 +55,7 @@ func TestMessageNotNamingAnInboundFileIsKept(t *testing.T) {
 			before := pipelinetest.Keys(t, f.s3, f.bucket, "")
 			otherBefore := pipelinetest.Keys(t, f.s3, other, "")
 			requests := f.emu.Requests("enqueue")
-			body, _ := json.Marshal(router.FileMessage{Bucket: tt.bucket, Key: tt.key, VersionID: v, ETag: etag, Size: 12,
+			body, _ := json.Marshal(importmsg.File{Bucket: tt.bucket, Key: tt.key, VersionID: v, ETag: etag, Size: 12,
 				Route: tt.route, EventTime: time.Now().UTC()})
 			id := fmt.Sprintf("hand-made-%d", i)
 			for range 2 { // a redelivery is handled the same way
@@ -82,13 +82,13 @@ func TestMessageNotNamingAnInboundFileIsKept(t *testing.T) {
 					added = append(added, k)
 				}
 			}
-			if !slices.Equal(added, []string{kept, kept + routes.ReasonSuffix}) {
+			if !slices.Equal(added, []string{kept, kept + layout.ReasonSuffix}) {
 				t.Fatalf("written: %v, want only %s and its reason", added, kept)
 			}
 			if got, _ := pipelinetest.Get(t, f.s3, f.bucket, kept); string(got) != string(body) {
 				t.Fatalf("%s = %q, want the message verbatim", kept, got)
 			}
-			raw, _ := pipelinetest.Get(t, f.s3, f.bucket, kept+routes.ReasonSuffix)
+			raw, _ := pipelinetest.Get(t, f.s3, f.bucket, kept+layout.ReasonSuffix)
 			var doc filing.Reason
 			if err := json.Unmarshal(raw, &doc); err != nil {
 				t.Fatal(err)

@@ -28,7 +28,7 @@ type Move struct {
 	// Meta is more user metadata for the copy.
 	Meta map[string]string
 	// Suffix follows the placed key to name the document
-	// (routes.ResultSuffix, routes.ReasonSuffix).
+	// (layout.ResultSuffix, layout.ReasonSuffix).
 	Suffix string
 	// KeepDocumentWhenGone: when the source is gone and no copy of it was
 	// placed, still write the document, at the first candidate no object

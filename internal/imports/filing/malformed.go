@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -21,7 +21,7 @@ import (
 // with a reason document beside it, so nobody loses it and it never loops.
 // Both queues' consumers use it: the router for bodies that are not S3
 // notifications, the enqueue function for import messages it cannot trust.
-func KeepMalformed(ctx context.Context, c s3io.Client, l routes.Layout, bucket string, now func() time.Time,
+func KeepMalformed(ctx context.Context, c s3io.Client, l layout.Layout, bucket string, now func() time.Time,
 	log *slog.Logger, m events.SQSMessage, cause error) error {
 	t := now().UTC()
 	key := l.RejectedKey("_malformed", t, MalformedName(m.MessageId, m.Body)+".event")
@@ -30,7 +30,7 @@ func KeepMalformed(ctx context.Context, c s3io.Client, l routes.Layout, bucket s
 	}
 	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: bucket, RejectedAt: t, RejectedKey: key,
 		MessageID: printableID(m.MessageId)}
-	if err := s3io.PutJSON(ctx, c, bucket, key+routes.ReasonSuffix, doc); err != nil {
+	if err := s3io.PutJSON(ctx, c, bucket, key+layout.ReasonSuffix, doc); err != nil {
 		return err
 	}
 	log.WarnContext(ctx, "kept a message that cannot be used", "sqsMessageId", m.MessageId, "rejectedKey", key, "error", cause.Error())

@@ -15,7 +15,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing/filingtest"
 	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 )
 
 // TestMalformedKeyFromAnyMessageID: the SQS message ID is outside input
@@ -23,7 +23,7 @@ import (
 // rejected/_malformed/<date>/<safe name>.event, the reason document names
 // exactly that key and the ID as sent, and two IDs never share a key.
 func TestMalformedKeyFromAnyMessageID(t *testing.T) {
-	layout := routes.DefaultLayout()
+	lay := layout.Default()
 	when := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	prefix := "rejected/_malformed/2026/03/01/"
 	long := strings.Repeat("x", 300)
@@ -51,7 +51,7 @@ func TestMalformedKeyFromAnyMessageID(t *testing.T) {
 	for _, tt := range tests {
 		m := events.SQSMessage{MessageId: tt.id, Body: "body of " + strconv.Quote(tt.id)}
 		before := len(s3c.Keys())
-		if err := filing.KeepMalformed(context.Background(), s3c, layout, "b", func() time.Time { return when }, slog.New(slog.DiscardHandler),
+		if err := filing.KeepMalformed(context.Background(), s3c, lay, "b", func() time.Time { return when }, slog.New(slog.DiscardHandler),
 			m, errors.New("not a notification")); err != nil {
 			t.Fatalf("%q: %v", tt.id, err)
 		}
@@ -72,7 +72,7 @@ func TestMalformedKeyFromAnyMessageID(t *testing.T) {
 		if !ok || string(o.Body) != m.Body {
 			t.Fatalf("%q: %s not kept (have %v)", tt.id, key, s3c.Keys())
 		}
-		r, ok := s3c.Get("b", key+routes.ReasonSuffix)
+		r, ok := s3c.Get("b", key+layout.ReasonSuffix)
 		if !ok {
 			t.Fatalf("%q: no reason document", tt.id)
 		}

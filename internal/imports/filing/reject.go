@@ -8,7 +8,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -46,15 +47,15 @@ type Rejection struct {
 // <file>.reason.json beside it. The router rejects what it cannot route,
 // the enqueue function what F&O refuses. It is safe to repeat: a version
 // already moved is not an error.
-func Reject(ctx context.Context, c s3io.Client, l routes.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
+func Reject(ctx context.Context, c s3io.Client, l layout.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
 	src := j.Src
 	when := j.EventTime
 	if when.IsZero() {
 		when = now()
 	}
-	id := s3io.Identity(src.Bucket, src.Key, src.VersionID, src.ETag)
+	id := importmsg.Identity(src.Bucket, src.Key, src.VersionID, src.ETag)
 	dst, err := File(ctx, c, Move{Src: src, Candidates: s3io.Candidates(l.RejectedKey(j.Route, when, j.File), id), Token: id,
-		Suffix: routes.ReasonSuffix}, func(dst string, _ bool) (any, error) {
+		Suffix: layout.ReasonSuffix}, func(dst string, _ bool) (any, error) {
 		return Reason{Reason: j.Code, Detail: j.Detail, Bucket: src.Bucket, OriginalKey: src.Key, VersionID: src.VersionID,
 			Route: j.Route, EventTime: j.EventTime, RejectedAt: now().UTC(), RejectedKey: dst, Answer: j.Answer}, nil
 	})

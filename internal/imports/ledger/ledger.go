@@ -31,7 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -80,7 +80,7 @@ func (r Record) Source() s3io.Ref {
 type Store struct {
 	S3     s3io.Client
 	Bucket string
-	Layout routes.Layout
+	Layout layout.Layout
 	// PageSize is ListObjectsV2's MaxKeys (0: S3's default, 1,000).
 	PageSize int32
 }

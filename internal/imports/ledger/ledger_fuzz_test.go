@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 )
 
 // FuzzParseKey: any key listed under _state/ledger/ (people and tools can
@@ -23,7 +23,7 @@ func FuzzParseKey(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	st := &ledger.Store{Bucket: "b", Layout: routes.DefaultLayout()}
+	st := &ledger.Store{Bucket: "b", Layout: layout.Default()}
 	f.Fuzz(func(t *testing.T, key string) {
 		e, ok := st.ParseKey(key)
 		if !ok {
@@ -63,7 +63,7 @@ func FuzzRecordDocument(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	st := &ledger.Store{Bucket: "b", Layout: routes.DefaultLayout()}
+	st := &ledger.Store{Bucket: "b", Layout: layout.Default()}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		var r ledger.Record
 		if err := json.NewDecoder(bytes.NewReader(doc)).Decode(&r); err != nil {

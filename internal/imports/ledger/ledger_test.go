@@ -12,7 +12,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -34,7 +34,7 @@ func (c *countingS3) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Inpu
 
 func TestDueStopsAtNow(t *testing.T) {
 	cs := &countingS3{Client: mototest.S3(t)}
-	st := &ledger.Store{S3: cs, Bucket: mototest.NewBucket(t), Layout: routes.DefaultLayout(), PageSize: 2}
+	st := &ledger.Store{S3: cs, Bucket: mototest.NewBucket(t), Layout: layout.Default(), PageSize: 2}
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
 	var want []string
@@ -85,7 +85,7 @@ func TestDueStopsAtNow(t *testing.T) {
 }
 
 func TestMarker(t *testing.T) {
-	st := &ledger.Store{S3: mototest.S3(t), Bucket: mototest.NewBucket(t), Layout: routes.DefaultLayout()}
+	st := &ledger.Store{S3: mototest.S3(t), Bucket: mototest.NewBucket(t), Layout: layout.Default()}
 	ctx := context.Background()
 	created, _, err := st.PutMarker(ctx, ledger.Record{Identity: "abc", MessageID: "first"})
 	if err != nil || !created {
@@ -112,7 +112,7 @@ func TestMarker(t *testing.T) {
 // check (the listing's order is the keys' lexical order).
 func TestKeyIsFixedWidth(t *testing.T) {
 	t.Parallel()
-	st := &ledger.Store{Bucket: "b", Layout: routes.DefaultLayout()}
+	st := &ledger.Store{Bucket: "b", Layout: layout.Default()}
 	near := st.Key(ledger.Record{Identity: "a", NextCheck: time.Unix(2_000_000_000, 0)})
 	for _, when := range []time.Time{
 		time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Unix(ledger.MaxKeyUnix, 0),

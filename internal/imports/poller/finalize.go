@@ -11,7 +11,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -68,14 +68,14 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 		base = p.cfg.Layout.FailedKey(rec.Route, rec.EnqueuedAt, file)
 	}
 	placed, err := filing.File(ctx, p.s3, filing.Move{Src: rec.Source(), Candidates: s3io.Candidates(base, rec.Identity), Token: rec.Identity,
-		Meta: map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)}, Suffix: routes.ResultSuffix,
+		Meta: map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)}, Suffix: layout.ResultSuffix,
 		KeepDocumentWhenGone: true},
 		func(placed string, gone bool) (any, error) {
 			if gone {
 				// Someone removed the file from inbound/ while F&O had it.
 				// The verdict is kept anyway, at a name no other file holds.
 				res.Notes = append(res.Notes, "the source file was no longer in "+p.cfg.Layout.Inbound+" when F&O finished; only this result is kept")
-				log.WarnContext(ctx, "poller: the source file is gone; writing the result only", "resultKey", placed+routes.ResultSuffix)
+				log.WarnContext(ctx, "poller: the source file is gone; writing the result only", "resultKey", placed+layout.ResultSuffix)
 			}
 			res.File = placed
 			if res.Outcome == filing.OutcomeFailed && execID != "" {
@@ -89,7 +89,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 		return nil, err
 	}
 	if !rec.StuckReportedAt.IsZero() {
-		if err := s3io.DeleteKey(ctx, p.s3, rec.Bucket, rec.Key+routes.StuckSuffix); err != nil {
+		if err := s3io.DeleteKey(ctx, p.s3, rec.Bucket, rec.Key+layout.StuckSuffix); err != nil {
 			return nil, err
 		}
 	}

@@ -46,9 +46,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -69,18 +69,18 @@ var _ FnO = (*d365.Client)(nil)
 
 // Poller is the poller function's handler.
 type Poller struct {
-	cfg    Config
-	s3     s3io.Client
-	fno    FnO
-	budget *Budget
-	ledger *ledger.Store
-	router *router.Router
-	log    *slog.Logger
+	cfg     Config
+	s3      s3io.Client
+	fno     FnO
+	budget  *Budget
+	ledger  *ledger.Store
+	forward *forward.Forwarder
+	log     *slog.Logger
 }
 
 // New builds the poller. budget must be the limiter the F&O client waits
 // on (it is also how calls are counted); q sends the sweep's messages.
-func New(cfg Config, s3c s3io.Client, fno FnO, budget *Budget, q router.Sender, log *slog.Logger) (*Poller, error) {
+func New(cfg Config, s3c s3io.Client, fno FnO, budget *Budget, q forward.Sender, log *slog.Logger) (*Poller, error) {
 	cfg = cfg.withDefaults()
 	if s3c == nil || fno == nil || budget == nil || q == nil {
 		return nil, fmt.Errorf("poller: S3, F&O, budget and SQS are required")
@@ -88,11 +88,11 @@ func New(cfg Config, s3c s3io.Client, fno FnO, budget *Budget, q router.Sender, 
 	if log == nil {
 		log = slog.Default()
 	}
-	r, err := router.New(router.Config{Config: cfg.Config, QueueURL: cfg.QueueURL}, s3c, q, log)
+	fw, err := forward.New(cfg.Config, cfg.QueueURL, s3c, q, log)
 	if err != nil {
 		return nil, fmt.Errorf("poller: %w", err)
 	}
-	return &Poller{cfg: cfg, s3: s3c, fno: fno, budget: budget, router: r, log: log,
+	return &Poller{cfg: cfg, s3: s3c, fno: fno, budget: budget, forward: fw, log: log,
 		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
 }
 
@@ -450,7 +450,7 @@ func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, 
 			rec.StuckReportedAt = now
 			c.add(func(s *Summary) { s.Stuck++ })
 			log.WarnContext(ctx, "poller: message is stuck in F&O", "status", rec.LastStatus, "age", age.Round(time.Minute).String(),
-				"checks", rec.Checks, "report", rec.Key+routes.StuckSuffix)
+				"checks", rec.Checks, "report", rec.Key+layout.StuckSuffix)
 		}
 	}
 	rec.NextCheck = now.Add(NextDelay(age, stuck, p.cfg.Interval))
@@ -510,7 +510,7 @@ type StuckReport struct {
 }
 
 func (p *Poller) reportStuck(ctx context.Context, rec ledger.Record, now time.Time) error {
-	return s3io.PutJSON(ctx, p.s3, rec.Bucket, rec.Key+routes.StuckSuffix, StuckReport{
+	return s3io.PutJSON(ctx, p.s3, rec.Bucket, rec.Key+layout.StuckSuffix, StuckReport{
 		MessageID: rec.MessageID, Status: rec.LastStatus, LastError: rec.LastError, EnqueuedAt: rec.EnqueuedAt, ReportedAt: now, Checks: rec.Checks,
 		Route: rec.Route, Entity: rec.Entity, ActivityID: rec.ActivityID,
 		Note: "F&O has not finished this message. Common causes: the recurring job is disabled, its batch is not running, " +

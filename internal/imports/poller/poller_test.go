@@ -18,11 +18,12 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -63,7 +64,7 @@ type fixture struct {
 	p      *poller.Poller
 	budget *poller.Budget
 	clock  *clock
-	layout routes.Layout
+	layout layout.Layout
 	st     *ledger.Store
 	pcfg   poller.Config
 }
@@ -147,7 +148,7 @@ func (f *fixture) enqueue(t *testing.T, files map[string]string) {
 	for key, body := range files {
 		v, etag := pipelinetest.Put(t, f.s3, f.bucket, key, []byte(body))
 		route, _, _ := f.layout.Split(key)
-		b, _ := json.Marshal(router.FileMessage{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: int64(len(body)), Route: route, EventTime: time.Now().UTC()})
+		b, _ := json.Marshal(importmsg.File{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: int64(len(body)), Route: route, EventTime: time.Now().UTC()})
 		ev.Records = append(ev.Records, pipelinetest.Message(fmt.Sprint(i), string(b)))
 		i++
 	}
@@ -170,9 +171,9 @@ func (f *fixture) run(t *testing.T, ahead time.Duration) poller.Summary {
 
 func (f *fixture) result(t *testing.T, key string) filing.Result {
 	t.Helper()
-	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, key+routes.ResultSuffix)
+	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, key+layout.ResultSuffix)
 	if !ok {
-		t.Fatalf("no %s; bucket holds %v", key+routes.ResultSuffix, pipelinetest.Keys(t, f.s3, f.bucket, ""))
+		t.Fatalf("no %s; bucket holds %v", key+layout.ResultSuffix, pipelinetest.Keys(t, f.s3, f.bucket, ""))
 	}
 	var r filing.Result
 	if err := json.Unmarshal(raw, &r); err != nil {
@@ -301,7 +302,7 @@ func TestBackOffAndStuck(t *testing.T) {
 	if s.Checked != 2 || s.Stuck != 2 {
 		t.Fatalf("run past STUCK_AFTER = %+v", s)
 	}
-	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/never.csv"+routes.StuckSuffix)
+	raw, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/never.csv"+layout.StuckSuffix)
 	var rep poller.StuckReport
 	if !ok || json.Unmarshal(raw, &rep) != nil || rep.MessageID == "" || rep.Status != "Enqueued" {
 		t.Fatalf("stuck report: %s %v", raw, ok)
@@ -315,10 +316,10 @@ func TestBackOffAndStuck(t *testing.T) {
 	if s.Finalized != 1 {
 		t.Fatalf("after completion = %+v", s)
 	}
-	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/slow.csv"+routes.StuckSuffix); ok {
+	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/slow.csv"+layout.StuckSuffix); ok {
 		t.Fatal("the stuck report of a finalized file is still there")
 	}
-	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/never.csv"+routes.StuckSuffix); !ok {
+	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/never.csv"+layout.StuckSuffix); !ok {
 		t.Fatal("the stuck report of the stuck file is gone")
 	}
 }
@@ -384,7 +385,7 @@ func TestKilledBetweenMoveAndRetire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s3io.PutJSON(context.Background(), f.s3, f.bucket, dst+routes.ResultSuffix, filing.Result{Outcome: "processed", MessageID: rec.MessageID})
+			s3io.PutJSON(context.Background(), f.s3, f.bucket, dst+layout.ResultSuffix, filing.Result{Outcome: "processed", MessageID: rec.MessageID})
 			f.st.DeleteMarker(context.Background(), rec.Identity)
 		}},
 	}
@@ -404,7 +405,7 @@ func TestKilledBetweenMoveAndRetire(t *testing.T) {
 				t.Fatalf("summary = %+v", s)
 			}
 			dst := "processed/customers/" + today() + "/k.csv"
-			if keys := pipelinetest.Keys(t, f.s3, f.bucket, "processed/"); fmt.Sprint(keys) != fmt.Sprint([]string{dst, dst + routes.ResultSuffix}) {
+			if keys := pipelinetest.Keys(t, f.s3, f.bucket, "processed/"); fmt.Sprint(keys) != fmt.Sprint([]string{dst, dst + layout.ResultSuffix}) {
 				t.Fatalf("processed/ = %v", keys)
 			}
 			if body, _ := pipelinetest.Get(t, f.s3, f.bucket, dst); string(body) != "kill me" {
@@ -470,10 +471,10 @@ func TestSweep(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d FIFO messages, want 1", len(msgs))
 	}
-	var fm router.FileMessage
+	var fm importmsg.File
 	json.Unmarshal([]byte(*msgs[0].Body), &fm)
 	if fm.Key != "inbound/vendors/lost.csv" || fm.VersionID != v || fm.Route != "vendors" ||
-		msgs[0].Attributes["MessageDeduplicationId"] != router.DedupID(f.bucket, fm.Key, v, "", etag) ||
+		msgs[0].Attributes["MessageDeduplicationId"] != importmsg.Identity(f.bucket, fm.Key, v, etag) ||
 		msgs[0].Attributes["MessageGroupId"] != routes.SanitizeGroupID("Vendor groups") {
 		t.Fatalf("swept message = %+v %v", fm, msgs[0].Attributes)
 	}
@@ -592,7 +593,7 @@ func TestStatusErrorsBackOffAndReport(t *testing.T) {
 	if s.Errors != 1 || s.Stuck != 1 {
 		t.Fatalf("summary = %+v", s)
 	}
-	raw, _ := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/e.csv"+routes.StuckSuffix)
+	raw, _ := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/e.csv"+layout.StuckSuffix)
 	var rep poller.StuckReport
 	if json.Unmarshal(raw, &rep) != nil || !strings.Contains(rep.LastError, "500") {
 		t.Fatalf("stuck report = %s", raw)
@@ -634,7 +635,7 @@ func TestSweepKeepsUploadOrder(t *testing.T) {
 	}
 	var got []string
 	for _, m := range pipelinetest.Receive(t, f.sqs, f.queue) {
-		var fm router.FileMessage
+		var fm importmsg.File
 		json.Unmarshal([]byte(*m.Body), &fm)
 		got = append(got, fm.Key+"@"+fm.ETag)
 	}
@@ -673,7 +674,7 @@ func TestSweepKnowsFilesRoutedByETag(t *testing.T) {
 	if v == "" {
 		t.Skip("the bucket is not versioned")
 	}
-	id := s3io.Identity(f.bucket, "inbound/vendors/noversion.csv", "", etag)
+	id := importmsg.Identity(f.bucket, "inbound/vendors/noversion.csv", "", etag)
 	if err := s3io.PutJSON(context.Background(), f.s3, f.bucket, "_state/routed/"+id+".json", map[string]string{"key": "inbound/vendors/noversion.csv"}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/forward"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -53,7 +54,7 @@ func (p *Poller) sweep(ctx context.Context, s *Summary) {
 	}
 }
 
-func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.Time, s *Summary) {
+func (p *Poller) sweepFiles(ctx context.Context, old []forward.Object, now time.Time, s *Summary) {
 	markers, err := p.ledger.Markers(ctx)
 	if err != nil {
 		p.log.ErrorContext(ctx, "sweep: cannot list markers", "error", err.Error())
@@ -72,12 +73,12 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 		s.Errors++
 		return
 	}
-	var lost []router.Object
+	var lost []forward.Object
 	for _, o := range old {
-		id := s3io.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
+		id := importmsg.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
 		// A notification without a versionId (moto's; an unversioned
 		// bucket's) names the file by its ETag: such a file is known too.
-		if byETag := s3io.Identity(o.Bucket, o.Key, "", o.ETag); o.VersionID != "" && !markers[id] && !routed[id] && !inLedger[id] &&
+		if byETag := importmsg.Identity(o.Bucket, o.Key, "", o.ETag); o.VersionID != "" && !markers[id] && !routed[id] && !inLedger[id] &&
 			(markers[byETag] || routed[byETag] || inLedger[byETag]) {
 			id = byETag
 		}
@@ -121,15 +122,15 @@ func (p *Poller) sweepFiles(ctx context.Context, old []router.Object, now time.T
 	// the stable sort, so versions with the same timestamp stay in upload
 	// order too.
 	slices.Reverse(lost)
-	slices.SortStableFunc(lost, func(a, b router.Object) int {
+	slices.SortStableFunc(lost, func(a, b forward.Object) int {
 		return a.EventTime.Compare(b.EventTime)
 	})
-	errs, outs := p.router.DispatchOutcomes(ctx, lost)
+	errs, outs := p.forward.Forward(ctx, lost)
 	for i, o := range lost {
 		switch {
 		case errs[i] != nil:
 			s.Errors++
-		case outs[i] == router.Skipped:
+		case outs[i] == forward.Skipped:
 		default:
 			s.Swept++
 			p.log.WarnContext(ctx, "sweep: routed a file that no notification brought", "key", o.Key, "versionId", o.VersionID,
@@ -174,14 +175,14 @@ func (p *Poller) rebuildRecord(ctx context.Context, id string, now time.Time) (*
 // placeholders and stuck reports. A key that cannot be decoded is logged,
 // counted in s.Errors and left out: it must not blind the sweep to the
 // rest.
-func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) ([]router.Object, error) {
+func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) ([]forward.Object, error) {
 	prefix := p.cfg.Layout.Inbound
 	// encoding-type=url: S3 lists keys raw in XML otherwise, and a key with
 	// a control character (which S3 accepts) makes the whole listing
 	// unreadable, blinding the sweep for as long as that file is there.
 	in := &s3.ListObjectVersionsInput{Bucket: &p.cfg.Bucket, Prefix: &prefix, EncodingType: types.EncodingTypeUrl}
 	deleted := map[string]bool{}
-	var out []router.Object
+	var out []forward.Object
 	for {
 		page, err := p.s3.ListObjectVersions(ctx, in)
 		if err != nil {
@@ -214,10 +215,10 @@ func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) (
 				continue
 			}
 			lm := aws.ToTime(v.LastModified)
-			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, routes.StuckSuffix) {
+			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, layout.StuckSuffix) {
 				continue
 			}
-			out = append(out, router.Object{Bucket: p.cfg.Bucket, Key: key, VersionID: s3io.NormalizeVersion(aws.ToString(v.VersionId)),
+			out = append(out, forward.Object{Bucket: p.cfg.Bucket, Key: key, VersionID: s3io.NormalizeVersion(aws.ToString(v.VersionId)),
 				ETag: s3io.NormalizeETag(aws.ToString(v.ETag)), Size: aws.ToInt64(v.Size), EventTime: lm.UTC()})
 		}
 		if !aws.ToBool(page.IsTruncated) {

@@ -17,7 +17,9 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing/filingtest"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
@@ -88,11 +90,11 @@ func FuzzRouterHandle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	layout := routes.DefaultLayout()
+	lay := layout.Default()
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		s3c, q := newMemS3(), &memSender{}
-		r, err := router.New(router.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout}, QueueURL: "https://sqs/q.fifo"}, s3c, q, quiet)
+		r, err := router.New(router.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: lay}, QueueURL: "https://sqs/q.fifo"}, s3c, q, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,20 +130,20 @@ func FuzzRouterHandle(f *testing.F) {
 			case placed: // put there by the test
 			case !strings.HasPrefix(k, "b/"):
 				t.Fatalf("wrote to another bucket: %q", k)
-			case strings.HasPrefix(key, layout.Inbound):
+			case strings.HasPrefix(key, lay.Inbound):
 				// originals left in place
-			case strings.HasPrefix(key, layout.RoutedPrefix()):
-			case strings.HasPrefix(key, layout.Rejected):
-				if strings.HasSuffix(key, routes.ReasonSuffix) {
+			case strings.HasPrefix(key, lay.RoutedPrefix()):
+			case strings.HasPrefix(key, lay.Rejected):
+				if strings.HasSuffix(key, layout.ReasonSuffix) {
 					continue
 				}
-				checkReason(t, s3c, key, layout)
-				if strings.HasPrefix(key, layout.Rejected+"_malformed/") {
+				checkReason(t, s3c, key, lay)
+				if strings.HasPrefix(key, lay.Rejected+"_malformed/") {
 					filingtest.CheckMalformedKey(t, key, msgID)
 					malformed = append(malformed, key)
 				}
 			default:
-				t.Fatalf("wrote %q, outside rejected/ and %s", key, layout.RoutedPrefix())
+				t.Fatalf("wrote %q, outside rejected/ and %s", key, lay.RoutedPrefix())
 			}
 		}
 		if derr != nil {
@@ -159,10 +161,10 @@ func FuzzRouterHandle(f *testing.F) {
 			if _, ok := s3c.Get("b", s.key); ok {
 				continue
 			}
-			id := s3io.Identity("b", s.key, s.version, s.etag)
+			id := importmsg.Identity("b", s.key, s.version, s.etag)
 			found := false
 			for _, k := range s3c.Keys() {
-				if o, _ := s3c.Get("b", strings.TrimPrefix(k, "b/")); o != nil && strings.HasPrefix(k, "b/"+layout.Rejected) && o.Meta[s3io.MetaIdentity] == id {
+				if o, _ := s3c.Get("b", strings.TrimPrefix(k, "b/")); o != nil && strings.HasPrefix(k, "b/"+lay.Rejected) && o.Meta[s3io.MetaIdentity] == id {
 					found = true
 				}
 			}
@@ -171,11 +173,11 @@ func FuzzRouterHandle(f *testing.F) {
 			}
 		}
 		for _, e := range q.entries {
-			var fm router.FileMessage
+			var fm importmsg.File
 			if err := json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm); err != nil {
 				t.Fatalf("FIFO body does not decode: %v", err)
 			}
-			route, file, ok := layout.Split(fm.Key)
+			route, file, ok := lay.Split(fm.Key)
 			rr, known := rt.Lookup(route)
 			if fm.Bucket != "b" || !ok || !known || fm.Route != route || file == "" || strings.HasSuffix(fm.Key, "/") || fm.Size <= 0 {
 				t.Fatalf("forwarded %+v", fm)
@@ -194,9 +196,9 @@ func FuzzRouterHandle(f *testing.F) {
 }
 
 // checkReason: a rejected object has a reason document beside it, naming it.
-func checkReason(t *testing.T, s3c *memS3, key string, layout routes.Layout) {
+func checkReason(t *testing.T, s3c *memS3, key string, l layout.Layout) {
 	t.Helper()
-	o, ok := s3c.Get("b", key+routes.ReasonSuffix)
+	o, ok := s3c.Get("b", key+layout.ReasonSuffix)
 	if !ok {
 		t.Fatalf("rejected %q has no reason document", key)
 	}
@@ -213,7 +215,7 @@ func checkReason(t *testing.T, s3c *memS3, key string, layout routes.Layout) {
 		t.Fatalf("reason %+v for %q", r, key)
 	}
 	// rejected/<route>/<yyyy>/<mm>/<dd>/<file>
-	parts := strings.SplitN(strings.TrimPrefix(key, layout.Rejected), "/", 5)
+	parts := strings.SplitN(strings.TrimPrefix(key, l.Rejected), "/", 5)
 	if len(parts) != 5 || len(parts[1]) != 4 || len(parts[2]) != 2 || len(parts[3]) != 2 || parts[4] == "" {
 		t.Fatalf("rejected key %q is not rejected/<route>/<yyyy>/<mm>/<dd>/<file>", key)
 	}

@@ -18,9 +18,11 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/forward"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
-	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
 // markerS3 is the in-memory S3 whose routed-marker writes can be held at a
@@ -76,7 +78,7 @@ type failingSender struct {
 
 func (f *failingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	return sendFailing(ctx, &f.memSender, in, func(_ int, e sqstypes.SendMessageBatchRequestEntry) bool {
-		var fm router.FileMessage
+		var fm importmsg.File
 		json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm)
 		return f.fail[fm.Key]
 	}, o...)
@@ -107,13 +109,15 @@ func (s *syncBuffer) lines() []map[string]any {
 	return out
 }
 
-func newMarkerRouter(t *testing.T, s3c *markerS3, q router.Sender, log *slog.Logger) *router.Router {
+const customersRoute = `[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF"}]`
+
+func newMarkerRouter(t *testing.T, s3c *markerS3, q forward.Sender, log *slog.Logger) *router.Router {
 	t.Helper()
-	rt, err := routes.Parse(`[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF"}]`)
+	rt, err := routes.Parse(customersRoute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: routes.DefaultLayout()}, QueueURL: "https://sqs/q.fifo"},
+	r, err := router.New(router.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout.Default()}, QueueURL: "https://sqs/q.fifo"},
 		s3c, q, log)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +126,7 @@ func newMarkerRouter(t *testing.T, s3c *markerS3, q router.Sender, log *slog.Log
 }
 
 func markerKeyOf(key string) string {
-	return routes.DefaultLayout().RoutedKey(s3io.Identity("b", key, "", "0123456789abcdef0123456789abcdef"))
+	return layout.Default().RoutedKey(importmsg.Identity("b", key, "", "0123456789abcdef0123456789abcdef"))
 }
 
 // TestRoutedMarkersAreWrittenTogether: the ten routed markers of a batch
@@ -130,20 +134,27 @@ func markerKeyOf(key string) string {
 // are in flight at once, which never happens when they are written one
 // after another; the timeout is only there so that such a run ends.
 func TestRoutedMarkersAreWrittenTogether(t *testing.T) {
-	layout := routes.DefaultLayout()
+	layout := layout.Default()
 	s3c := &markerS3{memS3: newMemS3(), prefix: layout.RoutedPrefix(), barrier: 10, release: make(chan struct{})}
 	q := &memSender{}
-	r := newMarkerRouter(t, s3c, q, slog.New(slog.DiscardHandler))
-	var objs []router.Object
+	rt, err := routes.Parse(customersRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := forward.New(routes.Config{Bucket: "b", Routes: rt, Layout: layout}, "https://sqs/q.fifo", s3c, q, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []forward.Object
 	for i := range 10 {
-		objs = append(objs, router.Object{Bucket: "b", Key: fmt.Sprintf("inbound/customers/f%02d.csv", i),
+		objs = append(objs, forward.Object{Bucket: "b", Key: fmt.Sprintf("inbound/customers/f%02d.csv", i),
 			ETag: "0123456789abcdef0123456789abcdef", Size: 3, EventTime: time.Now()})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	errs, outs := r.DispatchOutcomes(ctx, objs)
+	errs, outs := fw.Forward(ctx, objs)
 	for i := range objs {
-		if errs[i] != nil || outs[i] != router.Forwarded {
+		if errs[i] != nil || outs[i] != forward.Forwarded {
 			t.Fatalf("object %d: %v, outcome %v", i, errs[i], outs[i])
 		}
 	}
@@ -158,7 +169,7 @@ func TestRoutedMarkersAreWrittenTogether(t *testing.T) {
 		if !ok {
 			t.Fatalf("no routed marker for %s", o.Key)
 		}
-		var doc router.Routed
+		var doc forward.Routed
 		if err := json.Unmarshal(got.Body, &doc); err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +184,7 @@ func TestRoutedMarkersAreWrittenTogether(t *testing.T) {
 // is a warning only (the file went out; a later sweep at worst sends it
 // again, which the enqueue marker absorbs). Twelve files make two sends.
 func TestRoutedMarkerFailureIsOnlyLogged(t *testing.T) {
-	layout := routes.DefaultLayout()
+	layout := layout.Default()
 	key := func(i int) string { return fmt.Sprintf("inbound/customers/f%02d.csv", i) }
 	s3c := &markerS3{memS3: newMemS3(), prefix: layout.RoutedPrefix(), failKey: markerKeyOf(key(5))}
 	q := &failingSender{fail: map[string]bool{key(3): true, key(11): true}}
@@ -205,17 +216,17 @@ func TestRoutedMarkerFailureIsOnlyLogged(t *testing.T) {
 		msg, _ := l["msg"].(string)
 		k, _ := l["key"].(string)
 		count[msg] = append(count[msg], k)
-		if msg == "router: routed marker not written" && (l["level"] != "WARN" || !strings.Contains(fmt.Sprint(l["error"]), "injected")) {
+		if msg == "forward: routed marker not written" && (l["level"] != "WARN" || !strings.Contains(fmt.Sprint(l["error"]), "injected")) {
 			t.Errorf("marker failure logged as %v", l)
 		}
 	}
-	if got := fmt.Sprint(count["router: routed marker not written"]); got != "["+key(5)+"]" {
+	if got := fmt.Sprint(count["forward: routed marker not written"]); got != "["+key(5)+"]" {
 		t.Errorf("marker failures logged for %s, want %s", got, key(5))
 	}
-	if got := fmt.Sprint(count["router: could not forward"]); got != "["+key(3)+" "+key(11)+"]" {
+	if got := fmt.Sprint(count["forward: could not forward"]); got != "["+key(3)+" "+key(11)+"]" {
 		t.Errorf("send failures logged for %s", got)
 	}
-	if n := len(count["router: forwarded to the import queue"]); n != 10 {
+	if n := len(count["forward: forwarded to the import queue"]); n != 10 {
 		t.Errorf("%d files logged as forwarded, want 10", n)
 	}
 }

@@ -18,9 +18,12 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/forward"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
@@ -43,7 +46,7 @@ type fixture struct {
 }
 
 type countingSender struct {
-	router.Sender
+	forward.Sender
 	calls atomic.Int32
 	// fail, if set, makes these entry indexes of every call fail.
 	fail map[int]bool
@@ -56,7 +59,7 @@ func (c *countingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessa
 
 // sendFailing sends in through next, except the entries fail picks: those
 // come back in Failed (InternalError), as SQS reports a partial failure.
-func sendFailing(ctx context.Context, next router.Sender, in *sqs.SendMessageBatchInput,
+func sendFailing(ctx context.Context, next forward.Sender, in *sqs.SendMessageBatchInput,
 	fail func(i int, e sqstypes.SendMessageBatchRequestEntry) bool, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	keep := *in
 	keep.Entries = nil
@@ -107,9 +110,9 @@ func (f *fixture) handle(t *testing.T, bodies ...string) events.SQSEventResponse
 	return resp
 }
 
-func decodeMsg(t *testing.T, m sqstypes.Message) router.FileMessage {
+func decodeMsg(t *testing.T, m sqstypes.Message) importmsg.File {
 	t.Helper()
-	var fm router.FileMessage
+	var fm importmsg.File
 	if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &fm); err != nil {
 		t.Fatalf("FIFO body %q: %v", aws.ToString(m.Body), err)
 	}
@@ -136,14 +139,14 @@ func TestRouteKeys(t *testing.T) {
 				t.Fatalf("%d FIFO messages, want 1", len(msgs))
 			}
 			fm := decodeMsg(t, msgs[0])
-			want := router.FileMessage{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: 12, Route: "customers", EventTime: fm.EventTime}
+			want := importmsg.File{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: 12, Route: "customers", EventTime: fm.EventTime}
 			if fm != want || fm.EventTime.IsZero() {
 				t.Fatalf("message = %+v\nwant      %+v", fm, want)
 			}
 			if g := msgs[0].Attributes["MessageGroupId"]; g != routes.SanitizeGroupID("Customer groups") || strings.Contains(g, " ") {
 				t.Fatalf("group = %q, want the sanitized entity", g)
 			}
-			if d := msgs[0].Attributes["MessageDeduplicationId"]; d != router.DedupID(f.bucket, key, v, "", etag) {
+			if d := msgs[0].Attributes["MessageDeduplicationId"]; d != importmsg.Identity(f.bucket, key, v, etag) {
 				t.Fatalf("dedup ID = %q", d)
 			}
 		})
@@ -159,7 +162,7 @@ func TestSkips(t *testing.T) {
 		{"outside inbound", pipelinetest.S3Event(f.bucket, "processed/customers/2026/01/01/x.csv", "", etag, 4)},
 		{"other bucket", pipelinetest.S3Event("someone-else", "inbound/customers/x.csv", "", etag, 4)},
 		{"folder placeholder", pipelinetest.S3Event(f.bucket, "inbound/customers/", "", etag, 0)},
-		{"stuck report", pipelinetest.S3Event(f.bucket, "inbound/customers/x.csv"+routes.StuckSuffix, "", etag, 40)},
+		{"stuck report", pipelinetest.S3Event(f.bucket, "inbound/customers/x.csv"+layout.StuckSuffix, "", etag, 40)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +220,7 @@ func TestRejects(t *testing.T) {
 			if !ok || string(got) != string(tt.body) {
 				t.Fatalf("%s: %q %v; rejected/ holds %v", tt.wantRejected, got, ok, pipelinetest.Keys(t, f.s3, f.bucket, "rejected/"))
 			}
-			raw, ok := pipelinetest.Get(t, f.s3, f.bucket, tt.wantRejected+routes.ReasonSuffix)
+			raw, ok := pipelinetest.Get(t, f.s3, f.bucket, tt.wantRejected+layout.ReasonSuffix)
 			if !ok {
 				t.Fatal("no reason document")
 			}

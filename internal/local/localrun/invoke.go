@@ -25,9 +25,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
-	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/moto"
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -205,7 +206,7 @@ func (s *Sandbox) Prepare(ctx context.Context, event []byte, env map[string]stri
 	rc, err := routes.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		p.note("%v: no import activities registered (the function will say the same)", err)
-		rc = routes.Config{Bucket: env["BUCKET"], Layout: routes.DefaultLayout()}
+		rc = routes.Config{Bucket: env["BUCKET"], Layout: layout.Default()}
 	}
 	p.rc = rc
 	if rc.Routes != nil {
@@ -364,7 +365,7 @@ func (p *preparer) body(ctx context.Context, b map[string]any) (bool, error) {
 	if _, hasBucket := b["bucket"]; !ok || !hasBucket {
 		return false, nil
 	}
-	// A FIFO import message (router.FileMessage): the key is decoded.
+	// A FIFO import message (importmsg.File): the key is decoded.
 	b["bucket"] = p.s.Stack.Bucket
 	if !p.seed {
 		return true, nil
@@ -534,7 +535,7 @@ func (p *preparer) pollerWork(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fm, _ := json.Marshal(router.FileMessage{Bucket: p.s.Stack.Bucket, Key: key, VersionID: obj.VersionID, ETag: obj.ETag,
+	fm, _ := json.Marshal(importmsg.File{Bucket: p.s.Stack.Bucket, Key: key, VersionID: obj.VersionID, ETag: obj.ETag,
 		Size: obj.Size, Route: rt.Name, EventTime: time.Now().UTC()})
 	ictx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

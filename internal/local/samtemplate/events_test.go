@@ -22,6 +22,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
@@ -116,7 +117,7 @@ func s3Records(t *testing.T, batch []events.SQSMessage) []events.S3EventRecord {
 }
 
 func routeOf(tbl *routes.Table, key string) (routes.Route, bool) {
-	route, _, ok := routes.DefaultLayout().Split(key)
+	route, _, ok := layout.Default().Split(key)
 	if !ok || route == "" {
 		return routes.Route{}, false
 	}

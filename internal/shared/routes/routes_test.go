@@ -3,9 +3,9 @@ package routes_test
 import (
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
@@ -195,7 +195,7 @@ func TestFromEnv(t *testing.T) {
 		check   func(t *testing.T, c routes.Config)
 	}{
 		{name: "defaults", env: map[string]string{"BUCKET": "b", "ROUTES": good}, check: func(t *testing.T, c routes.Config) {
-			if c.Layout != routes.DefaultLayout() || c.Bucket != "b" || c.Routes.Len() != 1 {
+			if c.Layout != layout.Default() || c.Bucket != "b" || c.Routes.Len() != 1 {
 				t.Errorf("config = %+v", c)
 			}
 		}},
@@ -225,36 +225,5 @@ func TestFromEnv(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
-	}
-}
-
-func TestLayout(t *testing.T) {
-	t.Parallel()
-	l := routes.DefaultLayout()
-	day := time.Date(2026, 3, 7, 23, 59, 0, 0, time.FixedZone("x", -3600))
-	for _, tt := range []struct{ got, want string }{
-		{l.ProcessedKey("c", day, "a b.csv"), "processed/c/2026/03/08/a b.csv"},
-		{l.FailedKey("c", day, "sub/x.csv"), "failed/c/2026/03/08/sub/x.csv"},
-		{l.RejectedKey("", day, "x.csv"), "rejected/_unrouted/2026/03/08/x.csv"},
-		{l.MarkerKey("ab"), "_state/markers/ab.json"},
-		{l.LedgerPrefix(), "_state/ledger/"},
-	} {
-		if tt.got != tt.want {
-			t.Errorf("got %q, want %q", tt.got, tt.want)
-		}
-	}
-	for _, tt := range []struct {
-		key, route, file string
-		ok               bool
-	}{
-		{"inbound/c/x.csv", "c", "x.csv", true},
-		{"inbound/c/sub/x.csv", "c", "sub/x.csv", true},
-		{"inbound/x.csv", "", "x.csv", true},
-		{"processed/c/x.csv", "", "", false},
-	} {
-		r, f, ok := l.Split(tt.key)
-		if r != tt.route || f != tt.file || ok != tt.ok {
-			t.Errorf("Split(%q) = %q,%q,%v", tt.key, r, f, ok)
-		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 

@@ -1,4 +1,4 @@
-package routes_test
+package layout_test
 
 import (
 	"strings"
@@ -6,14 +6,13 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
-	"github.com/fno-bridge/s3-fno/pkg/d365"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 )
 
-// FuzzLayoutFromEnv: the prefix variables. An accepted layout has five
+// FuzzFromEnv: the prefix variables. An accepted layout has five
 // separate, usable prefixes, and every key built from it stays under the
 // prefix it belongs to.
-func FuzzLayoutFromEnv(f *testing.F) {
+func FuzzFromEnv(f *testing.F) {
 	for _, s := range [][5]string{
 		{"", "", "", "", ""},
 		{"in", "done/", "err/", "rej/", ".state/"},
@@ -35,7 +34,7 @@ func FuzzLayoutFromEnv(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in, proc, failed, rej, state string) {
 		env := map[string]string{"INBOUND_PREFIX": in, "PROCESSED_PREFIX": proc, "FAILED_PREFIX": failed,
 			"REJECTED_PREFIX": rej, "STATE_PREFIX": state}
-		l, err := routes.LayoutFromEnv(func(k string) string { return env[k] })
+		l, err := layout.FromEnv(func(k string) string { return env[k] })
 		if err != nil {
 			if !strings.Contains(err.Error(), "_PREFIX") {
 				t.Fatalf("error does not name the variable: %v", err)
@@ -66,7 +65,7 @@ func FuzzLayoutFromEnv(f *testing.F) {
 			{l.ProcessedKey(route, when, file), l.Processed},
 			{l.FailedKey(route, when, file), l.Failed},
 			{l.RejectedKey(route, when, file), l.Rejected},
-			{l.RejectedKey("", when, file), l.Rejected + routes.Unrouted + "/"},
+			{l.RejectedKey("", when, file), l.Rejected + layout.Unrouted + "/"},
 			{l.MarkerKey("abc"), l.State}, {l.RoutedKey("abc"), l.State}, {l.SweepStateKey(), l.State},
 			{l.PollerLeaseKey(), l.State},
 			{l.LedgerPrefix(), l.State},
@@ -89,7 +88,7 @@ func FuzzLayoutSplit(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		l := routes.DefaultLayout()
+		l := layout.Default()
 		route, file, ok := l.Split(key)
 		if ok != strings.HasPrefix(key, l.Inbound) {
 			t.Fatalf("Split(%q) ok = %v", key, ok)
@@ -110,55 +109,33 @@ func FuzzLayoutSplit(f *testing.F) {
 	})
 }
 
-// FuzzSanitizeGroupID: every entity name becomes a MessageGroupId SQS
-// accepts, the same one each time, and two different names do not share one.
-func FuzzSanitizeGroupID(f *testing.F) {
-	for _, s := range []string{"Customer groups", "CustCustomerGroupEntity", "", " ", "ü", "a\x00b", strings.Repeat("x", 128), strings.Repeat("x", 129),
-		strings.Repeat("é", 100), "route:pkg", "~", "\xff"} {
-		f.Add(s, s+" ")
-	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		ga, gb := routes.SanitizeGroupID(a), routes.SanitizeGroupID(b)
-		for _, g := range []string{ga, gb} {
-			if len(g) == 0 || len(g) > 128 {
-				t.Fatalf("group %q: length %d", g, len(g))
-			}
-			for i := 0; i < len(g); i++ {
-				if g[i] < 0x21 || g[i] > 0x7e {
-					t.Fatalf("group %q holds byte %#x", g, g[i])
-				}
-			}
+func TestLayout(t *testing.T) {
+	t.Parallel()
+	l := layout.Default()
+	day := time.Date(2026, 3, 7, 23, 59, 0, 0, time.FixedZone("x", -3600))
+	for _, tt := range []struct{ got, want string }{
+		{l.ProcessedKey("c", day, "a b.csv"), "processed/c/2026/03/08/a b.csv"},
+		{l.FailedKey("c", day, "sub/x.csv"), "failed/c/2026/03/08/sub/x.csv"},
+		{l.RejectedKey("", day, "x.csv"), "rejected/_unrouted/2026/03/08/x.csv"},
+		{l.MarkerKey("ab"), "_state/markers/ab.json"},
+		{l.LedgerPrefix(), "_state/ledger/"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
-		if routes.SanitizeGroupID(a) != ga {
-			t.Fatal("not deterministic")
+	}
+	for _, tt := range []struct {
+		key, route, file string
+		ok               bool
+	}{
+		{"inbound/c/x.csv", "c", "x.csv", true},
+		{"inbound/c/sub/x.csv", "c", "sub/x.csv", true},
+		{"inbound/x.csv", "", "x.csv", true},
+		{"processed/c/x.csv", "", "", false},
+	} {
+		r, f, ok := l.Split(tt.key)
+		if r != tt.route || f != tt.file || ok != tt.ok {
+			t.Errorf("Split(%q) = %q,%q,%v", tt.key, r, f, ok)
 		}
-		if a != b && ga == gb {
-			t.Fatalf("%q and %q share group %q", a, b, ga)
-		}
-	})
-}
-
-// checkRoute is what every route Parse accepts must satisfy.
-func checkRoute(t *testing.T, tb *routes.Table, r routes.Route) {
-	t.Helper()
-	if r.Name == "" || r.Name != strings.TrimSpace(r.Name) || strings.ContainsAny(r.Name, "/\\") || r.Name == "." || r.Name == ".." ||
-		strings.HasPrefix(r.Name, "_") || strings.IndexFunc(r.Name, unicode.IsControl) >= 0 {
-		t.Fatalf("accepted route name %q", r.Name)
-	}
-	if got, ok := tb.Lookup(r.Name); !ok || got != r {
-		t.Fatalf("Lookup(%q) = %+v %v", r.Name, got, ok)
-	}
-	if _, err := d365.ActivityID(r.ActivityID); err != nil {
-		t.Fatalf("accepted activityId %q that the F&O client refuses: %v", r.ActivityID, err)
-	}
-	if r.Kind != routes.KindFile && r.Kind != routes.KindPackage {
-		t.Fatalf("kind %q", r.Kind)
-	}
-	if strings.IndexFunc(r.Entity+r.Company, unicode.IsControl) >= 0 {
-		t.Fatalf("entity/company %q/%q hold control characters", r.Entity, r.Company)
-	}
-	l := routes.DefaultLayout()
-	if rt, file, ok := l.Split(l.InboundKey(r.Name, "x.csv")); !ok || rt != r.Name || file != "x.csv" {
-		t.Fatalf("route %q does not survive InboundKey/Split: %q %q", r.Name, rt, file)
 	}
 }

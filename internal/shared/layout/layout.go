@@ -1,4 +1,8 @@
-package routes
+// Package layout says where every kind of object lives in the data bucket:
+// the prefixes (inbound/, processed/, failed/, rejected/, _state/) and the
+// keys of the state documents the functions keep there. Every function
+// reads it; none owns it.
+package layout
 
 import (
 	"fmt"
@@ -6,10 +10,11 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Layout says where each kind of object lives in the bucket. Every prefix
-// ends with "/". The zero value is not usable; use DefaultLayout or FromEnv.
+// ends with "/". The zero value is not usable; use Default or FromEnv.
 type Layout struct {
 	Inbound   string // INBOUND_PREFIX, default "inbound/": dropped files
 	Processed string // PROCESSED_PREFIX, default "processed/"
@@ -18,8 +23,8 @@ type Layout struct {
 	State     string // STATE_PREFIX, default "_state/": markers and ledger
 }
 
-// DefaultLayout is the documented layout.
-func DefaultLayout() Layout {
+// Default is the documented layout.
+func Default() Layout {
 	return Layout{Inbound: "inbound/", Processed: "processed/", Failed: "failed/", Rejected: "rejected/", State: "_state/"}
 }
 
@@ -116,39 +121,12 @@ func (l Layout) PollerLeaseKey() string { return l.State + "poller-lease.json" }
 // Base is the last path element of a key (for messages).
 func Base(key string) string { return path.Base(key) }
 
-// Config is what every import function reads at cold start.
-type Config struct {
-	Bucket string
-	Routes *Table
-	Layout Layout
-}
-
-// FromEnv reads BUCKET, ROUTES and the prefix variables through getenv
-// (os.Getenv when nil) and validates them.
-func FromEnv(getenv func(string) string) (Config, error) {
+// FromEnv reads the optional prefix variables (getenv: os.Getenv when nil).
+func FromEnv(getenv func(string) string) (Layout, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	c := Config{Bucket: strings.TrimSpace(getenv("BUCKET"))}
-	if c.Bucket == "" {
-		return Config{}, fmt.Errorf("config: BUCKET is required")
-	}
-	t, err := Parse(getenv("ROUTES"))
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	c.Routes = t
-	l, err := LayoutFromEnv(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	c.Layout = l
-	return c, nil
-}
-
-// LayoutFromEnv reads the optional prefix variables.
-func LayoutFromEnv(getenv func(string) string) (Layout, error) {
-	l := DefaultLayout()
+	l := Default()
 	fields := []struct {
 		name string
 		p    *string
@@ -190,4 +168,10 @@ func hasDotSegment(prefix string) bool {
 		}
 	}
 	return false
+}
+
+// hasControl reports C0 and C1 control characters: S3 lists keys in XML,
+// which cannot carry C0 controls, and neither kind reads in a log.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }
