@@ -1,10 +1,19 @@
 package main
 
 import (
-	"context"
+	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/fno-bridge/s3-fno/internal/shared/startup"
 )
+
+// testEnv is a start-up environment with these variables and a region.
+func testEnv(vars map[string]string) startup.Env {
+	return startup.Env{Getenv: func(k string) string { return vars[k] }, AWS: aws.Config{Region: "us-east-1"}, Log: slog.Default()}
+}
 
 func TestNewHandlerNamesMissingSettings(t *testing.T) {
 	for _, tc := range []struct {
@@ -20,7 +29,7 @@ func TestNewHandlerNamesMissingSettings(t *testing.T) {
 		{"overlapping prefixes", map[string]string{"BUCKET": "b", "OUTBOUND_PREFIX": "_state/out/"}, "STATE_PREFIX"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newHandler(context.Background(), func(k string) string { return tc.env[k] })
+			_, err := newHandler(testEnv(tc.env))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one naming %s", err, tc.want)
 			}
@@ -35,7 +44,7 @@ func TestNewHandlerFromEnv(t *testing.T) {
 	t.Setenv("FNO_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:fno")
 	t.Setenv("AWS_REGION", "us-east-1")
 	env := map[string]string{"BUCKET": "b", "DEADLINE_MARGIN": "45"}
-	h, err := newHandler(context.Background(), func(k string) string { return env[k] })
+	h, err := newHandler(testEnv(env))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -244,7 +244,7 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 		t.Fatal(err)
 	}
 	icfg.Margin = set.EnqueueMargin
-	p.src = &flakyS3{Client: p.s3, reads: map[string]int{}, failed: map[string]int{}}
+	p.src = &flakyS3{S3: p.s3, reads: map[string]int{}, failed: map[string]int{}}
 	p.enq = &crashingEnqueuer{inner: fno(), calls: map[string]int{}, hit: map[afterAccept]map[string]int{die: {}, answer502: {}}}
 	ih, err := enqueue.New(icfg, p.src, p.enq, log)
 	if err != nil {

@@ -19,7 +19,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/localrun"
-	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -27,7 +26,7 @@ import (
 // file (under inbound/) fails when fail says so, as S3 does with a 500
 // after the SDK's own retries. n is how many reads of that key came before.
 type flakyS3 struct {
-	s3io.Client
+	enqueue.S3
 	mu     sync.Mutex
 	fail   func(key string, n int) bool
 	reads  map[string]int
@@ -38,7 +37,7 @@ type flakyS3 struct {
 	cuts int
 }
 
-var _ s3io.Client = (*flakyS3)(nil)
+var _ enqueue.S3 = (*flakyS3)(nil)
 
 func (f *flakyS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	key := aws.ToString(in.Key)
@@ -59,14 +58,14 @@ func (f *flakyS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...
 			return nil, &smithy.GenericAPIError{Code: "InternalError", Message: "We encountered an internal error. Please try again. (injected)"}
 		}
 		if cut {
-			out, err := f.Client.GetObject(ctx, in, opts...)
+			out, err := f.S3.GetObject(ctx, in, opts...)
 			if err == nil {
 				out.Body = &cutBody{ReadCloser: out.Body, left: aws.ToInt64(out.ContentLength) / 2}
 			}
 			return out, err
 		}
 	}
-	return f.Client.GetObject(ctx, in, opts...)
+	return f.S3.GetObject(ctx, in, opts...)
 }
 
 // cutBody hands out left bytes, then fails as a reset connection does.

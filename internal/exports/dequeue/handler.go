@@ -57,11 +57,13 @@ type FnO interface {
 
 var _ FnO = (*d365.Client)(nil)
 
-// S3 is the part of the S3 client the exporter uses: object reads and
-// writes, multipart uploads through the transfer manager, and the
-// server-side copy that quarantines a damaged marker (s3io.Place).
+// S3 is what the dequeue function calls: uploads through the transfer
+// manager, its state documents, and the server-side copy that quarantines a
+// damaged marker.
 type S3 interface {
-	s3io.Client
+	transfermanager.S3APIClient
+	s3io.Copier
+	s3io.Deleter
 }
 
 // Handler runs export jobs. Build it once per execution environment with

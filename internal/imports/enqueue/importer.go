@@ -128,10 +128,18 @@ type Enqueuer interface {
 
 var _ Enqueuer = (*d365.Client)(nil)
 
+// S3 is what the enqueue function calls: checked reads of the file, the
+// marker and ledger, and filing.
+type S3 interface {
+	s3io.Getter
+	ledger.S3
+	filing.S3
+}
+
 // Handler is the enqueue function's handler.
 type Handler struct {
 	cfg    Config
-	s3     s3io.Client
+	s3     S3
 	fno    Enqueuer
 	ledger *ledger.Store
 	log    *slog.Logger
@@ -139,7 +147,7 @@ type Handler struct {
 }
 
 // New builds the handler. log nil means slog.Default().
-func New(cfg Config, s3c s3io.Client, fno Enqueuer, log *slog.Logger) (*Handler, error) {
+func New(cfg Config, s3c S3, fno Enqueuer, log *slog.Logger) (*Handler, error) {
 	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.Layout.Inbound == "" {
 		return nil, fmt.Errorf("importer: Bucket, Routes and Layout are required")
 	}

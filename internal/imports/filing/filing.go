@@ -15,6 +15,14 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
+// S3 is what filing calls: a server-side copy of the exact version, the
+// document written beside it, and the delete of the source.
+type S3 interface {
+	s3io.Copier
+	s3io.Putter
+	s3io.Deleter
+}
+
 // Move is one file to file: the exact source version, where it may go, and
 // the suffix of the document written beside it.
 type Move struct {
@@ -45,7 +53,7 @@ type Move struct {
 // the source was gone (only with m.KeepDocumentWhenGone); it may write
 // more beside the file before it returns (the poller copies F&O's error
 // files there). File returns the placed key.
-func File(ctx context.Context, c s3io.Client, m Move, doc func(placed string, gone bool) (any, error)) (string, error) {
+func File(ctx context.Context, c S3, m Move, doc func(placed string, gone bool) (any, error)) (string, error) {
 	placed, err := s3io.Place(ctx, c, m.Src, m.Candidates, m.Token, m.Meta)
 	gone := errors.Is(err, s3io.ErrSourceGone)
 	switch {

@@ -52,7 +52,7 @@ const (
 
 // fileOnce files srcKey (version v1) as processed, with a document that
 // names where the file went and whether it was gone.
-func fileOnce(c s3io.Client, keepWhenGone bool, docErr error) (string, error) {
+func fileOnce(c filing.S3, keepWhenGone bool, docErr error) (string, error) {
 	m := filing.Move{Src: s3io.Ref{Bucket: bucket, Key: srcKey, VersionID: "v1"}, Candidates: s3io.Candidates("processed/r/a.csv", token),
 		Token: token, Meta: map[string]string{"fno-status": "Processed"}, Suffix: ".result.json", KeepDocumentWhenGone: keepWhenGone}
 	return filing.File(context.Background(), c, m, func(placed string, gone bool) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -21,12 +24,13 @@ import (
 // with a reason document beside it, so nobody loses it and it never loops.
 // Both queues' consumers use it: the router for bodies that are not S3
 // notifications, the enqueue function for import messages it cannot trust.
-func KeepMalformed(ctx context.Context, c s3io.Client, l layout.Layout, bucket string, now func() time.Time,
+func KeepMalformed(ctx context.Context, c s3io.Putter, l layout.Layout, bucket string, now func() time.Time,
 	log *slog.Logger, m events.SQSMessage, cause error) error {
 	t := now().UTC()
 	key := l.RejectedKey("_malformed", t, MalformedName(m.MessageId, m.Body)+".event")
-	if err := s3io.Upload(ctx, c, bucket, key, strings.NewReader(m.Body), int64(len(m.Body)), "application/octet-stream", nil); err != nil {
-		return err
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(m.Body),
+		ContentLength: aws.Int64(int64(len(m.Body))), ContentType: aws.String("application/octet-stream")}); err != nil {
+		return fmt.Errorf("keep the message body at s3://%s/%s: %w", bucket, key, err)
 	}
 	doc := Reason{Reason: "malformed-event", Detail: cause.Error(), Bucket: bucket, RejectedAt: t, RejectedKey: key,
 		MessageID: printableID(m.MessageId)}

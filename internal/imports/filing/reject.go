@@ -47,7 +47,7 @@ type Rejection struct {
 // <file>.reason.json beside it. The router rejects what it cannot route,
 // the enqueue function what F&O refuses. It is safe to repeat: a version
 // already moved is not an error.
-func Reject(ctx context.Context, c s3io.Client, l layout.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
+func Reject(ctx context.Context, c S3, l layout.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
 	src := j.Src
 	when := j.EventTime
 	if when.IsZero() {

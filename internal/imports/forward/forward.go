@@ -52,18 +52,24 @@ type Sender interface {
 
 var _ Sender = (*sqs.Client)(nil)
 
+// S3 is what forwarding calls: a HEAD for a size the notification did not
+// give, the routed marker, and filing a rejected file.
+type S3 interface {
+	filing.S3
+}
+
 // Forwarder sends files of one bucket to the FIFO import queue.
 type Forwarder struct {
 	cfg      routes.Config
 	queueURL string
-	s3       s3io.Client
+	s3       S3
 	q        Sender
 	log      *slog.Logger
 	now      func() time.Time
 }
 
 // New builds a Forwarder. log nil means slog.Default().
-func New(cfg routes.Config, queueURL string, s3c s3io.Client, q Sender, log *slog.Logger) (*Forwarder, error) {
+func New(cfg routes.Config, queueURL string, s3c S3, q Sender, log *slog.Logger) (*Forwarder, error) {
 	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || queueURL == "" || cfg.Layout.Inbound == "" {
 		return nil, fmt.Errorf("forward: Bucket, Routes, Layout and the queue URL are required")
 	}

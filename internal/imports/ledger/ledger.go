@@ -76,9 +76,17 @@ func (r Record) Source() s3io.Ref {
 	return s3io.Ref{Bucket: r.Bucket, Key: r.Key, VersionID: r.VersionID, ETag: r.ETag}
 }
 
+// S3 is what the ledger calls.
+type S3 interface {
+	s3io.Getter
+	s3io.Putter
+	s3io.Deleter
+	s3io.Lister
+}
+
 // Store reads and writes markers and ledger records.
 type Store struct {
-	S3     s3io.Client
+	S3     S3
 	Bucket string
 	Layout layout.Layout
 	// PageSize is ListObjectsV2's MaxKeys (0: S3's default, 1,000).

@@ -23,17 +23,17 @@ func TestMain(m *testing.M) {
 }
 
 type countingS3 struct {
-	s3io.Client
+	ledger.S3
 	lists atomic.Int32
 }
 
 func (c *countingS3) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, o ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	c.lists.Add(1)
-	return c.Client.ListObjectsV2(ctx, in, o...)
+	return c.S3.ListObjectsV2(ctx, in, o...)
 }
 
 func TestDueStopsAtNow(t *testing.T) {
-	cs := &countingS3{Client: mototest.S3(t)}
+	cs := &countingS3{S3: mototest.S3(t)}
 	st := &ledger.Store{S3: cs, Bucket: mototest.NewBucket(t), Layout: layout.Default(), PageSize: 2}
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)

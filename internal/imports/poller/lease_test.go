@@ -15,7 +15,6 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -58,7 +57,7 @@ func (h *hookS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opt
 
 // pollerWith is another execution environment (own, full budget) whose S3
 // client is s3c.
-func (f *fixture) pollerWith(t *testing.T, s3c s3io.Client) *poller.Poller {
+func (f *fixture) pollerWith(t *testing.T, s3c poller.S3) *poller.Poller {
 	t.Helper()
 	b := poller.NewBudget(f.pcfg.BudgetPerMinute)
 	p, err := poller.New(f.pcfg, s3c, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, quiet())

@@ -45,6 +45,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
@@ -67,10 +69,19 @@ type FnO interface {
 
 var _ FnO = (*d365.Client)(nil)
 
+// S3 is what the poller calls: the ledger, filing, the sweep's listing of
+// inbound/ and the copies of F&O's error files.
+type S3 interface {
+	ledger.S3
+	forward.S3
+	s3io.Uploader
+	ListObjectVersions(context.Context, *s3.ListObjectVersionsInput, ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
+}
+
 // Poller is the poller function's handler.
 type Poller struct {
 	cfg     Config
-	s3      s3io.Client
+	s3      S3
 	fno     FnO
 	budget  *Budget
 	ledger  *ledger.Store
@@ -80,7 +91,7 @@ type Poller struct {
 
 // New builds the poller. budget must be the limiter the F&O client waits
 // on (it is also how calls are counted); q sends the sweep's messages.
-func New(cfg Config, s3c s3io.Client, fno FnO, budget *Budget, q forward.Sender, log *slog.Logger) (*Poller, error) {
+func New(cfg Config, s3c S3, fno FnO, budget *Budget, q forward.Sender, log *slog.Logger) (*Poller, error) {
 	cfg = cfg.withDefaults()
 	if s3c == nil || fno == nil || budget == nil || q == nil {
 		return nil, fmt.Errorf("poller: S3, F&O, budget and SQS are required")

@@ -19,7 +19,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
-	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
 // Config is the router's configuration.
@@ -51,7 +50,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 // Router routes objects to the FIFO import queue.
 type Router struct {
 	cfg     Config
-	s3      s3io.Client
+	s3      forward.S3
 	forward *forward.Forwarder
 	log     *slog.Logger
 	now     func() time.Time
@@ -59,7 +58,7 @@ type Router struct {
 
 // New checks the configuration and builds a Router. log nil means
 // slog.Default().
-func New(cfg Config, s3c s3io.Client, q forward.Sender, log *slog.Logger) (*Router, error) {
+func New(cfg Config, s3c forward.S3, q forward.Sender, log *slog.Logger) (*Router, error) {
 	if log == nil {
 		log = slog.Default()
 	}

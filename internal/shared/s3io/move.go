@@ -34,7 +34,7 @@ var CopyPartSize int64 = 512 << 20
 // copy is skipped. The source is not deleted: call Delete once whatever
 // belongs beside the copy is written. It returns ErrSourceGone when the
 // source is missing and no candidate holds its copy.
-func Place(ctx context.Context, c Client, src Ref, candidates []string, token string, meta map[string]string) (string, error) {
+func Place(ctx context.Context, c Copier, src Ref, candidates []string, token string, meta map[string]string) (string, error) {
 	if len(candidates) == 0 {
 		return "", fmt.Errorf("place %s: no destination", src)
 	}
@@ -102,7 +102,7 @@ func metaGet(m map[string]string, k string) string {
 }
 
 // copyMultipart copies an object over 5 GiB with UploadPartCopy.
-func copyMultipart(ctx context.Context, c Client, src Ref, dst string, size int64, contentType *string, md map[string]string) error {
+func copyMultipart(ctx context.Context, c Copier, src Ref, dst string, size int64, contentType *string, md map[string]string) error {
 	part := CopyPartSize
 	if min := (size + 9999) / 10000; part < min {
 		part = min
@@ -149,7 +149,10 @@ func copyMultipart(ctx context.Context, c Client, src Ref, dst string, size int6
 // Move places src at the first free candidate and deletes the source
 // version. It is Place followed by Delete, for callers with nothing to write
 // beside the copy in between.
-func Move(ctx context.Context, c Client, src Ref, candidates []string, token string, meta map[string]string) (string, error) {
+func Move(ctx context.Context, c interface {
+	Copier
+	Deleter
+}, src Ref, candidates []string, token string, meta map[string]string) (string, error) {
 	dst, err := Place(ctx, c, src, candidates, token, meta)
 	if err != nil {
 		return "", err

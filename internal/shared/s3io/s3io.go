@@ -1,8 +1,8 @@
-// Package s3io holds the S3 operations the import side shares: small JSON
+// Package s3io holds the S3 operations the functions share: small JSON
 // documents (plain and write-if-absent), server-side copies of an exact
-// object version (multipart for objects over 5 GiB), "moves" (copy, then
-// delete that version), streaming uploads of unknown length, and error
-// classification. Nothing here buffers a whole file.
+// object version, "moves" (copy, then delete that version), checked reads,
+// streaming uploads, and error classification. Nothing here buffers a
+// whole file.
 package s3io
 
 import (
@@ -16,23 +16,65 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// Client is the S3 surface the import side uses. *s3.Client satisfies it.
-type Client interface {
-	transfermanager.S3APIClient
-	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
-	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
-	ListObjectVersions(context.Context, *s3.ListObjectVersionsInput, ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
-	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
-}
+// The S3 operations the helpers here call, one small interface each;
+// *s3.Client has them all. A consumer declares its own interface from the
+// ones it uses.
+type (
+	// Getter reads objects.
+	Getter interface {
+		GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	}
+	// Putter writes whole objects.
+	Putter interface {
+		PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	}
+	// Header reads an object's metadata.
+	Header interface {
+		HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	}
+	// Deleter removes objects.
+	Deleter interface {
+		DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	}
+	// Lister lists keys.
+	Lister interface {
+		ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	}
+	// Multiparter runs multipart uploads.
+	Multiparter interface {
+		CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+		CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+		AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	}
+	// Copier copies an exact object version server-side: in one CopyObject
+	// up to 5 GiB, part by part beyond.
+	Copier interface {
+		Header
+		Multiparter
+		CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+		UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
+	}
+	// Uploader streams a body of any length into an object.
+	Uploader interface {
+		Putter
+		Multiparter
+		UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	}
+)
 
-var _ Client = (*s3.Client)(nil)
+var _ interface {
+	Getter
+	Lister
+	Deleter
+	Copier
+	Uploader
+} = (*s3.Client)(nil)
 
 // Ref names one object version. An empty VersionID means the current
 // version (unversioned buckets); then ETag, if set, guards every read, copy
@@ -122,7 +164,7 @@ func IsInvalidVersion(err error) bool {
 }
 
 // PutJSON writes v as a JSON document, overwriting.
-func PutJSON(ctx context.Context, c Client, bucket, key string, v any) error {
+func PutJSON(ctx context.Context, c Putter, bucket, key string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
@@ -140,7 +182,7 @@ func PutJSON(ctx context.Context, c Client, bucket, key string, v any) error {
 // PutJSONIfAbsent writes v only if key does not exist (If-None-Match: *).
 // created is false, with no error, when the key already exists. A 409
 // (another writer racing on the same key) is returned as an error.
-func PutJSONIfAbsent(ctx context.Context, c Client, bucket, key string, v any) (created bool, err error) {
+func PutJSONIfAbsent(ctx context.Context, c Putter, bucket, key string, v any) (created bool, err error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return false, fmt.Errorf("encode %s: %w", key, err)
@@ -160,7 +202,7 @@ func PutJSONIfAbsent(ctx context.Context, c Client, bucket, key string, v any) (
 
 // GetJSON reads a JSON document into v. found is false, with no error, when
 // the key does not exist. Documents are small; at most 16 MiB is read.
-func GetJSON(ctx context.Context, c Client, bucket, key string, v any) (found bool, err error) {
+func GetJSON(ctx context.Context, c Getter, bucket, key string, v any) (found bool, err error) {
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if IsNotFound(err) {
 		return false, nil
@@ -193,7 +235,7 @@ const maxJSON = 16 << 20
 var ErrUndecodable = errors.New("not the JSON document expected")
 
 // Exists reports whether a key exists, and its user metadata.
-func Exists(ctx context.Context, c Client, bucket, key string) (bool, map[string]string, error) {
+func Exists(ctx context.Context, c Header, bucket, key string) (bool, map[string]string, error) {
 	out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if IsNotFound(err) {
 		return false, nil, nil
@@ -209,7 +251,7 @@ func Exists(ctx context.Context, c Client, bucket, key string) (bool, map[string
 // (rather than adding a delete marker) means a newer upload to the same key
 // is never hidden by a move; in an unversioned bucket the ETag guard does
 // the same (a 412 means the key holds other content now: left alone).
-func Delete(ctx context.Context, c Client, r Ref) error {
+func Delete(ctx context.Context, c Deleter, r Ref) error {
 	in := &s3.DeleteObjectInput{Bucket: &r.Bucket, Key: &r.Key, IfMatch: r.ifMatch()}
 	if r.VersionID != "" {
 		in.VersionId = &r.VersionID
@@ -223,30 +265,8 @@ func Delete(ctx context.Context, c Client, r Ref) error {
 
 // DeleteKey removes the current object at key (for documents in _state/,
 // which are never versioned on purpose). A missing key is not an error.
-func DeleteKey(ctx context.Context, c Client, bucket, key string) error {
+func DeleteKey(ctx context.Context, c Deleter, bucket, key string) error {
 	return Delete(ctx, c, Ref{Bucket: bucket, Key: key})
-}
-
-// Upload streams body to bucket/key. size is its length, or -1 if unknown.
-// Small bodies go in one PutObject; large ones as a multipart upload whose
-// parts are buffered one at a time (memory is bounded by the part size
-// times the concurrency, not by the body).
-func Upload(ctx context.Context, c Client, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	tm := transfermanager.New(c, func(o *transfermanager.Options) {
-		o.PartSizeBytes = 8 << 20
-		o.Concurrency = 2
-	})
-	in := &transfermanager.UploadObjectInput{Bucket: &bucket, Key: &key, Body: body, Metadata: meta}
-	if size >= 0 {
-		in.ContentLength = aws.Int64(size)
-	}
-	if contentType != "" {
-		in.ContentType = &contentType
-	}
-	if _, err := tm.UploadObject(ctx, in); err != nil {
-		return fmt.Errorf("upload s3://%s/%s: %w", bucket, key, err)
-	}
-	return nil
 }
 
 // CopySource is the URL-encoded x-amz-copy-source of a version.

@@ -185,3 +185,29 @@ func TestUnversionedETagGuard(t *testing.T) {
 		t.Fatal("moved content still in inbound/")
 	}
 }
+
+// TestUploadSizes: whatever the length, known or not, the object holds
+// exactly the body (a body that is a whole number of parts ends without an
+// empty part; an empty body of unknown length is still an object).
+func TestUploadSizes(t *testing.T) {
+	c := mototest.S3(t)
+	b := mototest.NewBucket(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		n     int
+		known bool
+	}{{0, true}, {0, false}, {100, true}, {100, false}, {2 * s3io.UploadPartSize, false}, {s3io.UploadPartSize + 1, true}} {
+		data := bytes.Repeat([]byte{'x'}, tt.n)
+		size := int64(-1)
+		if tt.known {
+			size = int64(tt.n)
+		}
+		key := fmt.Sprintf("f/%d-%v", tt.n, tt.known)
+		if err := s3io.Upload(ctx, c, b, key, io.MultiReader(bytes.NewReader(data)), size, "", nil); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if got, _, ok := get(t, c, b, key); !ok || !bytes.Equal(got, data) {
+			t.Fatalf("%s: %d bytes stored, want %d", key, len(got), tt.n)
+		}
+	}
+}

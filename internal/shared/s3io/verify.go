@@ -44,7 +44,7 @@ var ErrChecksumMismatch = errors.New("object checksum mismatch")
 // Objects without a full-object checksum (uploaded before S3 computed one,
 // or with a composite multipart checksum) and ranged reads are streamed
 // unchecked, as the SDK would.
-func GetVerified(ctx context.Context, c Client, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+func GetVerified(ctx context.Context, c Getter, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	opts := append([]func(*s3.Options){func(o *s3.Options) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Amz-Checksum-Mode", "ENABLED"))

@@ -1,0 +1,79 @@
+// Package startup is what every function's main does around lambda.Start:
+// JSON logs through the Lambda log handler, the AWS configuration and
+// clients from the environment, and one clear log line and exit when the
+// configuration is unusable. Nothing here touches the network at cold start.
+package startup
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
+// Env is what a function's constructor reads: its variables, the AWS
+// configuration and the logger.
+type Env struct {
+	Getenv func(string) string
+	AWS    aws.Config
+	Log    *slog.Logger
+}
+
+// Load reads the shared AWS configuration (region defaults to us-east-1).
+// The SDK honours AWS_ENDPOINT_URL itself, which local stand-ins use.
+func Load(ctx context.Context, getenv func(string) string, log *slog.Logger) (Env, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return Env{}, fmt.Errorf("aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	return Env{Getenv: getenv, AWS: cfg, Log: log}, nil
+}
+
+// S3 is an S3 client, path-style when S3_FORCE_PATH_STYLE=true (moto).
+func (e Env) S3() *s3.Client {
+	return s3.NewFromConfig(e.AWS, func(o *s3.Options) {
+		o.UsePathStyle = e.Getenv("S3_FORCE_PATH_STYLE") == "true"
+	})
+}
+
+// SQS is an SQS client.
+func (e Env) SQS() *sqs.Client { return sqs.NewFromConfig(e.AWS) }
+
+// FnO is the F&O client from the FNO_* settings; limiter (may be nil)
+// paces every request.
+func (e Env) FnO(limiter d365.Limiter) (*d365.Client, error) {
+	return fnoenv.ClientFromEnv(e.AWS, fnoenv.Options{Limiter: limiter, Logger: e.Log})
+}
+
+// Start builds a function's handler from the environment and hands it to
+// the Lambda runtime. A build error is logged (naming the function) and
+// ends the process, so Lambda reports an init failure with that line.
+func Start[H any](name string, build func(context.Context, Env) (H, error)) {
+	log := lambdacontext.NewLogger()
+	slog.SetDefault(log)
+	ctx := context.Background()
+	env, err := Load(ctx, os.Getenv, log)
+	if err != nil {
+		log.Error(name+": cannot start", "error", err.Error())
+		os.Exit(1)
+	}
+	h, err := build(ctx, env)
+	if err != nil {
+		log.Error(name+": cannot start", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h)
+}
