@@ -83,10 +83,10 @@ func New(cfg Config, fno FnO, s3c S3) (*Handler, error) {
 		return nil, err
 	}
 	if fno == nil {
-		return nil, errors.New("exporter: an F&O client is required")
+		return nil, errors.New("dequeue: an F&O client is required")
 	}
 	if s3c == nil {
-		return nil, errors.New("exporter: an S3 client is required")
+		return nil, errors.New("dequeue: an S3 client is required")
 	}
 	tm := transfermanager.New(s3c, func(o *transfermanager.Options) {
 		o.PartSizeBytes = cfg.PartSize
@@ -112,7 +112,7 @@ func (h *Handler) Config() Config { return h.cfg }
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Summary, error) {
 	in, err := DecodeInput(raw, h.cfg.OutboundPrefix)
 	if err != nil {
-		h.log.ErrorContext(ctx, "export: bad input", "error", err.Error())
+		h.log.ErrorContext(ctx, "dequeue: bad input", "error", err.Error())
 		return Summary{}, err
 	}
 	return h.Run(ctx, in)
@@ -152,7 +152,7 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 		late := ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err != nil && late {
-			log.WarnContext(ctx, "export: F&O did not answer the dequeue before the deadline; stopping", "error", err.Error())
+			log.WarnContext(ctx, "dequeue: F&O did not answer the dequeue before the deadline; stopping", "error", err.Error())
 			sum.StoppedForDeadline, sum.MoreMayRemain = true, true
 			break
 		}

@@ -33,19 +33,11 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 		if r.Outcome == "" {
 			r.Outcome = OutcomeFailed
 		}
-		log.ErrorContext(ctx, "export: not acknowledged", "stage", stage, "key", r.Key, "error", err.Error())
+		log.ErrorContext(ctx, "dequeue: not acknowledged", "stage", stage, "key", r.Key, "error", err.Error())
 		return r
 	}
-
 	markerKey := h.MarkerKey(in.Job, d.CorrelationID)
-	m, err := h.readMarker(ctx, markerKey)
-	// How a new marker is written: only where there is none, or in place
-	// of the damaged one just quarantined.
-	reserve := "*"
-	var dm *DamagedMarkerError
-	if errors.As(err, &dm) {
-		m, reserve, err = h.setAside(ctx, log, in, d, dm, &r)
-	}
+	m, reserve, err := h.currentMarker(ctx, log, in, d, markerKey, &r)
 	if err != nil {
 		return fail("state", err)
 	}
@@ -57,7 +49,7 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 		}
 		if done {
 			r.Outcome = OutcomeAlreadyLanded
-			log.InfoContext(ctx, "export: already landed (re-delivered)", "key", m.Key)
+			log.InfoContext(ctx, "dequeue: already landed (re-delivered)", "key", m.Key)
 			if in.Unpack && m.Unpacked == nil {
 				if err := h.unpack(ctx, in, d, m, markerKey, &r); err != nil {
 					return fail("unpack", err)
@@ -66,82 +58,24 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 			return h.ack(ctx, log, in, d, r, fail)
 		}
 	}
-
-	dl, err := h.fno.Download(ctx, *d.DownloadLocation)
+	dl, err := h.openDownload(ctx, d)
 	if err != nil {
-		if errors.Is(err, d365.ErrForeignHost) {
-			err = fmt.Errorf("refused: %w", err)
-		}
 		return fail("download", err)
 	}
-	defer dl.Body.Close()
-	body := &countingReader{r: dl.Body, want: dl.Size}
-
-	// Sniff the first bytes to name the file; they are put back in front.
-	head := make([]byte, 4)
-	n, err := io.ReadFull(body, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return fail("download", err)
-	}
-	head = head[:n]
-	isZip := bytes.Equal(head, []byte("PK\x03\x04"))
-
+	defer dl.body.Close()
 	if m == nil {
-		name := exportName(in.Job, dl.FileName, isZip)
-		now := h.cfg.Now().UTC()
-		m = &Marker{
-			Job: in.Job, ActivityID: in.ActivityID, CorrelationID: d.CorrelationID, State: StateReserved,
-			FirstSeen: now, Key: ObjectKey(in.Prefix, now, d.CorrelationID, name),
-		}
-		if err := h.putJSONIf(ctx, markerKey, m, reserve); err != nil {
-			if !isPreconditionFailed(err) {
-				return fail("state", err)
-			}
-			// Another invocation reserved it first (or replaced the damaged
-			// marker): use its key.
-			if m, err = h.readMarker(ctx, markerKey); err != nil || m == nil {
-				return fail("state", fmt.Errorf("marker %s appeared and vanished: %v", markerKey, err))
-			}
+		if m, err = h.reserveMarker(ctx, in, d, dl, markerKey, reserve); err != nil {
+			return fail("state", err)
 		}
 	}
 	r.Key = m.Key
-
-	contentType := "application/octet-stream"
-	if isZip {
-		contentType = "application/zip"
-	}
-	up := &transfermanager.UploadObjectInput{
-		Bucket:      &h.cfg.Bucket,
-		Key:         &m.Key,
-		Body:        io.MultiReader(bytes.NewReader(head), body),
-		IfNoneMatch: aws.String("*"),
-		ContentType: &contentType,
-		Metadata:    metadata(in, d.CorrelationID),
-	}
-	if dl.Size >= 0 {
-		up.ContentLength = aws.Int64(dl.Size)
-	}
-	out, err := h.tm.UploadObject(ctx, up)
-	switch {
-	case err == nil:
-		r.Outcome, r.Bytes = OutcomeLanded, body.n
-		m.State, m.LandedAt, m.Size = StateLanded, h.cfg.Now().UTC(), body.n
-		m.ETag, m.VersionID = aws.ToString(out.ETag), aws.ToString(out.VersionID)
-		log.InfoContext(ctx, "export: landed", "key", m.Key, "bytes", body.n)
-	case isPreconditionFailed(err):
-		// The key was taken between the marker check and now: a landing
-		// that completed after its marker update was lost.
-		r.Outcome = OutcomeAlreadyLanded
-		m.State, m.LandedAt = StateLanded, h.cfg.Now().UTC()
-		log.InfoContext(ctx, "export: already landed (conditional write refused)", "key", m.Key)
-	default:
-		h.abortLeftover(err, m.Key)
+	if err := h.land(ctx, log, in, d, m, dl, &r); err != nil {
 		return fail("land", err)
 	}
 	if err := h.putJSON(ctx, markerKey, m, false); err != nil {
 		// The object is complete; the marker only guards against re-landing
 		// an object people have since moved. Go on and acknowledge.
-		log.WarnContext(ctx, "export: landed but the marker was not updated", "marker", markerKey, "error", err.Error())
+		log.WarnContext(ctx, "dequeue: landed but the marker was not updated", "marker", markerKey, "error", err.Error())
 	}
 	if in.Unpack {
 		if err := h.unpack(ctx, in, d, m, markerKey, &r); err != nil {
@@ -149,6 +83,113 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 		}
 	}
 	return h.ack(ctx, log, in, d, r, fail)
+}
+
+// currentMarker reads the export's marker. A damaged one is set aside; then
+// reserve is the condition a new marker is written under (in place of the
+// one quarantined), else "*" (only where there is none).
+func (h *Handler) currentMarker(ctx context.Context, log *slog.Logger, in Input, d *d365.DequeuedFile, markerKey string,
+	r *FileResult) (*Marker, string, error) {
+	m, err := h.readMarker(ctx, markerKey)
+	reserve := "*"
+	var dm *DamagedMarkerError
+	if errors.As(err, &dm) {
+		m, reserve, err = h.setAside(ctx, log, in, d, dm, r)
+	}
+	return m, reserve, err
+}
+
+// download is an export being streamed from F&O: its first bytes were read
+// to tell a package from a file and are put back in front of the rest.
+type download struct {
+	body  io.ReadCloser
+	rest  *countingReader
+	head  []byte
+	size  int64
+	name  string // F&O's file name, if it gave one
+	isZip bool
+}
+
+// reader is the whole export, its first bytes included.
+func (dl *download) reader() io.Reader { return io.MultiReader(bytes.NewReader(dl.head), dl.rest) }
+
+func (h *Handler) openDownload(ctx context.Context, d *d365.DequeuedFile) (*download, error) {
+	dl, err := h.fno.Download(ctx, *d.DownloadLocation)
+	if err != nil {
+		if errors.Is(err, d365.ErrForeignHost) {
+			err = fmt.Errorf("refused: %w", err)
+		}
+		return nil, err
+	}
+	out := &download{body: dl.Body, rest: &countingReader{r: dl.Body, want: dl.Size}, size: dl.Size, name: dl.FileName}
+	head := make([]byte, 4)
+	n, err := io.ReadFull(out.rest, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		dl.Body.Close()
+		return nil, err
+	}
+	out.head = head[:n]
+	out.isZip = bytes.Equal(out.head, []byte("PK\x03\x04"))
+	return out, nil
+}
+
+// reserveMarker writes a new marker naming the key the export lands at. When
+// another invocation reserved it first, its marker (and key) is used.
+func (h *Handler) reserveMarker(ctx context.Context, in Input, d *d365.DequeuedFile, dl *download, markerKey, reserve string) (*Marker, error) {
+	now := h.cfg.Now().UTC()
+	m := &Marker{
+		Job: in.Job, ActivityID: in.ActivityID, CorrelationID: d.CorrelationID, State: StateReserved,
+		FirstSeen: now, Key: ObjectKey(in.Prefix, now, d.CorrelationID, exportName(in.Job, dl.name, dl.isZip)),
+	}
+	err := h.putJSONIf(ctx, markerKey, m, reserve)
+	if err == nil {
+		return m, nil
+	}
+	if !isPreconditionFailed(err) {
+		return nil, err
+	}
+	if m, err = h.readMarker(ctx, markerKey); err != nil || m == nil {
+		return nil, fmt.Errorf("marker %s appeared and vanished: %v", markerKey, err)
+	}
+	return m, nil
+}
+
+// land streams the export to its key, never over an existing object, and
+// brings the marker up to date (written by the caller).
+func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, d *d365.DequeuedFile, m *Marker, dl *download, r *FileResult) error {
+	contentType := "application/octet-stream"
+	if dl.isZip {
+		contentType = "application/zip"
+	}
+	up := &transfermanager.UploadObjectInput{
+		Bucket:      &h.cfg.Bucket,
+		Key:         &m.Key,
+		Body:        dl.reader(),
+		IfNoneMatch: aws.String("*"),
+		ContentType: &contentType,
+		Metadata:    metadata(in, d.CorrelationID),
+	}
+	if dl.size >= 0 {
+		up.ContentLength = aws.Int64(dl.size)
+	}
+	out, err := h.tm.UploadObject(ctx, up)
+	switch {
+	case err == nil:
+		r.Outcome, r.Bytes = OutcomeLanded, dl.rest.n
+		m.State, m.LandedAt, m.Size = StateLanded, h.cfg.Now().UTC(), dl.rest.n
+		m.ETag, m.VersionID = aws.ToString(out.ETag), aws.ToString(out.VersionID)
+		log.InfoContext(ctx, "dequeue: landed", "key", m.Key, "bytes", dl.rest.n)
+	case isPreconditionFailed(err):
+		// The key was taken between the marker check and now: a landing
+		// that completed after its marker update was lost.
+		r.Outcome = OutcomeAlreadyLanded
+		m.State, m.LandedAt = StateLanded, h.cfg.Now().UTC()
+		log.InfoContext(ctx, "dequeue: already landed (conditional write refused)", "key", m.Key)
+	default:
+		h.abortLeftover(err, m.Key)
+		return err
+	}
+	return nil
 }
 
 // recognise reports whether the export of marker m has landed. A reserved
@@ -194,7 +235,7 @@ func (h *Handler) unpack(ctx context.Context, in Input, d *d365.DequeuedFile, m 
 	var fe *unpack.FormatError
 	if errors.As(err, &fe) {
 		r.UnpackError = "unpack: " + err.Error()
-		h.log.WarnContext(ctx, "export: package not unpacked", "job", in.Job, "correlationId", d.CorrelationID, "key", m.Key, "error", err.Error())
+		h.log.WarnContext(ctx, "dequeue: package not unpacked", "job", in.Job, "correlationId", d.CorrelationID, "key", m.Key, "error", err.Error())
 		return nil
 	}
 	if err != nil {
@@ -205,7 +246,7 @@ func (h *Handler) unpack(ctx context.Context, in Input, d *d365.DequeuedFile, m 
 	}
 	m.Unpacked = append([]string{}, r.Unpacked...)
 	if err := h.putJSON(ctx, markerKey, m, false); err != nil {
-		h.log.WarnContext(ctx, "export: unpacked but the marker was not updated", "marker", markerKey, "error", err.Error())
+		h.log.WarnContext(ctx, "dequeue: unpacked but the marker was not updated", "marker", markerKey, "error", err.Error())
 	}
 	return nil
 }
@@ -216,7 +257,7 @@ func (h *Handler) ack(ctx context.Context, log *slog.Logger, in Input, d *d365.D
 		return fail("ack", err)
 	}
 	r.Acked = true
-	log.InfoContext(ctx, "export: acknowledged", "key", r.Key, "outcome", r.Outcome)
+	log.InfoContext(ctx, "dequeue: acknowledged", "key", r.Key, "outcome", r.Outcome)
 	return r
 }
 
@@ -245,21 +286,21 @@ func (h *Handler) missingFile(ctx context.Context, log *slog.Logger, in Input, d
 	}
 	if err := h.putJSON(ctx, key, rec, false); err != nil {
 		r.Stage, r.Error = "state", "state: "+err.Error()
-		log.ErrorContext(ctx, "export: missing file not recorded, not acknowledged", "reason", reason, "error", err.Error())
+		log.ErrorContext(ctx, "dequeue: missing file not recorded, not acknowledged", "reason", reason, "error", err.Error())
 		return
 	}
 	if !in.AckMissingFile {
-		log.WarnContext(ctx, "export: no file; recorded, left for F&O to hand out again (ackMissingFile is false)",
+		log.WarnContext(ctx, "dequeue: no file; recorded, left for F&O to hand out again (ackMissingFile is false)",
 			"reason", reason, "fnoMessage", msg, "record", key)
 		return
 	}
 	if err := h.fno.Ack(ctx, in.ActivityID, d); err != nil {
 		r.Stage, r.Error = "ack", "ack: "+err.Error()
-		log.ErrorContext(ctx, "export: missing file recorded, ack failed", "error", err.Error())
+		log.ErrorContext(ctx, "dequeue: missing file recorded, ack failed", "error", err.Error())
 		return
 	}
 	r.Acked = true
-	log.WarnContext(ctx, "export: no file; recorded and acknowledged", "reason", reason, "fnoMessage", msg, "record", key)
+	log.WarnContext(ctx, "dequeue: no file; recorded and acknowledged", "reason", reason, "fnoMessage", msg, "record", key)
 }
 
 // abortLeftover makes sure a failed multipart upload is aborted, so no
@@ -279,7 +320,7 @@ func (h *Handler) abortLeftover(err error, key string) {
 	})
 	var nsu *s3types.NoSuchUpload
 	if aerr != nil && !errors.As(aerr, &nsu) && !isNotFound(aerr) {
-		h.log.Warn("export: multipart upload left for the lifecycle rule", "key", key, "uploadId", mu.UploadID(), "error", aerr.Error())
+		h.log.Warn("dequeue: multipart upload left for the lifecycle rule", "key", key, "uploadId", mu.UploadID(), "error", aerr.Error())
 	}
 }
 

@@ -58,7 +58,7 @@ func (h *Handler) setAside(ctx context.Context, log *slog.Logger, in Input, d *d
 	}
 	attrs := []any{"marker", dm.Key, "quarantined", q, "reason", dm.Err.Error()}
 	if found == nil {
-		log.ErrorContext(ctx, "export: marker unusable, moved to quarantine; no earlier landing of this export found, landing it as new "+
+		log.ErrorContext(ctx, "dequeue: marker unusable, moved to quarantine; no earlier landing of this export found, landing it as new "+
 			"(a copy landed before the days searched, under another prefix, or since moved away would be a second copy)",
 			append(attrs, "searched", fmt.Sprintf("%s{%s..%s}/%s-*", in.Prefix, days[0].Format("2006/01/02"),
 				days[len(days)-1].Format("2006/01/02"), KeyID(d.CorrelationID)))...)
@@ -67,7 +67,7 @@ func (h *Handler) setAside(ctx context.Context, log *slog.Logger, in Input, d *d
 	if err := h.putJSONIf(ctx, dm.Key, found, dm.ETag); err != nil {
 		return nil, "", fmt.Errorf("%v; moved to %s; replace it: %w", dm, q, err)
 	}
-	log.ErrorContext(ctx, "export: marker unusable, moved to quarantine; recognised the export's earlier landing", append(attrs, "key", found.Key)...)
+	log.ErrorContext(ctx, "dequeue: marker unusable, moved to quarantine; recognised the export's earlier landing", append(attrs, "key", found.Key)...)
 	return found, "", nil
 }
 

@@ -197,15 +197,26 @@ func (c *counters) add(f func(s *Summary)) {
 }
 
 func (p *Poller) poll(ctx context.Context, s *Summary) {
-	now := p.cfg.Now()
+	order, byID, err := p.due(ctx, s)
+	if err != nil {
+		p.log.ErrorContext(ctx, "poller: cannot list the ledger", "error", err.Error())
+		s.Errors++
+		return
+	}
+	c := &counters{s: s}
+	items := p.readRecords(ctx, order, byID, c)
+	p.handleAll(ctx, groupBySource(items), c)
+}
+
+// due lists the records due now, oldest first: one identity once (extra
+// entries are leftovers of an interrupted reschedule, retired with it).
+// Listing stops at the first record not due yet, or once the run has more
+// records than its budget could check: the rest wait for later runs.
+func (p *Poller) due(ctx context.Context, s *Summary) ([]string, map[string][]ledger.Entry, error) {
 	limit := p.perRun(ctx)
-	// One identity is handled once per run: extra entries are leftovers of
-	// an interrupted reschedule and are retired with it. Listing stops at
-	// the first record not due yet, or once the run has more records than
-	// its budget could check: the rest wait, oldest first, for later runs.
 	var order []string
 	byID := map[string][]ledger.Entry{}
-	err := p.ledger.Due(ctx, now, func(e ledger.Entry) bool {
+	err := p.ledger.Due(ctx, p.cfg.Now(), func(e ledger.Entry) bool {
 		if _, seen := byID[e.Identity]; !seen {
 			if len(order) >= limit {
 				s.More = true
@@ -217,22 +228,21 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 		byID[e.Identity] = append(byID[e.Identity], e)
 		return true
 	})
-	if err != nil {
-		p.log.ErrorContext(ctx, "poller: cannot list the ledger", "error", err.Error())
-		s.Errors++
-		return
-	}
-	// Read the records (concurrently: one GET each), then group them by
-	// source key: versions of one key are handled one after another, since
-	// their moves may pick the same destination name.
-	type item struct {
-		rec    ledger.Record
-		key    string
-		extras []ledger.Entry
-		ok     bool
-	}
+	return order, byID, err
+}
+
+// item is a due ledger record, read.
+type item struct {
+	rec    ledger.Record
+	key    string
+	extras []ledger.Entry
+	ok     bool
+}
+
+// readRecords reads the due records (one GET each, concurrently). A record
+// that is not JSON is quarantined.
+func (p *Poller) readRecords(ctx context.Context, order []string, byID map[string][]ledger.Entry, c *counters) []item {
 	items := make([]item, len(order))
-	c := &counters{s: s}
 	rg, rctx := errgroup.WithContext(ctx)
 	rg.SetLimit(16)
 	for i, id := range order {
@@ -258,25 +268,41 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 		})
 	}
 	_ = rg.Wait()
-	bySource := map[string][]item{}
-	var sources []string
+	return items
+}
+
+// groupBySource groups records by source key, in order: versions of one key
+// are handled one after another, since their moves may pick the same
+// destination name.
+func groupBySource(items []item) [][]item {
+	bySource := map[string]int{}
+	var groups [][]item
 	for _, it := range items {
 		if !it.ok {
 			continue
 		}
 		src := it.rec.Bucket + "/" + it.rec.Key
-		if _, ok := bySource[src]; !ok {
-			sources = append(sources, src)
+		g, ok := bySource[src]
+		if !ok {
+			g = len(groups)
+			bySource[src] = g
+			groups = append(groups, nil)
 		}
-		bySource[src] = append(bySource[src], it)
+		groups[g] = append(groups[g], it)
 	}
+	return groups
+}
+
+// handleAll checks and finalizes the groups with bounded concurrency. The
+// first record that says "stop" (budget spent, throttled, out of time) stops
+// the run; what is left is deferred to the next one.
+func (p *Poller) handleAll(ctx context.Context, groups [][]item, c *counters) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.cfg.Concurrency)
 	var stop sync.Once
 	stopCtx, stopAll := context.WithCancel(gctx)
 	defer stopAll()
-	for _, src := range sources {
-		group := bySource[src]
+	for _, group := range groups {
 		if stopCtx.Err() != nil {
 			c.add(func(s *Summary) { s.Deferred += len(group) })
 			continue

@@ -1,67 +1,26 @@
-// Package importer is the enqueue function: it takes FIFO import messages
-// (one per file, grouped by entity) and streams each file from S3 to F&O's
+// Package enqueue is the enqueue function: FIFO import messages in (one per
+// file, grouped by entity), each file streamed from S3 to F&O's
 // recurring-integration enqueue endpoint, strictly in order.
 //
-// # Order (promise 2)
-//
-// A batch is processed sequentially. On the first failure that record and
-// every later one in the batch are reported as batch item failures
-// (AWS-NOTES A2, C1), so SQS redelivers them in order and nothing behind a
+// A batch is processed sequentially; from the first record that fails,
+// that record and every later one are returned to SQS, so nothing behind a
 // failed file of the same entity overtakes it.
 //
-// # At most once into F&O (promise 3)
+// F&O does not de-duplicate enqueues, so a file is sent at most once: an
+// intent marker (_state/markers/<identity>.json without a message ID) is
+// written before the send and replaced by F&O's message ID after it. A
+// redelivery that finds a marker never sends again: with a message ID it is
+// done, without one (the function died while sending) the file is filed
+// under failed/ as EnqueueOutcomeUnknown for a person to check. The same
+// happens when the body went out and no answer came back.
 //
-// F&O has no enqueue de-duplication. Before sending, the handler looks for
-// the file's idempotency marker (_state/markers/<identity>.json); with one,
-// the file was enqueued already and the record is done. After F&O answers
-// with a message ID the marker is written with If-None-Match: *, then the
-// ledger record the poller follows.
-//
-// The unavoidable window: if the function dies (timeout, crash, lost
-// network to S3) after F&O answered and before the marker is written, the
-// FIFO message is redelivered, no marker is found, and the file is enqueued
-// a second time. The marker write is retried for up to 10 s outside the
-// invocation's deadline to keep the window small.
-//
-// When the body went out and no answer came back while the function is
-// still alive (d365.ErrOutcomeUnknown: the connection dropped, or the
-// deadline cut the answer off), F&O may hold the file. It is not sent
-// again: it is filed under failed/ with a result document whose status is
-// EnqueueOutcomeUnknown, telling a person what to look for in F&O. A 5xx
-// answer is F&O (or its gateway) saying it did not take the file; it is
-// retried through SQS.
-//
-// # Failures
-//
-//   - F&O refuses the file for good (4xx other than 401/403/408/429, or a
-//     302 from an on-premises environment): the file is moved to rejected/
-//     with F&O's answer in the reason document; the record is done.
-//   - Sent but unanswered (d365.ErrOutcomeUnknown): failed/, see above.
-//   - 401/403 (the app is not authorized: configuration, not the file),
-//     429 after the client's retries, 5xx, network or S3 errors: batch item
-//     failure. SQS redelivers; after maxReceiveCount the message goes to the
-//     FIFO dead-letter queue and the file stays in inbound/.
-//   - The source version no longer exists (NoSuchKey/NoSuchVersion, or in
-//     an unversioned bucket a different ETag): logged; the record is done,
-//     since there is nothing left to import.
-//   - A FIFO body that cannot be read, or one that does not name a file
-//     under inbound/<route>/ of the configured bucket with that route (a
-//     hand-made or edited message: another bucket, processed/, _state/, a
-//     folder, an empty route): the message is kept under
-//     rejected/_malformed/ with the reason; the object it names is never
-//     sent, moved or written to.
-//
-// # Poison files and batch size
-//
-// A file F&O keeps failing blocks its entity until SQS moves its message to
-// the dead-letter queue after maxReceiveCount deliveries; then the entity's
-// later files go through (that file is skipped, out of order, and stays in
-// inbound/). Every delivery counts against every message in the batch: the
-// files behind a poison file in the same batch are returned with it each
-// time and follow it into the DLQ. An enqueue batch size of 1 limits the
-// DLQ to the poison file itself; larger batches trade that for fewer
-// invocations. Redriving the DLQ (after fixing the cause) retries them; the
-// idempotency markers keep a redrive from enqueueing a file twice.
+// F&O refusing the file for good (a 4xx other than 401/403/408/429) files
+// it under rejected/ with F&O's answer; 401/403, throttling, 5xx, network
+// and S3 faults are returned to SQS, and after the queue's maxReceiveCount
+// the message moves to the dead-letter queue while the file stays in
+// inbound/. A message that does not name a file under inbound/<route>/ of
+// the configured bucket is kept under rejected/_malformed/ and nothing it
+// names is touched.
 package enqueue
 
 import (
@@ -201,12 +160,43 @@ func (h *Handler) beforeDeadline(ctx context.Context) error {
 
 // process handles one record; nil means done with it.
 func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
+	fm, file, err := h.decode(ctx, m)
+	if err != nil || fm == nil {
+		return err
+	}
+	j := &job{msg: *fm, file: file, identity: fm.Identity(), src: fm.Ref(),
+		log: h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "identity", fm.Identity(), "sqsMessageId", m.MessageId)}
+	rt, ok := h.cfg.Routes.Lookup(fm.Route)
+	if !ok {
+		return h.done(ctx, j.identity, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, File: fm.Route + "/" + file,
+			Code: "no-route", Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
+	}
+	j.route = rt
+	if done, err := h.checkMarker(ctx, j); done || err != nil {
+		return err
+	}
+	return h.send(ctx, j)
+}
+
+// job is one file on its way to F&O.
+type job struct {
+	msg      importmsg.File
+	file     string // the path under the route's folder
+	identity string
+	src      s3io.Ref
+	route    routes.Route
+	log      *slog.Logger
+}
+
+// decode reads a record's message. A message that cannot be trusted is
+// kept under rejected/_malformed/ and gives a nil message: done with it.
+func (h *Handler) decode(ctx context.Context, m events.SQSMessage) (*importmsg.File, string, error) {
 	var fm importmsg.File
 	if err := json.Unmarshal([]byte(m.Body), &fm); err != nil || fm.Bucket == "" || fm.Key == "" {
 		if err == nil {
 			err = errors.New("bucket or key missing")
 		}
-		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+		return nil, "", filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
 			fmt.Errorf("import message is not a file message: %w", err))
 	}
 	file, why := h.inboundFile(fm)
@@ -214,34 +204,40 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		// Not what the router writes: nothing of the object it names is
 		// touched (it may be a processed file, a marker, or another
 		// bucket's), only the message is kept.
-		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
+		return nil, "", filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
 			fmt.Errorf("import message for s3://%s/%s (route %q) does not name a file the router forwards: %s; nothing was sent to F&O or moved",
 				fm.Bucket, fm.Key, fm.Route, why))
 	}
-	log := h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "sqsMessageId", m.MessageId)
-	src := fm.Ref()
-	identity := importmsg.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
-	rt, ok := h.cfg.Routes.Lookup(fm.Route)
-	if !ok {
-		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, File: fm.Route + "/" + file, Code: "no-route",
-			Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
-	}
-	if mk, found, err := h.ledger.GetMarker(ctx, identity); err != nil {
-		return fmt.Errorf("read marker of %s: %w", fm.Key, err)
-	} else if found && mk.Sending() {
+	return &fm, file, nil
+}
+
+// checkMarker looks for the file's idempotency marker: with one the file
+// is never sent again (done is true).
+func (h *Handler) checkMarker(ctx context.Context, j *job) (done bool, err error) {
+	mk, found, err := h.ledger.GetMarker(ctx, j.identity)
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("read marker of %s: %w", j.msg.Key, err)
+	case found && mk.Sending():
 		// An earlier attempt began sending and never recorded an answer
 		// (it died, or filing the outcome failed): F&O may hold the file.
-		return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, mk.ExternalID, mk.EnqueuedAt,
+		return true, h.done(ctx, j.identity, h.outcomeUnknown(ctx, j, mk.ExternalID, mk.EnqueuedAt,
 			errors.New("an earlier attempt started sending the file and did not record F&O's answer")))
-	} else if found {
-		log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
-		return nil
+	case found:
+		j.log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
+		return true, nil
 	}
+	return false, nil
+}
 
+// send opens the file, writes the intent marker, streams the file to F&O
+// and records the outcome.
+func (h *Handler) send(ctx context.Context, j *job) error {
+	fm, rt, log := j.msg, j.route, j.log
 	body, err := h.open(ctx, fm)
 	if isGone(err) {
 		log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", err.Error())
-		return h.done(ctx, identity, nil)
+		return h.done(ctx, j.identity, nil)
 	}
 	if err != nil {
 		return err
@@ -250,40 +246,20 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	size := aws.ToInt64(body.ContentLength)
 	if size == 0 {
 		body.Body.Close()
-		return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, Route: rt.Name, File: file, Code: "empty-file",
-			Detail: "the file is empty (0 bytes): there is nothing to import"}))
+		return h.done(ctx, j.identity, h.reject(ctx, log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, Route: rt.Name, File: j.file,
+			Code: "empty-file", Detail: "the file is empty (0 bytes): there is nothing to import"}))
 	}
-	// Reopen re-reads exactly the version being sent.
-	again := fm
-	if v := aws.ToString(body.VersionId); s3io.NormalizeVersion(v) != "" {
-		again.VersionID = v
-	} else if again.ETag == "" {
-		again.ETag = s3io.NormalizeETag(aws.ToString(body.ETag))
-	}
-	req := d365.EnqueueRequest{
-		ActivityID: rt.ActivityID, Company: rt.Company, ExternalID: ExternalID(fm.Key),
-		Body: body.Body, Size: size,
-		Reopen: func(ctx context.Context) (io.ReadCloser, error) {
-			out, err := h.open(ctx, again)
-			if err != nil {
-				return nil, err
-			}
-			return out.Body, nil
-		},
-	}
-	if rt.Kind == routes.KindFile {
-		req.Entity = rt.Entity
-	}
+	req, version := h.request(fm, rt, body)
 	start := h.now()
 	rec := ledger.Record{
-		Identity: identity, Bucket: fm.Bucket, Key: fm.Key,
-		VersionID: s3io.NormalizeVersion(again.VersionID), ETag: s3io.NormalizeETag(fm.ETag), Size: size,
+		Identity: j.identity, Bucket: fm.Bucket, Key: fm.Key,
+		VersionID: version, ETag: s3io.NormalizeETag(fm.ETag), Size: size,
 		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
 		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: start.UTC(),
 	}
 	// The intent: from here on a crash leaves a marker without a message
 	// ID, and a redelivery files the file as "outcome unknown" instead of
-	// sending it again (promise 3).
+	// sending it again.
 	if created, existing, err := h.ledger.PutMarker(ctx, rec); err != nil {
 		return fmt.Errorf("write the intent marker of %s: %w", fm.Key, err)
 	} else if !created {
@@ -297,35 +273,72 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	cancel()
 	body.Body.Close()
 	if err != nil {
-		if errors.Is(err, d365.ErrOutcomeUnknown) {
-			// The body went out and no answer came back: F&O may hold the
-			// file. Sending it again could import it twice, so it is filed
-			// under failed/ for a person to check (promise 3).
-			return h.done(ctx, identity, h.outcomeUnknown(ctx, log, fm, rt, file, req.ExternalID, start, err))
-		}
-		// F&O answered, or nothing went out: it does not hold the file.
-		// Withdraw the intent so that a retry may send it; if that fails,
-		// the redelivery errs on the safe side (outcome unknown).
-		if derr := h.ledger.DeleteMarker(ctx, identity); derr != nil {
-			return fmt.Errorf("enqueue %s: %w (and the intent marker could not be withdrawn: %v)", fm.Key, err, derr)
-		}
-		if permanent(err) {
-			return h.done(ctx, identity, h.reject(ctx, log, filing.Rejection{Src: src, EventTime: fm.EventTime, Route: rt.Name, File: file, Code: "fno-rejected",
-				Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
-		}
-		return fmt.Errorf("enqueue %s: %w", fm.Key, err)
+		return h.notAccepted(ctx, j, req.ExternalID, start, err)
 	}
+	return h.accepted(ctx, j, rec, msgID, start)
+}
+
+// request is the enqueue request for a file whose body is open; version is
+// the exact version being sent, which Reopen reads again.
+func (h *Handler) request(fm importmsg.File, rt routes.Route, body *s3.GetObjectOutput) (d365.EnqueueRequest, string) {
+	again := fm
+	if v := aws.ToString(body.VersionId); s3io.NormalizeVersion(v) != "" {
+		again.VersionID = v
+	} else if again.ETag == "" {
+		again.ETag = s3io.NormalizeETag(aws.ToString(body.ETag))
+	}
+	req := d365.EnqueueRequest{
+		ActivityID: rt.ActivityID, Company: rt.Company, ExternalID: ExternalID(fm.Key),
+		Body: body.Body, Size: aws.ToInt64(body.ContentLength),
+		Reopen: func(ctx context.Context) (io.ReadCloser, error) {
+			out, err := h.open(ctx, again)
+			if err != nil {
+				return nil, err
+			}
+			return out.Body, nil
+		},
+	}
+	if rt.Kind == routes.KindFile {
+		req.Entity = rt.Entity
+	}
+	return req, s3io.NormalizeVersion(again.VersionID)
+}
+
+// notAccepted records a send that F&O did not accept.
+func (h *Handler) notAccepted(ctx context.Context, j *job, externalID string, start time.Time, err error) error {
+	if errors.Is(err, d365.ErrOutcomeUnknown) {
+		// The body went out and no answer came back: F&O may hold the
+		// file. Sending it again could import it twice, so it is filed
+		// under failed/ for a person to check.
+		return h.done(ctx, j.identity, h.outcomeUnknown(ctx, j, externalID, start, err))
+	}
+	// F&O answered, or nothing went out: it does not hold the file.
+	// Withdraw the intent so that a retry may send it; if that fails, the
+	// redelivery errs on the safe side (outcome unknown).
+	if derr := h.ledger.DeleteMarker(ctx, j.identity); derr != nil {
+		return fmt.Errorf("enqueue %s: %w (and the intent marker could not be withdrawn: %v)", j.msg.Key, err, derr)
+	}
+	if permanent(err) {
+		return h.done(ctx, j.identity, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: j.msg.EventTime, Route: j.route.Name,
+			File: j.file, Code: "fno-rejected", Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
+	}
+	return fmt.Errorf("enqueue %s: %w", j.msg.Key, err)
+}
+
+// accepted records F&O's message ID in the marker, then the ledger record
+// the poller follows.
+func (h *Handler) accepted(ctx context.Context, j *job, rec ledger.Record, msgID string, start time.Time) error {
 	now := h.now().UTC()
 	rec.MessageID, rec.EnqueuedAt, rec.NextCheck = msgID, now, now.Add(h.cfg.FirstCheck)
-	log = log.With("messageId", msgID)
-	log.InfoContext(ctx, "enqueue: F&O accepted the file", "size", size, "entity", req.Entity, "activityId", rt.ActivityID,
+	log := j.log.With("messageId", msgID)
+	log.InfoContext(ctx, "enqueue: F&O accepted the file", "size", rec.Size, "entity", rec.Entity, "activityId", rec.ActivityID,
 		"took", h.now().Sub(start).String())
-	// F&O has the message: record its ID in the marker. If this never
-	// happens (a crash), the intent marker makes a redelivery file the
-	// file as "outcome unknown" rather than send it twice.
+	// If this never happens (a crash), the intent marker makes a
+	// redelivery file the file as "outcome unknown" rather than send it
+	// twice.
 	if err := h.writeMarker(ctx, rec, log); err != nil {
 		return fmt.Errorf("F&O accepted %s as message %s but the marker could not be updated (a redelivery will file it as outcome unknown): %w",
-			fm.Key, msgID, err)
+			j.msg.Key, msgID, err)
 	}
 	if _, err := h.ledger.Put(ctx, rec); err != nil {
 		// The marker holds the record: the poller's sweep rebuilds it.
@@ -370,12 +383,11 @@ const OutcomeUnknown = "EnqueueOutcomeUnknown"
 // failed/<route>/<yyyy>/<mm>/<dd>/<file> with a result document saying so.
 // It runs on its own short deadline: it matters most when the invocation's
 // own deadline is what cut the answer off.
-func (h *Handler) outcomeUnknown(ctx context.Context, log *slog.Logger, fm importmsg.File, rt routes.Route, file, externalID string,
-	sentAt time.Time, cause error) error {
+func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string, sentAt time.Time, cause error) error {
+	fm, rt, file, log := j.msg, j.route, j.file, j.log
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	src := fm.Ref()
-	identity := importmsg.Identity(fm.Bucket, fm.Key, fm.VersionID, fm.ETag)
+	src, identity := j.src, j.identity
 	dst, err := filing.File(wctx, h.s3, filing.Move{Src: src, Candidates: s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity),
 		Token: identity, Meta: map[string]string{"fno-status": OutcomeUnknown}, Suffix: layout.ResultSuffix},
 		func(dst string, _ bool) (any, error) {
