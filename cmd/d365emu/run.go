@@ -151,7 +151,7 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(*d365test.Em
 		}
 		caFile, _ = filepath.Abs(cfg.caOut)
 	}
-	// The names the functions read (internal/fnoenv), so the output can be
+	// The names the functions read (internal/shared/fnoenv), so the output can be
 	// pasted into a function's environment as is.
 	au, _ := url.Parse(e.AuthorityURL())
 	fmt.Fprintf(out, "FNO_BASE_URL=%s\nFNO_AUTHORITY_HOST=%s\nFNO_TENANT_ID=%s\nFNO_CLIENT_ID=%s\nFNO_CLIENT_SECRET=%s\nFNO_CA_BUNDLE=%s\n# blob storage (download URLs point here): %s\n",

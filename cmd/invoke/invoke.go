@@ -9,9 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -186,7 +187,7 @@ func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) 
 		defer sb.Close()
 	}
 	applyEnvFlags(env, cfg.Env)
-	for _, name := range sortedKeys(fn.Unresolved) {
+	for _, name := range slices.Sorted(maps.Keys(fn.Unresolved)) {
 		if _, ok := env[name]; !ok {
 			fmt.Fprintf(stderr, "invoke: warning: %s is not set: %v; give it with -env %s=... or an -env-file\n",
 				name, fn.Unresolved[name], name)
@@ -370,7 +371,7 @@ func build(ctx context.Context, tpl *samtemplate.Template, fn samtemplate.Functi
 		pkgDir = filepath.Join(dir, pkgDir)
 	}
 	if fi, err := os.Stat(pkgDir); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("%s: its package %s does not exist (yet)", fn.LogicalID, fn.Package)
+		return "", fmt.Errorf("%s: its package %s does not exist", fn.LogicalID, fn.Package)
 	}
 	if binDir == "" {
 		binDir = filepath.Join(dir, "bin")
@@ -394,13 +395,4 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // requireMoto skips without moto_server, except under CI=true (CI must
-// prove the AWS side), as internal/mototest does.
+// prove the AWS side), as internal/local/mototest does.
 func requireMoto(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("moto_server"); err != nil {

@@ -12,16 +12,13 @@
 // followed by a REPORT line. -fn may be left out for an event file named
 // router-*, enqueue-*, poller-* or dequeue-*.
 //
-// With -local (what `make invoke` passes unless LOCAL=0) it brings its own
-// stand-ins: moto_server and the F&O emulator on 127.0.0.1, the stack
-// provisioned on moto, the routes' and the event's activities registered,
-// what the event names seeded (objects put and the event rewritten to
-// match, an export queued, a file in flight for the poller), the function's
-// environment pointed at them (-env still wins); after the invoke it prints
-// what changed on stderr (-report f also writes it as JSON) and stops them.
+// With -local (what `make invoke` passes unless LOCAL=0) it starts its own
+// stand-ins, moto_server and the F&O emulator on 127.0.0.1, provisions the
+// stack, seeds what the event names and points the function at them (-env
+// still wins); afterwards it prints what changed on stderr (-report f also
+// writes it as JSON) and stops them (internal/local/localrun.Sandbox).
 // Without -local the endpoints are whatever the environment and the env
-// files say, as with sam local invoke. See cmd/invoke/local.go and
-// internal/localrun.Sandbox.
+// files say, as with sam local invoke.
 //
 // Exit status: 0 on a response, 1 on a function error (the error document is
 // printed on stdout, as `sam local invoke` does), 2 when the function could

@@ -4,7 +4,7 @@
 //
 // It starts moto_server and the F&O emulator, builds the functions, runs
 // them behind Runtime API hosts and plays Lambda's event source mappings
-// and EventBridge Scheduler. See internal/localrun.
+// and EventBridge Scheduler. See internal/local/localrun.
 package main
 
 import (

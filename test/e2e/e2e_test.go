@@ -54,7 +54,7 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
-// TestEveryFileEndsSomewhere is promise 1: a dropped file ends in exactly
+// TestEveryFileEndsSomewhere: nothing is lost. A dropped file ends in exactly
 // one of processed/, failed/ or rejected/, nothing stays in inbound/, and
 // no state is left behind.
 func TestEveryFileEndsSomewhere(t *testing.T) {
@@ -172,7 +172,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 		t.Fatalf("third pass = %+v", s3)
 	}
 
-	// Promise 1: exactly one place per file, with its document beside it.
+	// Exactly one place per file, with its document beside it.
 	all := pipelinetest.Keys(t, s3c, bucket, "")
 	for _, k := range keys {
 		_, file, _ := rcfg.Layout.Split(k)

@@ -698,13 +698,14 @@ func docSuffix(where string) string {
 	return layout.ResultSuffix
 }
 
-// checkOrder is promise 2, defined on what can be observed: for each
+// checkOrder checks per-entity order, defined on what can be observed: for each
 // entity, the F&O messages in the order F&O received them (Messages()),
 // with a duplicate of the documented window folded into the message
 // before it, name files in
 // the order their FIFO messages were accepted into the entity's message
 // group (fifoRecorder). Files that went to the dead-letter queue are
-// skipped by design (AWS-NOTES C4), so only the relative order is checked.
+// skipped by design (order is broken there on purpose), so only the relative
+// order is checked.
 func (p *pipeline) checkOrder(b *books) {
 	t := p.t
 	t.Helper()

@@ -159,7 +159,7 @@ func (c *crashingEnqueuer) times(what afterAccept) map[string]int {
 
 // fifoRecorder is the router's (and the sweep's) SQS client. It records
 // the order in which the FIFO queue accepted each file, per message group:
-// that order is what promise 2 keeps. A file's position is that of its
+// that order is what the per-entity ordering keeps. A file's position is that of its
 // first accepted message; a later one with the same deduplication ID is a
 // duplicate (SQS drops it within 5 minutes; moto only while the first is
 // still queued, and then the idempotency marker has to stop it).

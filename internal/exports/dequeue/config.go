@@ -69,9 +69,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			if nerr != nil {
 				return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: want a duration like 30s", v)
 			}
-			// Refused like ParseDuration refuses "2562048h": n seconds
-			// past a Duration's range would wrap round (18446744074 to
-			// 290ms, -9223372037 to +292 years).
+			// Refused like ParseDuration refuses "2562048h": seconds
+			// past a Duration's range would wrap round.
 			if n > maxMarginSeconds || n < -maxMarginSeconds {
 				return Config{}, fmt.Errorf("config: DEADLINE_MARGIN %q: out of range (at most %d seconds)", v, maxMarginSeconds)
 			}

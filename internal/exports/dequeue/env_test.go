@@ -63,7 +63,7 @@ func newEnv(t testing.TB, opts d365test.Options) *env {
 	return &env{t: t, e: e, fno: c, s3: s3c, bucket: bucket}
 }
 
-// handler builds an exporter with test-sized parts; mod adjusts the config.
+// handler builds a dequeue handler with test-sized parts; mod adjusts the config.
 func (v *env) handler(mod func(*dequeue.Config)) *dequeue.Handler {
 	v.t.Helper()
 	cfg := dequeue.Config{Bucket: v.bucket, PartSize: dequeue.MinPartSize, Concurrency: 2, Logger: testLogger(v.t)}

@@ -1,4 +1,4 @@
-// Package exporter is the dequeue function: for one export job per
+// Package dequeue is the dequeue function: for one export job per
 // invocation it dequeues F&O recurring-integration exports until the queue
 // is empty (204) or the invocation's deadline is near, streams each file
 // into S3, and acknowledges it only once it has landed.
@@ -48,7 +48,7 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
-// FnO is the part of the F&O client the exporter uses.
+// FnO is the part of the F&O client the dequeue function uses.
 type FnO interface {
 	Dequeue(ctx context.Context, activityID string) (*d365.DequeuedFile, error)
 	Download(ctx context.Context, location string) (*d365.Download, error)

@@ -101,7 +101,7 @@ func TestMemoryDoesNotFollowSize(t *testing.T) {
 // BenchmarkLandExport lands generated exports of two sizes through the
 // emulator and moto. bytes/op is the export size; peak-heap-MiB is the
 // heap's growth at its peak, which stays flat while the size grows 32-fold.
-// Run with: go test -run '^$' -bench LandExport -benchtime 1x ./internal/exporter/
+// Run with: go test -run '^$' -bench LandExport -benchtime 1x ./internal/exports/dequeue/
 func BenchmarkLandExport(b *testing.B) {
 	for _, size := range []int64{16 << 20, 512 << 20} {
 		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {

@@ -35,8 +35,7 @@ import (
 // still the document that was read (If-Match).
 
 // lookBackDays is how many days before today (UTC) findLanded looks for an
-// earlier landing. F&O deletes an export's file after 7 days (D365-API.md
-// §7), so an export that can still be downloaded was first seen at most
+// earlier landing. F&O deletes an export's file after 7 days, so an export that can still be downloaded was first seen at most
 // about that long ago; one day more covers a first sighting just before
 // midnight UTC.
 const lookBackDays = 8
@@ -139,7 +138,7 @@ func (h *Handler) findLanded(ctx context.Context, in Input, correlationID string
 					FirstSeen: firstSeen, LandedAt: h.cfg.Now().UTC(), Size: aws.ToInt64(head.ContentLength),
 					ETag: aws.ToString(head.ETag), VersionID: aws.ToString(head.VersionId),
 				}
-				// Only a key the exporter would have written (and will
+				// Only a key the dequeue function would have written (and will
 				// accept when it reads the marker back) is taken.
 				if b, err := json.Marshal(m); err != nil {
 					return nil, err

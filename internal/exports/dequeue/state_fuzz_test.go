@@ -24,7 +24,7 @@ func fuzzHandler(t testing.TB) *dequeue.Handler {
 
 // FuzzDecodeMarker: an export marker read back from _state/. An accepted
 // marker belongs to the key it was read from and names a key of the shape
-// the exporter writes, under a clean prefix outside STATE_PREFIX, so a
+// the dequeue function writes, under a clean prefix outside STATE_PREFIX, so a
 // damaged or foreign marker can never send an export somewhere else (an
 // import folder, the state prefix, another job).
 func FuzzDecodeMarker(f *testing.F) {
@@ -72,7 +72,7 @@ func FuzzDecodeMarker(f *testing.F) {
 		if i := strings.LastIndex(m.Key, "/"); !strings.Contains(m.Key, want) || len(m.Key) <= i+1+len(dequeue.KeyID(fuzzCorr))+1 {
 			t.Fatalf("accepted key %q, not dated by firstSeen %s", m.Key, m.FirstSeen)
 		}
-		// What the exporter writes back reads back the same.
+		// What the dequeue function writes back reads back the same.
 		b, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)

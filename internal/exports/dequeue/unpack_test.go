@@ -11,7 +11,7 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-// dataPackage builds a DMF data package as F&O exports it (D365-API.md §9):
+// dataPackage builds a DMF data package as F&O exports it:
 // Manifest.xml (UTF-16LE with a BOM), PackageHeader.xml and one data file
 // per entity, all at the zip's root.
 func dataPackage(t *testing.T, ents ...[3]string) []byte { // label, InputFilePath, body

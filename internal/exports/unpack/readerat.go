@@ -62,8 +62,7 @@ func (e *SourceError) Unwrap() error { return e.Err }
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		// Not a SourceError: only a corrupt zip (an entry offset pointing
-		// before the start) asks for it, and it fails the same way on every
-		// attempt; as a SourceError the export was retried for ever.
+		// before the start) asks for it, and retrying cannot help.
 		return 0, fmt.Errorf("negative offset %d", off)
 	}
 	if off >= r.src.Size {

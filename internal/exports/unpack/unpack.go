@@ -203,8 +203,7 @@ func safeName(name string) (string, bool) {
 // manifest, an entry) as the package's fault (FormatError), unless reading
 // the source object is what failed. A truncated directory or entry, or one
 // whose header claims more bytes than it holds, ends in io.ErrUnexpectedEOF
-// on every attempt: left unmarked, it was taken for a transient failure and
-// the export was retried for ever.
+// on every attempt, which must not pass for a transient failure.
 func contentError(err error) error {
 	if err == nil || err == io.EOF || isSourceError(err) {
 		return err

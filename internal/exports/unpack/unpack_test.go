@@ -25,7 +25,7 @@ import (
 // entity is one entity of a test package.
 type entity struct{ label, file, body string }
 
-// manifestXML is a Manifest.xml shaped like F&O's (D365-API.md §9).
+// manifestXML is a Manifest.xml shaped like F&O's.
 func manifestXML(ents []entity) string {
 	var b strings.Builder
 	b.WriteString(`<DataManagementPackageManifest xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.microsoft.com/dynamics/2015/01/DataManagement">`)

@@ -30,7 +30,7 @@ func (c crashAfter) Enqueue(ctx context.Context, req d365.EnqueueRequest) (strin
 
 // A crash between F&O's answer and the marker update leaves the intent
 // marker; the redelivery files the file as "outcome unknown" and does not
-// send it again (promise 3: at most once).
+// send it again (at most once into F&O).
 func TestCrashAfterSendIsNotResent(t *testing.T) {
 	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
 	crashing, err := enqueue.New(f.cfg, f.s3, crashAfter{pipelinetest.FnO(t, f.emu)}, quietLog())

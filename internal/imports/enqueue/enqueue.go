@@ -108,10 +108,10 @@ type Handler struct {
 // New builds the handler. log nil means slog.Default().
 func New(cfg Config, s3c S3, fno Enqueuer, log *slog.Logger) (*Handler, error) {
 	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.Layout.Inbound == "" {
-		return nil, fmt.Errorf("importer: Bucket, Routes and Layout are required")
+		return nil, fmt.Errorf("enqueue: Bucket, Routes and Layout are required")
 	}
 	if s3c == nil || fno == nil {
-		return nil, fmt.Errorf("importer: S3 and F&O clients are required")
+		return nil, fmt.Errorf("enqueue: S3 and F&O clients are required")
 	}
 	if cfg.Margin <= 0 {
 		cfg.Margin = 20 * time.Second

@@ -478,7 +478,7 @@ func TestExternalID(t *testing.T) {
 // Compile-time check that the test reads bodies as streams.
 var _ io.Reader = bytes.NewReader(nil)
 
-// TestMemoryDoesNotGrowWithFileSize is promise 5: the file goes from S3 to
+// TestMemoryDoesNotGrowWithFileSize: the file goes from S3 to
 // F&O as a stream. Allocation while sending 64 MiB stays far below 64 MiB
 // (the emulator, in this process too, only hashes what it reads).
 func TestMemoryDoesNotGrowWithFileSize(t *testing.T) {
@@ -517,7 +517,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestOutcomeUnknownIsNotResent is promise 3: a file whose enqueue went
+// TestOutcomeUnknownIsNotResent: at most once into F&O. A file whose enqueue went
 // out without an answer may be in F&O already, so it is never sent again;
 // it goes to failed/ with a result saying what to check.
 func TestOutcomeUnknownIsNotResent(t *testing.T) {

@@ -621,7 +621,7 @@ func TestThrottledStopsTheRun(t *testing.T) {
 }
 
 // The sweep routes lost files in upload order, not in S3's listing order
-// (keys alphabetically, versions newest first): promise 2.
+// (keys alphabetically, versions newest first).
 func TestSweepKeepsUploadOrder(t *testing.T) {
 	f := newFixture(t, options{})
 	// Distinct Last-Modified seconds, as real uploads minutes apart have.

@@ -117,7 +117,7 @@ func (p *Poller) sweepFiles(ctx context.Context, old []forward.Object, now time.
 	}
 	// Upload order, not listing order (keys alphabetically, each key's
 	// versions newest first): one entity's files reach F&O in the order
-	// they arrived (promise 2).
+	// they arrived.
 	// S3 lists each key's versions newest first: turn that around before
 	// the stable sort, so versions with the same timestamp stay in upload
 	// order too.

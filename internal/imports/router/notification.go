@@ -98,10 +98,8 @@ func DecodeNotification(body []byte) (Notification, error) {
 		var ts string
 		if json.Unmarshal(r.EventTime, &ts) == nil {
 			// A time whose UTC year leaves 0001..9999 (possible through
-			// the offset: "9999-12-31T23:59:59-23:00") cannot be written
-			// as JSON: the FIFO message and reason document failed to
-			// encode and the record was redelivered for ever. It is
-			// treated as absent, like any unreadable time.
+			// the offset) cannot be written as JSON, so it is treated as
+			// absent, like any unreadable time.
 			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.UTC().Year() >= 1 && t.UTC().Year() <= 9999 {
 				rec.EventTime = t.UTC()
 			}

@@ -1,6 +1,6 @@
-// Package lambdahost runs a built Lambda `bootstrap` on this machine behind
-// an in-process implementation of the Lambda Runtime API, without Docker or
-// the SAM CLI.
+// Package lambdahost is local tooling that runs a built Lambda bootstrap on
+// this machine behind an in-process Lambda Runtime API, without Docker or the
+// SAM CLI; it never ships in a Lambda bootstrap.
 //
 // A Host is one execution environment: one process, one invocation at a
 // time, kept warm between invocations. Like Lambda, it kills the process
@@ -253,19 +253,33 @@ func (h *Host) Invoke(ctx context.Context, payload []byte) (Result, error) {
 		traceID: newTraceID(),
 		done:    make(chan outcome, 1),
 	}
-	res := Result{RequestID: inv.id}
+	d, res, err := h.deliver(ctx, inv, Result{RequestID: inv.id})
+	if d == nil {
+		return res, err
+	}
+	defer d.timer.Stop()
+	return h.awaitOutcome(ctx, inv, d, res)
+}
 
-	// Hand the event to a process. A process that exits before taking it
-	// (say, one that panicked on the previous event and is on its way out)
-	// is replaced once: the event never reached it.
-	var p *process
-	var timer *time.Timer
-	var start time.Time
+// delivery is an event a process has taken: the process, when it took it,
+// and the timer of its deadline.
+type delivery struct {
+	p     *process
+	start time.Time
+	timer *time.Timer
+}
+
+// deliver hands the event to a process, starting one if there is none. A
+// process that exits before taking the event (say, one that panicked on the
+// previous event and is on its way out) is replaced once: the event never
+// reached it. When the invocation ends before a runtime takes the event
+// (failed init, exit, hung runtime, ctx), deliver returns a nil delivery
+// with the final result.
+func (h *Host) deliver(ctx context.Context, inv *invocation, res Result) (*delivery, Result, error) {
 	for attempt := 0; ; attempt++ {
-		var cold bool
-		var err error
-		if p, cold, err = h.process(); err != nil {
-			return res, err
+		p, cold, err := h.process()
+		if err != nil {
+			return nil, res, err
 		}
 		if ferr, err := h.awaitInit(ctx, p); err != nil || ferr != nil {
 			res.Error = ferr
@@ -273,66 +287,65 @@ func (h *Host) Invoke(ctx context.Context, payload []byte) (Result, error) {
 				res.Payload = ferr.document()
 				res.PID = p.pid()
 			}
-			return res, err
+			return nil, res, err
 		}
 		if cold {
 			res.InitDuration = p.initDuration()
 		}
 		res.PID = p.pid()
 
-		start = time.Now()
-		inv.deadline = start.Add(h.fn.Timeout)
+		d := &delivery{p: p, start: time.Now(), timer: time.NewTimer(h.fn.Timeout)}
+		inv.deadline = d.start.Add(h.fn.Timeout)
 		res.Deadline = inv.deadline
-		timer = time.NewTimer(h.fn.Timeout)
 		select {
 		case p.invocations <- inv:
+			return d, res, nil
 		case <-p.exited:
-			timer.Stop()
+			d.timer.Stop()
 			h.discard(p)
 			if attempt == 0 && !h.isClosed() {
 				continue
 			}
-			return h.exitResult(res, p)
-		case <-timer.C:
+			res, err := h.exitResult(res, p)
+			return nil, res, err
+		case <-d.timer.C:
 			// The runtime never asked for the event in time: a hung runtime.
 			h.discard(p)
-			return h.timeoutResult(res), nil
+			return nil, h.timeoutResult(res), nil
 		case <-ctx.Done():
-			timer.Stop()
-			return res, ctx.Err()
+			d.timer.Stop()
+			return nil, res, ctx.Err()
 		}
-		break
 	}
-	defer timer.Stop()
+}
 
+// awaitOutcome waits for the runtime's answer to the event it took, or the
+// process's exit, the deadline or the end of ctx, whichever comes first.
+func (h *Host) awaitOutcome(ctx context.Context, inv *invocation, d *delivery, res Result) (Result, error) {
 	select {
 	case o := <-inv.done:
-		res.Duration = time.Since(start)
+		res.Duration = time.Since(d.start)
 		return h.outcomeResult(res, o), nil
-	case <-p.exited:
-		res.Duration = time.Since(start)
+	case <-d.p.exited:
+		res.Duration = time.Since(d.start)
 		// The runtime may have answered just before it exited (aws-lambda-go
 		// posts a panic's error, then exits).
-		select {
-		case o := <-inv.done:
-			h.discard(p)
+		o, answered := inv.answered()
+		h.discard(d.p)
+		if answered {
 			return h.outcomeResult(res, o), nil
-		default:
 		}
-		h.discard(p)
-		return h.exitResult(res, p)
-	case <-timer.C:
-		res.Duration = time.Since(start)
-		h.discard(p)
+		return h.exitResult(res, d.p)
+	case <-d.timer.C:
+		res.Duration = time.Since(d.start)
+		h.discard(d.p)
 		// An answer that raced the deadline still counts.
-		select {
-		case o := <-inv.done:
+		if o, ok := inv.answered(); ok {
 			return h.outcomeResult(res, o), nil
-		default:
 		}
 		return h.timeoutResult(res), nil
 	case <-ctx.Done():
-		h.discard(p)
+		h.discard(d.p)
 		return res, ctx.Err()
 	}
 }
@@ -371,9 +384,7 @@ func (h *Host) exitResult(res Result, p *process) (Result, error) {
 func (h *Host) awaitInit(ctx context.Context, p *process) (*FunctionError, error) {
 	select {
 	case <-p.ready:
-		select {
-		case <-p.initFailed:
-		default:
+		if !p.hasInitFailed() {
 			return nil, nil
 		}
 	default:
@@ -382,17 +393,13 @@ func (h *Host) awaitInit(ctx context.Context, p *process) (*FunctionError, error
 	defer t.Stop()
 	select {
 	case <-p.ready:
-		select {
-		case <-p.initFailed:
-		default:
+		if !p.hasInitFailed() {
 			return nil, nil
 		}
 	case <-p.initFailed:
 	case <-p.exited:
 		// Give an init error posted just before exiting precedence.
-		select {
-		case <-p.initFailed:
-		default:
+		if !p.hasInitFailed() {
 			h.discard(p)
 			if h.isClosed() {
 				return nil, ErrClosed

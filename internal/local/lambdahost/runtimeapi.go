@@ -61,6 +61,17 @@ func (inv *invocation) finish(o outcome) {
 	inv.once.Do(func() { inv.done <- o })
 }
 
+// answered returns the runtime's outcome if it has already come, without
+// waiting.
+func (inv *invocation) answered() (outcome, bool) {
+	select {
+	case o := <-inv.done:
+		return o, true
+	default:
+		return outcome{}, false
+	}
+}
+
 // process is one execution environment: a running bootstrap and the Runtime
 // API server it talks to. Every process gets its own listener, so a request
 // from a killed process can never touch its successor's invocations.
@@ -147,9 +158,15 @@ func (p *process) pid() int {
 	return p.cmd.Process.Pid
 }
 
-func (p *process) hasExited() bool {
+func (p *process) hasExited() bool { return isDone(p.exited) }
+
+// hasInitFailed reports whether the runtime has posted an init error.
+func (p *process) hasInitFailed() bool { return isDone(p.initFailed) }
+
+// isDone reports whether ch is closed, without waiting.
+func isDone(ch <-chan struct{}) bool {
 	select {
-	case <-p.exited:
+	case <-ch:
 		return true
 	default:
 		return false

@@ -1,6 +1,3 @@
-// Package localrun plays, on local stand-ins, the parts of AWS that call the
-// functions: Lambda's SQS event source mapping (batches, batch item failures,
-// FIFO groups as the queue hands them out) and EventBridge Scheduler.
 package localrun
 
 import (

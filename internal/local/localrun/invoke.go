@@ -13,13 +13,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -92,14 +90,11 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (_ *Sandbox, err err
 	if s.dir, err = filepath.Abs(s.dir); err != nil {
 		return nil, err
 	}
-	// The function runs in its bootstrap's folder: the path must be absolute.
-	s.CABundle = filepath.Join(s.dir, "emulator-ca.pem")
-	if err = os.WriteFile(s.CABundle, s.emu.CertPEM(), 0o600); err != nil {
+	if s.CABundle, err = writeCABundle(s.dir, s.emu); err != nil {
 		return nil, err
 	}
-	s.cfg = aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(s.moto.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	s.s3 = s3.NewFromConfig(s.cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	s.cfg = motoConfig(s.moto.URL)
+	s.s3 = newS3Client(s.cfg)
 	s.sqs = sqs.NewFromConfig(s.cfg)
 	// A long visibility timeout: Report reads the import queue once and
 	// nothing may come back while it does.
@@ -137,12 +132,9 @@ func (s *Sandbox) Emulator() *d365test.Emulator { return s.emu }
 var unsetLocal = []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
 	"FNO_CLIENT_SECRET"}
 
-// Apply points a function's environment at the sandbox: the moto
-// endpoint and test credentials, FNO_* for the emulator (the client secret
-// comes from the provisioned Secrets Manager secret, FNO_CA_BUNDLE is an
-// absolute path), BUCKET, IMPORT_QUEUE_URL and POLL_INTERVAL=1s. ROUTES is
-// kept; when it is not set, SampleRoutes is used. It returns notes for
-// the user.
+// Apply points a function's environment at the sandbox (standInEnv), after
+// removing what would lead it elsewhere. ROUTES is kept; when it is not set,
+// SampleRoutes is used. It returns notes for the user.
 func (s *Sandbox) Apply(env map[string]string) []string {
 	var notes []string
 	for k := range env {
@@ -153,21 +145,7 @@ func (s *Sandbox) Apply(env map[string]string) []string {
 	for _, k := range unsetLocal {
 		delete(env, k)
 	}
-	for _, kv := range s.moto.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	for k, v := range map[string]string{
-		"FNO_BASE_URL":       s.emu.URL(),
-		"FNO_TENANT_ID":      s.emu.TenantID(),
-		"FNO_CLIENT_ID":      s.emu.ClientID(),
-		"FNO_SECRET_ARN":     s.Stack.SecretARN,
-		"FNO_AUTHORITY_HOST": strings.TrimSuffix(s.emu.AuthorityURL(), "/"+s.emu.TenantID()),
-		"FNO_CA_BUNDLE":      s.CABundle,
-		"BUCKET":             s.Stack.Bucket,
-		"IMPORT_QUEUE_URL":   s.Stack.ImportURL,
-		"POLL_INTERVAL":      "1s",
-	} {
+	for k, v := range standInEnv(s.moto, s.emu, s.Stack, s.CABundle) {
 		env[k] = v
 	}
 	if strings.TrimSpace(env["ROUTES"]) == "" {
@@ -183,24 +161,12 @@ type Prepared struct {
 	Notes []string // what was registered, seeded and rewritten
 }
 
-// Prepare makes the sandbox ready for one event and the function
-// environment env (after Apply and any overrides):
-//
-//   - every route of ROUTES becomes an activity in the emulator (file
-//     routes process in order, as a real job should be set up);
-//   - an SQS event of S3 notifications, or a direct S3 event: the bucket is
-//     rewritten to the provisioned one and, with seed, every created key
-//     is put in S3 (a small sample body, empty when the event says size 0)
-//     and the record's size, eTag and versionId become the real ones;
-//   - an SQS event of FIFO import messages (bucket + key): the same;
-//   - an export job input (activityId): the activity is registered and,
-//     with seed, one export is queued (a data package when unpack is set);
-//   - a poller input ({"task":...} or a scheduled event): with seed, one
-//     file is put and enqueued in F&O through the real enqueue code, the
-//     emulator finishes it, and its ledger record is due, so the poll has
-//     something to finalize.
-//
-// It then takes the snapshot Report compares against.
+// Prepare readies the sandbox for one event and the function environment
+// env (after Apply and any overrides). It registers each route of ROUTES as
+// an emulator activity and points the event at the provisioned bucket. With
+// seed it also puts the objects the event names (rewriting their size, eTag
+// and versionId to match), queues an export for an export job, or gives the
+// poller a file in flight. It then takes the snapshot Report compares against.
 func (s *Sandbox) Prepare(ctx context.Context, event []byte, env map[string]string, seed bool) (Prepared, error) {
 	p := &preparer{s: s, env: env, seed: seed}
 	rc, err := routes.FromEnv(func(k string) string { return env[k] })
@@ -370,16 +336,8 @@ func (p *preparer) body(ctx context.Context, b map[string]any) (bool, error) {
 	if !p.seed {
 		return true, nil
 	}
-	size, known := number(b["size"])
-	obj, err := p.put(ctx, key, known && size == 0)
-	if err != nil {
+	if err := p.seedObject(ctx, key, b, "etag"); err != nil {
 		return false, err
-	}
-	b["size"], b["etag"] = obj.Size, obj.ETag
-	if obj.VersionID != "" {
-		b["versionId"] = obj.VersionID
-	} else {
-		delete(b, "versionId")
 	}
 	return true, nil
 }
@@ -406,18 +364,27 @@ func (p *preparer) s3Record(ctx context.Context, rec map[string]any) (bool, erro
 	if err != nil || key == "" {
 		return true, nil // the router rejects it as malformed; nothing to seed
 	}
-	size, known := number(o["size"])
-	obj, err := p.put(ctx, key, known && size == 0)
-	if err != nil {
+	if err := p.seedObject(ctx, key, o, "eTag"); err != nil {
 		return false, err
 	}
-	o["size"], o["eTag"] = obj.Size, obj.ETag
-	if obj.VersionID != "" {
-		o["versionId"] = obj.VersionID
-	} else {
-		delete(o, "versionId")
-	}
 	return true, nil
+}
+
+// seedObject puts key (empty when fields say size 0) and writes the version
+// put into fields: size, the ETag under etagField, and versionId.
+func (p *preparer) seedObject(ctx context.Context, key string, fields map[string]any, etagField string) error {
+	size, known := number(fields["size"])
+	obj, err := p.put(ctx, key, known && size == 0)
+	if err != nil {
+		return err
+	}
+	fields["size"], fields[etagField] = obj.Size, obj.ETag
+	if obj.VersionID != "" {
+		fields["versionId"] = obj.VersionID
+	} else {
+		delete(fields, "versionId")
+	}
+	return nil
 }
 
 // object is a version Prepare put.
@@ -525,7 +492,7 @@ func (p *preparer) pollerWork(ctx context.Context) error {
 	}
 	cfg.FirstCheck = time.Nanosecond // due at once
 	fs := fnoenv.Settings{BaseURL: p.s.emu.URL(), TenantID: p.s.emu.TenantID(), ClientID: p.s.emu.ClientID(),
-		SecretARN: p.s.Stack.SecretARN, AuthorityHost: strings.TrimSuffix(p.s.emu.AuthorityURL(), "/"+p.s.emu.TenantID()),
+		SecretARN: p.s.Stack.SecretARN, AuthorityHost: authorityHost(p.s.emu),
 		CABundle: p.s.CABundle}
 	fno, err := fs.NewClient(secretsmanager.NewFromConfig(p.s.cfg), fnoenv.Options{})
 	if err != nil {
@@ -598,14 +565,4 @@ func safeName(s string) string {
 		return "export"
 	}
 	return b.String()
-}
-
-// sortedStrings returns the keys of m, sorted.
-func sortedStrings[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,7 +37,7 @@ type snapshot struct {
 }
 
 func (s *Sandbox) snapshot(ctx context.Context) (*snapshot, error) {
-	keys, err := s.listETags(ctx)
+	keys, err := listObjects(ctx, s.s3, s.Stack.Bucket)
 	if err != nil {
 		return nil, err
 	}
@@ -51,21 +53,6 @@ func (s *Sandbox) snapshot(ctx context.Context) (*snapshot, error) {
 		sn.acked[a] = len(s.emu.Acked(a))
 	}
 	return sn, nil
-}
-
-func (s *Sandbox) listETags(ctx context.Context) (map[string]string, error) {
-	keys := map[string]string{}
-	p := s3.NewListObjectsV2Paginator(s.s3, &s3.ListObjectsV2Input{Bucket: &s.Stack.Bucket})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", s.Stack.Bucket, err)
-		}
-		for _, o := range page.Contents {
-			keys[aws.ToString(o.Key)] = aws.ToString(o.ETag)
-		}
-	}
-	return keys, nil
 }
 
 // Report is what an invoke changed on the stand-ins.
@@ -123,11 +110,11 @@ func (s *Sandbox) Report(ctx context.Context) (*Report, error) {
 	r := &Report{Bucket: s.Stack.Bucket, ImportQueue: path.Base(s.Stack.ImportURL), Created: []string{}, Updated: []string{},
 		Removed: []string{}, Queued: []QueuedMessage{}, Endpoints: map[string]int{}, FnOMessages: []FnOMessage{},
 		AckedExports: []AckedExport{}}
-	after, err := s.listETags(ctx)
+	after, err := listObjects(ctx, s.s3, s.Stack.Bucket)
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range sortedStrings(after) {
+	for _, k := range slices.Sorted(maps.Keys(after)) {
 		old, had := s.before.keys[k]
 		switch {
 		case !had:
@@ -136,7 +123,7 @@ func (s *Sandbox) Report(ctx context.Context) (*Report, error) {
 			r.Updated = append(r.Updated, k)
 		}
 	}
-	for _, k := range sortedStrings(s.before.keys) {
+	for _, k := range slices.Sorted(maps.Keys(s.before.keys)) {
 		if _, ok := after[k]; !ok {
 			r.Removed = append(r.Removed, k)
 		}
@@ -251,7 +238,7 @@ func (r *Report) Print(w io.Writer) {
 	list("+", r.Created, 0)
 	list("~", r.Updated, 1)
 	list("-", r.Removed, 2)
-	for _, dir := range sortedStrings(state) {
+	for _, dir := range slices.Sorted(maps.Keys(state)) {
 		c := state[dir]
 		var parts []string
 		for i, sign := range []string{"+", "~", "-"} {
@@ -268,7 +255,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 
 	var calls []string
-	for _, e := range sortedStrings(r.Endpoints) {
+	for _, e := range slices.Sorted(maps.Keys(r.Endpoints)) {
 		calls = append(calls, fmt.Sprintf("%s %d", e, r.Endpoints[e]))
 	}
 	fmt.Fprintf(w, "  F&O: %d request(s) to F&O", r.FnORequests)

@@ -19,32 +19,16 @@ type MotoQueue interface {
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 }
 
-// MotoFIFO is the SQSQueue of a mapping on a FIFO queue of moto_server. It
-// works around a gap in moto that real SQS does not have, and has no place
-// in front of AWS.
+// MotoFIFO is the SQSQueue of a mapping on a FIFO queue of moto_server; it
+// has no place in front of AWS. When several in-flight messages of one group
+// time out together, moto hands out a later one first and breaks the group's
+// order; real SQS does not.
 //
-// The gap: when several messages of one group are left in flight (a batch
-// item failure returns a record and the rest of its batch, or a function
-// error the whole batch) and their visibility timeout runs out together,
-// moto's receive skips the first because its group-mates still count as in
-// flight, and hands out a later one; the group's order is broken. (With a
-// batch size of 1 at most one message of a group is in flight, and the gap
-// never shows.)
-//
-// The workaround: MotoFIFO keeps the visibility timeout itself. It receives
-// with a far longer one (moto never lets a message go on its own: its
-// timeout running out unseen, a moment before MotoFIFO's, would open the
-// gap again), and remembers the messages it received and that were not
-// deleted through it. Before each receive, those whose VisibilityTimeout
-// has passed since the receive that handed them out returned are made
-// visible, in the order they were received, with ChangeMessageVisibility
-// 0, which also clears moto's bookkeeping. Nothing comes back earlier than
-// on AWS.
-//
-// Every consumer of the queue receives through one MotoFIFO: what it
-// received comes back only at its next receive (or an hour after its
-// timeout). A message deleted behind its back is let go when its release
-// finds the receipt handle invalid.
+// So MotoFIFO keeps the visibility timeout itself: it receives with a far
+// longer one and, before each receive, makes the messages whose timeout has
+// passed visible again in the order received (ChangeMessageVisibility 0).
+// Nothing comes back earlier than on AWS. Every consumer of the queue must
+// receive through the same MotoFIFO.
 type MotoFIFO struct {
 	Queue MotoQueue
 	// VisibilityTimeout is the queue's visibility timeout (a receive that

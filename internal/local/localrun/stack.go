@@ -46,7 +46,7 @@ func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, err
 	if spec.MaxReceiveCount <= 0 {
 		spec.MaxReceiveCount = 3
 	}
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	s3c := newS3Client(cfg)
 	sqsc := sqs.NewFromConfig(cfg)
 	st := &Stack{Bucket: spec.Name + "-data", InboundPrefix: "inbound/", VisibilityTimeout: time.Duration(spec.VisibilityTimeout) * time.Second}
 

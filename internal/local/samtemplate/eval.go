@@ -3,7 +3,8 @@ package samtemplate
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -87,11 +88,7 @@ func (t *Template) EvalString(v any, vals Values) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch out.(type) {
-	case map[string]any, []any:
-		return "", fmt.Errorf("%v is not a scalar", out)
-	}
-	return scalarString(out), nil
+	return scalarOnly(out)
 }
 
 // EvalInt resolves v to an integer.
@@ -161,13 +158,13 @@ func (e *evaluator) eval(v any) (any, error) {
 	case map[string]any:
 		if len(x) == 1 {
 			for k, arg := range x {
-				if k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::") {
+				if isIntrinsicKey(k) {
 					return e.intrinsic(k, arg)
 				}
 			}
 		}
 		out := make(map[string]any, len(x))
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			r, err := e.eval(x[k])
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
@@ -182,192 +179,271 @@ func (e *evaluator) eval(v any) (any, error) {
 	}
 }
 
+// intrinsicFunc evaluates one intrinsic function, given its argument.
+type intrinsicFunc func(e *evaluator, arg any) (any, error)
+
+// intrinsics are the supported intrinsic functions by name. They are set in
+// init because they refer back to the table (through eval).
+var intrinsics map[string]intrinsicFunc
+
+func init() {
+	intrinsics = map[string]intrinsicFunc{
+		"Ref":           (*evaluator).evalRef,
+		"Condition":     (*evaluator).evalCondition,
+		"Fn::GetAtt":    (*evaluator).getAtt,
+		"Fn::Sub":       (*evaluator).sub,
+		"Fn::Join":      (*evaluator).join,
+		"Fn::Select":    (*evaluator).selectItem,
+		"Fn::Split":     (*evaluator).split,
+		"Fn::FindInMap": (*evaluator).findInMap,
+		"Fn::If":        (*evaluator).ifThenElse,
+		"Fn::Equals":    (*evaluator).equals,
+		"Fn::Not":       (*evaluator).not,
+		"Fn::And":       (*evaluator).and,
+		"Fn::Or":        (*evaluator).or,
+	}
+}
+
+// isIntrinsicKey reports whether k names an intrinsic function: a map with
+// that one key is a call, not a map.
+func isIntrinsicKey(k string) bool {
+	return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
+}
+
 func (e *evaluator) intrinsic(fn string, arg any) (any, error) {
-	switch fn {
-	case "Ref":
-		name, ok := arg.(string)
-		if !ok {
-			return nil, fmt.Errorf("Ref: want a name, got %v", arg)
-		}
-		return e.ref(name)
-	case "Condition":
-		name, ok := arg.(string)
-		if !ok {
-			return nil, fmt.Errorf("Condition: want a name, got %v", arg)
-		}
-		return e.condition(name)
-	case "Fn::GetAtt":
-		var parts []string
-		switch a := arg.(type) {
-		case string:
-			parts = strings.SplitN(a, ".", 2)
-		case []any:
-			for _, p := range a {
-				s, err := e.evalString(p)
-				if err != nil {
-					return nil, fmt.Errorf("Fn::GetAtt: %w", err)
-				}
-				parts = append(parts, s)
-			}
-		}
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::GetAtt: want [Resource, Attribute], got %v", arg)
-		}
-		key := parts[0] + "." + parts[1]
-		if s, ok := e.v.Attributes[key]; ok {
-			return s, nil
-		}
-		if _, ok := e.t.Resources[parts[0]]; !ok {
-			return nil, fmt.Errorf("Fn::GetAtt: no resource %s", parts[0])
-		}
-		return nil, &UnresolvedError{Name: key, Kind: "attribute"}
-	case "Fn::Sub":
-		return e.sub(arg)
-	case "Fn::Join":
-		a := asSlice(arg)
-		if len(a) != 2 {
-			return nil, fmt.Errorf("Fn::Join: want [delimiter, list]")
-		}
-		delim, err := e.evalString(a[0])
+	f, ok := intrinsics[fn]
+	if !ok {
+		return nil, fmt.Errorf("%s is not supported", fn)
+	}
+	return f(e, arg)
+}
+
+// fnArgs returns arg as a list of exactly n items, or an error saying what
+// fn wants.
+func fnArgs(fn string, arg any, n int, want string) ([]any, error) {
+	a := asSlice(arg)
+	if len(a) != n {
+		return nil, fmt.Errorf("%s: want %s", fn, want)
+	}
+	return a, nil
+}
+
+// evalStrings resolves each item to a string, in order; an error names fn.
+func (e *evaluator) evalStrings(fn string, items ...any) ([]string, error) {
+	out := make([]string, 0, len(items))
+	for _, item := range items {
+		s, err := e.evalString(item)
 		if err != nil {
-			return nil, fmt.Errorf("Fn::Join: %w", err)
+			return nil, fmt.Errorf("%s: %w", fn, err)
 		}
-		list, err := e.eval(a[1])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Join: %w", err)
-		}
-		var parts []string
-		for _, item := range asSlice(list) {
-			parts = append(parts, scalarString(item))
-		}
-		return strings.Join(parts, delim), nil
-	case "Fn::Select":
-		a := asSlice(arg)
-		if len(a) != 2 {
-			return nil, fmt.Errorf("Fn::Select: want [index, list]")
-		}
-		is, err := e.evalString(a[0])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Select: %w", err)
-		}
-		i, err := strconv.Atoi(is)
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Select: index %q: %w", is, err)
-		}
-		list, err := e.eval(a[1])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Select: %w", err)
-		}
-		items := asSlice(list)
-		if i < 0 || i >= len(items) {
-			return nil, fmt.Errorf("Fn::Select: index %d out of %d items", i, len(items))
-		}
-		return items[i], nil
-	case "Fn::Split":
-		a := asSlice(arg)
-		if len(a) != 2 {
-			return nil, fmt.Errorf("Fn::Split: want [delimiter, string]")
-		}
-		delim, err := e.evalString(a[0])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Split: %w", err)
-		}
-		s, err := e.evalString(a[1])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Split: %w", err)
-		}
-		var out []any
-		for _, p := range strings.Split(s, delim) {
-			out = append(out, p)
-		}
-		return out, nil
-	case "Fn::FindInMap":
-		a := asSlice(arg)
-		if len(a) < 3 {
-			return nil, fmt.Errorf("Fn::FindInMap: want [map, key, key]")
-		}
-		var keys [3]string
-		for i := range keys {
-			s, err := e.evalString(a[i])
-			if err != nil {
-				return nil, fmt.Errorf("Fn::FindInMap: %w", err)
-			}
-			keys[i] = s
-		}
-		top, ok := asMap(e.t.Mappings[keys[0]])[keys[1]]
-		if !ok {
-			return nil, fmt.Errorf("Fn::FindInMap: %s has no key %q", keys[0], keys[1])
-		}
-		v, ok := asMap(top)[keys[2]]
-		if !ok {
-			return nil, fmt.Errorf("Fn::FindInMap: %s.%s has no key %q", keys[0], keys[1], keys[2])
-		}
-		return e.eval(v)
-	case "Fn::If":
-		a := asSlice(arg)
-		if len(a) != 3 {
-			return nil, fmt.Errorf("Fn::If: want [condition, then, else]")
-		}
-		name, _ := a[0].(string)
-		ok, err := e.condition(name)
-		if err != nil {
-			return nil, fmt.Errorf("Fn::If: %w", err)
-		}
-		if ok {
-			return e.eval(a[1])
-		}
-		return e.eval(a[2])
-	case "Fn::Equals":
-		a := asSlice(arg)
-		if len(a) != 2 {
-			return nil, fmt.Errorf("Fn::Equals: want two values")
-		}
-		x, err := e.evalString(a[0])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Equals: %w", err)
-		}
-		y, err := e.evalString(a[1])
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Equals: %w", err)
-		}
-		return x == y, nil
-	case "Fn::Not", "Fn::And", "Fn::Or":
-		a := asSlice(arg)
-		var bs []bool
-		for _, item := range a {
-			r, err := e.eval(item)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", fn, err)
-			}
-			b, ok := r.(bool)
-			if !ok {
-				return nil, fmt.Errorf("%s: %v is not a condition", fn, r)
-			}
-			bs = append(bs, b)
-		}
-		switch fn {
-		case "Fn::Not":
-			if len(bs) != 1 {
-				return nil, fmt.Errorf("Fn::Not: want one condition")
-			}
-			return !bs[0], nil
-		case "Fn::And":
-			for _, b := range bs {
-				if !b {
-					return false, nil
-				}
-			}
-			return true, nil
-		default:
-			for _, b := range bs {
-				if b {
-					return true, nil
-				}
-			}
-			return false, nil
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// evalRef is Ref: a parameter, pseudo parameter or resource by name.
+func (e *evaluator) evalRef(arg any) (any, error) {
+	name, ok := arg.(string)
+	if !ok {
+		return nil, fmt.Errorf("Ref: want a name, got %v", arg)
+	}
+	return e.ref(name)
+}
+
+// evalCondition is Condition: a condition of the Conditions section by name.
+func (e *evaluator) evalCondition(arg any) (any, error) {
+	name, ok := arg.(string)
+	if !ok {
+		return nil, fmt.Errorf("Condition: want a name, got %v", arg)
+	}
+	return e.condition(name)
+}
+
+// getAtt is Fn::GetAtt, "Resource.Attribute" or [Resource, Attribute]. Only
+// Values.Attributes can give it: attributes exist once deployed.
+func (e *evaluator) getAtt(arg any) (any, error) {
+	var parts []string
+	switch a := arg.(type) {
+	case string:
+		parts = strings.SplitN(a, ".", 2)
+	case []any:
+		var err error
+		if parts, err = e.evalStrings("Fn::GetAtt", a...); err != nil {
+			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("%s is not supported", fn)
+	if len(parts) != 2 {
+		return nil, fmt.Errorf("Fn::GetAtt: want [Resource, Attribute], got %v", arg)
+	}
+	key := parts[0] + "." + parts[1]
+	if s, ok := e.v.Attributes[key]; ok {
+		return s, nil
+	}
+	if _, ok := e.t.Resources[parts[0]]; !ok {
+		return nil, fmt.Errorf("Fn::GetAtt: no resource %s", parts[0])
+	}
+	return nil, &UnresolvedError{Name: key, Kind: "attribute"}
+}
+
+// join is Fn::Join, [delimiter, list].
+func (e *evaluator) join(arg any) (any, error) {
+	a, err := fnArgs("Fn::Join", arg, 2, "[delimiter, list]")
+	if err != nil {
+		return nil, err
+	}
+	delim, err := e.evalString(a[0])
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Join: %w", err)
+	}
+	list, err := e.eval(a[1])
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Join: %w", err)
+	}
+	var parts []string
+	for _, item := range asSlice(list) {
+		parts = append(parts, scalarString(item))
+	}
+	return strings.Join(parts, delim), nil
+}
+
+// selectItem is Fn::Select, [index, list].
+func (e *evaluator) selectItem(arg any) (any, error) {
+	a, err := fnArgs("Fn::Select", arg, 2, "[index, list]")
+	if err != nil {
+		return nil, err
+	}
+	is, err := e.evalString(a[0])
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Select: %w", err)
+	}
+	i, err := strconv.Atoi(is)
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Select: index %q: %w", is, err)
+	}
+	list, err := e.eval(a[1])
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Select: %w", err)
+	}
+	items := asSlice(list)
+	if i < 0 || i >= len(items) {
+		return nil, fmt.Errorf("Fn::Select: index %d out of %d items", i, len(items))
+	}
+	return items[i], nil
+}
+
+// split is Fn::Split, [delimiter, string].
+func (e *evaluator) split(arg any) (any, error) {
+	a, err := fnArgs("Fn::Split", arg, 2, "[delimiter, string]")
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.evalStrings("Fn::Split", a...)
+	if err != nil {
+		return nil, err
+	}
+	var out []any
+	for _, p := range strings.Split(s[1], s[0]) {
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// findInMap is Fn::FindInMap, [map, top-level key, second-level key].
+func (e *evaluator) findInMap(arg any) (any, error) {
+	a := asSlice(arg)
+	if len(a) < 3 {
+		return nil, fmt.Errorf("Fn::FindInMap: want [map, key, key]")
+	}
+	keys, err := e.evalStrings("Fn::FindInMap", a[:3]...)
+	if err != nil {
+		return nil, err
+	}
+	top, ok := asMap(e.t.Mappings[keys[0]])[keys[1]]
+	if !ok {
+		return nil, fmt.Errorf("Fn::FindInMap: %s has no key %q", keys[0], keys[1])
+	}
+	v, ok := asMap(top)[keys[2]]
+	if !ok {
+		return nil, fmt.Errorf("Fn::FindInMap: %s.%s has no key %q", keys[0], keys[1], keys[2])
+	}
+	return e.eval(v)
+}
+
+// ifThenElse is Fn::If, [condition, then, else].
+func (e *evaluator) ifThenElse(arg any) (any, error) {
+	a, err := fnArgs("Fn::If", arg, 3, "[condition, then, else]")
+	if err != nil {
+		return nil, err
+	}
+	name, _ := a[0].(string)
+	ok, err := e.condition(name)
+	if err != nil {
+		return nil, fmt.Errorf("Fn::If: %w", err)
+	}
+	if ok {
+		return e.eval(a[1])
+	}
+	return e.eval(a[2])
+}
+
+// equals is Fn::Equals, two values compared as strings.
+func (e *evaluator) equals(arg any) (any, error) {
+	a, err := fnArgs("Fn::Equals", arg, 2, "two values")
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.evalStrings("Fn::Equals", a...)
+	if err != nil {
+		return nil, err
+	}
+	return s[0] == s[1], nil
+}
+
+// not is Fn::Not, [condition].
+func (e *evaluator) not(arg any) (any, error) {
+	bs, err := e.conditions("Fn::Not", arg)
+	if err != nil {
+		return nil, err
+	}
+	if len(bs) != 1 {
+		return nil, fmt.Errorf("Fn::Not: want one condition")
+	}
+	return !bs[0], nil
+}
+
+// and is Fn::And: true when every condition is.
+func (e *evaluator) and(arg any) (any, error) {
+	bs, err := e.conditions("Fn::And", arg)
+	if err != nil {
+		return nil, err
+	}
+	return !slices.Contains(bs, false), nil
+}
+
+// or is Fn::Or: true when any condition is.
+func (e *evaluator) or(arg any) (any, error) {
+	bs, err := e.conditions("Fn::Or", arg)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Contains(bs, true), nil
+}
+
+// conditions resolves each item of arg to true or false; an error names fn.
+func (e *evaluator) conditions(fn string, arg any) ([]bool, error) {
+	var bs []bool
+	for _, item := range asSlice(arg) {
+		r, err := e.eval(item)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		b, ok := r.(bool)
+		if !ok {
+			return nil, fmt.Errorf("%s: %v is not a condition", fn, r)
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
 }
 
 func (e *evaluator) evalString(v any) (string, error) {
@@ -375,11 +451,17 @@ func (e *evaluator) evalString(v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch r.(type) {
+	return scalarOnly(r)
+}
+
+// scalarOnly renders a resolved value as a string; a map or a list is an
+// error.
+func scalarOnly(v any) (string, error) {
+	switch v.(type) {
 	case map[string]any, []any:
-		return "", fmt.Errorf("%v is not a scalar", r)
+		return "", fmt.Errorf("%v is not a scalar", v)
 	}
-	return scalarString(r), nil
+	return scalarString(v), nil
 }
 
 func (e *evaluator) condition(name string) (bool, error) {
@@ -472,7 +554,7 @@ func (e *evaluator) sub(arg any) (any, error) {
 			val, err = e.eval(v)
 		case strings.Contains(name, ".") && !strings.HasPrefix(name, "AWS::"):
 			res, attr, _ := strings.Cut(name, ".")
-			val, err = e.intrinsic("Fn::GetAtt", []any{res, attr})
+			val, err = e.getAtt([]any{res, attr})
 		default:
 			val, err = e.ref(name)
 		}
@@ -481,13 +563,4 @@ func (e *evaluator) sub(arg any) (any, error) {
 		}
 		b.WriteString(scalarString(val))
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,8 +3,9 @@ package samtemplate
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -163,11 +164,10 @@ func (t *Template) Function(id string, vals Values) (Function, error) {
 	}
 
 	events := asMap(props["Events"])
-	for _, name := range sortedKeys(events) {
+	for _, name := range slices.Sorted(maps.Keys(events)) {
 		ev := asMap(events[name])
 		f.Events = append(f.Events, Event{Name: name, Type: str(ev["Type"]), Properties: asMap(ev["Properties"])})
 	}
-	sort.Slice(f.Events, func(i, j int) bool { return f.Events[i].Name < f.Events[j].Name })
 	return f, nil
 }
 
@@ -214,7 +214,7 @@ func isIntrinsic(m map[string]any) bool {
 		return false
 	}
 	for k := range m {
-		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
+		return isIntrinsicKey(k)
 	}
 	return false
 }

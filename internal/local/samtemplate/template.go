@@ -1,6 +1,6 @@
-// Package samtemplate reads the project's AWS SAM template (template.yaml)
-// for the tools and tests that need what it says: the local invoker builds a
-// function's environment from it, and tests hold it to the project's rules.
+// Package samtemplate is local tooling that reads template.yaml; it never
+// ships in a Lambda bootstrap. cmd/invoke builds a function's environment
+// from it, and tests hold the template to the project's rules.
 //
 // Intrinsic functions are normalized to their long form, whichever form the
 // template uses: `!Ref X` becomes map{"Ref": "X"}, `!GetAtt A.B` becomes
@@ -288,8 +288,6 @@ func scalarString(v any) string {
 		return ""
 	case string:
 		return x
-	case float64:
-		return fmt.Sprint(x)
 	default:
 		return fmt.Sprint(x)
 	}

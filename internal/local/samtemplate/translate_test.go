@@ -21,7 +21,7 @@ func python(t *testing.T, modules ...string) string {
 		err = exec.Command(py, "-c", "import "+strings.Join(modules, ", ")).Run()
 	}
 	if err != nil {
-		msg := fmt.Sprintf("python3 with %s is not available (%v); it comes with the machine image (LOCAL-AWS.md)", strings.Join(modules, ", "), err)
+		msg := fmt.Sprintf("python3 with %s is not available (%v); it comes with the machine image", strings.Join(modules, ", "), err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

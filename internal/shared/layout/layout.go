@@ -86,7 +86,7 @@ func dated(prefix, route string, t time.Time, file string) string {
 }
 
 // MarkerKey is _state/markers/<hash>.json, the idempotency marker of one
-// source object (hash: see the importer's Identity).
+// source object (hash: importmsg.Identity).
 func (l Layout) MarkerKey(hash string) string { return l.State + "markers/" + hash + ".json" }
 
 // MarkerPrefix is where markers live.

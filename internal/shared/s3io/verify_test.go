@@ -144,7 +144,7 @@ func TestGetVerifiedChecksEveryAlgorithm(t *testing.T) {
 			}
 
 			// The same object with a wrong checksum, streamed on as the
-			// importer does: the receiver must never get every byte.
+			// enqueue function does: the receiver must never get every byte.
 			bad := []byte(good[algo])
 			bad[2] = map[bool]byte{true: 'B', false: 'A'}[bad[2] == 'A'] // still base64, another value
 			f.value = string(bad)
