@@ -83,7 +83,7 @@ func FuzzClientAnswers(f *testing.F) {
 			status = 100 + (status%500+500)%500
 		}
 		c, err := d365.New(d365.Config{
-			BaseURL: "https://contoso.operations.dynamics.com", Tokens: staticTokens("tok"),
+			BaseURL: "https://contoso.operations.dynamics.com", Tokens: d365.StaticTokens("tok"),
 			HTTPClient: &http.Client{Transport: cannedTransport{status: status, body: body, header: http.Header{"Retry-After": {"0"}}}},
 			Retry:      d365.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 		})

@@ -226,6 +226,13 @@ func bytesBody(b []byte) func(context.Context) (io.ReadCloser, int64, error) {
 	}
 }
 
+// drainAndClose reads what is left of a short answer (at most maxErrorBody
+// bytes), so the connection can be reused, and closes it.
+func drainAndClose(resp *http.Response) error {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	return resp.Body.Close()
+}
+
 // send performs r with retries and returns a 2xx response whose body the
 // caller must close. Every other outcome is an error built by checkResponse
 // or a transport error.

@@ -47,24 +47,35 @@ func newClient(t testing.TB, e *d365test.Emulator) *d365.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	au, _ := url.Parse(e.AuthorityURL())
-	c, err := d365.New(d365.Config{
-		BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: cred,
-		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient(),
-		Retry: d365.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
-	})
+	cfg := clientConfig(e, cred)
+	cfg.Retry = d365.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
+	c, err := d365.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
+// newEmulatorClient is newEmulator and a newClient for it.
+func newEmulatorClient(t *testing.T, opts d365test.Options) (*d365test.Emulator, *d365.Client) {
+	t.Helper()
+	e := newEmulator(t, opts)
+	return e, newClient(t, e)
+}
+
+// clientConfig is the Config of a client of e's F&O and Entra ID that
+// proves itself with cred.
+func clientConfig(e *d365test.Emulator, cred d365.Credential) d365.Config {
+	au, _ := url.Parse(e.AuthorityURL())
+	return d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: cred,
+		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()}
+}
+
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 func TestEnqueueStreamsAndTracksTheMessage(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	ctx := context.Background()
 	body := bytes.Repeat([]byte("CUSTGROUP,Name\r\n10,Wholesale\r\n"), 1000)
 
@@ -115,8 +126,7 @@ func TestEnqueueStreamsAndTracksTheMessage(t *testing.T) {
 
 func TestExecutionNotFoundBeforeItExists(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	_, c := newEmulatorClient(t, d365test.Options{})
 	_, err := c.GetExecutionSummaryStatus(context.Background(), "Import-2026-11-22-no-such-execution")
 	if !errors.Is(err, d365.ErrExecutionNotFound) {
 		t.Fatalf("err = %v, want ErrExecutionNotFound", err)
@@ -132,8 +142,7 @@ func TestProcessedWithErrorsBringsRowsAndErrorFiles(t *testing.T) {
 	for _, raw := range []bool{false, true} {
 		t.Run(map[bool]string{false: "strict JSON", true: "raw newlines and quotes"}[raw], func(t *testing.T) {
 			t.Parallel()
-			e := newEmulator(t, d365test.Options{RawNewlinesInErrors: raw})
-			c := newClient(t, e)
+			e, c := newEmulatorClient(t, d365test.Options{RawNewlinesInErrors: raw})
 			ctx := context.Background()
 			e.Script(d365test.Rule{ActivityID: importActivity, Outcome: d365test.Outcome{
 				Status: "ProcessedWithErrors",
@@ -221,8 +230,7 @@ func TestDequeueDownloadAck(t *testing.T) {
 	for _, httpLoc := range []bool{false, true} {
 		t.Run(map[bool]string{false: "https location", true: "http://host:80 location"}[httpLoc], func(t *testing.T) {
 			t.Parallel()
-			e := newEmulator(t, d365test.Options{HTTPDownloadLocation: httpLoc})
-			c := newClient(t, e)
+			e, c := newEmulatorClient(t, d365test.Options{HTTPDownloadLocation: httpLoc})
 			ctx := context.Background()
 			if d, err := c.Dequeue(ctx, exportActivity); err != nil || d != nil {
 				t.Fatalf("empty queue: %v, %v; want nil, nil (204)", d, err)
@@ -264,8 +272,7 @@ func TestDequeueDownloadAck(t *testing.T) {
 
 func TestUnackedExportIsRedelivered(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	ctx := context.Background()
 	corr := e.QueueExport(exportActivity, d365test.Export{Body: []byte("x"), Size: 1})
 	first, err := c.Dequeue(ctx, exportActivity)
@@ -292,8 +299,7 @@ func TestUnackedExportIsRedelivered(t *testing.T) {
 
 func TestForeignDownloadLocationIsRefusedWithoutSendingTheToken(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	ctx := context.Background()
 	e.QueueExport(exportActivity, d365test.Export{Body: []byte("secret export"), Size: 13})
 	e.Inject(d365test.Fault{Endpoint: "dequeue", Count: 1, ForeignDownloadHost: true})
@@ -314,8 +320,7 @@ func TestRetries(t *testing.T) {
 	ctx := context.Background()
 	t.Run("429 with Retry-After then success", func(t *testing.T) {
 		t.Parallel()
-		e := newEmulator(t, d365test.Options{})
-		c := newClient(t, e)
+		e, c := newEmulatorClient(t, d365test.Options{})
 		e.Inject(d365test.Fault{Endpoint: "GetMessageStatus", Count: 1, Status: 429, RetryAfter: 1})
 		if _, err := c.GetMessageStatus(ctx, "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"); err != nil {
 			t.Fatal(err)
@@ -327,8 +332,7 @@ func TestRetries(t *testing.T) {
 	for _, status := range []int{500, 502, 503} {
 		t.Run("transient "+http.StatusText(status)+" on dequeue then success", func(t *testing.T) {
 			t.Parallel()
-			e := newEmulator(t, d365test.Options{})
-			c := newClient(t, e)
+			e, c := newEmulatorClient(t, d365test.Options{})
 			e.QueueExport(exportActivity, d365test.Export{Body: []byte("x"), Size: 1})
 			e.Inject(d365test.Fault{Endpoint: "dequeue", Count: 2, Status: status})
 			d, err := c.Dequeue(ctx, exportActivity)
@@ -342,8 +346,7 @@ func TestRetries(t *testing.T) {
 	}
 	t.Run("permanent 4xx is not retried", func(t *testing.T) {
 		t.Parallel()
-		e := newEmulator(t, d365test.Options{})
-		c := newClient(t, e)
+		e, c := newEmulatorClient(t, d365test.Options{})
 		_, err := c.Dequeue(ctx, "11111111-2222-3333-4444-555555555555")
 		var fe *d365.Error
 		if !errors.As(err, &fe) || fe.StatusCode != http.StatusNotFound || fe.Temporary() {
@@ -355,8 +358,7 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("retries give up at the deadline with the real error", func(t *testing.T) {
 		t.Parallel()
-		e := newEmulator(t, d365test.Options{})
-		c := newClient(t, e)
+		e, c := newEmulatorClient(t, d365test.Options{})
 		e.Inject(d365test.Fault{Endpoint: "GetMessageStatus", Status: 429, RetryAfter: 120})
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -392,8 +394,7 @@ func TestEnqueueIsNeverResentOnceItMayHaveArrived(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEmulator(t, d365test.Options{})
-			c := newClient(t, e)
+			e, c := newEmulatorClient(t, d365test.Options{})
 			e.Inject(tt.fault)
 			req := d365.EnqueueRequest{ActivityID: importActivity, Entity: "Customer groups", Body: bytes.NewReader(body), Size: int64(len(body))}
 			if tt.reopen {
@@ -421,8 +422,7 @@ func TestEnqueueIsNeverResentOnceItMayHaveArrived(t *testing.T) {
 
 func TestEnqueueOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	// F&O stores the message but the answer does not arrive in time.
 	e.Inject(d365test.Fault{Endpoint: "enqueue", Count: 1, Delay: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -439,8 +439,7 @@ func TestEnqueueOutcomeUnknown(t *testing.T) {
 
 func TestActivityIDWithBracesReachesTheJob(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	for _, id := range []string{"{" + strings.ToUpper(importActivity) + "}", "%7B" + importActivity + "%7D"} {
 		if _, err := c.Enqueue(context.Background(), d365.EnqueueRequest{ActivityID: id, Body: strings.NewReader("x"), Size: 1}); err != nil {
 			t.Fatalf("activity %s: %v", id, err)
@@ -453,8 +452,7 @@ func TestActivityIDWithBracesReachesTheJob(t *testing.T) {
 
 func TestEnqueueRefusesAnUnsizedOrEmptyBody(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	if _, err := c.Enqueue(context.Background(), d365.EnqueueRequest{ActivityID: importActivity, Body: strings.NewReader("data")}); err == nil {
 		t.Fatal("Size 0 with a body must be refused, not sent empty")
 	}
@@ -465,8 +463,7 @@ func TestEnqueueRefusesAnUnsizedOrEmptyBody(t *testing.T) {
 
 func TestJobStatus(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	ctx := context.Background()
 	id, err := c.Enqueue(ctx, d365.EnqueueRequest{ActivityID: importActivity, ExternalID: "a.csv", Body: strings.NewReader("x"), Size: 1})
 	if err != nil {
@@ -485,9 +482,8 @@ func TestJobStatus(t *testing.T) {
 
 func TestUnauthorizedApp(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
+	e, c := newEmulatorClient(t, d365test.Options{})
 	e.AddActivity(importActivity, d365test.Activity{AllowedApps: []string{"some-other-app"}})
-	c := newClient(t, e)
 	_, err := c.Enqueue(context.Background(), d365.EnqueueRequest{ActivityID: importActivity, Body: strings.NewReader("x"), Size: 1})
 	var fe *d365.Error
 	if !errors.As(err, &fe) || fe.StatusCode != http.StatusUnauthorized {
@@ -502,9 +498,7 @@ func TestWrongSecretFailsAtTokenTime(t *testing.T) {
 	t.Parallel()
 	e := newEmulator(t, d365test.Options{})
 	cred, _ := d365.SecretCredential("not-the-secret")
-	au, _ := url.Parse(e.AuthorityURL())
-	c, err := d365.New(d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: cred,
-		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()})
+	c, err := d365.New(clientConfig(e, cred))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,8 +516,7 @@ func TestWrongSecretFailsAtTokenTime(t *testing.T) {
 
 func TestPackageAPI(t *testing.T) {
 	t.Parallel()
-	e := newEmulator(t, d365test.Options{})
-	c := newClient(t, e)
+	e, c := newEmulatorClient(t, d365test.Options{})
 	ctx := context.Background()
 	pkg := packageZip(t, "Customer groups", "Customer groups.csv")
 
@@ -618,17 +611,13 @@ func TestCertificateCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
 
 	e := newEmulator(t, d365test.Options{ClientCertificate: cert})
-	cred, err := d365.CertificateCredential(pemData, "")
+	cred, err := d365.CertificateCredential(certAndKeyPEM(der, key), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	au, _ := url.Parse(e.AuthorityURL())
-	c, err := d365.New(d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: cred,
-		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()})
+	c, err := d365.New(clientConfig(e, cred))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,13 +628,18 @@ func TestCertificateCredential(t *testing.T) {
 	// A different key is refused by Entra ID.
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	der2, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &other.PublicKey, other)
-	bad, _ := d365.CertificateCredential(append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der2}),
-		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})...), "")
-	c2, _ := d365.New(d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: bad,
-		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()})
+	bad, _ := d365.CertificateCredential(certAndKeyPEM(der2, other), "")
+	c2, _ := d365.New(clientConfig(e, bad))
 	if _, err := c2.GetMessageStatus(context.Background(), "x"); err == nil {
 		t.Fatal("an assertion signed by another key must be refused")
 	}
+}
+
+// certAndKeyPEM is the PEM CertificateCredential reads: a certificate (DER)
+// and its private key.
+func certAndKeyPEM(der []byte, key *rsa.PrivateKey) []byte {
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
 }
 
 // failingSource hands out the first n bytes of body, then fails, as an S3
@@ -679,8 +673,7 @@ func TestEnqueueSourceFailureIsNotAnUnknownOutcome(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEmulator(t, d365test.Options{})
-			c := newClient(t, e)
+			e, c := newEmulatorClient(t, d365test.Options{})
 			req := d365.EnqueueRequest{ActivityID: importActivity, Entity: "Customer groups", Size: int64(len(body)),
 				Body: &failingSource{r: bytes.NewReader(body[:300<<10]), err: broken}}
 			if tt.reopen {
@@ -736,8 +729,7 @@ func TestEnqueueConnectionReset(t *testing.T) {
 	t.Parallel()
 	t.Run("after the whole body was sent", func(t *testing.T) {
 		t.Parallel()
-		e := newEmulator(t, d365test.Options{})
-		c := newClient(t, e)
+		e, c := newEmulatorClient(t, d365test.Options{})
 		body := bytes.Repeat([]byte("x"), 1000) // read whole into the transport's buffer before the reset
 		e.Inject(d365test.Fault{Endpoint: "enqueue", Count: 1, ResetAfterBytes: 100})
 		_, err := c.Enqueue(context.Background(), d365.EnqueueRequest{ActivityID: importActivity, Body: bytes.NewReader(body), Size: int64(len(body)),
@@ -751,8 +743,7 @@ func TestEnqueueConnectionReset(t *testing.T) {
 	})
 	t.Run("before the body was read to its end", func(t *testing.T) {
 		t.Parallel()
-		e := newEmulator(t, d365test.Options{})
-		c := newClient(t, e)
+		e, c := newEmulatorClient(t, d365test.Options{})
 		// Large enough that the connection fails long before the rest
 		// could all be written, once the stall ends at the deadline.
 		body := bytes.Repeat([]byte("y"), 64<<20)

@@ -278,10 +278,10 @@ func (c *Client) ResolveDownloadLocation(location string) (string, error) {
 	default:
 		return "", fmt.Errorf("d365 download: DownloadLocation %s://%s: %w", u.Scheme, u.Host, ErrForeignHost)
 	}
-	// Always the configured scheme and host exactly: "HOST:" (an empty
-	// port) or another casing passed the checks above but not send's own
-	// same-host check, so the download failed as a foreign host. User info
-	// is never wanted in a location that gets the bearer token.
+	// Always the configured scheme and host exactly, so that send's own
+	// same-host check agrees even for "HOST:" (an empty port) or another
+	// casing. User info is never wanted in a location that gets the bearer
+	// token.
 	u.Scheme, u.Host, u.User = c.base.Scheme, c.base.Host, nil
 	return u.String(), nil
 }
@@ -315,8 +315,7 @@ func (c *Client) Ack(ctx context.Context, activityID string, d *DequeuedFile) er
 	if err != nil {
 		return err
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	return resp.Body.Close()
+	return drainAndClose(resp)
 }
 
 // JobStatus is the legacy jobstatus answer.

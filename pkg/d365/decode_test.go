@@ -1,7 +1,6 @@
 package d365_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -181,7 +180,7 @@ func TestDecodeDequeue(t *testing.T) {
 func TestResolveDownloadLocation(t *testing.T) {
 	t.Parallel()
 	for _, base := range []string{"https://contoso.operations.dynamics.com", "https://127.0.0.1:8443"} {
-		c, err := d365.New(d365.Config{BaseURL: base, Tokens: staticTokens("t")})
+		c, err := d365.New(d365.Config{BaseURL: base, Tokens: d365.StaticTokens("t")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,16 +240,12 @@ func TestNewRejectsInsecureBaseURL(t *testing.T) {
 		"contoso.operations.dynamics.com":         false,
 		"":                                        false,
 	} {
-		_, err := d365.New(d365.Config{BaseURL: url, Tokens: staticTokens("t")})
+		_, err := d365.New(d365.Config{BaseURL: url, Tokens: d365.StaticTokens("t")})
 		if (err == nil) != ok {
 			t.Errorf("New(BaseURL %q) error = %v, want ok=%v", url, err, ok)
 		}
 	}
 }
-
-type staticTokens string
-
-func (s staticTokens) Token(context.Context) (string, error) { return string(s), nil }
 
 func TestDownloadFileName(t *testing.T) {
 	t.Parallel()

@@ -5,7 +5,6 @@ package d365
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -243,8 +242,8 @@ func FuzzActivityID(f *testing.F) {
 }
 
 // FuzzResolveDownloadLocation: a DownloadLocation is only ever resolved to
-// the configured host, scheme and port (promise 6: the bearer token goes
-// nowhere else), and resolving is stable.
+// the configured host, scheme and port (the bearer token goes nowhere
+// else), and resolving is stable.
 func FuzzResolveDownloadLocation(f *testing.F) {
 	for _, s := range []string{
 		"https://contoso.operations.dynamics.com/api/connector/download/6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b?correlation-id=c&blob=b",
@@ -262,7 +261,7 @@ func FuzzResolveDownloadLocation(f *testing.F) {
 		if loopback {
 			base = "http://127.0.0.1:8443"
 		}
-		c, err := New(Config{BaseURL: base, Tokens: fixedToken("t")})
+		c, err := New(Config{BaseURL: base, Tokens: StaticTokens("t")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +281,3 @@ func FuzzResolveDownloadLocation(f *testing.F) {
 		}
 	})
 }
-
-type fixedToken string
-
-func (s fixedToken) Token(context.Context) (string, error) { return string(s), nil }

@@ -1,10 +1,7 @@
 // Package d365 is a client for the Dynamics 365 Finance & Operations (F&O)
-// recurring-integration REST API and the Data management package API.
-//
-// It covers the connector endpoints (enqueue, dequeue, download, ack,
-// jobstatus), the DataManagementDefinitionGroups OData actions used to follow
-// an import to its final status, and the package API. Every quirk it tolerates
-// is described in the project's D365-API.md; the Microsoft pages are
+// recurring-integration API (enqueue, dequeue, download, ack, jobstatus), the
+// DataManagementDefinitionGroups OData actions that follow an import to its
+// final status, and the Data management package API:
 //
 //	https://learn.microsoft.com/en-us/dynamics365/fin-ops-core/dev-itpro/data-entities/recurring-integrations
 //	https://learn.microsoft.com/en-us/dynamics365/fin-ops-core/dev-itpro/data-entities/data-management-api

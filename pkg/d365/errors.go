@@ -143,9 +143,8 @@ const maxRetryAfter = 24 * time.Hour
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date; F&O sends
 // seconds. A missing or unreadable value means "soon" (1 s). The result is
-// within 0..maxRetryAfter: a huge number of seconds must not overflow
-// time.Duration (9999999999 s became a negative wait, retried at once, and
-// 18446744074 s wrapped round to 290 ms).
+// within 0..maxRetryAfter, so a huge number of seconds cannot overflow
+// time.Duration.
 func parseRetryAfter(v string) time.Duration {
 	v = strings.TrimSpace(v)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {

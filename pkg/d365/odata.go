@@ -63,9 +63,8 @@ func decodeValue(raw []byte) (json.RawMessage, error) {
 
 // maxValueNesting is how many {"value":...} layers stringValue unwraps
 // inside an answer's value. The docs show one ({"value":{"value":id}} for
-// ExportToPackage); a few more are tolerated. Without a bound, each layer
-// re-parsed the rest of the answer: 10,000 layers (100 KB) took seconds,
-// and a 64 MiB answer far longer.
+// ExportToPackage); a few more are tolerated. Each layer re-parses the rest
+// of the answer, so the bound keeps a deeply nested answer cheap.
 const maxValueNesting = 4
 
 // stringValue reads a value that should be a string. A nested

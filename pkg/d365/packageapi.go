@@ -44,12 +44,8 @@ func (c *Client) GetAzureWriteURL(ctx context.Context, uniqueFileName string) (*
 // block blob, without the bearer token (the SAS is the credential). If body
 // is an io.ReadSeeker a failed attempt is repeated from the start.
 func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Reader, size int64) error {
-	u, err := url.Parse(blobURL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("d365 blob-put: bad blob URL")
-	}
-	if err := checkScheme(u); err != nil {
-		return fmt.Errorf("d365 blob-put: %w", err)
+	if err := checkBlobURL("blob-put", blobURL); err != nil {
+		return err
 	}
 	if size < 0 {
 		return fmt.Errorf("d365 blob-put: the package size is required (blob storage refuses chunked uploads)")
@@ -86,19 +82,27 @@ func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Read
 	if err != nil {
 		return err
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	return resp.Body.Close()
+	return drainAndClose(resp)
+}
+
+// checkBlobURL checks a blob SAS URL before it is called. The URL is never
+// echoed: its query holds the SAS signature.
+func checkBlobURL(op, blobURL string) error {
+	u, err := url.Parse(blobURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("d365 %s: bad blob URL", op)
+	}
+	if err := checkScheme(u); err != nil {
+		return fmt.Errorf("d365 %s: %w", op, err)
+	}
+	return nil
 }
 
 // FetchBlob opens a blob SAS URL F&O handed out (error files, exported
 // packages) without the bearer token.
 func (c *Client) FetchBlob(ctx context.Context, blobURL string) (*Download, error) {
-	u, err := url.Parse(blobURL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("d365 blob-get: bad blob URL")
-	}
-	if err := checkScheme(u); err != nil {
-		return nil, fmt.Errorf("d365 blob-get: %w", err)
+	if err := checkBlobURL("blob-get", blobURL); err != nil {
+		return nil, err
 	}
 	resp, err := c.send(ctx, request{op: "blob-get", method: http.MethodGet, url: blobURL, mode: retrySafe})
 	if err != nil {
@@ -122,8 +126,9 @@ type ImportPackageRequest struct {
 // It is never re-sent once it reached F&O.
 func (c *Client) ImportFromPackage(ctx context.Context, in ImportPackageRequest) (string, error) {
 	if in.ExecutionID == "" {
-		// Name the execution ourselves (as RIS does), so that it can still
-		// be followed if the long call's answer is lost.
+		// Name the execution ourselves (as Microsoft's Recurring
+		// Integrations Scheduler does), so that it can still be followed if
+		// the long call's answer is lost.
 		in.ExecutionID = NewExecutionID(in.DefinitionGroupID, time.Now())
 	}
 	id, err := c.stringAction(ctx, "ImportFromPackage", in, retryUnsent)
@@ -132,8 +137,8 @@ func (c *Client) ImportFromPackage(ctx context.Context, in ImportPackageRequest)
 	}
 	switch strings.Trim(strings.TrimSpace(id), "{}") {
 	case "":
-		// An empty value: the import runs under the ID that was sent;
-		// returning "" lost it, and with it the way to follow the import.
+		// An empty value: the import runs under the ID that was sent, and
+		// the caller needs that ID to follow it.
 		return in.ExecutionID, nil
 	case emptyGUID:
 		return in.ExecutionID, fmt.Errorf("d365 ImportFromPackage: F&O answered the empty execution ID (the import did not start)")

@@ -6,6 +6,40 @@ import (
 	"strings"
 )
 
+// enum is the closed set of values F&O sends for one kind of status: the
+// documented spellings, plus other spellings it also uses, each standing for
+// a documented value.
+type enum[T ~string] struct {
+	values  []T
+	aliases map[string]T
+}
+
+// parse maps s, in any casing and with surrounding space, onto a documented
+// value. A value not in the set is kept as sent (trimmed).
+func (e enum[T]) parse(s string) T {
+	t := strings.TrimSpace(s)
+	for _, v := range e.values {
+		if strings.EqualFold(t, string(v)) {
+			return v
+		}
+	}
+	for alias, v := range e.aliases {
+		if strings.EqualFold(t, alias) {
+			return v
+		}
+	}
+	return T(t)
+}
+
+// statusAction calls an action whose value is a status string and parses it.
+func statusAction[T ~string](ctx context.Context, c *Client, name string, body any, parse func(string) T) (T, error) {
+	s, err := c.stringAction(ctx, name, body, retrySafe)
+	if err != nil {
+		return "", err
+	}
+	return parse(s), nil
+}
+
 // MessageStatus is what GetMessageStatus says of an enqueued message.
 type MessageStatus string
 
@@ -22,22 +56,18 @@ const (
 	StatusPostProcessingFailed MessageStatus = "PostProcessingFailed"
 )
 
-// ParseMessageStatus maps any casing, and the spellings of RIS's enum
-// (PostProcessingError), onto the documented constants. Unknown values are
-// kept as sent, and are not terminal.
-func ParseMessageStatus(s string) MessageStatus {
-	t := strings.TrimSpace(s)
-	for _, k := range []MessageStatus{StatusEnqueued, StatusDequeued, StatusAcked, StatusPreprocessing,
-		StatusProcessing, StatusProcessed, StatusPreProcessingError, StatusProcessedWithErrors, StatusPostProcessingFailed} {
-		if strings.EqualFold(t, string(k)) {
-			return k
-		}
-	}
-	if strings.EqualFold(t, "PostProcessingError") {
-		return StatusPostProcessingFailed
-	}
-	return MessageStatus(t)
+var messageStatuses = enum[MessageStatus]{
+	values: []MessageStatus{StatusEnqueued, StatusDequeued, StatusAcked, StatusPreprocessing, StatusProcessing,
+		StatusProcessed, StatusPreProcessingError, StatusProcessedWithErrors, StatusPostProcessingFailed},
+	// The spelling of the same status in Microsoft's Recurring Integrations
+	// Scheduler.
+	aliases: map[string]MessageStatus{"PostProcessingError": StatusPostProcessingFailed},
 }
+
+// ParseMessageStatus maps any casing, and the spelling PostProcessingError,
+// onto the documented constants. Unknown values are kept as sent, and are
+// not terminal.
+func ParseMessageStatus(s string) MessageStatus { return messageStatuses.parse(s) }
 
 // Terminal reports whether F&O is done with the message.
 func (s MessageStatus) Terminal() bool {
@@ -65,23 +95,19 @@ const (
 	ExecCanceled           ExecutionStatus = "Canceled"
 )
 
-// ParseExecutionStatus maps any casing onto the documented constants;
-// unknown values are kept as sent.
-func ParseExecutionStatus(s string) ExecutionStatus {
-	t := strings.TrimSpace(s)
-	for _, k := range []ExecutionStatus{ExecUnknown, ExecNotRun, ExecExecuting, ExecSucceeded,
-		ExecPartiallySucceeded, ExecFailed, ExecCanceled} {
-		if strings.EqualFold(t, string(k)) {
-			return k
-		}
-	}
-	return ExecutionStatus(t)
+var executionStatuses = enum[ExecutionStatus]{
+	values: []ExecutionStatus{ExecUnknown, ExecNotRun, ExecExecuting, ExecSucceeded,
+		ExecPartiallySucceeded, ExecFailed, ExecCanceled},
 }
 
+// ParseExecutionStatus maps any casing onto the documented constants;
+// unknown values are kept as sent.
+func ParseExecutionStatus(s string) ExecutionStatus { return executionStatuses.parse(s) }
+
 // Terminal reports whether the execution has finished. As in Microsoft's
-// own scheduler (RIS), NotRun and Executing mean "keep polling", as do the
-// values clients have met while work was pending ("Queued", "Bad request");
-// every other value, Unknown included, is final.
+// Recurring Integrations Scheduler, NotRun and Executing mean "keep
+// polling", as do the values clients have met while work was pending
+// ("Queued", "Bad request"); every other value, Unknown included, is final.
 func (s ExecutionStatus) Terminal() bool {
 	switch strings.ToLower(string(s)) {
 	case "", "notrun", "executing", "queued", "bad request":
@@ -99,11 +125,7 @@ const emptyGUID = "00000000-0000-0000-0000-000000000000"
 
 // GetMessageStatus calls the GetMessageStatus action for an enqueue message ID.
 func (c *Client) GetMessageStatus(ctx context.Context, messageID string) (MessageStatus, error) {
-	s, err := c.stringAction(ctx, "GetMessageStatus", map[string]string{"messageId": messageID}, retrySafe)
-	if err != nil {
-		return "", err
-	}
-	return ParseMessageStatus(s), nil
+	return statusAction(ctx, c, "GetMessageStatus", map[string]string{"messageId": messageID}, ParseMessageStatus)
 }
 
 // GetExecutionIDByMessageID calls GetExecutionIdByMessageId (whose parameter
@@ -125,11 +147,7 @@ func (c *Client) GetExecutionIDByMessageID(ctx context.Context, messageID string
 // execution exists F&O answers 400 "... were not found": that comes back as
 // an error matching ErrExecutionNotFound.
 func (c *Client) GetExecutionSummaryStatus(ctx context.Context, executionID string) (ExecutionStatus, error) {
-	s, err := c.stringAction(ctx, "GetExecutionSummaryStatus", map[string]string{"executionId": executionID}, retrySafe)
-	if err != nil {
-		return "", err
-	}
-	return ParseExecutionStatus(s), nil
+	return statusAction(ctx, c, "GetExecutionSummaryStatus", map[string]string{"executionId": executionID}, ParseExecutionStatus)
 }
 
 type errorFileArgs struct {

@@ -16,9 +16,9 @@ import (
 	"time"
 )
 
-// The blob storage fake: what F&O's package API hands out as SAS URLs
-// (D365-API.md §7, §11.12). No bearer token is needed or wanted here; the
-// signature in the query is the credential.
+// The blob storage fake: what F&O's package API hands out as SAS URLs. No
+// bearer token is needed or wanted here; the signature in the query is the
+// credential.
 
 type blob struct {
 	path     string // on disk (uploaded blobs), or
@@ -55,22 +55,23 @@ func escapeBlobName(name string) string {
 	return strings.Join(parts, "/")
 }
 
+// authFailedText is Azure Storage's message for a SAS it does not accept.
+const authFailedText = "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature."
+
 // checkSAS verifies the signature, expiry (on the fake clock) and
 // permission of a blob request. On failure it has answered.
 func (e *Emulator) checkSAS(w http.ResponseWriter, r *http.Request, name string, need string) bool {
 	q := r.URL.Query()
 	sp, se, sig := q.Get("sp"), q.Get("se"), q.Get("sig")
 	if sig == "" || se == "" || !hmac.Equal([]byte(sig), []byte(e.sign(sp, se, name))) {
-		writeBlobError(w, http.StatusForbidden, "AuthenticationFailed",
-			"Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+		writeBlobError(w, http.StatusForbidden, "AuthenticationFailed", authFailedText,
 			"Signature did not match. String to sign used was "+sp)
 		return false
 	}
 	exp, err := time.Parse(time.RFC3339, se)
 	now := e.clock.Now()
 	if err != nil || !now.Before(exp) {
-		writeBlobError(w, http.StatusForbidden, "AuthenticationFailed",
-			"Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+		writeBlobError(w, http.StatusForbidden, "AuthenticationFailed", authFailedText,
 			fmt.Sprintf("Signature not valid in the specified time frame: Start [] - Expiry [%s] - Current [%s]", se, now.Format(time.RFC1123)))
 		return false
 	}
@@ -126,7 +127,7 @@ func (e *Emulator) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
 		writeBlobError(w, http.StatusBadRequest, "InvalidInput", "The body did not match Content-Length.", "")
 		return
 	}
-	b := &blob{path: f.Name(), size: n, md5: sum.Sum(nil), modified: e.clock.Now(), etag: `"0x` + strings.ToUpper(newGUID()[:16]) + `"`}
+	b := &blob{path: f.Name(), size: n, md5: sum.Sum(nil), modified: e.clock.Now(), etag: newETag()}
 	e.mu.Lock()
 	if old := e.st.blobs[name]; old != nil && old.path != "" {
 		os.Remove(old.path)
@@ -177,11 +178,7 @@ func (e *Emulator) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	var cut int64
-	if c.fault != nil {
-		cut = c.fault.ResetAfterBytes
-	}
-	streamBody(w, cut, func(dst io.Writer) error {
+	streamBody(w, c.fault, func(dst io.Writer) error {
 		_, err := io.Copy(dst, src)
 		return err
 	})
@@ -195,9 +192,11 @@ func blobUnsupported(w http.ResponseWriter, _ *http.Request, _ *call) {
 // putBlobLocked stores an in-memory blob (error files, exported packages).
 func (e *Emulator) putBlobLocked(name string, data []byte) {
 	sum := md5.Sum(data)
-	e.st.blobs[name] = &blob{data: data, size: int64(len(data)), md5: sum[:], modified: e.clock.Now(),
-		etag: `"0x` + strings.ToUpper(newGUID()[:16]) + `"`}
+	e.st.blobs[name] = &blob{data: data, size: int64(len(data)), md5: sum[:], modified: e.clock.Now(), etag: newETag()}
 }
+
+// newETag makes an ETag in Azure's style ("0x8D...").
+func newETag() string { return `"0x` + strings.ToUpper(newGUID()[:16]) + `"` }
 
 // Blob returns the content of a stored blob (an uploaded package, say).
 func (e *Emulator) Blob(name string) ([]byte, bool) {

@@ -40,6 +40,6 @@ func (e *Emulator) Now() time.Time { return e.clock.Now() }
 // token expiry (TokenLifetime).
 func (e *Emulator) Advance(d time.Duration) { e.clock.Advance(d) }
 
-// dotnetTime formats t the way F&O's JSON shows DateTime values
-// ("2016-08-27T20:58:15", jobstatus sample in D365-API.md §5).
+// dotnetTime formats t the way F&O's JSON shows DateTime values, as in
+// jobstatus answers: "2016-08-27T20:58:15", UTC, without a zone.
 func dotnetTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") }

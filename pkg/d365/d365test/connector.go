@@ -16,7 +16,21 @@ import (
 )
 
 // The recurring-integration connector: /api/connector/{enqueue,dequeue,
-// download,ack,jobstatus}/{activityId} (D365-API.md §2-§5).
+// download,ack,jobstatus}/{activityId}. See
+// https://learn.microsoft.com/en-us/dynamics365/fin-ops-core/dev-itpro/data-entities/recurring-integrations
+
+// activityHandler serves a connector call on the activity in its path.
+type activityHandler func(w http.ResponseWriter, r *http.Request, c *call, a *activity)
+
+// forActivity runs h once the activity in the path is known and the caller
+// is on its authorization policy; otherwise it answers as F&O does.
+func (e *Emulator) forActivity(h activityHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) {
+		if a := e.activityFor(w, c); a != nil {
+			h(w, r, c, a)
+		}
+	}
+}
 
 // activityFor resolves the activity in the path and checks the caller is on
 // its authorization policy. On failure it has answered and returns nil.
@@ -55,11 +69,7 @@ func (c *capBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (e *Emulator) enqueue(w http.ResponseWriter, r *http.Request, c *call) {
-	a := e.activityFor(w, c)
-	if a == nil {
-		return
-	}
+func (e *Emulator) enqueue(w http.ResponseWriter, r *http.Request, c *call, a *activity) {
 	q := r.URL.Query()
 	sum := sha256.New()
 	keep := &capBuffer{max: e.opts.KeepEnqueuedBodyBytes}
@@ -84,7 +94,7 @@ func (e *Emulator) enqueue(w http.ResponseWriter, r *http.Request, c *call) {
 	e.st.messages = append(e.st.messages, m)
 	e.st.msgByID[m.id] = m
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, m.id) // a quoted JSON string [D-RI]
+	writeJSON(w, http.StatusOK, m.id) // a quoted JSON string, as F&O answers
 }
 
 // export is an outbound message waiting in a recurring export job's queue.
@@ -170,7 +180,7 @@ func (e *Emulator) Pending(activityID string) int {
 }
 
 // dequeueAnswer is dequeue's 200 body; the field names are F&O's, capital L
-// in DownLoad included [POC; HW].
+// in DownLoad included.
 type dequeueAnswer struct {
 	CorrelationID            string  `json:"CorrelationId"`
 	PopReceipt               string  `json:"PopReceipt"`
@@ -180,11 +190,7 @@ type dequeueAnswer struct {
 	LastDequeueDateTime      *string `json:"LastDequeueDateTime"`
 }
 
-func (e *Emulator) dequeue(w http.ResponseWriter, r *http.Request, c *call) {
-	a := e.activityFor(w, c)
-	if a == nil {
-		return
-	}
+func (e *Emulator) dequeue(w http.ResponseWriter, r *http.Request, c *call, a *activity) {
 	now := e.clock.Now()
 	e.mu.Lock()
 	var x *export
@@ -250,11 +256,7 @@ func (e *Emulator) exportFor(activityID string, r *http.Request) *export {
 	return x
 }
 
-func (e *Emulator) download(w http.ResponseWriter, r *http.Request, c *call) {
-	a := e.activityFor(w, c)
-	if a == nil {
-		return
-	}
+func (e *Emulator) download(w http.ResponseWriter, r *http.Request, c *call, a *activity) {
 	x := e.exportFor(a.id, r)
 	if x == nil {
 		http.Error(w, "The file was not found.", http.StatusNotFound)
@@ -288,11 +290,7 @@ func serveExport(w http.ResponseWriter, r *http.Request, x *export, f *Fault) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	var cut int64
-	if f != nil {
-		cut = f.ResetAfterBytes
-	}
-	streamBody(w, cut, func(dst io.Writer) error {
+	streamBody(w, f, func(dst io.Writer) error {
 		if x.generate != nil {
 			return x.generate(dst)
 		}
@@ -324,14 +322,14 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// streamBody runs write against w. With cut > 0 the body stops after cut
-// bytes and the connection is dropped, so the client sees a short body. A
-// write that fails midway also drops the connection: a truncated body must
-// never look complete.
-func streamBody(w http.ResponseWriter, cut int64, write func(io.Writer) error) {
+// streamBody runs write against w. With a ResetAfterBytes fault the body
+// stops after that many bytes and the connection is dropped, so the client
+// sees a short body. A write that fails midway also drops the connection: a
+// truncated body must never look complete.
+func streamBody(w http.ResponseWriter, f *Fault, write func(io.Writer) error) {
 	var dst io.Writer = w
-	if cut > 0 {
-		dst = &cutWriter{w: w, left: cut}
+	if f != nil && f.ResetAfterBytes > 0 {
+		dst = &cutWriter{w: w, left: f.ResetAfterBytes}
 	}
 	if err := write(dst); err != nil {
 		http.NewResponseController(w).Flush()
@@ -339,11 +337,7 @@ func streamBody(w http.ResponseWriter, cut int64, write func(io.Writer) error) {
 	}
 }
 
-func (e *Emulator) ack(w http.ResponseWriter, r *http.Request, c *call) {
-	a := e.activityFor(w, c)
-	if a == nil {
-		return
-	}
+func (e *Emulator) ack(w http.ResponseWriter, r *http.Request, c *call, a *activity) {
 	var body struct {
 		CorrelationID string `json:"CorrelationId"`
 		PopReceipt    string `json:"PopReceipt"`
@@ -370,17 +364,13 @@ func (e *Emulator) ack(w http.ResponseWriter, r *http.Request, c *call) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// DataJobState values of jobstatus [D-RI via AXI, D365-API.md §5].
+// DataJobState values of jobstatus, by message status.
 var dataJobState = map[string]int{
 	"Enqueued": 0, "Dequeued": 1, "Downloaded": 2, "Acked": 3, "Preprocessing": 4, "Processing": 4,
 	"Processed": 5, "ProcessedWithErrors": 6, "PostProcessingFailed": 7, "PreProcessingError": 8,
 }
 
-func (e *Emulator) jobStatus(w http.ResponseWriter, r *http.Request, c *call) {
-	a := e.activityFor(w, c)
-	if a == nil {
-		return
-	}
+func (e *Emulator) jobStatus(w http.ResponseWriter, r *http.Request, c *call, a *activity) {
 	id, _ := normGUID(r.URL.Query().Get("jobId"))
 	writeJSON(w, http.StatusOK, e.jobStatusAnswer(a, id))
 }

@@ -1,13 +1,10 @@
 // Package d365test is an in-process emulator of Dynamics 365 Finance &
-// Operations (F&O) recurring integrations, the DMF package REST API, the
-// Azure blob storage that API hands out, and the Microsoft Entra ID token
+// Operations (F&O) recurring integrations, the Data management package API,
+// the Azure blob storage that API hands out, and the Microsoft Entra ID token
 // endpoint, for tests (in the manner of net/http/httptest) and for local
-// runs (cmd/d365emu).
-//
-// No F&O tenant is reachable from CI, so this emulator is how the product is
-// proven. It follows /work/shared/D365-API.md, section 11 "Emulator
-// contract"; where the real service is UNCONFIRMED, the behaviour is a
-// documented choice (below) or an Options knob.
+// runs (cmd/d365emu). Where Microsoft does not document what the real
+// service does, the emulator makes a choice (listed below) or offers an
+// Options knob.
 //
 // # Listeners
 //
@@ -23,31 +20,20 @@
 // # Time
 //
 // A fake clock (Now, Advance) drives dequeue visibility, LastDequeueDateTime,
-// SAS expiry and token expiry: a token is valid for TokenLifetime on the fake
-// clock, so Advance past it makes F&O answer 401 even though the client's
-// token cache (which uses real time) still holds it. Nothing in the emulator
-// waits on the wall clock except Fault.Delay.
+// SAS expiry and token expiry. Advancing past TokenLifetime makes F&O answer
+// 401 although the client's token cache, which runs on real time, still
+// holds the token. Only Fault.Delay waits on the wall clock.
 //
-// # Requests and faults
+// # Endpoint names
 //
-// Requests(name) counts every request routed to an endpoint, including ones
-// answered by an injected fault or refused for auth; Faulted(name) counts the
-// ones a Status fault answered, so Requests-Faulted is what reached the
-// handlers. Endpoint names: "token", "openid-configuration",
-// "instance-discovery", "entra-other" (Entra); "enqueue", "dequeue",
-// "download", "ack", "jobstatus" and each OData action by name, e.g.
-// "GetMessageStatus" (F&O); "unknown" for other F&O paths; "blob-put",
-// "blob-get", "blob-other" (blob); "foreign-download", "foreign-other" (the
-// foreign host). TotalRequests counts the F&O listener only.
+// Requests, Faulted and Fault.Endpoint name endpoints: "token",
+// "openid-configuration", "instance-discovery", "entra-other" (Entra);
+// "enqueue", "dequeue", "download", "ack", "jobstatus", each OData action by
+// name (e.g. "GetMessageStatus"), and "unknown" for other paths (F&O);
+// "blob-put", "blob-get", "blob-other" (blob); "foreign-download",
+// "foreign-other" (the foreign host).
 //
-// A fault with a Status answers before auth and before the handler, so it
-// has no side effect (a 429 on enqueue stores nothing). A fault with only a
-// Delay lets the handler run (side effects happen) and holds the answer
-// back, which is how a slow ImportFromPackage still creates its execution.
-// If the client gives up (or Close is called) during a Delay, the connection
-// is dropped without an answer.
-//
-// # Choices where the real service is UNCONFIRMED
+// # Choices where Microsoft does not document the real service
 //
 //   - Unknown activity: 404 (Options.UnknownActivityStatus). App not allowed
 //     on the activity: 401 (403 with Options.Unauthorized403).
@@ -97,7 +83,8 @@
 //     parameter name is a 400 (so {"messageId"} on GetExecutionIdByMessageId
 //     fails), and required ones must be present.
 //   - Blob PUT needs Content-Length (411 without), as Azure's Put Blob does.
-//   - Execution IDs the emulator makes look like RIS's:
+//   - Execution IDs the emulator makes look like those of Microsoft's
+//     Recurring Integrations Scheduler:
 //     "<job or definition group name>-<yyyy-MM-dd_HH-mm-ss>-<GUID>" (they can
 //     hold spaces; clients must treat them as opaque).
 //   - GetExecutionErrors answers "[]" until the execution has ended.

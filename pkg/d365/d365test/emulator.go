@@ -28,7 +28,7 @@ type Options struct {
 	// clock. Default 1h.
 	TokenLifetime time.Duration
 	// Unauthorized403 answers 403 instead of 401 when an app is not on an
-	// activity's AllowedApps (a 403 is UNCONFIRMED for the real service).
+	// activity's AllowedApps (which of the two F&O answers is not documented).
 	Unauthorized403 bool
 	// UnknownActivityStatus answers an unknown activity ID. Default 404.
 	UnknownActivityStatus int
@@ -57,7 +57,8 @@ type Options struct {
 	// 127.0.0.1 is accepted: the emulator never listens elsewhere.
 	Addr string
 	// UnknownMessageStatus is GetMessageStatus's value for an ID the
-	// emulator never issued. Default "Unknown" (UNCONFIRMED).
+	// emulator never issued. Default "Unknown" (F&O's answer is not
+	// documented).
 	UnknownMessageStatus string
 	// UnknownMessageHTTPStatus, if set to something other than 200, makes
 	// GetMessageStatus answer an unknown ID with that status and an OData

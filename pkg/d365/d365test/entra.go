@@ -17,7 +17,7 @@ import (
 )
 
 // The Entra ID fake: just enough of login.microsoftonline.com for MSAL's
-// client-credentials flow (LOCAL-AWS.md §6) and for the v1 resource= flow.
+// client-credentials flow and for the v1 resource= flow.
 
 type token struct {
 	appID   string

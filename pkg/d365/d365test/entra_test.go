@@ -159,11 +159,7 @@ func TestMSALSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := confidential.New(e.AuthorityURL(), e.ClientID(), cred,
-		confidential.WithHTTPClient(e.HTTPClient()), confidential.WithInstanceDiscovery(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := msalApp(t, e, cred)
 	ctx := context.Background()
 	res, err := app.AcquireTokenByCredential(ctx, []string{e.URL() + "/.default"})
 	if err != nil {
@@ -208,12 +204,7 @@ func TestMSALCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			app, err := confidential.New(e.AuthorityURL(), e.ClientID(), cred,
-				confidential.WithHTTPClient(e.HTTPClient()), confidential.WithInstanceDiscovery(false))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = app.AcquireTokenByCredential(context.Background(), []string{e.URL() + "/.default"})
+			_, err = msalApp(t, e, cred).AcquireTokenByCredential(context.Background(), []string{e.URL() + "/.default"})
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
@@ -225,6 +216,17 @@ func TestMSALCertificate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// msalApp is an MSAL confidential client of e's Entra ID for e's app.
+func msalApp(t *testing.T, e *d365test.Emulator, cred confidential.Credential) confidential.Client {
+	t.Helper()
+	app, err := confidential.New(e.AuthorityURL(), e.ClientID(), cred,
+		confidential.WithHTTPClient(e.HTTPClient()), confidential.WithInstanceDiscovery(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
 }
 
 func selfSigned(t *testing.T) (*x509.Certificate, *rsa.PrivateKey) {

@@ -26,10 +26,11 @@ type Fault struct {
 	// RetryAfter is the Retry-After header (seconds) for a 429; 0 means 1,
 	// negative omits the header.
 	RetryAfter int
-	// Delay holds the answer back this long (or until the client gives up).
-	// With Status, nothing else happens; without it, the handler's side
-	// effects happen first (a slow ImportFromPackage still creates its
-	// execution; a slow enqueue still stores its message).
+	// Delay holds the answer back this long. With Status, nothing else
+	// happens; without it, the handler's side effects happen first (a slow
+	// ImportFromPackage still creates its execution; a slow enqueue still
+	// stores its message). If the client gives up or Close is called first,
+	// the connection is dropped without an answer.
 	Delay time.Duration
 	// DropAck: ack answers 200 but is not recorded (a lost ack).
 	DropAck bool
@@ -79,12 +80,10 @@ func (e *Emulator) ClearFaults() {
 // and must not be read). nil means no fault.
 type FaultFunc func(endpoint string, r *http.Request) *Fault
 
-// SetFaultFunc makes fn the source of faults for every request, on every
-// listener, that no injected fault matched: a fault per request, decided
-// when it arrives (random faults from a seed, faults aimed at one file's
-// external ID, the Nth call to an endpoint). Its answer applies to that
-// request alone, as a Fault with Count 1 would. fn may be called from
-// several goroutines at once. nil removes it.
+// SetFaultFunc makes fn decide a fault for each request, on any listener,
+// that no injected fault matched: random faults from a seed, faults aimed at
+// one file, the Nth call. Its answer applies to that request alone. fn may
+// be called concurrently; nil removes it.
 func (e *Emulator) SetFaultFunc(fn FaultFunc) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -111,7 +110,9 @@ func (e *Emulator) takeFaultLocked(h host, endpoint string) *Fault {
 	return nil
 }
 
-// throttleText is F&O's 429 message [D-TFAQ]; {0} is the wait in seconds.
+// throttleText is the message of F&O's 429 answers; {0} is the wait in
+// seconds. See
+// https://learn.microsoft.com/en-us/dynamics365/fin-ops-core/dev-itpro/data-entities/priority-based-throttling
 const throttleText = "This request could not be processed at this time due to system experiencing high resource utilization. Retry the request after {0} seconds"
 
 func (e *Emulator) writeFault(w http.ResponseWriter, r *http.Request, h host, f *Fault) {

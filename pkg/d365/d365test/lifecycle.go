@@ -8,9 +8,9 @@ import (
 
 // The import lifecycle: a batch run (Tick), driven by the test, moves each
 // message Enqueued -> Preprocessing -> Processing -> terminal, with the
-// outcome the test scripted (D365-API.md §11.4).
+// outcome the test scripted.
 
-// Message statuses as GetMessageStatus spells them [D-RI].
+// Message statuses as GetMessageStatus spells them.
 const (
 	StatusEnqueued             = "Enqueued"
 	StatusDequeued             = "Dequeued"
@@ -23,7 +23,7 @@ const (
 	StatusPostProcessingFailed = "PostProcessingFailed"
 )
 
-// Execution statuses as GetExecutionSummaryStatus spells them [D-PKG].
+// Execution statuses as GetExecutionSummaryStatus spells them.
 const (
 	ExecUnknown            = "Unknown"
 	ExecNotRun             = "NotRun"

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// OData actions on DataManagementDefinitionGroups (D365-API.md §6-§7).
+// OData actions on DataManagementDefinitionGroups.
 
 // params is an action's JSON body.
 type params map[string]json.RawMessage
@@ -126,6 +126,34 @@ func (p params) boolean(w http.ResponseWriter, name string) (bool, bool) {
 	return b, true
 }
 
+// param binds an action parameter to the variable its value goes to.
+type param struct {
+	name string
+	s    *string // a string parameter, or
+	b    *bool   // a Boolean one
+}
+
+func strParam(name string, s *string) param { return param{name: name, s: s} }
+func boolParam(name string, b *bool) param  { return param{name: name, b: b} }
+
+// read reads params in order with str or boolean. It stops at the first of
+// the wrong type (whose error it has answered) and reports whether all were
+// read.
+func (p params) read(w http.ResponseWriter, ps ...param) bool {
+	for _, f := range ps {
+		ok := true
+		if f.s != nil {
+			*f.s, ok = p.str(w, f.name)
+		} else {
+			*f.b, ok = p.boolean(w, f.name)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func noContent(w http.ResponseWriter, _ *http.Request, _ *call, _ params) {
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -176,44 +204,41 @@ func (e *Emulator) getExecutionIDByMessageID(w http.ResponseWriter, r *http.Requ
 	e.writeValue(w, "Edm.String", exec)
 }
 
-// withExecution runs fn on the named execution under the lock, or answers
-// the 400 F&O gives before an execution exists [LC].
-func (e *Emulator) withExecution(w http.ResponseWriter, p params, fn func(x *execution)) {
+// executionValue answers an action on the execution named by executionId
+// with the value of the given EDM type that value computes from it under
+// the lock, or with the 400 F&O gives before an execution exists. The
+// answer is written after the lock is released: a Delay fault holds it.
+func (e *Emulator) executionValue(w http.ResponseWriter, p params, edmType string, value func(x *execution) any) {
 	id, ok := p.str(w, "executionId")
 	if !ok {
 		return
 	}
 	e.mu.Lock()
 	x := e.executionLocked(id)
+	var v any
+	if x != nil {
+		v = value(x)
+	}
+	e.mu.Unlock()
 	if x == nil {
-		e.mu.Unlock()
 		writeODataError(w, http.StatusBadRequest,
 			fmt.Sprintf("Execution details for execution ID '%s' were not found.", id), "")
 		return
 	}
-	fn(x)
-	e.mu.Unlock()
+	e.writeValue(w, edmType, v)
 }
 
 func (e *Emulator) getExecutionSummaryStatus(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	var status string
-	e.withExecution(w, p, func(x *execution) { status = x.status })
-	if status != "" {
-		e.writeValue(w, "Edm.String", status)
-	}
+	e.executionValue(w, p, "Edm.String", func(x *execution) any { return x.status })
 }
 
 func (e *Emulator) getExecutionErrors(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	var text string
-	e.withExecution(w, p, func(x *execution) {
-		text = "[]"
+	e.executionValue(w, p, "Edm.String", func(x *execution) any {
 		if x.outcome != nil && len(x.outcome.Errors) > 0 {
-			text = e.errorsText(x.outcome.Errors)
+			return e.errorsText(x.outcome.Errors)
 		}
+		return "[]"
 	})
-	if text != "" {
-		e.writeValue(w, "Edm.String", text)
-	}
 }
 
 // rawErrorSuffix is added to each message with RawNewlinesInErrors, so the
@@ -221,7 +246,7 @@ func (e *Emulator) getExecutionErrors(w http.ResponseWriter, r *http.Request, c 
 const rawErrorSuffix = "\r\nSee \"Execution log\" for details."
 
 // errorsText is GetExecutionErrors' value: a JSON array serialized into a
-// string [HW; FOAPI; LC]. With RawNewlinesInErrors the messages are written
+// string. With RawNewlinesInErrors the messages are written
 // unescaped, as large real results are, so the text is not strict JSON.
 func (e *Emulator) errorsText(errs []ExecutionError) string {
 	if !e.opts.RawNewlinesInErrors {
@@ -250,32 +275,24 @@ func (e *Emulator) getStagingErrorFileURL(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
-	found, u := false, ""
-	e.withExecution(w, p, func(x *execution) {
-		found = true
-		if x.outcome != nil && x.outcome.StagingErrorFile != nil {
-			name := errorFileName(x, entity, "staging")
-			e.putBlobLocked(name, x.outcome.StagingErrorFile)
-			u = e.sasURL(name, "r")
+	e.executionValue(w, p, "Edm.String", func(x *execution) any {
+		if x.outcome == nil || x.outcome.StagingErrorFile == nil {
+			return ""
 		}
+		name := errorFileName(x, entity, "staging")
+		e.putBlobLocked(name, x.outcome.StagingErrorFile)
+		return e.sasURL(name, "r")
 	})
-	if found {
-		e.writeValue(w, "Edm.String", u)
-	}
 }
 
 func (e *Emulator) generateTargetKeys(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	found, has := false, false
-	e.withExecution(w, p, func(x *execution) {
-		found = true
-		has = x.outcome != nil && x.outcome.TargetErrorKeysFile != nil
+	e.executionValue(w, p, "Edm.Boolean", func(x *execution) any {
+		has := x.outcome != nil && x.outcome.TargetErrorKeysFile != nil
 		if has && !x.targetKeysRequested {
 			x.targetKeysRequested, x.targetKeysPolls = true, 0
 		}
+		return has
 	})
-	if found {
-		e.writeValue(w, "Edm.Boolean", has)
-	}
 }
 
 func (e *Emulator) getTargetKeysURL(w http.ResponseWriter, r *http.Request, c *call, p params) {
@@ -283,29 +300,24 @@ func (e *Emulator) getTargetKeysURL(w http.ResponseWriter, r *http.Request, c *c
 	if !ok {
 		return
 	}
-	found, u := false, ""
-	e.withExecution(w, p, func(x *execution) {
-		found = true
+	e.executionValue(w, p, "Edm.String", func(x *execution) any {
 		if !x.targetKeysRequested || x.outcome == nil {
-			return
+			return ""
 		}
 		if x.targetKeysPolls < x.outcome.TargetKeysEmptyPolls {
 			x.targetKeysPolls++
-			return
+			return ""
 		}
 		name := errorFileName(x, entity, "targetkeys")
 		e.putBlobLocked(name, x.outcome.TargetErrorKeysFile)
-		u = e.sasURL(name, "r")
+		return e.sasURL(name, "r")
 	})
-	if found {
-		e.writeValue(w, "Edm.String", u)
-	}
 }
 
 // entitySummariesLocked is the per-entity breakdown of an execution, in the
-// shape of jobstatus' ExecutionDetail (D365-API.md §5). The same objects
-// are GetEntityExecutionSummaryStatusList's value, whose real shape is
-// UNCONFIRMED.
+// shape of jobstatus' ExecutionDetail. The same objects are
+// GetEntityExecutionSummaryStatusList's value, whose real shape is not
+// documented.
 func (e *Emulator) entitySummariesLocked(x *execution) []map[string]any {
 	names := x.entities
 	if len(names) == 0 {
@@ -342,19 +354,12 @@ func (e *Emulator) entitySummariesLocked(x *execution) []map[string]any {
 }
 
 func (e *Emulator) getEntitySummaries(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	var list []map[string]any
-	e.withExecution(w, p, func(x *execution) { list = e.entitySummariesLocked(x) })
-	if list != nil {
-		e.writeValue(w, "Collection(Microsoft.Dynamics.DataEntities.DMFEntityExecutionSummaryStatus)", list)
-	}
+	e.executionValue(w, p, "Collection(Microsoft.Dynamics.DataEntities.DMFEntityExecutionSummaryStatus)",
+		func(x *execution) any { return e.entitySummariesLocked(x) })
 }
 
 func (e *Emulator) getSummaryPageURL(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	var u string
-	e.withExecution(w, p, func(x *execution) {
-		u = e.foURL + "/?mi=DMFExecutionSummary&ExecutionId=" + url.QueryEscape(x.id)
+	e.executionValue(w, p, "Edm.String", func(x *execution) any {
+		return e.foURL + "/?mi=DMFExecutionSummary&ExecutionId=" + url.QueryEscape(x.id)
 	})
-	if u != "" {
-		e.writeValue(w, "Edm.String", u)
-	}
 }

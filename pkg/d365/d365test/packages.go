@@ -15,7 +15,8 @@ import (
 	"unicode/utf16"
 )
 
-// The DMF package API (D365-API.md §7, §9, §11.12-§11.15).
+// The Data management package API:
+// https://learn.microsoft.com/en-us/dynamics365/fin-ops-core/dev-itpro/data-entities/data-management-api
 
 type writeURL struct {
 	BlobID  string `json:"BlobId"`
@@ -41,21 +42,9 @@ func (e *Emulator) getAzureWriteURL(w http.ResponseWriter, r *http.Request, c *c
 func (e *Emulator) importFromPackage(w http.ResponseWriter, r *http.Request, c *call, p params) {
 	var pkgURL, group, execID, legal string
 	var execute, overwrite bool
-	for _, f := range []struct {
-		name string
-		s    *string
-		b    *bool
-	}{{"packageUrl", &pkgURL, nil}, {"definitionGroupId", &group, nil}, {"executionId", &execID, nil},
-		{"legalEntityId", &legal, nil}, {"execute", nil, &execute}, {"overwrite", nil, &overwrite}} {
-		ok := true
-		if f.s != nil {
-			*f.s, ok = p.str(w, f.name)
-		} else {
-			*f.b, ok = p.boolean(w, f.name)
-		}
-		if !ok {
-			return
-		}
+	if !p.read(w, strParam("packageUrl", &pkgURL), strParam("definitionGroupId", &group), strParam("executionId", &execID),
+		strParam("legalEntityId", &legal), boolParam("execute", &execute), boolParam("overwrite", &overwrite)) {
+		return
 	}
 	if strings.TrimSpace(group) == "" {
 		writeODataError(w, http.StatusBadRequest, "An error has occurred.", "definitionGroupId must be specified.")
@@ -147,7 +136,8 @@ type packageHeader struct {
 	XMLName xml.Name `xml:"DataManagementPackageHeader"`
 }
 
-// readPackage validates a data package zip [AXI sample; #47; LC] and
+// readPackage validates a data package zip (Manifest.xml and
+// PackageHeader.xml at the root, each entity's data file present) and
 // returns its entity names.
 func readPackage(b *blob) ([]string, error) {
 	var ra io.ReaderAt = bytes.NewReader(b.data)
@@ -245,23 +235,10 @@ func utf16ToUTF8(b []byte, order binary.ByteOrder) []byte {
 }
 
 func (e *Emulator) exportToPackage(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	group, ok := p.str(w, "definitionGroupId")
-	if !ok {
-		return
-	}
-	pkgName, ok := p.str(w, "packageName")
-	if !ok {
-		return
-	}
-	execID, ok := p.str(w, "executionId")
-	if !ok {
-		return
-	}
-	legal, ok := p.str(w, "legalEntityId")
-	if !ok {
-		return
-	}
-	if _, ok := p.boolean(w, "reExecute"); !ok {
+	var group, pkgName, execID, legal string
+	var reExecute bool
+	if !p.read(w, strParam("definitionGroupId", &group), strParam("packageName", &pkgName), strParam("executionId", &execID),
+		strParam("legalEntityId", &legal), boolParam("reExecute", &reExecute)) {
 		return
 	}
 	if c.fault != nil && c.fault.EmptyExecutionID {
@@ -289,7 +266,7 @@ func (e *Emulator) exportToPackage(w http.ResponseWriter, r *http.Request, c *ca
 		writeODataError(w, http.StatusBadRequest, fmt.Sprintf("Execution %s already exists.", execID), "")
 		return
 	}
-	e.writeValue(w, "Edm.String", execID) // flat, as the Logic App reads it [AXI]
+	e.writeValue(w, "Edm.String", execID) // flat; the docs also show {"value":{"value":id}}
 }
 
 // storeExportedPackageLocked puts a finished export's package in blob
@@ -311,16 +288,12 @@ func (e *Emulator) storeExportedPackageLocked(x *execution) {
 }
 
 func (e *Emulator) getExportedPackageURL(w http.ResponseWriter, r *http.Request, c *call, p params) {
-	found, u := false, ""
-	e.withExecution(w, p, func(x *execution) {
-		found = true
+	e.executionValue(w, p, "Edm.String", func(x *execution) any {
 		if x.kind == execExport && x.blobName != "" {
-			u = e.sasURL(x.blobName, "r")
+			return e.sasURL(x.blobName, "r")
 		}
+		return ""
 	})
-	if found {
-		e.writeValue(w, "Edm.String", u)
-	}
 }
 
 // PackageEntity is one entity of a data package built by NewPackage.
@@ -333,7 +306,7 @@ type PackageEntity struct {
 
 // NewPackage builds a data package zip that ImportFromPackage accepts:
 // Manifest.xml, PackageHeader.xml and the data files at the root, XML in
-// UTF-8 with a declaration (which F&O imports [LC]).
+// UTF-8 with a declaration, which F&O imports.
 func NewPackage(definitionGroup string, entities ...PackageEntity) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

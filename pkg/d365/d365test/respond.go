@@ -34,7 +34,7 @@ func marshalString(v any) string {
 	return string(bytes.TrimRight(buf.Bytes(), "\n"))
 }
 
-// odataValue is an OData action's success body [D-PKG].
+// odataValue is an OData action's success body.
 type odataValue struct {
 	Context string `json:"@odata.context"`
 	Value   any    `json:"value"`
@@ -45,7 +45,8 @@ func (e *Emulator) writeValue(w http.ResponseWriter, edmType string, v any) {
 	writeJSON(w, http.StatusOK, odataValue{Context: e.foURL + "/data/$metadata#" + edmType, Value: v})
 }
 
-// writeODataError writes the OData error shape F&O uses [FOAPI; #54].
+// writeODataError writes the OData error shape F&O uses. inner is
+// innererror's message; "" repeats message.
 func writeODataError(w http.ResponseWriter, status int, message, inner string) {
 	if inner == "" {
 		inner = message

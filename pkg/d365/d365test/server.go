@@ -144,9 +144,10 @@ func (e *Emulator) foRoute(r *http.Request, seg []string) route {
 		op := strings.ToLower(seg[2])
 		method := map[string]string{"enqueue": http.MethodPost, "dequeue": http.MethodGet,
 			"download": http.MethodGet, "ack": http.MethodPost, "jobstatus": http.MethodGet}[op]
-		h := map[string]handlerFunc{"enqueue": e.enqueue, "dequeue": e.dequeue,
+		ah := map[string]activityHandler{"enqueue": e.enqueue, "dequeue": e.dequeue,
 			"download": e.download, "ack": e.ack, "jobstatus": e.jobStatus}[op]
-		if h != nil {
+		if ah != nil {
+			h := e.forActivity(ah)
 			if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 				h = methodNotAllowed(method)
 			}
