@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,62 +17,32 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
-	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
-
-const (
-	actCustomers = "11111111-1111-4111-8111-111111111111"
-	actVendors   = "22222222-2222-4222-8222-222222222222"
-	actPackages  = "44444444-4444-4444-8444-444444444444"
-	actMissing   = "99999999-9999-4999-8999-999999999999"
-)
-
-var routesJSON = `[
- {"route":"customers","activityId":"` + actCustomers + `","entity":"Customer groups","company":"USMF"},
- {"route":"vendors","activityId":"` + actVendors + `","entity":"Vendor groups","company":"USMF"},
- {"route":"packages","activityId":"` + actPackages + `","kind":"package"},
- {"route":"nowhere","activityId":"` + actMissing + `","entity":"Nothing"}]`
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
 // TestEveryFileEndsSomewhere: nothing is lost. A dropped file ends in exactly
 // one of processed/, failed/ or rejected/, nothing stays in inbound/, and
 // no state is left behind.
 func TestEveryFileEndsSomewhere(t *testing.T) {
 	ctx := context.Background()
-	s3c, sqsc := mototest.S3(t), mototest.SQS(t)
-	bucket := mototest.NewBucket(t)
+	w := pipelinetest.NewImports(t, pipelinetest.FIFO{MaxReceiveCount: 3})
+	s3c, sqsc, bucket, dlq := w.S3, w.SQS, w.Bucket, w.DLQ
 	arrivals, arrivalsARN := pipelinetest.NewStandard(t, sqsc, 30)
-	fifo, dlq := pipelinetest.NewFIFO(t, sqsc, pipelinetest.FIFO{MaxReceiveCount: 3})
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))
+	log := pipelinetest.Quiet()
 
-	emu := d365test.NewT(t, d365test.Options{})
-	emu.AddActivity(actCustomers, d365test.Activity{Kind: d365test.File, InOrder: true})
-	emu.AddActivity(actVendors, d365test.Activity{Kind: d365test.File, InOrder: true})
-	emu.AddActivity(actPackages, d365test.Activity{Kind: d365test.Package})
+	emu := pipelinetest.Emulator(t, d365test.Options{}, true)
 	emu.Script(d365test.Rule{ExternalIDContains: "bad-rows", Outcome: d365test.Outcome{
 		Status: "ProcessedWithErrors", Errors: []d365test.ExecutionError{{RecordId: "1", Field: "CustGroup", ErrorMessage: "does not exist"}},
 		StagingErrorFile: []byte("staging"), TargetErrorKeysFile: []byte("keys"),
 	}})
 	emu.Script(d365test.Rule{ExternalIDContains: "pre-error", Outcome: d365test.Outcome{Status: "PreProcessingError"}})
 
-	env := map[string]string{"BUCKET": bucket, "ROUTES": routesJSON, "IMPORT_QUEUE_URL": fifo}
+	env := w.Env(pipelinetest.Routes)
 	getenv := func(k string) string { return env[k] }
 	rcfg, err := router.ConfigFromEnv(getenv)
 	if err != nil {
@@ -97,7 +64,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now()}
+	clk := pipelinetest.NewClock(time.Now())
 	pcfg.Now, pcfg.SweepEvery, pcfg.TargetKeysWait = clk.Now, -1, 10*time.Millisecond
 	budget := poller.NewBudget(pcfg.BudgetPerMinute)
 	pl, err := poller.New(pcfg, s3c, pipelinetest.FnO(t, emu, func(c *d365.Config) { c.Limiter = budget }), budget, sqsc, log)
@@ -147,7 +114,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 	}
 
 	routerESM := &pipelinetest.ESM{SQS: sqsc, QueueURL: arrivals}
-	enqueueESM := &pipelinetest.ESM{SQS: sqsc, QueueURL: fifo}
+	enqueueESM := &pipelinetest.ESM{SQS: sqsc, QueueURL: w.Queue}
 	pass := func(ahead time.Duration) poller.Summary {
 		routerESM.Drain(t, ctx, rt.Handle)
 		enqueueESM.Drain(t, ctx, enq.Handle)

@@ -35,11 +35,7 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
 // setup are the knobs of a pipeline; zero values take the defaults.
 type setup struct {

@@ -7,27 +7,20 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
 // env is one test's world: an F&O emulator, a client for it, moto S3 and a
 // fresh bucket.
@@ -44,22 +37,9 @@ func newEnv(t testing.TB, opts d365test.Options) *env {
 	s3c := mototest.S3(t) // skips when moto_server is missing
 	bucket := mototest.NewBucket(t)
 	e := d365test.NewT(t, opts)
-	au, err := url.Parse(e.AuthorityURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := d365.SecretCredential(e.ClientSecret())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := d365.New(d365.Config{
-		BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(),
-		AuthorityHost: au.Scheme + "://" + au.Host, Credential: cred, HTTPClient: e.HTTPClient(),
-		Retry: d365.RetryPolicy{MaxAttempts: 3, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+	c := pipelinetest.FnO(t, e, func(c *d365.Config) {
+		c.Retry = d365.RetryPolicy{MaxAttempts: 3, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return &env{t: t, e: e, fno: c, s3: s3c, bucket: bucket}
 }
 
@@ -90,19 +70,7 @@ func (v *env) run(h *dequeue.Handler, input string) dequeue.Summary {
 // keys lists every key under prefix, sorted.
 func (v *env) keys(prefix string) []string {
 	v.t.Helper()
-	var out []string
-	p := s3.NewListObjectsV2Paginator(v.s3, &s3.ListObjectsV2Input{Bucket: &v.bucket, Prefix: &prefix})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			v.t.Fatalf("list %s: %v", prefix, err)
-		}
-		for _, o := range page.Contents {
-			out = append(out, aws.ToString(o.Key))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return pipelinetest.Keys(v.t, v.s3, v.bucket, prefix)
 }
 
 // versions counts object versions under prefix (a second write of the same

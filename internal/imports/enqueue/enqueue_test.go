@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -27,7 +25,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
-	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -35,26 +32,7 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
-
-const (
-	actCustomers  = "11111111-1111-4111-8111-111111111111"
-	actVendors    = "22222222-2222-4222-8222-222222222222"
-	actCurrencies = "33333333-3333-4333-8333-333333333333"
-	actPackages   = "44444444-4444-4444-8444-444444444444"
-	actMissing    = "99999999-9999-4999-8999-999999999999" // unknown to F&O: 404
-)
-
-var routesJSON = `[
- {"route":"customers","activityId":"` + actCustomers + `","entity":"Customer groups","company":"USMF"},
- {"route":"vendors","activityId":"` + actVendors + `","entity":"Vendor groups","company":"USMF"},
- {"route":"currencies","activityId":"` + actCurrencies + `","entity":"Currencies"},
- {"route":"packages","activityId":"` + actPackages + `","kind":"package"},
- {"route":"nowhere","activityId":"` + actMissing + `","entity":"Nothing"}]`
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
 // hookEnqueuer calls before ahead of every enqueue (to inject a fault for
 // that very request).
@@ -89,31 +67,22 @@ type fixture struct {
 	cfg    enqueue.Config
 }
 
-func quietLog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))
-}
-
 func newFixture(t *testing.T, fifo pipelinetest.FIFO, opts d365test.Options) *fixture {
 	t.Helper()
-	f := &fixture{s3: mototest.S3(t), sqs: mototest.SQS(t), bucket: mototest.NewBucket(t)}
-	f.queue, f.dlq = pipelinetest.NewFIFO(t, f.sqs, fifo)
-	f.emu = d365test.NewT(t, opts)
-	for _, a := range []string{actCustomers, actVendors, actCurrencies} {
-		f.emu.AddActivity(a, d365test.Activity{Kind: d365test.File, InOrder: true})
-	}
-	f.emu.AddActivity(actPackages, d365test.Activity{Kind: d365test.Package})
-	env := map[string]string{"BUCKET": f.bucket, "ROUTES": routesJSON, "IMPORT_QUEUE_URL": f.queue}
+	w := pipelinetest.NewImports(t, fifo)
+	f := &fixture{s3: w.S3, sqs: w.SQS, bucket: w.Bucket, queue: w.Queue, dlq: w.DLQ, emu: pipelinetest.Emulator(t, opts, true)}
+	env := w.Env(pipelinetest.Routes)
 	cfg, err := enqueue.ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.cfg = cfg
 	f.hook = &hookEnqueuer{inner: pipelinetest.FnO(t, f.emu)}
-	f.h, err = enqueue.New(cfg, f.s3, f.hook, quietLog())
+	f.h, err = enqueue.New(cfg, f.s3, f.hook, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.fw, err = forward.New(cfg.Config, f.queue, f.s3, f.sqs, quietLog())
+	f.fw, err = forward.New(cfg.Config, f.queue, f.s3, f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +237,7 @@ func TestDuplicateDeliveryIsOneMessage(t *testing.T) {
 		rec, _, _ = st.Get(context.Background(), e.Key)
 		return false
 	})
-	if rec.MessageID != mk.MessageID || rec.Route != "vendors" || rec.Entity != "Vendor groups" || rec.ActivityID != actVendors ||
+	if rec.MessageID != mk.MessageID || rec.Route != "vendors" || rec.Entity != "Vendor groups" || rec.ActivityID != pipelinetest.ActVendors ||
 		rec.VersionID != m.VersionID || rec.EnqueuedAt.IsZero() || !rec.NextCheck.After(rec.EnqueuedAt) {
 		t.Fatalf("ledger record = %+v", rec)
 	}
@@ -534,7 +503,7 @@ func TestOutcomeUnknownIsNotResent(t *testing.T) {
 			f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
 			cfg := f.cfg
 			cfg.Margin = 100 * time.Millisecond
-			h, err := enqueue.New(cfg, f.s3, pipelinetest.FnO(t, f.emu), quietLog())
+			h, err := enqueue.New(cfg, f.s3, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,8 +13,8 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -72,16 +72,12 @@ func FuzzImportMessage(f *testing.F) {
 		f.Add(b, "m-1")
 	}
 	f.Add([]byte(`not json`), "../../x")
-	rt, err := routes.Parse(`[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF"},
-		{"route":"pkg","activityId":"6d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","kind":"package"}]`)
-	if err != nil {
-		f.Fatal(err)
-	}
-	lay := layout.Default()
+	rc := pipelinetest.MemConfig(f)
+	rt, lay := rc.Routes, rc.Layout
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		s3c, fno := newMemS3(), &memEnqueuer{}
-		h, err := enqueue.New(enqueue.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: lay}}, s3c, fno, quiet)
+		h, err := enqueue.New(enqueue.Config{Config: rc}, s3c, fno, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}

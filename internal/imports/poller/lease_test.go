@@ -60,7 +60,7 @@ func (h *hookS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opt
 func (f *fixture) pollerWith(t *testing.T, s3c poller.S3) *poller.Poller {
 	t.Helper()
 	b := poller.NewBudget(f.pcfg.BudgetPerMinute)
-	p, err := poller.New(f.pcfg, s3c, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, quiet())
+	p, err := poller.New(f.pcfg, s3c, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +18,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
-	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
@@ -30,29 +26,7 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
-
-const (
-	actCustomers = "11111111-1111-4111-8111-111111111111"
-	actVendors   = "22222222-2222-4222-8222-222222222222"
-)
-
-var routesJSON = `[
- {"route":"customers","activityId":"` + actCustomers + `","entity":"Customer groups","company":"USMF"},
- {"route":"vendors","activityId":"` + actVendors + `","entity":"Vendor groups"}]`
-
-// clock is a movable clock for the poller.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
 type fixture struct {
 	s3     *s3.Client
@@ -63,7 +37,7 @@ type fixture struct {
 	enq    *enqueue.Handler
 	p      *poller.Poller
 	budget *poller.Budget
-	clock  *clock
+	clock  *pipelinetest.Clock
 	layout layout.Layout
 	st     *ledger.Store
 	pcfg   poller.Config
@@ -76,7 +50,7 @@ func (f *fixture) freshPoller(t *testing.T, perMinute int) *poller.Poller {
 	b := poller.NewBudget(perMinute)
 	cfg := f.pcfg
 	cfg.BudgetPerMinute = perMinute
-	p, err := poller.New(cfg, f.s3, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, quiet())
+	p, err := poller.New(cfg, f.s3, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,25 +64,20 @@ type options struct {
 	budget int
 }
 
-func quiet() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))
-}
-
 func newFixture(t *testing.T, o options) *fixture {
 	t.Helper()
-	f := &fixture{s3: mototest.S3(t), sqs: mototest.SQS(t), bucket: mototest.NewBucket(t), clock: &clock{t: time.Now()}}
-	f.queue, _ = pipelinetest.NewFIFO(t, f.sqs, pipelinetest.FIFO{})
-	f.emu = d365test.NewT(t, o.emu)
-	f.emu.AddActivity(actCustomers, d365test.Activity{Kind: d365test.File})
-	f.emu.AddActivity(actVendors, d365test.Activity{Kind: d365test.File})
-	env := map[string]string{"BUCKET": f.bucket, "ROUTES": routesJSON, "IMPORT_QUEUE_URL": f.queue}
+	w := pipelinetest.NewImports(t, pipelinetest.FIFO{})
+	// Jobs not in order: TestBackOffAndStuck ticks one message past another.
+	f := &fixture{s3: w.S3, sqs: w.SQS, bucket: w.Bucket, queue: w.Queue, clock: pipelinetest.NewClock(time.Now()),
+		emu: pipelinetest.Emulator(t, o.emu, false)}
+	env := w.Env(pipelinetest.Routes)
 	icfg, err := enqueue.ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.layout = icfg.Layout
 	f.st = &ledger.Store{S3: f.s3, Bucket: f.bucket, Layout: f.layout}
-	f.enq, err = enqueue.New(icfg, f.s3, pipelinetest.FnO(t, f.emu), quiet())
+	f.enq, err = enqueue.New(icfg, f.s3, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +102,7 @@ func newFixture(t *testing.T, o options) *fixture {
 			o.fno(c)
 		}
 	})
-	f.p, err = poller.New(pcfg, f.s3, fno, f.budget, f.sqs, quiet())
+	f.p, err = poller.New(pcfg, f.s3, fno, f.budget, f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +198,7 @@ func TestFailedWithErrorsAndErrorFiles(t *testing.T) {
 				{RecordId: "5637144576", Field: "CustGroup", ErrorMessage: `Customer group "X" does not exist`},
 				{RecordId: "5637144577", Field: "", ErrorMessage: "Value cannot be null."},
 			}
-			f.emu.Script(d365test.Rule{ActivityID: actVendors, Outcome: d365test.Outcome{
+			f.emu.Script(d365test.Rule{ActivityID: pipelinetest.ActVendors, Outcome: d365test.Outcome{
 				Status: "ProcessedWithErrors", Errors: rows,
 				StagingErrorFile:    []byte("staging;error\n1;bad\n"),
 				TargetErrorKeysFile: []byte("RECID\n5637144576\n"), TargetKeysEmptyPolls: 2,
@@ -271,7 +240,7 @@ func TestFailedWithErrorsAndErrorFiles(t *testing.T) {
 
 func TestPreProcessingErrorWithoutExecution(t *testing.T) {
 	f := newFixture(t, options{})
-	f.emu.Script(d365test.Rule{ActivityID: actCustomers, Outcome: d365test.Outcome{Status: "PreProcessingError"}})
+	f.emu.Script(d365test.Rule{ActivityID: pipelinetest.ActCustomers, Outcome: d365test.Outcome{Status: "PreProcessingError"}})
 	f.enqueue(t, map[string]string{"inbound/customers/pre.csv": "x"})
 	f.emu.RunToCompletion()
 	s := f.run(t, 2*time.Minute)
@@ -531,7 +500,7 @@ func TestHandleInput(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
-	base := map[string]string{"BUCKET": "b", "ROUTES": routesJSON, "IMPORT_QUEUE_URL": "q.fifo"}
+	base := map[string]string{"BUCKET": "b", "ROUTES": pipelinetest.Routes, "IMPORT_QUEUE_URL": "q.fifo"}
 	for _, tt := range []struct {
 		name, k, v, want string
 	}{

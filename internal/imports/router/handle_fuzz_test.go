@@ -19,8 +19,8 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/filing/filingtest"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -85,16 +85,12 @@ func FuzzRouterHandle(f *testing.F) {
 	}
 	f.Add([]byte(`not json`), "")
 	f.Add([]byte(`not json`), "../../_state/markers/x")
-	rt, err := routes.Parse(`[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF"},
-		{"route":"pkg","activityId":"6d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","kind":"package"}]`)
-	if err != nil {
-		f.Fatal(err)
-	}
-	lay := layout.Default()
+	rc := pipelinetest.MemConfig(f)
+	rt, lay := rc.Routes, rc.Layout
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		s3c, q := newMemS3(), &memSender{}
-		r, err := router.New(router.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: lay}, QueueURL: "https://sqs/q.fifo"}, s3c, q, quiet)
+		r, err := router.New(router.Config{Config: rc, QueueURL: "https://sqs/q.fifo"}, s3c, q, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}

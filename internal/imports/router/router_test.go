@@ -21,18 +21,15 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
-	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
+// routesJSON is the router's own table: vendors' entity is already a valid
+// MessageGroupId, which TestBatchOfTenIsOneSend checks verbatim.
 const routesJSON = `[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF"},
 {"route":"vendors","activityId":"6d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"VendVendorGroupEntity"}]`
 
@@ -81,11 +78,10 @@ func sendFailing(ctx context.Context, next forward.Sender, in *sqs.SendMessageBa
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{s3: mototest.S3(t), sqs: mototest.SQS(t), bucket: mototest.NewBucket(t)}
-	f.queue, _ = pipelinetest.NewFIFO(t, f.sqs, pipelinetest.FIFO{})
-	cfg, err := router.ConfigFromEnv(func(k string) string {
-		return map[string]string{"BUCKET": f.bucket, "ROUTES": routesJSON, "IMPORT_QUEUE_URL": f.queue}[k]
-	})
+	w := pipelinetest.NewImports(t, pipelinetest.FIFO{})
+	f := &fixture{s3: w.S3, sqs: w.SQS, bucket: w.Bucket, queue: w.Queue}
+	env := w.Env(routesJSON)
+	cfg, err := router.ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
-// Package importtest holds test helpers for the import side: moto queues,
-// S3 notification bodies, and an event source mapping stand-in that feeds
-// SQS batches to a handler the way Lambda does (batch item failures
-// honoured).
+// Package pipelinetest is local test tooling that never ships in a Lambda bootstrap.
+//
+// It holds what the pipeline's tests share: TestMain, the F&O activities and
+// routes, a moto bucket and FIFO queue, the F&O emulator and a client for
+// it, S3 notification bodies, a movable clock, and an event source mapping
+// stand-in that feeds SQS batches to a handler the way Lambda does (batch
+// item failures honoured).
 package pipelinetest
 
 import (

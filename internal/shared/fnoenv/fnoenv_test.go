@@ -11,15 +11,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mototest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pipelinetest.Main(m) }
 
 func TestFromEnvNamesTheMissingVariable(t *testing.T) {
 	full := map[string]string{"FNO_BASE_URL": "https://x.operations.dynamics.com", "FNO_TENANT_ID": "t", "FNO_CLIENT_ID": "c", "FNO_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:s"}
