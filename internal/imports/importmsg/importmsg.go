@@ -8,6 +8,10 @@ package importmsg
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -48,3 +52,66 @@ func Identity(bucket, key, versionID, etag string) string {
 
 // DedupID is the FIFO MessageDeduplicationId of a file: its identity.
 func DedupID(m File) string { return m.Identity() }
+
+// Release asks for a pass over a route's folder: its waiting files are sent
+// to the queue in the route's order once they have settled. It travels in
+// the route's message group, so passes of one route never overlap.
+type Release struct {
+	Route string `json:"release"`
+	// RequestedAt is when the request was made (the requester's clock): a
+	// pass lists the folder only after this second has ended, so it sees
+	// every file whose notification led to the request.
+	RequestedAt time.Time `json:"requestedAt"`
+	// FollowUp marks a request a pass made for files that had not settled.
+	FollowUp bool `json:"followUp,omitempty"`
+}
+
+// DedupID is the request's deduplication ID: requests for one route made
+// in the same second are one pass; a pass's follow-up is never taken for
+// the request that started it.
+func (r Release) DedupID() string {
+	sum := sha256.Sum256([]byte(r.Route))
+	h := hex.EncodeToString(sum[:16])
+	if r.FollowUp {
+		return "follow-" + h + "-" + strconv.FormatInt(r.RequestedAt.UnixMilli(), 10)
+	}
+	return "release-" + h + "-" + strconv.FormatInt(r.RequestedAt.Unix(), 10)
+}
+
+// Message is one FIFO import message: a file to enqueue or a release
+// request, exactly one of the two.
+type Message struct {
+	File    *File
+	Release *Release
+}
+
+// ErrNotAMessage: the body is neither a file nor a release request.
+var ErrNotAMessage = errors.New("not an import message")
+
+// Decode reads a FIFO import message body.
+func Decode(body []byte) (Message, error) {
+	var probe struct {
+		Release *string `json:"release"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrNotAMessage, err)
+	}
+	if probe.Release != nil {
+		var r Release
+		if err := json.Unmarshal(body, &r); err != nil {
+			return Message{}, fmt.Errorf("%w: release request: %v", ErrNotAMessage, err)
+		}
+		if r.Route == "" {
+			return Message{}, fmt.Errorf("%w: release request without a route", ErrNotAMessage)
+		}
+		return Message{Release: &r}, nil
+	}
+	var f File
+	if err := json.Unmarshal(body, &f); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrNotAMessage, err)
+	}
+	if f.Bucket == "" || f.Key == "" {
+		return Message{}, fmt.Errorf("%w: bucket or key missing", ErrNotAMessage)
+	}
+	return Message{File: &f}, nil
+}

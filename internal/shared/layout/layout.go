@@ -100,6 +100,20 @@ func (l Layout) RoutedKey(hash string) string { return l.State + "routed/" + has
 // RoutedPrefix is where routed markers live.
 func (l Layout) RoutedPrefix() string { return l.State + "routed/" }
 
+// ReleasedKey is _state/released/<route>/<identity>.json: written once a
+// file of a route has been sent to the FIFO queue, in the route's order;
+// removed when the file is filed. A file in inbound/ without one is waiting
+// to be released.
+func (l Layout) ReleasedKey(route, identity string) string {
+	return l.ReleasedPrefix(route) + identity + ".json"
+}
+
+// ReleasedPrefix is where a route's released markers live.
+func (l Layout) ReleasedPrefix(route string) string { return l.ReleasedRoot() + route + "/" }
+
+// ReleasedRoot is where every route's released markers live.
+func (l Layout) ReleasedRoot() string { return l.State + "released/" }
+
 // LedgerPrefix is where ledger records live.
 func (l Layout) LedgerPrefix() string { return l.State + "ledger/" }
 

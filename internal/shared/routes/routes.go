@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -40,7 +41,29 @@ type Route struct {
 	Company string `json:"company"`
 	// Kind is "file" (the default) or "package".
 	Kind Kind `json:"kind"`
+	// Order is how the route's files are ordered: OrderTime (the default)
+	// or OrderName.
+	Order Order `json:"order"`
+	// Settle is how long after S3 stored a file it waits before it may be
+	// sent: time for files uploaded alongside it to become visible, so an
+	// older one is not overtaken. JSON: a duration such as "5s".
+	Settle time.Duration `json:"-"`
 }
+
+// Order is a route's ordering rule.
+type Order string
+
+// The two ordering rules.
+const (
+	OrderTime Order = "time" // the time S3 stored the file, then its key
+	OrderName Order = "name" // the key, for producers that number their files
+)
+
+// DefaultSettle is a route's settle window unless it sets one.
+const DefaultSettle = 5 * time.Second
+
+// MaxSettle bounds the settle window: files wait at most this long.
+const MaxSettle = 10 * time.Minute
 
 // GroupID is the FIFO MessageGroupId of the route's files: its entity (or,
 // for a package route without one, "route:<name>"), made acceptable to SQS.
@@ -175,14 +198,20 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	}
 	for k := range fields {
 		switch k {
-		case "route", "activityId", "entity", "company", "kind":
+		case "route", "activityId", "entity", "company", "kind", "order", "settle":
 		default:
-			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are route, activityId, entity, company, kind)", k)
+			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are route, activityId, entity, company, kind, order, settle)", k)
 		}
+	}
+	var extra struct {
+		Settle *string `json:"settle"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&r); err != nil {
-		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields route, activityId, entity, company, kind): %w", err)
+		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields route, activityId, entity, company, kind, order, settle): %w", err)
+	}
+	if err := json.Unmarshal(raw, &extra); err != nil {
+		return Route{Name: named.Name}, fmt.Errorf("settle: not a string: %w", err)
 	}
 	r.Name = strings.TrimSpace(r.Name)
 	r.ActivityID = strings.TrimSpace(r.ActivityID)
@@ -219,6 +248,22 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	}
 	if hasControl(r.Entity) || hasControl(r.Company) {
 		return r, fmt.Errorf("entity/company: control characters are not allowed")
+	}
+	switch Order(strings.ToLower(strings.TrimSpace(string(r.Order)))) {
+	case "", OrderTime:
+		r.Order = OrderTime
+	case OrderName:
+		r.Order = OrderName
+	default:
+		return r, fmt.Errorf("order: %q must be \"time\" (when S3 stored the file, then its key) or \"name\" (the key)", r.Order)
+	}
+	r.Settle = DefaultSettle
+	if extra.Settle != nil {
+		d, err := time.ParseDuration(strings.TrimSpace(*extra.Settle))
+		if err != nil || d < 0 || d > MaxSettle {
+			return r, fmt.Errorf("settle: %q must be a duration from 0s to %s, such as \"5s\"", *extra.Settle, MaxSettle)
+		}
+		r.Settle = d
 	}
 	return r, nil
 }
