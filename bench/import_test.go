@@ -81,12 +81,12 @@ func BenchmarkImportStreaming(b *testing.B) {
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
 			r := newImportRig(b, sz.n)
-			env := map[string]string{"BUCKET": benchBucket, "ROUTES": importRoutes}
+			env := map[string]string{"BUCKET": benchBucket, "ROUTES": importRoutes, "IMPORT_QUEUE_URL": "https://sqs/imports.fifo"}
 			cfg, err := enqueue.ConfigFromEnv(func(k string) string { return env[k] })
 			if err != nil {
 				b.Fatal(err)
 			}
-			h, err := enqueue.New(cfg, r.stand.Client(b), pipelinetest.FnO(b, r.emu), quiet())
+			h, err := enqueue.New(cfg, r.stand.Client(b), pipelinetest.FnO(b, r.emu), &countingSender{}, quiet())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/fno-bridge/s3-fno/internal/imports/forward"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
@@ -23,11 +23,11 @@ import (
 // it answers every entry as sent (no wire crossed); otherwise it passes
 // the call on (moto).
 type countingSender struct {
-	next           forward.Sender
+	next           release.Sender
 	calls, entries atomic.Int64
 }
 
-var _ forward.Sender = (*countingSender)(nil)
+var _ release.Sender = (*countingSender)(nil)
 
 func (c *countingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	c.calls.Add(1)

@@ -8,7 +8,9 @@
 //
 // It prints the F&O base URL, the Entra authority, tenant, client ID and
 // secret as KEY=value lines, writes the CA certificate to -ca-out, runs a
-// batch tick every -tick, and stops on SIGINT or SIGTERM.
+// batch tick every -tick, and stops on SIGINT or SIGTERM. -enqueue-answer
+// makes enqueue answer in another shape than F&O's (a sign-in page, plain
+// text, ...), to see how a client takes it.
 package main
 
 import (

@@ -61,9 +61,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.opts.RawNewlinesInErrors, "raw-newlines-in-errors", false, "GetExecutionErrors text with raw CR/LF and quotes")
 	fs.BoolVar(&cfg.opts.Unauthorized403, "unauthorized-403", false, "answer 403 instead of 401 for apps not allowed on an activity")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request to stderr (never tokens or secrets)")
+	answer := fs.String("enqueue-answer", string(d365test.AnswerJSONString), "shape of every enqueue answer: "+shapeNames()+
+		" (F&O answers json; the others try a client's reading of the message ID)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	shape, err := d365test.ParseAnswerShape(*answer)
+	if err != nil {
+		fmt.Fprintln(stderr, "d365emu: -enqueue-answer:", err)
+		return config{}, err
+	}
+	cfg.opts.EnqueueAnswer = shape
 	if fs.NArg() > 0 {
 		err := fmt.Errorf("unexpected arguments %q", fs.Args())
 		fmt.Fprintln(stderr, "d365emu:", err)
@@ -92,6 +100,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, err
 	}
 	return cfg, nil
+}
+
+// shapeNames lists the enqueue answer shapes for the flag's help.
+func shapeNames() string {
+	names := make([]string, len(d365test.AnswerShapes))
+	for i, a := range d365test.AnswerShapes {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
 }
 
 // guidRE is an activity ID as F&O accepts it: any case, braces optional.

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -53,6 +54,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"-activity", "x"},
 		{"-export", "nope"},
 		{"-tick", "-1s"},
+		{"-enqueue-answer", "xml"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
@@ -65,6 +67,49 @@ func TestParseFlagsRejects(t *testing.T) {
 	cfg, _ := parseFlags([]string{"-addr", "0.0.0.0:0"}, io.Discard)
 	if err := run(context.Background(), cfg, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Errorf("run on 0.0.0.0: %v, want a refusal", err)
+	}
+}
+
+// -enqueue-answer sets the shape of every enqueue answer.
+func TestEnqueueAnswerFlag(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags(nil, io.Discard)
+	if err != nil || cfg.opts.EnqueueAnswer != d365test.AnswerJSONString {
+		t.Fatalf("default: %q, %v", cfg.opts.EnqueueAnswer, err)
+	}
+	for _, s := range d365test.AnswerShapes {
+		cfg, err := parseFlags([]string{"-enqueue-answer", string(s)}, io.Discard)
+		if err != nil || cfg.opts.EnqueueAnswer != s {
+			t.Errorf("-enqueue-answer %s: %q, %v", s, cfg.opts.EnqueueAnswer, err)
+		}
+	}
+	cfg, _ = parseFlags([]string{"-enqueue-answer", "session-expired", "-activity", "6c4e8f53-2d0a-4b7e-9f13-8a5c2b7d9e01"}, io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	ready := make(chan *d365test.Emulator, 1)
+	go func() { done <- run(ctx, cfg, io.Discard, func(e *d365test.Emulator) { ready <- e }) }()
+	var e *d365test.Emulator
+	select {
+	case e = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	cred, _ := d365.SecretCredential(e.ClientSecret())
+	au, _ := url.Parse(e.AuthorityURL())
+	c, err := d365.New(d365.Config{BaseURL: e.URL(), TenantID: e.TenantID(), ClientID: e.ClientID(), Credential: cred,
+		AuthorityHost: au.Scheme + "://" + au.Host, HTTPClient: e.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Enqueue(ctx, d365.EnqueueRequest{ActivityID: "6c4e8f53-2d0a-4b7e-9f13-8a5c2b7d9e01", Body: strings.NewReader("x"), Size: 1})
+	var ua *d365.UnexpectedAnswerError
+	if !errors.As(err, &ua) || !strings.Contains(ua.Snippet, "Session expired") {
+		t.Fatalf("err = %v, want the front-door page as an unexpected answer", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 

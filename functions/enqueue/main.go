@@ -21,7 +21,7 @@ func build(_ context.Context, env startup.Env) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := enqueue.New(cfg, env.S3(), fno, env.Log)
+	h, err := enqueue.New(cfg, env.S3(), fno, env.SQS(), env.Log)
 	if err != nil {
 		return nil, err
 	}

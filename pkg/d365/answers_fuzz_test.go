@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -35,6 +36,15 @@ func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 const fuzzActivity = "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"
+
+// contentTypeOf is the Content-Type a server would give body: HTML for a
+// page, JSON otherwise.
+func contentTypeOf(body []byte) string {
+	if bytes.HasPrefix(bytes.TrimSpace(body), []byte("<")) {
+		return "text/html; charset=utf-8"
+	}
+	return "application/json; charset=utf-8"
+}
 
 // FuzzClientAnswers sends one answer (any status, any body) to every call
 // of the client and checks what each makes of it: an error or a usable
@@ -71,6 +81,11 @@ func FuzzClientAnswers(f *testing.F) {
 		{200, `{"DataJobStatus":null}`},
 		{204, ``},
 		{200, ``}, {200, `null`}, {200, `[]`}, {200, `<html>Sign in</html>`},
+		{200, fuzzActivity}, {200, `{` + strings.ToUpper(fuzzActivity) + `}`}, {201, `"` + fuzzActivity + `"`},
+		{200, `<html><body>Session expired. Request Id: ` + fuzzActivity + `</body></html>`},
+		{200, `Message ` + fuzzActivity + ` was queued.`}, {200, `{"id":"` + fuzzActivity + `"}`},
+		{200, `<html><a href="https://acct.blob.core.windows.net/x?sig=SECRETSIG">` + fuzzActivity + `</a></html>`},
+		{301, ``}, {307, `<html>Object moved</html>`},
 		{302, `Object moved`},
 		{400, `{"error":{"code":"","message":"Execution ID x were not found"}}`},
 		{400, `{"error":{"code":"","message":"Package ... exists and overwrite has not been specified"}}`},
@@ -84,7 +99,7 @@ func FuzzClientAnswers(f *testing.F) {
 		}
 		c, err := d365.New(d365.Config{
 			BaseURL: "https://contoso.operations.dynamics.com", Tokens: d365.StaticTokens("tok"),
-			HTTPClient: &http.Client{Transport: cannedTransport{status: status, body: body, header: http.Header{"Retry-After": {"0"}}}},
+			HTTPClient: &http.Client{Transport: cannedTransport{status: status, body: body, header: http.Header{"Retry-After": {"0"}, "Content-Type": {contentTypeOf(body)}}}},
 			Retry:      d365.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 		})
 		if err != nil {
@@ -102,13 +117,20 @@ func FuzzClientAnswers(f *testing.F) {
 		}
 
 		id, err := c.Enqueue(ctx, d365.EnqueueRequest{ActivityID: fuzzActivity, Body: strings.NewReader("x"), Size: 1})
+		var ua *d365.UnexpectedAnswerError
 		switch {
-		case err == nil && (id == "" || !ok):
-			t.Fatalf("Enqueue: %d answer gave ID %q", status, id)
-		case err != nil && ok && !errors.Is(err, d365.ErrOutcomeUnknown):
-			t.Fatalf("Enqueue: a 2xx answer without a usable ID must be ErrOutcomeUnknown, got %v", err)
-		case status >= 300 && status < 400 && !errors.Is(err, d365.ErrOnPremises):
-			t.Fatalf("Enqueue: %d is not ErrOnPremises: %v", status, err)
+		case err == nil && (status != http.StatusOK || !d365.IsMessageID(id)):
+			t.Fatalf("Enqueue: %d answer %q gave ID %q", status, body, id)
+		case err == nil && !(json.Valid(bytes.TrimSpace(body)) || d365.IsMessageID(string(bytes.TrimSpace(body)))):
+			t.Fatalf("Enqueue: ID %q read from %q, which is not one of F&O's shapes", id, body)
+		case err != nil && ok && (!errors.Is(err, d365.ErrOutcomeUnknown) || !errors.As(err, &ua)):
+			t.Fatalf("Enqueue: a 2xx answer without a usable ID must be an UnexpectedAnswerError (ErrOutcomeUnknown), got %v", err)
+		case ua != nil && (ua.Status != status || len(ua.Snippet) > 300 || !strings.Contains(err.Error(), "an answer came back")):
+			t.Fatalf("Enqueue: %+v does not say what came back", ua)
+		case ua != nil && mayHoldSAS && strings.Contains(err.Error(), "SECRETSIG"):
+			t.Fatalf("Enqueue: the error quotes a SAS signature: %v", err)
+		case status >= 300 && status < 400 && (!errors.Is(err, d365.ErrOnPremises) || !strings.Contains(err.Error(), fmt.Sprint(status))):
+			t.Fatalf("Enqueue: %d is not ErrOnPremises naming the status: %v", status, err)
 		}
 
 		if st, err := c.GetMessageStatus(ctx, fuzzActivity); err == nil && d365.ParseMessageStatus(string(st)) != st {

@@ -31,6 +31,9 @@ type Config struct {
 	ClientID string
 	// Credential is the app's secret or certificate.
 	Credential Credential
+	// CredentialSource says where the credential is kept (e.g. "the
+	// Secrets Manager secret arn:..."), for the fix an *AuthError suggests.
+	CredentialSource string
 	// AuthorityHost is Entra ID's login host; default https://login.microsoftonline.com.
 	AuthorityHost string
 	// Tokens overrides the MSAL token source (tests, other identity setups).
@@ -198,10 +201,12 @@ const (
 	retryUnsent
 )
 
-// ErrOutcomeUnknown: the request went out but no usable answer came back
-// (the connection dropped, the deadline passed, or the answer could not be
-// read), so F&O may or may not have acted on it. For an enqueue this means
-// the file may be in F&O already: it must not be sent again blindly.
+// ErrOutcomeUnknown: the request went out but no usable answer came back,
+// so F&O may or may not have acted on it. For an enqueue this means the
+// file may be in F&O already: it must not be sent again blindly. When no
+// answer came at all (the connection dropped, the deadline passed), the
+// error wraps the transport's; when an answer came that the client cannot
+// vouch for, the error is an *UnexpectedAnswerError saying what it was.
 var ErrOutcomeUnknown = errors.New("d365: the request was sent but its outcome is unknown")
 
 // errNoReopen: a streamed body was needed a second time and cannot be had.
@@ -401,6 +406,10 @@ func (c *Client) sameHost(u *url.URL) bool {
 // tokenErrorTemporary reports whether a token failure may pass: Entra ID
 // throttling or a server fault, or a transport failure with no answer.
 func tokenErrorTemporary(err error) bool {
+	var ae *AuthError
+	if errors.As(err, &ae) {
+		return false
+	}
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) {
 		if ce.Resp == nil {

@@ -503,14 +503,15 @@ func TestWrongSecretFailsAtTokenTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.GetMessageStatus(context.Background(), "x")
-	if err == nil || !strings.Contains(err.Error(), "acquire token") {
-		t.Fatalf("err = %v, want a token error", err)
+	var ae *d365.AuthError
+	if !errors.As(err, &ae) || ae.Code != "AADSTS7000215" || !ae.InvalidClient() {
+		t.Fatalf("err = %v, want an AuthError AADSTS7000215", err)
 	}
 	if strings.Contains(err.Error(), "not-the-secret") {
 		t.Fatal("the secret appears in the error")
 	}
-	if e.TotalRequests() != 0 {
-		t.Fatal("an F&O request went out without a token")
+	if e.TotalRequests() != 0 || e.TokenRequests() != 1 {
+		t.Fatalf("%d F&O requests, %d token requests; want none and one (a refusal is not retried)", e.TotalRequests(), e.TokenRequests())
 	}
 }
 

@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
-	"unicode/utf8"
 )
 
 // EnqueueRequest is one file (or data package) for a recurring import job.
@@ -82,57 +79,23 @@ func (c *Client) Enqueue(ctx context.Context, in EnqueueRequest) (string, error)
 		return "", err
 	}
 	defer resp.Body.Close()
-	// From here on F&O has accepted the file: an unreadable answer leaves
-	// the message in F&O without an ID we know.
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	// From here on F&O may hold the file: an answer that is not F&O's
+	// leaves it there without an ID we know.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxIDAnswer+1))
 	if err != nil {
-		return "", fmt.Errorf("d365 enqueue: %w: read message ID: %w", ErrOutcomeUnknown, err)
+		return "", unexpectedAnswer("enqueue", resp, raw, "the answer was cut off", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", unexpectedAnswer("enqueue", resp, raw, "F&O answers an accepted file with 200", nil)
+	}
+	if ct := resp.Header.Get("Content-Type"); !idContentType(ct) {
+		return "", unexpectedAnswer("enqueue", resp, raw, "F&O answers with JSON, not this Content-Type", nil)
 	}
 	id, err := ParseMessageID(raw)
 	if err != nil {
-		return "", fmt.Errorf("d365 enqueue: %w: answer was 200 but %w", ErrOutcomeUnknown, err)
+		return "", unexpectedAnswer("enqueue", resp, raw, err.Error(), nil)
 	}
 	return id, nil
-}
-
-var guidInside = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
-
-// ParseMessageID reads enqueue's answer: a quoted JSON string ("<guid>",
-// what F&O sends), a bare ID, or {"value":"<guid>"}. Control characters
-// inside the ID are kept: IDs are passed on JSON-encoded, never hand-built.
-func ParseMessageID(raw []byte) (string, error) {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return "", fmt.Errorf("empty message ID")
-	}
-	if !utf8.Valid(t) {
-		// It could not be passed back to F&O in JSON faithfully.
-		return "", fmt.Errorf("message ID %q is not valid UTF-8", truncate(string(t), 100))
-	}
-	if len(t) > 256 || !guidInside.Match(t) {
-		// A sign-in page or a proxy's answer with status 200 is not an ID.
-		return "", fmt.Errorf("answer %q does not hold a message ID (a GUID)", truncate(string(t), 100))
-	}
-	switch t[0] {
-	case '"':
-		var s string
-		if err := json.Unmarshal(t, &s); err != nil {
-			return "", fmt.Errorf("message ID %q is not a JSON string: %w", truncate(string(t), 100), err)
-		}
-		if s == "" {
-			return "", fmt.Errorf("empty message ID")
-		}
-		return s, nil
-	case '{':
-		var w struct {
-			Value json.RawMessage `json:"value"`
-		}
-		if err := json.Unmarshal(t, &w); err != nil || len(w.Value) == 0 {
-			return "", fmt.Errorf("message ID object %q has no value", truncate(string(t), 100))
-		}
-		return ParseMessageID(w.Value)
-	}
-	return string(t), nil
 }
 
 func truncate(s string, n int) string {
@@ -199,7 +162,7 @@ func DecodeDequeue(status int, raw []byte) (*DequeuedFile, error) {
 		return nil, fmt.Errorf("d365 dequeue: answer is not the expected JSON: %w", err)
 	}
 	if d.CorrelationID == "" {
-		return nil, fmt.Errorf("d365 dequeue: answer has no CorrelationId: %s", truncate(string(raw), 200))
+		return nil, fmt.Errorf("d365 dequeue: answer has no CorrelationId: %s", snippet(raw, 200))
 	}
 	d.Raw = append(json.RawMessage(nil), raw...)
 	return &d, nil
@@ -210,8 +173,13 @@ type Download struct {
 	Body io.ReadCloser
 	Size int64 // -1 when F&O did not say
 	// FileName is the name from Content-Disposition, reduced to a safe base
-	// name (no folders, no control characters), or "" when there is none.
+	// name (no folders, no control or bidi characters), or "" when there is
+	// none.
 	FileName string
+	// UnreadableDisposition is the raw Content-Disposition header (at most
+	// 1 KiB) when it could not be parsed or tried to name a file, but no
+	// usable name could be read from it, for the caller to log; "" otherwise.
+	UnreadableDisposition string
 }
 
 // Download opens a DownloadLocation with the bearer token. F&O sometimes
@@ -227,34 +195,14 @@ func (c *Client) Download(ctx context.Context, location string) (*Download, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Download{Body: resp.Body, Size: resp.ContentLength, FileName: attachmentName(resp.Header.Get("Content-Disposition"))}, nil
-}
-
-// attachmentName reads the file name of a Content-Disposition header and
-// keeps only a safe base name.
-func attachmentName(h string) string {
-	if h == "" {
-		return ""
+	d := &Download{Body: resp.Body, Size: resp.ContentLength}
+	h := resp.Header.Get("Content-Disposition")
+	name, unreadable := attachmentName(h)
+	d.FileName = name
+	if unreadable {
+		d.UnreadableDisposition = rawDisposition(h)
 	}
-	_, params, err := mime.ParseMediaType(h)
-	if err != nil {
-		return ""
-	}
-	name := params["filename"]
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
-	if name == "." || name == ".." || len(name) > 200 {
-		return ""
-	}
-	return name
+	return d, nil
 }
 
 // ResolveDownloadLocation checks a DownloadLocation and returns the URL to

@@ -9,35 +9,65 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
+// Only F&O's shapes of the enqueue answer give a message ID; the ID is
+// the GUID as F&O wrote it.
 func TestParseMessageID(t *testing.T) {
 	t.Parallel()
 	const id = "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"
+	upper := "{" + strings.ToUpper(id) + "}"
 	tests := []struct {
-		name, in, want string
-		wantErr        bool
+		name, in, want string // want "": not an ID
 	}{
-		{"quoted JSON string (what F&O sends)", `"` + id + `"`, id, false},
-		{"quoted with whitespace", " \"" + id + "\"\r\n", id, false},
-		{"bare", id, id, false},
-		{"wrapped in value", `{"value":"` + id + `"}`, id, false},
-		{"wrapped with odata context", `{"@odata.context":"x","value":"` + id + `"}`, id, false},
-		{"braces kept", `"{` + strings.ToUpper(id) + `}"`, "{" + strings.ToUpper(id) + "}", false},
-		{"escaped control character preserved", `"` + id + `\u0001"`, id + "\x01", false},
-		{"empty", ``, "", true},
-		{"empty string", `""`, "", true},
-		{"object without value", `{"id":"x"}`, "", true},
-		{"broken quotes", `"abc`, "", true},
-		{"an HTML page is not an ID", `<html><body>Sign in</body></html>`, "", true},
-		{"a quoted word is not an ID", `"ok"`, "", true},
+		{"JSON string (what F&O sends)", `"` + id + `"`, id},
+		{"JSON string with whitespace", " \"" + id + "\"\r\n", id},
+		{"bare", id, id},
+		{"bare with whitespace", "\t" + id + "\n", id},
+		{"braced", upper, upper},
+		{"braced inside a JSON string", `"` + upper + `"`, upper},
+		{"wrapped in value", `{"value":"` + id + `"}`, id},
+		{"wrapped with odata context", `{"@odata.context":"https://h/data/$metadata#Edm.String","value":"` + id + `"}`, id},
+		{"wrapped twice", `{"value":{"value":"` + id + `"}}`, id},
+		{"wrapped with spaces", ` { "value" : "` + id + `" } `, id},
+		{"empty", ``, ""},
+		{"whitespace only", " \r\n", ""},
+		{"empty JSON string", `""`, ""},
+		{"JSON string that is not a GUID", `"ok"`, ""},
+		{"JSON string with text around the GUID", `"id: ` + id + `"`, ""},
+		{"GUID with a control character", `"` + id + `\u0001"`, ""},
+		{"broken quotes", `"` + id, ""},
+		{"object of another shape", `{"id":"` + id + `"}`, ""},
+		{"wrapper with another member", `{"value":"` + id + `","status":"ok"}`, ""},
+		{"value twice", `{"value":"` + id + `","value":"` + id + `"}`, ""},
+		{"wrapper with trailing text", `{"value":"` + id + `"} ok`, ""},
+		{"value that is not a string", `{"value":42}`, ""},
+		{"null value", `{"value":null}`, ""},
+		{"nested too deep", strings.Repeat(`{"value":`, 5) + `"` + id + `"` + strings.Repeat(`}`, 5), ""},
+		{"array", `["` + id + `"]`, ""},
+		{"HTML page without a GUID", `<html><body>Sign in</body></html>`, ""},
+		{"HTML page with a GUID", `<html><body>Session expired. Request Id: ` + id + `</body></html>`, ""},
+		{"plain text with a GUID", `Message ` + id + ` was queued.`, ""},
+		{"two GUIDs", id + " " + id, ""},
+		{"GUID with trailing text", id + "x", ""},
+		{"oversized", `"` + id + `"` + strings.Repeat(" ", 4<<10), ""},
+		{"not UTF-8", "\xff\xfe" + id, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := d365.ParseMessageID([]byte(tt.in))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("ParseMessageID(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("ParseMessageID(%q) = %q, want an error", tt.in, got)
+				}
+				if strings.Contains(err.Error(), id) {
+					t.Fatalf("the error quotes the answer: %v", err)
+				}
+				return
 			}
-			if got != tt.want {
-				t.Fatalf("ParseMessageID(%q) = %q, want %q", tt.in, got, tt.want)
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseMessageID(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			if !d365.IsMessageID(got) {
+				t.Fatalf("%q is not a message ID", got)
 			}
 		})
 	}
@@ -249,17 +279,44 @@ func TestNewRejectsInsecureBaseURL(t *testing.T) {
 
 func TestDownloadFileName(t *testing.T) {
 	t.Parallel()
-	for h, want := range map[string]string{
-		``: "",
-		`attachment; filename="Customer groups.csv"`: "Customer groups.csv",
-		`attachment; filename="../../etc/passwd"`:    "passwd",
-		`attachment; filename="C:\\x\\pkg.zip"`:      "pkg.zip",
-		`attachment; filename=".."`:                  "",
-		`attachment; filename*=UTF-8''f%C3%BCr.csv`:  "für.csv",
-		`garbage;;`: "",
+	for _, tt := range []struct {
+		h, want    string
+		unreadable bool
+	}{
+		{``, "", false},
+		{`attachment`, "", false},
+		{`attachment; filename="Customer groups.csv"`, "Customer groups.csv", false},
+		{`attachment; filename=Customer groups.csv`, "Customer groups.csv", false},
+		{`attachment; filename=Customer groups.csv; size=12`, "Customer groups.csv", false},
+		{`attachment;filename=groups.csv`, "groups.csv", false},
+		{`attachment; FileName="groups.csv"`, "groups.csv", false},
+		{`attachment; filename="a \"quoted\" name.csv"`, `a "quoted" name.csv`, false},
+		{`attachment; filename*=UTF-8''f%C3%BCr.csv`, "für.csv", false},
+		{`attachment; filename*=utf-8''Customer%20groups.csv`, "Customer groups.csv", false},
+		{`attachment; filename="fallback.csv"; filename*=UTF-8''f%C3%BCr.csv`, "für.csv", false},
+		{`attachment; filename*=UTF-8''f%C3%BCr.csv; filename="fallback.csv"`, "für.csv", false},
+		{`attachment; filename*=ISO-8859-1''f%FCr.csv`, "für.csv", false},
+		{`attachment; filename*=UTF-8''bad%ZZ.csv; filename="fallback.csv"`, "fallback.csv", false},
+		{`attachment; filename="=?UTF-8?B?S3VuZGVuZ3J1cHBlbiDDpMO2w7wuY3N2?="`, "Kundengruppen äöü.csv", false},
+		{`attachment; filename==?utf-8?Q?Customer_groups.csv?=`, "Customer groups.csv", false},
+		{`attachment; filename="=?x-unknown?B?S3VuZGVu?="`, "", true},
+		{`attachment; filename="../../etc/passwd"`, "passwd", false},
+		{`attachment; filename="C:\\x\\pkg.zip"`, "pkg.zip", false},
+		{`attachment; filename=..\..\pkg.zip`, "pkg.zip", false},
+		{`attachment; filename*=UTF-8''..%2F..%2Fetc%2Fpasswd`, "passwd", false},
+		{`attachment; filename="=?UTF-8?B?Li4vLi4vZXRjL3Bhc3N3ZA==?="`, "passwd", false},
+		{`attachment; filename="evil` + "\u202e" + `vsc.exe"`, "evilvsc.exe", false},
+		{`attachment; filename="a` + "\u0085\u200b" + `b.csv"`, "ab.csv", false},
+		{`attachment; filename=".."`, "", true},
+		{`attachment; filename="."`, "", true},
+		{`attachment; filename=""`, "", true},
+		{`attachment; filename="` + strings.Repeat("x", 201) + `"`, "", true},
+		{`garbage;;`, "", true},
+		{`attachment; filename`, "", true},
 	} {
-		if got := d365.AttachmentName(h); got != want {
-			t.Errorf("AttachmentName(%q) = %q, want %q", h, got, want)
+		got, unreadable := d365.AttachmentName(tt.h)
+		if got != tt.want || unreadable != tt.unreadable {
+			t.Errorf("AttachmentName(%q) = %q, unreadable %v; want %q, %v", tt.h, got, unreadable, tt.want, tt.unreadable)
 		}
 	}
 }

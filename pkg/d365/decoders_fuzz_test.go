@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,7 @@ func FuzzParseRetryAfter(f *testing.F) {
 // a sane wait; the error's text never panics.
 func FuzzCheckResponse(f *testing.F) {
 	odata := `{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Execution ID x were not found","type":"","stacktrace":""}}}`
+	stack := `{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Object reference not set","type":"","stacktrace":"at Details.were not found()"}}}`
 	for _, s := range []struct {
 		status int
 		body   string
@@ -150,6 +152,12 @@ func FuzzCheckResponse(f *testing.F) {
 		{400, odata, "", 2},
 		{400, `{"error":{"code":"","message":"","innererror":{"message":"inner only"}}}`, "", 2},
 		{400, `{"error":null}`, "", 2},
+		{400, odata, "", 3}, {400, stack, "", 2}, {400, `Execution details for execution ID 'x' were not found.`, "", 2},
+		{404, `{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Activity 99 was not found.","type":"AxODataException","stacktrace":"at X"}}}`, "", 0},
+		{400, `{"Message":"An error has occurred.","ExceptionMessage":"Entity 'X' not found.","ExceptionType":"System.Exception","StackTrace":"at Y"}`, "", 0},
+		{400, `{"odata.error":{"code":"","message":{"lang":"en-US","value":"An error has occurred."},"innererror":{"message":"cause"}}}`, "", 1},
+		{403, "\ufeff<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.\nRequestId:x\nTime:y</Message></Error>", "", 1},
+		{400, `{"error":{"code":"","message":"Bad https://h/x?sig=SECRETSIG&se=1 and Bearer eyJhbGciOi.eyJzdWIi.c2ln"}}`, "", 0},
 		{400, `{"error":"text"}`, "", 2},
 		{401, ``, "", 1},
 		{429, `This request could not be processed at this time due to system experiencing high resource utilization. Retry the request after 30 seconds`, "30", 2},
@@ -201,8 +209,26 @@ func FuzzCheckResponse(f *testing.F) {
 		if te != nil && (te.RetryAfter < 0 || te.RetryAfter > maxRetryAfter || !fe.Temporary()) {
 			t.Fatalf("429: RetryAfter %s, temporary %v", te.RetryAfter, fe.Temporary())
 		}
-		if op == "enqueue" && status >= 300 && status < 400 && !errors.Is(err, ErrOnPremises) {
-			t.Fatalf("enqueue %d is not ErrOnPremises", status)
+		if op == "enqueue" && status >= 300 && status < 400 && (!errors.Is(err, ErrOnPremises) || !strings.Contains(err.Error(), strconv.Itoa(status))) {
+			t.Fatalf("enqueue %d is not ErrOnPremises naming the status: %v", status, err)
+		}
+		d := readErrorBody([]byte(fe.Body))
+		if errors.Is(err, ErrExecutionNotFound) && (status != http.StatusBadRequest || !executionOps[op] || !d.says("were not found")) {
+			t.Fatalf("%s %d: ErrExecutionNotFound from %q", op, status, body)
+		}
+		if status == http.StatusBadRequest && executionOps[op] && d.says("were not found") && !errors.Is(err, ErrExecutionNotFound) {
+			t.Fatalf("%s 400 saying \"were not found\" is not ErrExecutionNotFound: %v", op, err)
+		}
+		// The cause comes first, the generic summary after it; the raw
+		// JSON is never the message.
+		if fe.Summary != "" && !strings.HasSuffix(fe.Error(), ": "+fe.Message+" ("+fe.Summary+")") {
+			t.Fatalf("Error() = %q does not put %q before (%q)", fe.Error(), fe.Message, fe.Summary)
+		}
+		if raw := bytes.TrimSpace(body); len(raw) > 0 && raw[0] == '{' && json.Valid(raw) && fe.Message == string(raw) {
+			t.Fatalf("the raw JSON became the message: %q", fe.Message)
+		}
+		if len(fe.Message) > maxMessage+len("…") || strings.ContainsAny(fe.Message, "\r\n\x00") {
+			t.Fatalf("message not bounded to one line: %q", fe.Message)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package d365
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,12 +19,14 @@ var (
 	ErrForeignHost = errors.New("d365: refusing to send the bearer token to a host other than the configured F&O host")
 	// ErrInsecureURL: plain http is accepted only for loopback addresses.
 	ErrInsecureURL = errors.New("d365: only https URLs are accepted (http only for loopback)")
-	// ErrExecutionNotFound: GetExecutionSummaryStatus answers 400 "... were
-	// not found" until the execution record exists; keep polling.
+	// ErrExecutionNotFound: the execution-ID actions (GetExecutionSummaryStatus
+	// and the others in executionOps) answer 400 "... were not found" until
+	// the execution record exists; keep polling.
 	ErrExecutionNotFound = errors.New("d365: execution not found yet")
-	// ErrOnPremises: enqueue answered 302, which is what on-premises
-	// environments do: recurring integrations are not supported there.
-	ErrOnPremises = errors.New("d365: the environment redirected (302): recurring integrations are not supported on-premises")
+	// ErrOnPremises: enqueue answered a redirect (3xx), which is what
+	// on-premises environments do: recurring integrations are not supported
+	// there. The wrapped *Error names the status.
+	ErrOnPremises = errors.New("d365: the environment redirected enqueue: recurring integrations are not supported on-premises")
 	// ErrNoDownloadLocation: dequeue answered 200 with a null DownloadLocation.
 	ErrNoDownloadLocation = errors.New("d365: dequeue answer has no DownloadLocation")
 )
@@ -33,24 +34,45 @@ var (
 // maxErrorBody bounds how much of an error answer is read and kept.
 const maxErrorBody = 8 << 10
 
-// Error is a non-2xx answer from F&O (or Entra ID, or a blob host).
+// Error is a non-2xx answer from F&O (or a blob host).
 type Error struct {
 	Op         string // the operation, e.g. "enqueue" or "GetMessageStatus"
 	StatusCode int
-	Code       string // OData error code, when the body had one
-	Message    string // OData error message, or the body text
-	Body       string // the raw answer, at most 8 KiB
+	Code       string // the error code, when the body had one
+	// Message is the most specific cause the answer gives: OData's
+	// innererror.message when there is one, else error.message; for a
+	// body that is not a known error shape, its text (shortened, secrets
+	// blanked). Never the raw JSON.
+	Message string
+	// Summary is the answer's top-level message when Message came from
+	// deeper in it and differs: often F&O's generic "An error has occurred.".
+	Summary string
+	Body    string // the raw answer, at most 8 KiB
 }
 
+// Error reads "d365 op: 404 Not Found: <cause> (<summary>)": the specific
+// cause first.
 func (e *Error) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.StatusCode)
-	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "d365 %s: %s", e.Op, statusLine(e.StatusCode))
 	if e.Code != "" {
-		return fmt.Sprintf("d365 %s: %d %s: %s", e.Op, e.StatusCode, e.Code, msg)
+		fmt.Fprintf(&b, " (code %s)", e.Code)
 	}
-	return fmt.Sprintf("d365 %s: %d: %s", e.Op, e.StatusCode, msg)
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.Summary != "" {
+		b.WriteString(" (" + e.Summary + ")")
+	}
+	return b.String()
+}
+
+// statusLine is "404 Not Found", or the bare number for an unknown status.
+func statusLine(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
+	}
+	return strconv.Itoa(code)
 }
 
 // Temporary reports whether the same request may succeed later: throttling
@@ -94,15 +116,72 @@ func IsTemporary(err error) bool {
 	return errors.As(err, &e) && e.Temporary()
 }
 
-// odataError is the body OData actions answer errors with.
-type odataError struct {
-	Error struct {
-		Code       string `json:"code"`
-		Message    string `json:"message"`
-		InnerError struct {
-			Message string `json:"message"`
-		} `json:"innererror"`
-	} `json:"error"`
+// UnexpectedAnswerError: after the request went out, an answer came back
+// that is not one F&O gives to this call (a sign-in or gateway page with
+// status 200, text around a GUID, an empty or oversized body, an answer cut
+// off). F&O may or may not have acted on the request, so it matches
+// ErrOutcomeUnknown; unlike a lost answer, it says what came back.
+type UnexpectedAnswerError struct {
+	Op          string
+	Status      int
+	ContentType string
+	// ContentLength is the answer's declared length, -1 when not given.
+	ContentLength int64
+	// Snippet is the answer's first bytes (at most maxSnippet), with
+	// anything that looks like a token, secret or SAS signature blanked.
+	Snippet string
+	Reason  string // why it is not a usable answer
+	Err     error  // what broke reading it, if anything
+}
+
+func (e *UnexpectedAnswerError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "d365 %s: an answer came back but it is not one F&O gives, so the outcome is unknown: %s", e.Op, statusLine(e.Status))
+	ct := e.ContentType
+	if ct == "" {
+		ct = "none"
+	}
+	fmt.Fprintf(&b, ", Content-Type %s", ct)
+	if e.ContentLength >= 0 {
+		fmt.Fprintf(&b, ", %d bytes", e.ContentLength)
+	}
+	if e.Reason != "" {
+		b.WriteString(": " + e.Reason)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Snippet != "" {
+		fmt.Fprintf(&b, "; it began %q", e.Snippet)
+	} else {
+		b.WriteString("; its body was empty")
+	}
+	return b.String()
+}
+
+// Unwrap makes the error match ErrOutcomeUnknown (and the read error, if any).
+func (e *UnexpectedAnswerError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrOutcomeUnknown, e.Err}
+	}
+	return []error{ErrOutcomeUnknown}
+}
+
+// unexpectedAnswer builds the UnexpectedAnswerError for a 2xx answer that
+// was read (raw is what was read of it).
+func unexpectedAnswer(op string, resp *http.Response, raw []byte, reason string, err error) error {
+	return &UnexpectedAnswerError{
+		Op: op, Status: resp.StatusCode, ContentType: printable(resp.Header.Get("Content-Type"), 200),
+		ContentLength: resp.ContentLength, Snippet: snippet(raw, maxSnippet), Reason: reason, Err: err,
+	}
+}
+
+// executionOps are the actions whose 400 "... were not found" means the
+// execution does not exist yet (ErrExecutionNotFound).
+var executionOps = map[string]bool{
+	"GetExecutionSummaryStatus": true, "GetExecutionErrors": true, "GetImportStagingErrorFileUrl": true,
+	"GenerateImportTargetErrorKeysFile": true, "GetImportTargetErrorKeysFileUrl": true,
+	"GetEntityExecutionSummaryStatusList": true, "GetExecutionSummaryPageUrl": true, "GetExportedPackageUrl": true,
 }
 
 // checkResponse turns a non-2xx answer into a typed error, reading at most
@@ -114,23 +193,17 @@ func checkResponse(op string, resp *http.Response) error {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	e := Error{Op: op, StatusCode: resp.StatusCode, Body: string(raw)}
-	var oe odataError
-	if json.Unmarshal(raw, &oe) == nil && (oe.Error.Message != "" || oe.Error.Code != "") {
-		e.Code = oe.Error.Code
-		e.Message = oe.Error.Message
-		if e.Message == "" {
-			e.Message = oe.Error.InnerError.Message
-		}
-	} else {
-		e.Message = strings.TrimSpace(string(raw))
-	}
+	d := readErrorBody(raw)
+	e := Error{Op: op, StatusCode: resp.StatusCode, Code: d.code, Message: d.message, Summary: d.summary, Body: string(raw)}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return &ThrottledError{Answer: &e, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
 	case op == "enqueue" && resp.StatusCode >= 300 && resp.StatusCode < 400:
+		if loc := redirectTarget(resp.Header.Get("Location")); loc != "" && !d.structured {
+			e.Message = "redirected to " + loc
+		}
 		return fmt.Errorf("%w: %w", ErrOnPremises, &e)
-	case resp.StatusCode == http.StatusBadRequest && strings.Contains(e.Message+e.Body, "were not found"):
+	case resp.StatusCode == http.StatusBadRequest && executionOps[op] && d.says("were not found"):
 		return fmt.Errorf("%w: %w", ErrExecutionNotFound, &e)
 	}
 	return &e

@@ -1,10 +1,14 @@
 package d365_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -12,25 +16,87 @@ import (
 // The decoders below read what F&O sends. They must never panic, and the
 // tolerant ones must never lose the text they were given.
 
+// FuzzParseMessageID: an accepted ID is a GUID (braces optional), taken
+// from an answer that is nothing but F&O's shapes: a bare or braced GUID,
+// or JSON (a string, or an OData value wrapper) no longer than any such
+// answer. It survives the JSON round trip the status calls make.
 func FuzzParseMessageID(f *testing.F) {
-	for _, s := range []string{`"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"`, `{"value":"x"}`, `{"value":{"value":"y"}}`, `bare-id`, `"\u0001"`, ``, `{`, `"`,
-		`{"value":"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b","value":"other"}`, `{"value":null}`, `{"value":[]}`, `[]`, `null`,
-		`"{6F2A1C3E-0B5D-4F6A-9E2B-7C8D9E0F1A2B}"`, `"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b\u0000"`, "\xff\xfe6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b",
-		strings.Repeat(`{"value":`, 20) + `"6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"` + strings.Repeat(`}`, 20),
-		`<html><body>Sign in 6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b</body></html>`} {
+	const id = "6f2a1c3e-0b5d-4f6a-9e2b-7c8d9e0f1a2b"
+	for _, s := range []string{`"` + id + `"`, id, "{" + strings.ToUpper(id) + "}", `{"value":"` + id + `"}`,
+		`{"@odata.context":"https://h/data/$metadata#Edm.String","value":"` + id + `"}`, `{"value":{"value":"` + id + `"}}`,
+		`{"value":"x"}`, `{"value":{"value":"y"}}`, `bare-id`, `"\u0001"`, ``, `{`, `"`,
+		`{"value":"` + id + `","value":"other"}`, `{"value":null}`, `{"value":[]}`, `[]`, `null`,
+		`"{6F2A1C3E-0B5D-4F6A-9E2B-7C8D9E0F1A2B}"`, `"` + id + `\u0000"`, "\xff\xfe" + id,
+		strings.Repeat(`{"value":`, 20) + `"` + id + `"` + strings.Repeat(`}`, 20),
+		`<html><body>Sign in ` + id + `</body></html>`, `Session expired. Request Id: ` + id, `Message ` + id + ` was queued.`,
+		`"` + id + `"` + strings.Repeat(" ", 3000)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		id, err := d365.ParseMessageID(raw)
-		if err == nil && id == "" {
-			t.Fatalf("ParseMessageID(%q) returned an empty ID without an error", raw)
+		if err != nil {
+			if id != "" {
+				t.Fatalf("ParseMessageID(%q) gave %q and an error", raw, id)
+			}
+			return
 		}
-		if err == nil {
-			// An ID must survive the JSON round trip the status calls make.
-			b, _ := json.Marshal(map[string]string{"messageId": id})
-			var back map[string]string
-			if json.Unmarshal(b, &back) != nil || back["messageId"] != id {
-				t.Fatalf("ID %q does not survive JSON encoding", id)
+		if !d365.IsMessageID(id) {
+			t.Fatalf("ParseMessageID(%q) = %q: not a GUID", raw, id)
+		}
+		trimmed := bytes.TrimSpace(raw)
+		if len(raw) > 2<<10 || !(json.Valid(trimmed) || d365.IsMessageID(string(trimmed))) {
+			t.Fatalf("ParseMessageID(%q) = %q from an answer that is not F&O's", raw, id)
+		}
+		if trimmed[0] == '{' && !d365.IsMessageID(string(trimmed)) && !bytes.Contains(raw, []byte(`"value"`)) {
+			t.Fatalf("ParseMessageID(%q) took an object that is not a value wrapper", raw)
+		}
+		b, _ := json.Marshal(map[string]string{"messageId": id})
+		var back map[string]string
+		if json.Unmarshal(b, &back) != nil || back["messageId"] != id {
+			t.Fatalf("ID %q does not survive JSON encoding", id)
+		}
+	})
+}
+
+// FuzzAttachmentName: whatever Content-Disposition a server sends, the name
+// read from it is a safe base name (no folder, no control, bidi or
+// zero-width character, not "." or "..", valid UTF-8, at most 200 bytes,
+// trimmed), and it reads back unchanged when sent again in the standard
+// form; a header that gives no name is reported when it tried to.
+func FuzzAttachmentName(f *testing.F) {
+	for _, s := range []string{
+		`attachment; filename="Customer groups.csv"`, `attachment; filename=Customer groups.csv`,
+		`attachment; filename*=UTF-8''f%C3%BCr.csv`, `attachment; filename*=ISO-8859-1''f%FCr.csv`,
+		`attachment; filename="fallback.csv"; filename*=UTF-8''f%C3%BCr.csv`,
+		`attachment; filename="=?UTF-8?B?S3VuZGVuZ3J1cHBlbiDDpMO2w7wuY3N2?="`, `attachment; filename==?utf-8?Q?a_b.csv?=`,
+		`attachment; filename="../../etc/passwd"`, `attachment; filename=..\..\x.zip`, `attachment; filename*=UTF-8''..%2F..%2Fx`,
+		`attachment; filename="=?UTF-8?B?Li4vLi4vZXRjL3Bhc3N3ZA==?="`, "attachment; filename=\"a\u202eb\x00c\u0085.csv\"",
+		`attachment; filename*0="a"; filename*1="b.csv"`, `attachment; filename=".."`, `attachment; filename="\"`, `attachment; filename="`,
+		`attachment; filename*=UTF-8''%00%2e%2e`, `inline`, ``, `;;;`, `=`, `filename=x`, "attachment; filename=\xff\xfe.csv",
+		`attachment; filename="=?UTF-8?Q?=2E=2E?="`, `attachment; filename="   "`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		name, unreadable := d365.AttachmentName(h)
+		if name == "" {
+			return
+		}
+		if unreadable {
+			t.Fatalf("AttachmentName(%q) = %q but reports the header unreadable", h, name)
+		}
+		if !utf8.ValidString(name) || len(name) > 200 || name == "." || name == ".." || strings.TrimSpace(name) != name ||
+			strings.ContainsAny(name, `/\`) {
+			t.Fatalf("AttachmentName(%q) = %q: not a safe base name", h, name)
+		}
+		for _, r := range name {
+			if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == 0x200b || r == 0xfeff || r == utf8.RuneError {
+				t.Fatalf("AttachmentName(%q) = %q: holds %U", h, name, r)
+			}
+		}
+		if again := mime.FormatMediaType("attachment", map[string]string{"filename": name}); again != "" {
+			if got, _ := d365.AttachmentName(again); got != name {
+				t.Fatalf("%q read back from %q as %q", name, again, got)
 			}
 		}
 	})

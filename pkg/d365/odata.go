@@ -35,6 +35,9 @@ func (c *Client) action(ctx context.Context, name string, body any, mode retryMo
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxActionAnswer+1))
 	if err != nil {
+		if mode == retryUnsent { // F&O may have acted on it: say what came back
+			return nil, nil, unexpectedAnswer(name, resp, raw, "the answer was cut off", err)
+		}
 		return nil, nil, fmt.Errorf("d365 %s: read answer: %w", name, err)
 	}
 	if len(raw) > maxActionAnswer {
@@ -42,6 +45,9 @@ func (c *Client) action(ctx context.Context, name string, body any, mode retryMo
 	}
 	v, err := decodeValue(raw)
 	if err != nil {
+		if mode == retryUnsent {
+			return nil, raw, unexpectedAnswer(name, resp, raw, "it is not an OData value", nil)
+		}
 		return nil, raw, fmt.Errorf("d365 %s: %w", name, err)
 	}
 	return v, raw, nil
@@ -53,10 +59,10 @@ func decodeValue(raw []byte) (json.RawMessage, error) {
 		Value json.RawMessage `json:"value"`
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, fmt.Errorf("answer is not JSON: %w (%s)", err, truncate(string(raw), 200))
+		return nil, fmt.Errorf("answer is not JSON: %w (%s)", err, snippet(raw, 200))
 	}
 	if len(w.Value) == 0 {
-		return nil, fmt.Errorf("answer has no value: %s", truncate(string(raw), 200))
+		return nil, fmt.Errorf("answer has no value: %s", snippet(raw, 200))
 	}
 	return w.Value, nil
 }
@@ -91,7 +97,7 @@ func nestedStringValue(v json.RawMessage, depth int) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
-		return "", fmt.Errorf("value %s is not a string", truncate(string(v), 100))
+		return "", fmt.Errorf("value %s is not a string", snippet(v, 100))
 	}
 	return s, nil
 }

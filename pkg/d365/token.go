@@ -53,8 +53,9 @@ func CertificateCredential(pemData []byte, password string) (Credential, error) 
 // msalTokenSource acquires client-credentials tokens through MSAL, whose
 // in-memory cache answers until the token is close to expiry.
 type msalTokenSource struct {
-	app   confidential.Client
-	scope []string
+	app                        confidential.Client
+	scope                      []string
+	tenantID, clientID, source string
 }
 
 // DefaultAuthorityHost is Entra ID's public-cloud login host.
@@ -92,7 +93,8 @@ func newMSALTokenSource(cfg Config, base *url.URL, hc *http.Client) (*msalTokenS
 	if err != nil {
 		return nil, fmt.Errorf("d365: MSAL client: %w", err)
 	}
-	return &msalTokenSource{app: app, scope: []string{base.Scheme + "://" + base.Host + "/.default"}}, nil
+	return &msalTokenSource{app: app, scope: []string{base.Scheme + "://" + base.Host + "/.default"},
+		tenantID: cfg.TenantID, clientID: cfg.ClientID, source: cfg.CredentialSource}, nil
 }
 
 func isMicrosoftLoginHost(h string) bool {
@@ -107,14 +109,19 @@ func isMicrosoftLoginHost(h string) bool {
 func (s *msalTokenSource) Token(ctx context.Context) (string, error) {
 	res, err := s.app.AcquireTokenByCredential(ctx, s.scope)
 	if err != nil {
+		if ae := authError(err, s.tenantID, s.clientID, s.source); ae != nil {
+			return "", ae
+		}
 		return "", fmt.Errorf("d365: acquire token: %w", err)
 	}
 	return res.AccessToken, nil
 }
 
 // NewTokenSource is the MSAL-backed token source New builds from cfg
-// (BaseURL, TenantID, ClientID, Credential, AuthorityHost, HTTPClient), for
-// callers that assemble the credential lazily.
+// (BaseURL, TenantID, ClientID, Credential, CredentialSource,
+// AuthorityHost, HTTPClient), for callers that assemble the credential
+// lazily. When Entra ID refuses the credential, Token returns an
+// *AuthError.
 func NewTokenSource(cfg Config) (TokenSource, error) {
 	base, err := parseBaseURL(cfg.BaseURL)
 	if err != nil {

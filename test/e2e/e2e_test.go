@@ -56,7 +56,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enq, err := enqueue.New(icfg, s3c, pipelinetest.FnO(t, emu), log)
+	enq, err := enqueue.New(icfg, s3c, pipelinetest.FnO(t, emu), sqsc, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 	}
 
 	// Dropped before notifications were configured: only the sweep finds it.
-	pipelinetest.Put(t, s3c, bucket, "inbound/vendors/lost notification.csv", []byte("lost"))
+	pipelinetest.Put(t, s3c, bucket, "inbound/currencies/lost notification.csv", []byte("lost"))
 	if _, err := s3c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
 		Bucket: &bucket,
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
@@ -89,17 +89,17 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 		body  string
 		where string // processed, failed or rejected
 	}{
-		"inbound/customers/1 first.csv":         {"a;b\n", "processed"},
-		"inbound/customers/2+second ü.csv":      {"c;d\n", "processed"},
-		"inbound/customers/3-bad-rows.csv":      {"e;f\n", "failed"},
-		"inbound/vendors/v1.csv":                {"g\n", "processed"},
-		"inbound/vendors/v2-pre-error.csv":      {"h\n", "failed"},
-		"inbound/packages/pkg.zip":              {"PK-not-really", "processed"},
-		"inbound/customers/empty.csv":           {"", "rejected"},
-		"inbound/unrouted/x.csv":                {"x", "rejected"},
-		"inbound/loose.csv":                     {"y", "rejected"},
-		"inbound/nowhere/refused-by-fno.csv":    {"z", "rejected"},
-		"inbound/vendors/lost notification.csv": {"lost", "processed"},
+		"inbound/customers/1 first.csv":            {"a;b\n", "processed"},
+		"inbound/customers/2+second ü.csv":         {"c;d\n", "processed"},
+		"inbound/customers/3-bad-rows.csv":         {"e;f\n", "failed"},
+		"inbound/vendors/v1.csv":                   {"g\n", "processed"},
+		"inbound/vendors/v2-pre-error.csv":         {"h\n", "failed"},
+		"inbound/packages/pkg.zip":                 {"PK-not-really", "processed"},
+		"inbound/customers/empty.csv":              {"", "rejected"},
+		"inbound/unrouted/x.csv":                   {"x", "rejected"},
+		"inbound/loose.csv":                        {"y", "rejected"},
+		"inbound/nowhere/refused-by-fno.csv":       {"z", "rejected"},
+		"inbound/currencies/lost notification.csv": {"lost", "processed"},
 	}
 	var keys []string
 	for k := range files {
@@ -107,7 +107,7 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if k == "inbound/vendors/lost notification.csv" {
+		if k == "inbound/currencies/lost notification.csv" {
 			continue
 		}
 		pipelinetest.Put(t, s3c, bucket, k, []byte(files[k].body))

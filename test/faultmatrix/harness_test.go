@@ -95,6 +95,7 @@ type exportJob struct{ name, activity string }
 type drop struct {
 	key, versionID, etag string
 	body                 []byte
+	lastModified         time.Time // as S3 reports it
 }
 
 // queuedExport is an export F&O holds for a job.
@@ -146,7 +147,7 @@ type pipeline struct {
 	mu         sync.Mutex
 	drops      []drop
 	exports    map[string]queuedExport // correlation ID -> export
-	delivered  int                     // FIFO records handed to the enqueue function
+	delivered  int                     // FIFO file records handed to the enqueue function (not release requests)
 	pollRuns   []poller.Summary
 	exportRuns []dequeue.Summary
 	exportErr  []string
@@ -193,7 +194,7 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 		r := routeFor(i)
 		p.routes = append(p.routes, r)
 		p.emu.AddActivity(r.activity, d365test.Activity{Kind: d365test.File, InOrder: true})
-		rs = append(rs, fmt.Sprintf(`{"route":%q,"activityId":%q,"entity":%q,"company":"USMF"}`, r.name, r.activity, r.entity))
+		rs = append(rs, fmt.Sprintf(`{"route":%q,"activityId":%q,"entity":%q,"company":"USMF","settle":"0s"}`, r.name, r.activity, r.entity))
 	}
 	for i := range set.ExportJobs {
 		p.jobs = append(p.jobs, jobFor(i))
@@ -242,11 +243,14 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 	icfg.Margin = set.EnqueueMargin
 	p.src = &flakyS3{S3: p.s3, reads: map[string]int{}, failed: map[string]int{}}
 	p.enq = &crashingEnqueuer{inner: fno(), calls: map[string]int{}, hit: map[afterAccept]map[string]int{die: {}, answer502: {}}}
-	ih, err := enqueue.New(icfg, p.src, p.enq, log)
+	ih, err := enqueue.New(icfg, p.src, p.enq, p.fifo, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.enqFn = &lambdaFn[events.SQSEvent, events.SQSEventResponse]{name: "EnqueueFunction", timeout: set.EnqueueTimeout, handler: ih.Handle}
+	p.enqFn = &lambdaFn[events.SQSEvent, events.SQSEventResponse]{name: "EnqueueFunction", timeout: set.EnqueueTimeout, handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		p.countFiles(ev)
+		return ih.Handle(ctx, ev)
+	}}
 
 	pcfg, err := poller.ConfigFromEnv(getenv)
 	if err != nil {
@@ -285,7 +289,11 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 func (p *pipeline) put(key string, body []byte) drop {
 	p.t.Helper()
 	v, etag := pipelinetest.Put(p.t, p.s3, p.stack.Bucket, key, body)
-	d := drop{key: key, versionID: v, etag: etag, body: body}
+	head, err := p.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &p.stack.Bucket, Key: &key})
+	if err != nil {
+		p.t.Fatalf("head %s: %v", key, err)
+	}
+	d := drop{key: key, versionID: v, etag: etag, body: body, lastModified: aws.ToTime(head.LastModified)}
 	p.mu.Lock()
 	p.drops = append(p.drops, d)
 	p.mu.Unlock()
@@ -344,6 +352,36 @@ func dig(v any, path ...string) any {
 	return v
 }
 
+// shuffleArrivals takes every notification off the arrivals queue and puts
+// them back in the order shuffle gives, as S3's unordered delivery may.
+func (p *pipeline) shuffleArrivals(shuffle func(n int, swap func(i, j int))) {
+	p.t.Helper()
+	ctx := context.Background()
+	var bodies []string
+	for empty := 0; empty < 2; {
+		out, err := p.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &p.stack.ArrivalsURL, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		if err != nil {
+			p.t.Fatalf("shuffle arrivals: %v", err)
+		}
+		if len(out.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range out.Messages {
+			bodies = append(bodies, aws.ToString(m.Body))
+			if _, err := p.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &p.stack.ArrivalsURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				p.t.Fatalf("shuffle arrivals: %v", err)
+			}
+		}
+	}
+	shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
+	for _, b := range bodies {
+		if _, err := p.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &p.stack.ArrivalsURL, MessageBody: aws.String(b)}); err != nil {
+			p.t.Fatalf("shuffle arrivals: %v", err)
+		}
+	}
+}
+
 // notifyAgain puts another copy of a file's S3 notification on the
 // arrivals queue, as S3's at-least-once delivery may.
 func (p *pipeline) notifyAgain(d drop) {
@@ -361,6 +399,19 @@ func (p *pipeline) queueExport(job exportJob, body []byte) string {
 	p.exports[corr] = queuedExport{job: job, body: body}
 	p.mu.Unlock()
 	return corr
+}
+
+// countFiles counts the file records of a batch the enqueue function gets.
+func (p *pipeline) countFiles(ev events.SQSEvent) {
+	n := 0
+	for _, r := range ev.Records {
+		if m, err := importmsg.Decode([]byte(r.Body)); err == nil && m.File != nil {
+			n++
+		}
+	}
+	p.mu.Lock()
+	p.delivered += n
+	p.mu.Unlock()
 }
 
 // drain hands a queue's visible messages to its function, batch after
@@ -454,11 +505,7 @@ func (p *pipeline) settle(maxPasses int, before func(pass int) (more bool)) int 
 			more = before(pass)
 		}
 		moved := p.drain(p.arrivals)
-		n := p.drain(p.imports)
-		p.mu.Lock()
-		p.delivered += n
-		p.mu.Unlock()
-		moved += n
+		moved += p.drain(p.imports)
 		p.emu.RunToCompletion()
 		s := p.poll()
 		moved += s.Checked + s.Retired + s.Swept
@@ -612,12 +659,12 @@ func (p *pipeline) account() *books {
 	for k := range inbound {
 		t.Errorf("left in inbound/: %s", k)
 	}
-	// State: nothing but the routed markers of dead-lettered files (which
-	// keep the sweep from routing them again).
-	for _, prefix := range []string{p.layout.LedgerPrefix(), p.layout.MarkerPrefix(), p.layout.RoutedPrefix()} {
+	// State: nothing but the released markers of dead-lettered files (which
+	// keep the sweep from releasing them again).
+	for _, prefix := range []string{p.layout.LedgerPrefix(), p.layout.MarkerPrefix(), p.layout.ReleasedRoot()} {
 		for _, k := range pipelinetest.Keys(t, p.s3, bucket, prefix) {
 			id := strings.TrimSuffix(k[strings.LastIndex(k, "/")+1:], ".json")
-			if prefix != p.layout.RoutedPrefix() || !dlqIDs[id] {
+			if prefix != p.layout.ReleasedRoot() || !dlqIDs[id] {
 				t.Errorf("state left behind: %s", k)
 			}
 		}
@@ -664,6 +711,7 @@ func (p *pipeline) account() *books {
 		}
 	}
 	p.checkOrder(b)
+	p.checkDropOrder()
 	p.checkExports()
 	return b
 }
@@ -739,6 +787,30 @@ func (p *pipeline) checkOrder(b *books) {
 			}
 		}
 		last[m.Entity], lastPos[m.Entity] = key, pos
+	}
+}
+
+// checkDropOrder: each group's files went into the FIFO queue in drop
+// order, by their route's rule (here the default: the second S3 stored a
+// file, then its key), whatever order their notifications came in.
+func (p *pipeline) checkDropOrder() {
+	t := p.t
+	t.Helper()
+	byKey := map[string]drop{}
+	for _, d := range p.drops {
+		byKey[d.key] = d
+	}
+	p.fifo.mu.Lock()
+	defer p.fifo.mu.Unlock()
+	for g, keys := range p.fifo.order {
+		for i := 1; i < len(keys); i++ {
+			a, b := byKey[keys[i-1]], byKey[keys[i]]
+			at, bt := a.lastModified.Truncate(time.Second), b.lastModified.Truncate(time.Second)
+			if bt.Before(at) || bt.Equal(at) && b.key < a.key {
+				t.Errorf("group %s: %s (stored %s) went into the queue after %s (stored %s): not drop order",
+					g, b.key, b.lastModified.Format(time.RFC3339), a.key, a.lastModified.Format(time.RFC3339))
+			}
+		}
 	}
 }
 

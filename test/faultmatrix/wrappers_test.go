@@ -2,7 +2,6 @@ package faultmatrix_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +15,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
-	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/local/localrun"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -157,23 +156,26 @@ func (c *crashingEnqueuer) times(what afterAccept) map[string]int {
 	return out
 }
 
-// fifoRecorder is the router's (and the sweep's) SQS client. It records
-// the order in which the FIFO queue accepted each file, per message group:
-// that order is what the per-entity ordering keeps. A file's position is that of its
-// first accepted message; a later one with the same deduplication ID is a
-// duplicate (SQS drops it within 5 minutes; moto only while the first is
-// still queued, and then the idempotency marker has to stop it).
+// fifoRecorder is the SQS client of everything that sends to the FIFO
+// import queue (the router's and the sweep's release requests, the release
+// passes' files). It records the order in which the queue accepted each
+// file, per message group: that order is what the per-entity ordering
+// keeps. A file's position is that of its first accepted message; a later
+// one with the same deduplication ID is a duplicate (SQS drops it within 5
+// minutes; moto only while the first is still queued, and then the
+// idempotency marker has to stop it).
 type fifoRecorder struct {
-	inner forward.Sender
-	mu    sync.Mutex
-	seen  map[string]bool     // deduplication IDs accepted
-	order map[string][]string // group -> keys, in FIFO order
-	group map[string]string   // key -> group
-	pos   map[string]int      // key -> position in its group
-	sends int                 // entries accepted, duplicates included
+	inner    release.Sender
+	mu       sync.Mutex
+	seen     map[string]bool     // deduplication IDs accepted
+	order    map[string][]string // group -> keys, in FIFO order
+	group    map[string]string   // key -> group
+	pos      map[string]int      // key -> position in its group
+	sends    int                 // file entries accepted, duplicates included
+	requests int                 // release requests accepted, duplicates included
 }
 
-var _ forward.Sender = (*fifoRecorder)(nil)
+var _ release.Sender = (*fifoRecorder)(nil)
 
 func (r *fifoRecorder) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	out, err := r.inner.SendMessageBatch(ctx, in, opts...)
@@ -190,16 +192,21 @@ func (r *fifoRecorder) SendMessageBatch(ctx context.Context, in *sqs.SendMessage
 		if !ok[aws.ToString(e.Id)] {
 			continue
 		}
+		msg, err := importmsg.Decode([]byte(aws.ToString(e.MessageBody)))
+		if err != nil {
+			continue
+		}
+		if msg.Release != nil {
+			r.requests++
+			continue
+		}
 		r.sends++
 		dedup := aws.ToString(e.MessageDeduplicationId)
 		if r.seen[dedup] {
 			continue
 		}
 		r.seen[dedup] = true
-		var fm importmsg.File
-		if err := json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm); err != nil {
-			continue
-		}
+		fm := msg.File
 		g := aws.ToString(e.MessageGroupId)
 		r.group[fm.Key] = g
 		r.pos[fm.Key] = len(r.order[g])

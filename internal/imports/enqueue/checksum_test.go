@@ -71,7 +71,7 @@ func TestCorruptReadNeverReachesFnO(t *testing.T) {
 	// Every read damaged: the file is not sent, and stays for a redelivery.
 	bad := &corruptingS3{Client: f.s3}
 	bad.left.Store(1 << 20)
-	h, err := enqueue.New(f.cfg, bad, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
+	h, err := enqueue.New(f.cfg, bad, pipelinetest.FnO(t, f.emu), f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestCorruptReadNeverReachesFnO(t *testing.T) {
 	// One damaged read: the client reopens the file and sends it whole.
 	once := &corruptingS3{Client: f.s3}
 	once.left.Store(1)
-	h, err = enqueue.New(f.cfg, once, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
+	h, err = enqueue.New(f.cfg, once, pipelinetest.FnO(t, f.emu), f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func (c crashAfter) Enqueue(ctx context.Context, req d365.EnqueueRequest) (strin
 // send it again (at most once into F&O).
 func TestCrashAfterSendIsNotResent(t *testing.T) {
 	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
-	crashing, err := enqueue.New(f.cfg, f.s3, crashAfter{pipelinetest.FnO(t, f.emu)}, pipelinetest.Quiet())
+	crashing, err := enqueue.New(f.cfg, f.s3, crashAfter{pipelinetest.FnO(t, f.emu)}, f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func (f *failingResultPut) PutObject(ctx context.Context, in *s3.PutObjectInput,
 // redelivery, which still does not send the file again.
 func TestOutcomeUnknownFilingFailureIsFinishedNotResent(t *testing.T) {
 	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
-	h, err := enqueue.New(f.cfg, &failingResultPut{Client: f.s3}, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
+	h, err := enqueue.New(f.cfg, &failingResultPut{Client: f.s3}, pipelinetest.FnO(t, f.emu), f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -58,9 +59,13 @@ type Config struct {
 	// FirstCheck is how long after enqueue the poller first looks at a
 	// message: POLL_INTERVAL, default 1m.
 	FirstCheck time.Duration
+	// QueueURL is the FIFO import queue (IMPORT_QUEUE_URL): release passes
+	// send a route's files to it.
+	QueueURL string
 }
 
-// ConfigFromEnv reads BUCKET, ROUTES and the prefixes.
+// ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL and
+// POLL_INTERVAL.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -69,7 +74,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{Config: rc}
+	q, err := importmsg.QueueURLFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{Config: rc, QueueURL: q}
 	if v := strings.TrimSpace(getenv("POLL_INTERVAL")); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -88,25 +97,27 @@ type Enqueuer interface {
 var _ Enqueuer = (*d365.Client)(nil)
 
 // S3 is what the enqueue function calls: checked reads of the file, the
-// marker and ledger, and filing.
+// marker and ledger, filing, and release passes.
 type S3 interface {
 	s3io.Getter
 	ledger.S3
-	filing.S3
+	release.S3
 }
 
 // Handler is the enqueue function's handler.
 type Handler struct {
-	cfg    Config
-	s3     S3
-	fno    Enqueuer
-	ledger *ledger.Store
-	log    *slog.Logger
-	now    func() time.Time
+	cfg      Config
+	s3       S3
+	fno      Enqueuer
+	ledger   *ledger.Store
+	releaser *release.Releaser
+	log      *slog.Logger
+	now      func() time.Time
 }
 
-// New builds the handler. log nil means slog.Default().
-func New(cfg Config, s3c S3, fno Enqueuer, log *slog.Logger) (*Handler, error) {
+// New builds the handler; q sends what release passes release. log nil
+// means slog.Default().
+func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (*Handler, error) {
 	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.Layout.Inbound == "" {
 		return nil, fmt.Errorf("enqueue: Bucket, Routes and Layout are required")
 	}
@@ -122,7 +133,11 @@ func New(cfg Config, s3c S3, fno Enqueuer, log *slog.Logger) (*Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now,
+	rel, err := release.New(cfg.Config, cfg.QueueURL, s3c, q, log)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now, releaser: rel,
 		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
 }
 
@@ -160,7 +175,15 @@ func (h *Handler) beforeDeadline(ctx context.Context) error {
 
 // process handles one record; nil means done with it.
 func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
-	fm, file, err := h.decode(ctx, m)
+	msg, err := importmsg.Decode([]byte(m.Body))
+	if err != nil {
+		return filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m, err)
+	}
+	if msg.Release != nil {
+		_, err := h.releaser.Pass(ctx, *msg.Release)
+		return err
+	}
+	fm, file, err := h.decode(ctx, m, *msg.File)
 	if err != nil || fm == nil {
 		return err
 	}
@@ -168,7 +191,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 		log: h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "identity", fm.Identity(), "sqsMessageId", m.MessageId)}
 	rt, ok := h.cfg.Routes.Lookup(fm.Route)
 	if !ok {
-		return h.done(ctx, j.identity, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, File: fm.Route + "/" + file,
+		return h.done(ctx, j, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, File: fm.Route + "/" + file,
 			Code: "no-route", Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
 	}
 	j.route = rt
@@ -188,17 +211,9 @@ type job struct {
 	log      *slog.Logger
 }
 
-// decode reads a record's message. A message that cannot be trusted is
-// kept under rejected/_malformed/ and gives a nil message: done with it.
-func (h *Handler) decode(ctx context.Context, m events.SQSMessage) (*importmsg.File, string, error) {
-	var fm importmsg.File
-	if err := json.Unmarshal([]byte(m.Body), &fm); err != nil || fm.Bucket == "" || fm.Key == "" {
-		if err == nil {
-			err = errors.New("bucket or key missing")
-		}
-		return nil, "", filing.KeepMalformed(ctx, h.s3, h.cfg.Layout, h.cfg.Bucket, h.now, h.log, m,
-			fmt.Errorf("import message is not a file message: %w", err))
-	}
+// decode checks a file message. One that cannot be trusted is kept under
+// rejected/_malformed/ and gives a nil message: done with it.
+func (h *Handler) decode(ctx context.Context, m events.SQSMessage, fm importmsg.File) (*importmsg.File, string, error) {
 	file, why := h.inboundFile(fm)
 	if why != "" {
 		// Not what the router writes: nothing of the object it names is
@@ -221,7 +236,7 @@ func (h *Handler) checkMarker(ctx context.Context, j *job) (done bool, err error
 	case found && mk.Sending():
 		// An earlier attempt began sending and never recorded an answer
 		// (it died, or filing the outcome failed): F&O may hold the file.
-		return true, h.done(ctx, j.identity, h.outcomeUnknown(ctx, j, mk.ExternalID, mk.EnqueuedAt,
+		return true, h.done(ctx, j, h.outcomeUnknown(ctx, j, mk.ExternalID, mk.EnqueuedAt,
 			errors.New("an earlier attempt started sending the file and did not record F&O's answer")))
 	case found:
 		j.log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
@@ -237,7 +252,7 @@ func (h *Handler) send(ctx context.Context, j *job) error {
 	body, err := h.open(ctx, fm)
 	if isGone(err) {
 		log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", err.Error())
-		return h.done(ctx, j.identity, nil)
+		return h.done(ctx, j, nil)
 	}
 	if err != nil {
 		return err
@@ -246,7 +261,7 @@ func (h *Handler) send(ctx context.Context, j *job) error {
 	size := aws.ToInt64(body.ContentLength)
 	if size == 0 {
 		body.Body.Close()
-		return h.done(ctx, j.identity, h.reject(ctx, log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, Route: rt.Name, File: j.file,
+		return h.done(ctx, j, h.reject(ctx, log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, Route: rt.Name, File: j.file,
 			Code: "empty-file", Detail: "the file is empty (0 bytes): there is nothing to import"}))
 	}
 	req, version := h.request(fm, rt, body)
@@ -310,7 +325,7 @@ func (h *Handler) notAccepted(ctx context.Context, j *job, externalID string, st
 		// The body went out and no answer came back: F&O may hold the
 		// file. Sending it again could import it twice, so it is filed
 		// under failed/ for a person to check.
-		return h.done(ctx, j.identity, h.outcomeUnknown(ctx, j, externalID, start, err))
+		return h.done(ctx, j, h.outcomeUnknown(ctx, j, externalID, start, err))
 	}
 	// F&O answered, or nothing went out: it does not hold the file.
 	// Withdraw the intent so that a retry may send it; if that fails, the
@@ -319,7 +334,7 @@ func (h *Handler) notAccepted(ctx context.Context, j *job, externalID string, st
 		return fmt.Errorf("enqueue %s: %w (and the intent marker could not be withdrawn: %v)", j.msg.Key, err, derr)
 	}
 	if permanent(err) {
-		return h.done(ctx, j.identity, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: j.msg.EventTime, Route: j.route.Name,
+		return h.done(ctx, j, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: j.msg.EventTime, Route: j.route.Name,
 			File: j.file, Code: "fno-rejected", Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
 	}
 	return fmt.Errorf("enqueue %s: %w", j.msg.Key, err)
@@ -420,14 +435,14 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 	return nil
 }
 
-// done removes the routed marker of a file that will never be enqueued
-// (rejected or gone), once err is nil.
-func (h *Handler) done(ctx context.Context, identity string, err error) error {
+// done removes the released marker of a file that will never be enqueued
+// (rejected, gone or filed as outcome unknown), once err is nil.
+func (h *Handler) done(ctx context.Context, j *job, err error) error {
 	if err != nil {
 		return err
 	}
-	if err := s3io.DeleteKey(ctx, h.s3, h.cfg.Bucket, h.cfg.Layout.RoutedKey(identity)); err != nil {
-		h.log.WarnContext(ctx, "enqueue: routed marker not removed", "error", err.Error())
+	if err := s3io.DeleteKey(ctx, h.s3, h.cfg.Bucket, h.cfg.Layout.ReleasedKey(j.msg.Route, j.identity)); err != nil {
+		j.log.WarnContext(ctx, "enqueue: released marker not removed", "error", err.Error())
 	}
 	return nil
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
@@ -63,7 +62,6 @@ type fixture struct {
 	emu    *d365test.Emulator
 	hook   *hookEnqueuer
 	h      *enqueue.Handler
-	fw     *forward.Forwarder
 	cfg    enqueue.Config
 }
 
@@ -78,11 +76,7 @@ func newFixture(t *testing.T, fifo pipelinetest.FIFO, opts d365test.Options) *fi
 	}
 	f.cfg = cfg
 	f.hook = &hookEnqueuer{inner: pipelinetest.FnO(t, f.emu)}
-	f.h, err = enqueue.New(cfg, f.s3, f.hook, pipelinetest.Quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.fw, err = forward.New(cfg.Config, f.queue, f.s3, f.sqs, pipelinetest.Quiet())
+	f.h, err = enqueue.New(cfg, f.s3, f.hook, f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,17 +92,14 @@ func (f *fixture) drop(t *testing.T, key string, body []byte) importmsg.File {
 	return importmsg.File{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: int64(len(body)), Route: route, EventTime: time.Now().UTC()}
 }
 
-// routeToQueue drops files and sends them through the router to the FIFO
-// queue, in the order given.
+// routeToQueue drops files and sends their file messages to the FIFO
+// queue, in the order given, as a release pass does.
 func (f *fixture) routeToQueue(t *testing.T, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
 		fm := f.drop(t, k, []byte("contents of "+k))
-		errs, _ := f.fw.Forward(context.Background(), []forward.Object{{Bucket: fm.Bucket, Key: fm.Key, VersionID: fm.VersionID,
-			ETag: fm.ETag, Size: fm.Size, EventTime: fm.EventTime}})
-		if errs[0] != nil {
-			t.Fatal(errs[0])
-		}
+		rt, _ := f.cfg.Routes.Lookup(fm.Route)
+		pipelinetest.SendFile(t, f.sqs, f.queue, rt.GroupID(), fm)
 	}
 }
 
@@ -503,7 +494,7 @@ func TestOutcomeUnknownIsNotResent(t *testing.T) {
 			f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
 			cfg := f.cfg
 			cfg.Margin = 100 * time.Millisecond
-			h, err := enqueue.New(cfg, f.s3, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
+			h, err := enqueue.New(cfg, f.s3, pipelinetest.FnO(t, f.emu), f.sqs, pipelinetest.Quiet())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
@@ -72,14 +75,26 @@ func FuzzImportMessage(f *testing.F) {
 		f.Add(b, "m-1")
 	}
 	f.Add([]byte(`not json`), "../../x")
+	f.Add([]byte(`{"release":"customers","requestedAt":"2026-03-01T10:00:00Z"}`), "m-2")
+	f.Add([]byte(`{"release":"customers","requestedAt":"9999-12-31T23:59:59Z","bucket":"b","key":"inbound/customers/a.csv"}`), "m-3")
+	f.Add([]byte(`{"release":""}`), "m-4")
 	rc := pipelinetest.MemConfig(f)
 	rt, lay := rc.Routes, rc.Layout
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
-		s3c, fno := newMemS3(), &memEnqueuer{}
-		h, err := enqueue.New(enqueue.Config{Config: rc}, s3c, fno, quiet)
+		s3c, fno, q := newMemS3(), &memEnqueuer{}, &memQueue{}
+		h, err := enqueue.New(enqueue.Config{Config: rc, QueueURL: "https://sqs/q.fifo"}, s3c, fno, q, quiet)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m, err := importmsg.Decode(body); err == nil && m.Release != nil {
+			// A release request of an empty bucket: a pass that finds
+			// nothing, sends nothing and writes nothing.
+			resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: msgID, Body: string(body)}}})
+			if err != nil || len(resp.BatchItemFailures) != 0 || len(s3c.Keys()) != 0 || len(fno.sent) != 0 || q.n != 0 {
+				t.Fatalf("release request %q: %v %+v, wrote %v, sent %d to F&O and %d to the queue", body, err, resp, s3c.Keys(), len(fno.sent), q.n)
+			}
+			return
 		}
 		var fm importmsg.File
 		usable := json.Unmarshal(body, &fm) == nil && fm.Bucket != "" && fm.Key != ""
@@ -169,4 +184,16 @@ func FuzzImportMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// memQueue takes every message a release pass sends.
+type memQueue struct{ n int }
+
+func (q *memQueue) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out := &sqs.SendMessageBatchOutput{}
+	for _, e := range in.Entries {
+		q.n++
+		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("m")})
+	}
+	return out, nil
 }

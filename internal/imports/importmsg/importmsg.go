@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -114,4 +115,16 @@ func Decode(body []byte) (Message, error) {
 		return Message{}, fmt.Errorf("%w: bucket or key missing", ErrNotAMessage)
 	}
 	return Message{File: &f}, nil
+}
+
+// QueueURLFromEnv reads IMPORT_QUEUE_URL, the FIFO import queue.
+func QueueURLFromEnv(getenv func(string) string) (string, error) {
+	q := strings.TrimSpace(getenv("IMPORT_QUEUE_URL"))
+	if q == "" {
+		return "", fmt.Errorf("config: IMPORT_QUEUE_URL is required (the FIFO import queue's URL)")
+	}
+	if !strings.HasSuffix(q, ".fifo") {
+		return "", fmt.Errorf("config: IMPORT_QUEUE_URL %q is not a FIFO queue (its name must end in .fifo)", q)
+	}
+	return q, nil
 }

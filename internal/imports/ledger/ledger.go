@@ -267,14 +267,14 @@ func (s *Store) Markers(ctx context.Context) (map[string]bool, error) {
 	return s.listIDs(ctx, s.Layout.MarkerPrefix())
 }
 
-// Routed lists every identity with a routed marker.
-func (s *Store) Routed(ctx context.Context) (map[string]bool, error) {
-	return s.listIDs(ctx, s.Layout.RoutedPrefix())
+// Released lists every identity with a released marker, in any route.
+func (s *Store) Released(ctx context.Context) (map[string]bool, error) {
+	return s.listIDs(ctx, s.Layout.ReleasedRoot())
 }
 
-// DeleteRouted removes the routed marker of an identity.
-func (s *Store) DeleteRouted(ctx context.Context, identity string) error {
-	return s3io.DeleteKey(ctx, s.S3, s.Bucket, s.Layout.RoutedKey(identity))
+// DeleteReleased removes the released marker of a route's file.
+func (s *Store) DeleteReleased(ctx context.Context, route, identity string) error {
+	return s3io.DeleteKey(ctx, s.S3, s.Bucket, s.Layout.ReleasedKey(route, identity))
 }
 
 func (s *Store) listIDs(ctx context.Context, prefix string) (map[string]bool, error) {
@@ -286,8 +286,11 @@ func (s *Store) listIDs(ctx context.Context, prefix string) (map[string]bool, er
 			return nil, fmt.Errorf("ledger: list %s: %w", prefix, err)
 		}
 		for _, o := range out.Contents {
+			// The identity is the last element: released markers sit one
+			// folder (the route) deeper than markers.
 			name := strings.TrimPrefix(aws.ToString(o.Key), prefix)
-			if id, ok := strings.CutSuffix(name, ".json"); ok && !strings.Contains(id, "/") {
+			name = name[strings.LastIndex(name, "/")+1:]
+			if id, ok := strings.CutSuffix(name, ".json"); ok && id != "" {
 				ids[id] = true
 			}
 		}

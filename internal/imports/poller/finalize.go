@@ -93,7 +93,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 			return nil, err
 		}
 	}
-	if err := p.ledger.DeleteRouted(ctx, rec.Identity); err != nil {
+	if err := p.ledger.DeleteReleased(ctx, rec.Route, rec.Identity); err != nil {
 		return nil, err
 	}
 	if err := p.ledger.DeleteMarker(ctx, rec.Identity); err != nil {

@@ -9,7 +9,7 @@
 //     when (see leaseDoc). So runs never overlap, and the request budget of
 //     one execution environment is the poller's whole rate.
 //  1. Sweep (at most every SweepEvery): lists inbound/ for files older than
-//     SWEEP_AFTER that were never routed (no routed marker, no idempotency
+//     SWEEP_AFTER that were never released (no released marker, no idempotency
 //     marker) and routes them with the router's own code, so a lost S3
 //     notification costs a delay, not a file; a file with an idempotency
 //     marker but no ledger record (a crash between the two writes) gets its
@@ -48,8 +48,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -73,25 +73,25 @@ var _ FnO = (*d365.Client)(nil)
 // inbound/ and the copies of F&O's error files.
 type S3 interface {
 	ledger.S3
-	forward.S3
+	release.S3
 	s3io.Uploader
 	ListObjectVersions(context.Context, *s3.ListObjectVersionsInput, ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
 }
 
 // Poller is the poller function's handler.
 type Poller struct {
-	cfg     Config
-	s3      S3
-	fno     FnO
-	budget  *Budget
-	ledger  *ledger.Store
-	forward *forward.Forwarder
-	log     *slog.Logger
+	cfg      Config
+	s3       S3
+	fno      FnO
+	budget   *Budget
+	ledger   *ledger.Store
+	releaser *release.Releaser
+	log      *slog.Logger
 }
 
 // New builds the poller. budget must be the limiter the F&O client waits
 // on (it is also how calls are counted); q sends the sweep's messages.
-func New(cfg Config, s3c S3, fno FnO, budget *Budget, q forward.Sender, log *slog.Logger) (*Poller, error) {
+func New(cfg Config, s3c S3, fno FnO, budget *Budget, q release.Sender, log *slog.Logger) (*Poller, error) {
 	cfg = cfg.withDefaults()
 	if s3c == nil || fno == nil || budget == nil || q == nil {
 		return nil, fmt.Errorf("poller: S3, F&O, budget and SQS are required")
@@ -99,11 +99,11 @@ func New(cfg Config, s3c S3, fno FnO, budget *Budget, q forward.Sender, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
-	fw, err := forward.New(cfg.Config, cfg.QueueURL, s3c, q, log)
+	rel, err := release.New(cfg.Config, cfg.QueueURL, s3c, q, log)
 	if err != nil {
 		return nil, fmt.Errorf("poller: %w", err)
 	}
-	return &Poller{cfg: cfg, s3: s3c, fno: fno, budget: budget, forward: fw, log: log,
+	return &Poller{cfg: cfg, s3: s3c, fno: fno, budget: budget, releaser: rel, log: log,
 		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
 }
 
@@ -121,9 +121,9 @@ type Summary struct {
 	Deferred    int   `json:"deferred"`    // due but left for the next run (budget or time)
 	Errors      int   `json:"errors"`      // records that hit an error (retried later)
 	Quarantined int   `json:"quarantined"` // unreadable ledger records moved to _state/quarantine/
-	Swept       int   `json:"swept"`       // lost files routed (or rejected) by the sweep
+	Swept       int   `json:"swept"`       // lost files whose route got a release request (or that were rejected) by the sweep
 	Recovered   int   `json:"recovered"`   // ledger records rebuilt from markers
-	Waiting     int   `json:"waiting"`     // old inbound files routed but never enqueued (queue backlog or DLQ)
+	Waiting     int   `json:"waiting"`     // old inbound files released but never enqueued (queue backlog or DLQ)
 	Calls       int64 `json:"calls"`       // F&O requests made, retries included
 	// Skipped says why the run did nothing: another run holds the poller
 	// lease, or the lease could not be read or written.

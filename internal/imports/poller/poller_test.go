@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
@@ -77,7 +79,7 @@ func newFixture(t *testing.T, o options) *fixture {
 	}
 	f.layout = icfg.Layout
 	f.st = &ledger.Store{S3: f.s3, Bucket: f.bucket, Layout: f.layout}
-	f.enq, err = enqueue.New(icfg, f.s3, pipelinetest.FnO(t, f.emu), pipelinetest.Quiet())
+	f.enq, err = enqueue.New(icfg, f.s3, pipelinetest.FnO(t, f.emu), f.sqs, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +127,33 @@ func (f *fixture) enqueue(t *testing.T, files map[string]string) {
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("enqueue: %v %v", resp.BatchItemFailures, err)
 	}
+}
+
+// released takes every message off the FIFO queue and runs the release
+// requests among them through the enqueue handler (a pass each), then takes
+// the file messages the passes released: their keys, queue order, and the
+// first message's attributes.
+func (f *fixture) released(t *testing.T) ([]importmsg.File, []sqstypes.Message) {
+	t.Helper()
+	var files []importmsg.File
+	var msgs []sqstypes.Message
+	for round := 0; round < 3; round++ {
+		for _, m := range pipelinetest.Receive(t, f.sqs, f.queue) {
+			msg, err := importmsg.Decode([]byte(aws.ToString(m.Body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg.File != nil {
+				files, msgs = append(files, *msg.File), append(msgs, m)
+				continue
+			}
+			resp, err := f.enq.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{pipelinetest.Message("r", aws.ToString(m.Body))}})
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("pass: %v %v", resp.BatchItemFailures, err)
+			}
+		}
+	}
+	return files, msgs
 }
 
 // run is one poller invocation with the clock at now+ahead.
@@ -436,12 +465,13 @@ func TestSweep(t *testing.T) {
 	if s.Swept != 2 || s.Recovered != 1 || s.Finalized != 1 {
 		t.Fatalf("summary = %+v", s)
 	}
-	msgs := pipelinetest.Receive(t, f.sqs, f.queue)
-	if len(msgs) != 1 {
-		t.Fatalf("%d FIFO messages, want 1", len(msgs))
+	// The sweep asked for a release of vendors; the pass sends the lost
+	// file and files the empty one.
+	files, msgs := f.released(t)
+	if len(files) != 1 {
+		t.Fatalf("%d file messages, want 1", len(files))
 	}
-	var fm importmsg.File
-	json.Unmarshal([]byte(*msgs[0].Body), &fm)
+	fm := files[0]
 	if fm.Key != "inbound/vendors/lost.csv" || fm.VersionID != v || fm.Route != "vendors" ||
 		msgs[0].Attributes["MessageDeduplicationId"] != importmsg.Identity(f.bucket, fm.Key, v, etag) ||
 		msgs[0].Attributes["MessageGroupId"] != routes.SanitizeGroupID("Vendor groups") {
@@ -453,7 +483,7 @@ func TestSweep(t *testing.T) {
 	if len(pipelinetest.Keys(t, f.s3, f.bucket, "processed/customers/")) != 2 {
 		t.Fatalf("the file with the rebuilt record was not finalized: %v", pipelinetest.Keys(t, f.s3, f.bucket, ""))
 	}
-	// The routed file now waits in the queue: a second sweep leaves it alone.
+	// The released file now waits in the queue: a second sweep leaves it alone.
 	s = f.run(t, 2*time.Hour)
 	if s.Swept != 0 || s.Waiting != 1 {
 		t.Fatalf("second sweep = %+v", s)
@@ -473,7 +503,8 @@ func TestSweepEvery(t *testing.T) {
 	if s := f.run(t, time.Hour+5*time.Minute); s.Swept != 0 {
 		t.Fatalf("a sweep 5 minutes after the last = %+v", s)
 	}
-	if s := f.run(t, time.Hour+11*time.Minute); s.Swept != 1 {
+	// Neither has been released yet (no pass ran): both are asked for.
+	if s := f.run(t, time.Hour+11*time.Minute); s.Swept != 2 {
 		t.Fatalf("a sweep 11 minutes after the last = %+v", s)
 	}
 }
@@ -589,8 +620,8 @@ func TestThrottledStopsTheRun(t *testing.T) {
 	}
 }
 
-// The sweep routes lost files in upload order, not in S3's listing order
-// (keys alphabetically, versions newest first).
+// Lost files found by the sweep are released in upload order, not in S3's
+// listing order (keys alphabetically, versions newest first).
 func TestSweepKeepsUploadOrder(t *testing.T) {
 	f := newFixture(t, options{})
 	// Distinct Last-Modified seconds, as real uploads minutes apart have.
@@ -603,9 +634,8 @@ func TestSweepKeepsUploadOrder(t *testing.T) {
 		t.Fatalf("summary = %+v", s)
 	}
 	var got []string
-	for _, m := range pipelinetest.Receive(t, f.sqs, f.queue) {
-		var fm importmsg.File
-		json.Unmarshal([]byte(*m.Body), &fm)
+	files, _ := f.released(t)
+	for _, fm := range files {
 		got = append(got, fm.Key+"@"+fm.ETag)
 	}
 	want := []string{"inbound/vendors/z.csv@" + etagOf("z1"), "inbound/vendors/z.csv@" + etagOf("z2"), "inbound/vendors/a.csv@" + etagOf("a")}
@@ -634,9 +664,9 @@ func TestRefusedErrorFileDoesNotBlockFinalizing(t *testing.T) {
 	}
 }
 
-// A file routed from a notification without a versionId (moto sends none;
-// so does an unversioned bucket) is known to the sweep by its ETag: it is
-// not routed a second time while in flight.
+// A file released under its ETag identity (a message without a versionId,
+// as an unversioned bucket gives) is known to the sweep by its ETag: it is
+// not released a second time while in flight.
 func TestSweepKnowsFilesRoutedByETag(t *testing.T) {
 	f := newFixture(t, options{})
 	v, etag := pipelinetest.Put(t, f.s3, f.bucket, "inbound/vendors/noversion.csv", []byte("x"))
@@ -644,11 +674,11 @@ func TestSweepKnowsFilesRoutedByETag(t *testing.T) {
 		t.Skip("the bucket is not versioned")
 	}
 	id := importmsg.Identity(f.bucket, "inbound/vendors/noversion.csv", "", etag)
-	if err := s3io.PutJSON(context.Background(), f.s3, f.bucket, "_state/routed/"+id+".json", map[string]string{"key": "inbound/vendors/noversion.csv"}); err != nil {
+	if err := s3io.PutJSON(context.Background(), f.s3, f.bucket, f.layout.ReleasedKey("vendors", id), map[string]string{"key": "inbound/vendors/noversion.csv"}); err != nil {
 		t.Fatal(err)
 	}
 	if s := f.run(t, time.Hour); s.Swept != 0 || s.Waiting != 1 {
-		t.Fatalf("summary = %+v: a file routed by its ETag was swept again", s)
+		t.Fatalf("summary = %+v: a file released by its ETag was swept again", s)
 	}
 	if n := pipelinetest.Depth(t, f.sqs, f.queue); n != 0 {
 		t.Fatalf("%d FIFO messages, want none", n)

@@ -3,18 +3,12 @@ package poller
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
-	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
@@ -24,7 +18,8 @@ type sweepState struct {
 	LastSweep time.Time `json:"lastSweep"`
 }
 
-// sweep routes inbound files that no notification routed, and rebuilds
+// sweep asks for a release of the routes of inbound files that no
+// notification brought (or rejects them when no route takes them), and rebuilds
 // ledger records lost between the marker and ledger writes.
 func (p *Poller) sweep(ctx context.Context, s *Summary) {
 	now := p.cfg.Now().UTC()
@@ -54,16 +49,16 @@ func (p *Poller) sweep(ctx context.Context, s *Summary) {
 	}
 }
 
-func (p *Poller) sweepFiles(ctx context.Context, old []forward.Object, now time.Time, s *Summary) {
+func (p *Poller) sweepFiles(ctx context.Context, old []release.Object, now time.Time, s *Summary) {
 	markers, err := p.ledger.Markers(ctx)
 	if err != nil {
 		p.log.ErrorContext(ctx, "sweep: cannot list markers", "error", err.Error())
 		s.Errors++
 		return
 	}
-	routed, err := p.ledger.Routed(ctx)
+	routed, err := p.ledger.Released(ctx)
 	if err != nil {
-		p.log.ErrorContext(ctx, "sweep: cannot list routed markers", "error", err.Error())
+		p.log.ErrorContext(ctx, "sweep: cannot list released markers", "error", err.Error())
 		s.Errors++
 		return
 	}
@@ -73,7 +68,7 @@ func (p *Poller) sweepFiles(ctx context.Context, old []forward.Object, now time.
 		s.Errors++
 		return
 	}
-	var lost []forward.Object
+	var lost []release.Object
 	for _, o := range old {
 		id := importmsg.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
 		// A notification without a versionId (moto's; an unversioned
@@ -106,7 +101,7 @@ func (p *Poller) sweepFiles(ctx context.Context, old []forward.Object, now time.
 			// In flight in F&O: the poll follows it.
 		case routed[id]:
 			s.Waiting++
-			p.log.InfoContext(ctx, "sweep: routed but not enqueued yet (import queue backlog or its dead-letter queue)",
+			p.log.InfoContext(ctx, "sweep: released but not enqueued yet (import queue backlog or its dead-letter queue)",
 				"key", o.Key, "versionId", o.VersionID, "since", o.EventTime)
 		default:
 			lost = append(lost, o)
@@ -115,28 +110,27 @@ func (p *Poller) sweepFiles(ctx context.Context, old []forward.Object, now time.
 	if len(lost) == 0 {
 		return
 	}
-	// Upload order, not listing order (keys alphabetically, each key's
-	// versions newest first): one entity's files reach F&O in the order
-	// they arrived.
-	// S3 lists each key's versions newest first: turn that around before
-	// the stable sort, so versions with the same timestamp stay in upload
-	// order too.
-	slices.Reverse(lost)
-	slices.SortStableFunc(lost, func(a, b forward.Object) int {
-		return a.EventTime.Compare(b.EventTime)
-	})
-	errs, outs := p.forward.Forward(ctx, lost)
+	// The routes of lost files get a release request: the pass sends them
+	// in the route's order, whatever order the listing gave.
+	errs, outs := p.releaser.Notified(ctx, lost)
 	for i, o := range lost {
 		switch {
 		case errs[i] != nil:
 			s.Errors++
-		case outs[i] == forward.Skipped:
+		case outs[i] == release.Skipped:
 		default:
 			s.Swept++
-			p.log.WarnContext(ctx, "sweep: routed a file that no notification brought", "key", o.Key, "versionId", o.VersionID,
-				"lastModified", o.EventTime)
+			p.log.WarnContext(ctx, "sweep: found a file that no notification brought", "key", o.Key, "versionId", o.VersionID,
+				"lastModified", o.EventTime, "outcome", outcomeName(outs[i]))
 		}
 	}
+}
+
+func outcomeName(o release.Outcome) string {
+	if o == release.Rejected {
+		return "rejected"
+	}
+	return "release requested"
 }
 
 // rebuildResult is what rebuildRecord found.
@@ -175,66 +169,20 @@ func (p *Poller) rebuildRecord(ctx context.Context, id string, now time.Time) (*
 // placeholders and stuck reports. A key that cannot be decoded is logged,
 // counted in s.Errors and left out: it must not blind the sweep to the
 // rest.
-func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) ([]forward.Object, error) {
-	prefix := p.cfg.Layout.Inbound
-	// encoding-type=url: S3 lists keys raw in XML otherwise, and a key with
-	// a control character (which S3 accepts) makes the whole listing
-	// unreadable, blinding the sweep for as long as that file is there.
-	in := &s3.ListObjectVersionsInput{Bucket: &p.cfg.Bucket, Prefix: &prefix, EncodingType: types.EncodingTypeUrl}
-	deleted := map[string]bool{}
-	var out []forward.Object
-	for {
-		page, err := p.s3.ListObjectVersions(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		// A server that ignored the parameter says so by leaving it out.
-		decode := func(s *string) (string, error) { return aws.ToString(s), nil }
-		if page.EncodingType == types.EncodingTypeUrl {
-			decode = func(s *string) (string, error) { return url.QueryUnescape(aws.ToString(s)) }
-		}
-		undecodable := func(raw *string, err error) {
-			p.log.ErrorContext(ctx, "sweep: skipping a key the listing gave in a form that cannot be decoded",
-				"rawKey", aws.ToString(raw), "error", err.Error())
-			s.Errors++
-		}
-		for _, d := range page.DeleteMarkers {
-			key, err := decode(d.Key)
-			if err != nil {
-				undecodable(d.Key, err)
-				continue
-			}
-			if aws.ToBool(d.IsLatest) {
-				deleted[key] = true
-			}
-		}
-		for _, v := range page.Versions {
-			key, err := decode(v.Key)
-			if err != nil {
-				undecodable(v.Key, err)
-				continue
-			}
-			lm := aws.ToTime(v.LastModified)
-			if !lm.Before(cutoff) || strings.HasSuffix(key, "/") || strings.HasSuffix(key, layout.StuckSuffix) {
-				continue
-			}
-			out = append(out, forward.Object{Bucket: p.cfg.Bucket, Key: key, VersionID: s3io.NormalizeVersion(aws.ToString(v.VersionId)),
-				ETag: s3io.NormalizeETag(aws.ToString(v.ETag)), Size: aws.ToInt64(v.Size), EventTime: lm.UTC()})
-		}
-		if !aws.ToBool(page.IsTruncated) {
-			break
-		}
-		next, err := decode(page.NextKeyMarker)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: undecodable marker %q: %w", prefix, aws.ToString(page.NextKeyMarker), err)
-		}
-		in.KeyMarker, in.VersionIdMarker = &next, page.NextVersionIdMarker
+func (p *Poller) oldInbound(ctx context.Context, cutoff time.Time, s *Summary) ([]release.Object, error) {
+	versions, err := s3io.ListVersions(ctx, p.s3, p.cfg.Bucket, p.cfg.Layout.Inbound, func(raw string, err error) {
+		p.log.ErrorContext(ctx, "sweep: skipping a key the listing gave in a form that cannot be decoded", "rawKey", raw, "error", err.Error())
+		s.Errors++
+	})
+	if err != nil {
+		return nil, err
 	}
-	kept := out[:0]
-	for _, o := range out {
-		if !deleted[o.Key] {
-			kept = append(kept, o)
+	var out []release.Object
+	for _, v := range versions {
+		if !v.LastModified.Before(cutoff) || strings.HasSuffix(v.Key, "/") || strings.HasSuffix(v.Key, layout.StuckSuffix) {
+			continue
 		}
+		out = append(out, release.Object{Bucket: p.cfg.Bucket, Key: v.Key, VersionID: v.VersionID, ETag: v.ETag, EventTime: v.LastModified})
 	}
-	return kept, nil
+	return out, nil
 }

@@ -70,7 +70,13 @@ func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, err
 	log := r.log.With("route", rt.Name)
 	// Files whose notification led to the request were stored before the
 	// request's second ended.
-	notBefore := req.RequestedAt.Truncate(time.Second).Add(time.Second + skewMargin)
+	// A request from the future (a skewed clock, a hand-made message) counts
+	// as made now.
+	at := req.RequestedAt
+	if now := r.now(); at.After(now) {
+		at = now
+	}
+	notBefore := at.Truncate(time.Second).Add(time.Second + skewMargin)
 	for {
 		if err := r.waitUntil(ctx, notBefore); err != nil {
 			return res, r.handOver(ctx, log, rt, res, err)
@@ -235,17 +241,20 @@ func (r *Releaser) releaseSettled(ctx context.Context, log *slog.Logger, rt rout
 		batch = append(batch, f)
 	}
 	for start := 0; start < len(batch); start += 10 {
-		if err := r.sendFiles(ctx, log, rt, batch[start:min(start+10, len(batch))]); err != nil {
+		sent, err := r.sendFiles(ctx, log, rt, batch[start:min(start+10, len(batch))])
+		res.Released += sent
+		if err != nil {
 			return res.Released, time.Time{}, err
 		}
-		res.Released += min(10, len(batch)-start)
 	}
 	return len(batch), next, nil
 }
 
 // sendFiles sends up to ten files, in order, in one SendMessageBatch, then
-// writes their released markers together.
-func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Route, files []file) error {
+// writes the released markers of those sent, together. It returns how many
+// were sent; a file that was not ends the pass there (a later pass sends
+// it), so nothing behind it is sent before it.
+func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Route, files []file) (int, error) {
 	entries := make([]sqstypes.SendMessageBatchRequestEntry, len(files))
 	msgs := make([]importmsg.File, len(files))
 	for i, f := range files {
@@ -253,21 +262,30 @@ func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Ro
 			Route: rt.Name, EventTime: f.LastModified}
 		body, err := json.Marshal(msgs[i])
 		if err != nil {
-			return fmt.Errorf("encode message for %s: %w", f.Key, err)
+			return 0, fmt.Errorf("encode message for %s: %w", f.Key, err)
 		}
 		entries[i] = sqstypes.SendMessageBatchRequestEntry{MessageBody: aws.String(string(body)),
 			MessageGroupId: aws.String(rt.GroupID()), MessageDeduplicationId: aws.String(importmsg.DedupID(msgs[i]))}
 	}
-	for i, err := range r.send(ctx, entries) {
-		if err != nil {
-			// Stop here: a later file must not go ahead of this one.
-			return fmt.Errorf("release %s: %w", files[i].Key, err)
-		}
-	}
+	errs := r.send(ctx, entries)
+	var first error
 	var g errgroup.Group
 	g.SetLimit(markerConcurrency)
 	at := r.now().UTC()
+	sent := 0
 	for i, f := range files {
+		if errs[i] != nil {
+			if first == nil {
+				first = fmt.Errorf("release %s: %w", f.Key, errs[i])
+			}
+			continue
+		}
+		if first != nil {
+			// SQS took a file behind one it refused: it is ahead of that
+			// one in the queue now.
+			log.WarnContext(ctx, "release: sent ahead of a file the queue refused", "key", f.Key, "refusedBefore", first.Error())
+		}
+		sent++
 		log.InfoContext(ctx, "release: sent to the import queue", "key", f.Key, "versionId", f.VersionID, "identity", f.identity,
 			"lastModified", f.LastModified, "group", rt.GroupID())
 		doc := Released{Key: f.Key, VersionID: f.VersionID, DedupID: importmsg.DedupID(msgs[i]), ReleasedAt: at}
@@ -280,7 +298,8 @@ func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Ro
 			return nil
 		})
 	}
-	return g.Wait()
+	_ = g.Wait() // the writes log their failures and return none
+	return sent, first
 }
 
 // rejectEmpty files an empty file under rejected/: there is nothing to

@@ -2,7 +2,6 @@ package router_test
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -47,8 +46,8 @@ func (m *memSender) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatch
 // rejected/_malformed/ with a reason; every rejected file has a reason
 // document beside it; no file is lost (each named inbound object is still
 // there, or moved to rejected/ carrying its identity); it writes nowhere but
-// rejected/ and _state/routed/; every FIFO message names an inbound file of
-// a configured route, in its entity's group.
+// rejected/; every FIFO message is a release request for a configured route
+// that a named file is in, in that route's group.
 func FuzzRouterHandle(f *testing.F) {
 	for _, s := range []string{
 		eventJSON("ObjectCreated:Put", "b", "inbound/customers/red+flower%2B%C3%BC.csv", "v1", "3"),
@@ -128,7 +127,6 @@ func FuzzRouterHandle(f *testing.F) {
 				t.Fatalf("wrote to another bucket: %q", k)
 			case strings.HasPrefix(key, lay.Inbound):
 				// originals left in place
-			case strings.HasPrefix(key, lay.RoutedPrefix()):
 			case strings.HasPrefix(key, lay.Rejected):
 				if strings.HasSuffix(key, layout.ReasonSuffix) {
 					continue
@@ -139,7 +137,7 @@ func FuzzRouterHandle(f *testing.F) {
 					malformed = append(malformed, key)
 				}
 			default:
-				t.Fatalf("wrote %q, outside rejected/ and %s", key, lay.RoutedPrefix())
+				t.Fatalf("wrote %q, outside rejected/", key)
 			}
 		}
 		if derr != nil {
@@ -169,23 +167,21 @@ func FuzzRouterHandle(f *testing.F) {
 			}
 		}
 		for _, e := range q.entries {
-			var fm importmsg.File
-			if err := json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm); err != nil {
-				t.Fatalf("FIFO body does not decode: %v", err)
+			msg, err := importmsg.Decode([]byte(aws.ToString(e.MessageBody)))
+			if err != nil || msg.Release == nil {
+				t.Fatalf("FIFO body %q is not a release request: %v", aws.ToString(e.MessageBody), err)
 			}
-			route, file, ok := lay.Split(fm.Key)
-			rr, known := rt.Lookup(route)
-			if fm.Bucket != "b" || !ok || !known || fm.Route != route || file == "" || strings.HasSuffix(fm.Key, "/") || fm.Size <= 0 {
-				t.Fatalf("forwarded %+v", fm)
+			rr, known := rt.Lookup(msg.Release.Route)
+			if !known || aws.ToString(e.MessageGroupId) != rr.GroupID() || aws.ToString(e.MessageDeduplicationId) != msg.Release.DedupID() {
+				t.Fatalf("request %+v in group %q", msg.Release, aws.ToString(e.MessageGroupId))
 			}
-			if aws.ToString(e.MessageGroupId) != rr.GroupID() {
-				t.Fatalf("group %q for route %q", aws.ToString(e.MessageGroupId), route)
+			inRoute := false
+			for _, s := range named {
+				route, _, ok := lay.Split(s.key)
+				inRoute = inRoute || ok && route == msg.Release.Route
 			}
-			if d, err := hex.DecodeString(aws.ToString(e.MessageDeduplicationId)); err != nil || len(d) != 32 {
-				t.Fatalf("dedup ID %q", aws.ToString(e.MessageDeduplicationId))
-			}
-			if fm.EventTime.IsZero() || fm.EventTime.Year() < 1 || fm.EventTime.Year() > 9999 {
-				t.Fatalf("event time %s", fm.EventTime)
+			if !inRoute {
+				t.Fatalf("a release of %q, which no named file is in", msg.Release.Route)
 			}
 		}
 	})

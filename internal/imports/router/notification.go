@@ -100,7 +100,7 @@ func DecodeNotification(body []byte) (Notification, error) {
 			// A time whose UTC year leaves 0001..9999 (possible through
 			// the offset) cannot be written as JSON, so it is treated as
 			// absent, like any unreadable time.
-			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.UTC().Year() >= 1 && t.UTC().Year() <= 9999 {
+			if t, ok := parseEventTime(ts); ok && t.UTC().Year() >= 1 && t.UTC().Year() <= 9999 {
 				rec.EventTime = t.UTC()
 			}
 		}
@@ -112,4 +112,14 @@ func DecodeNotification(body []byte) (Notification, error) {
 // IsCreate reports whether a record announces a new object.
 func (r Record) IsCreate() bool {
 	return len(r.EventName) >= len("ObjectCreated:") && r.EventName[:len("ObjectCreated:")] == "ObjectCreated:"
+}
+
+// parseEventTime reads an eventTime: RFC 3339 as AWS writes it, or without
+// a time zone (as moto writes it), which is UTC.
+func parseEventTime(s string) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, true
+	}
+	t, err := time.Parse("2006-01-02T15:04:05.999999999", s)
+	return t, err == nil
 }

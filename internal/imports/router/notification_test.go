@@ -71,6 +71,12 @@ func TestDecodeNotificationShapes(t *testing.T) {
 				t.Errorf("event time = %v, want zero (the router uses the time of routing)", n.Records[0].EventTime)
 			}
 		}},
+		{name: "event time without a time zone (as moto writes it) is UTC", body: strings.Replace(eventJSON("ObjectCreated:Put", "b", "inbound/c/x", "", "1"),
+			"2026-03-01T10:00:00.000Z", "2026-03-01T10:00:00.123456", 1), check: func(t *testing.T, n router.Notification) {
+			if want := time.Date(2026, 3, 1, 10, 0, 0, 123456000, time.UTC); !n.Records[0].EventTime.Equal(want) {
+				t.Errorf("event time = %v, want %v", n.Records[0].EventTime, want)
+			}
+		}},
 		{name: "not JSON", body: `hello`, malformed: true},
 		{name: "empty", body: ``, malformed: true},
 		{name: "no records", body: `{"Records":[]}`, malformed: true},

@@ -18,8 +18,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/imports/forward"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
@@ -43,20 +43,20 @@ type fixture struct {
 }
 
 type countingSender struct {
-	forward.Sender
+	release.Sender
 	calls atomic.Int32
-	// fail, if set, makes these entry indexes of every call fail.
-	fail map[int]bool
+	// fail, if set, picks the entries that fail.
+	fail func(sqstypes.SendMessageBatchRequestEntry) bool
 }
 
 func (c *countingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	c.calls.Add(1)
-	return sendFailing(ctx, c.Sender, in, func(i int, _ sqstypes.SendMessageBatchRequestEntry) bool { return c.fail[i] }, o...)
+	return sendFailing(ctx, c.Sender, in, func(_ int, e sqstypes.SendMessageBatchRequestEntry) bool { return c.fail != nil && c.fail(e) }, o...)
 }
 
 // sendFailing sends in through next, except the entries fail picks: those
 // come back in Failed (InternalError), as SQS reports a partial failure.
-func sendFailing(ctx context.Context, next forward.Sender, in *sqs.SendMessageBatchInput,
+func sendFailing(ctx context.Context, next release.Sender, in *sqs.SendMessageBatchInput,
 	fail func(i int, e sqstypes.SendMessageBatchRequestEntry) bool, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	keep := *in
 	keep.Entries = nil
@@ -106,16 +106,24 @@ func (f *fixture) handle(t *testing.T, bodies ...string) events.SQSEventResponse
 	return resp
 }
 
-func decodeMsg(t *testing.T, m sqstypes.Message) importmsg.File {
+// requests decodes the release requests the router sent.
+func requests(t *testing.T, msgs []sqstypes.Message) []importmsg.Release {
 	t.Helper()
-	var fm importmsg.File
-	if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &fm); err != nil {
-		t.Fatalf("FIFO body %q: %v", aws.ToString(m.Body), err)
+	var out []importmsg.Release
+	for _, m := range msgs {
+		msg, err := importmsg.Decode([]byte(aws.ToString(m.Body)))
+		if err != nil || msg.Release == nil {
+			t.Fatalf("FIFO body %q is not a release request: %v", aws.ToString(m.Body), err)
+		}
+		out = append(out, *msg.Release)
 	}
-	return fm
+	return out
 }
 
-func TestRouteKeys(t *testing.T) {
+// TestNotificationRequestsARelease: a notification of a routed file sends
+// one release request for its route, in the route's group; the file itself
+// is left where it is for the pass to send, whatever its key looks like.
+func TestNotificationRequestsARelease(t *testing.T) {
 	f := newFixture(t)
 	for _, key := range []string{
 		"inbound/customers/red flower.csv",
@@ -134,16 +142,18 @@ func TestRouteKeys(t *testing.T) {
 			if len(msgs) != 1 {
 				t.Fatalf("%d FIFO messages, want 1", len(msgs))
 			}
-			fm := decodeMsg(t, msgs[0])
-			want := importmsg.File{Bucket: f.bucket, Key: key, VersionID: v, ETag: etag, Size: 12, Route: "customers", EventTime: fm.EventTime}
-			if fm != want || fm.EventTime.IsZero() {
-				t.Fatalf("message = %+v\nwant      %+v", fm, want)
+			req := requests(t, msgs)[0]
+			if req.Route != "customers" || req.FollowUp || time.Since(req.RequestedAt) > time.Minute {
+				t.Fatalf("request = %+v", req)
 			}
 			if g := msgs[0].Attributes["MessageGroupId"]; g != routes.SanitizeGroupID("Customer groups") || strings.Contains(g, " ") {
 				t.Fatalf("group = %q, want the sanitized entity", g)
 			}
-			if d := msgs[0].Attributes["MessageDeduplicationId"]; d != importmsg.Identity(f.bucket, key, v, etag) {
-				t.Fatalf("dedup ID = %q", d)
+			if d := msgs[0].Attributes["MessageDeduplicationId"]; d != req.DedupID() {
+				t.Fatalf("dedup ID = %q, want %q", d, req.DedupID())
+			}
+			if _, ok := pipelinetest.Get(t, f.s3, f.bucket, key); !ok {
+				t.Fatal("the file left inbound/")
 			}
 		})
 	}
@@ -191,8 +201,6 @@ func TestRejects(t *testing.T) {
 	}{
 		{"no route", "inbound/unknown/a b.csv", []byte("x"), 1, "rejected/_unrouted/" + day + "/unknown/a b.csv", "no-route"},
 		{"no folder", "inbound/loose.csv", []byte("x"), 1, "rejected/_unrouted/" + day + "/loose.csv", "no-route"},
-		{"zero bytes", "inbound/customers/empty.csv", nil, 0, "rejected/customers/" + day + "/empty.csv", "empty-file"},
-		{"zero bytes, size not in event", "inbound/vendors/empty2.csv", nil, -2, "rejected/vendors/" + day + "/empty2.csv", "empty-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,70 +257,82 @@ func TestMalformedIsKeptNotLooped(t *testing.T) {
 	}
 }
 
-func TestBatchOfTenIsOneSend(t *testing.T) {
+// TestBatchIsOneRequestPerRoute: a batch of notifications for two routes
+// sends one request per route, each in its route's group.
+func TestBatchIsOneRequestPerRoute(t *testing.T) {
 	f := newFixture(t)
 	var bodies []string
 	for i := range 10 {
-		key := fmt.Sprintf("inbound/vendors/f%02d.csv", i)
+		route := "vendors"
+		if i%3 == 0 {
+			route = "customers"
+		}
+		key := fmt.Sprintf("inbound/%s/f%02d.csv", route, i)
 		v, etag := pipelinetest.Put(t, f.s3, f.bucket, key, []byte("row"))
 		bodies = append(bodies, pipelinetest.S3Event(f.bucket, key, v, etag, 3))
 	}
 	if resp := f.handle(t, bodies...); len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %+v", resp.BatchItemFailures)
 	}
-	if n := f.sender.calls.Load(); n != 1 {
-		t.Fatalf("%d SendMessageBatch calls, want 1", n)
-	}
-	if routed := pipelinetest.Keys(t, f.s3, f.bucket, "_state/routed/"); len(routed) != 10 {
-		t.Fatalf("%d routed markers, want 10", len(routed))
+	if n := f.sender.calls.Load(); n != 2 {
+		t.Fatalf("%d SendMessageBatch calls, want 2", n)
 	}
 	msgs := pipelinetest.Receive(t, f.sqs, f.queue)
-	if len(msgs) != 10 {
-		t.Fatalf("%d FIFO messages, want 10", len(msgs))
+	groups := map[string]string{}
+	for i, req := range requests(t, msgs) {
+		groups[req.Route] = msgs[i].Attributes["MessageGroupId"]
 	}
-	for i, m := range msgs { // one group: FIFO order is send order
-		if fm := decodeMsg(t, m); fm.Key != fmt.Sprintf("inbound/vendors/f%02d.csv", i) || m.Attributes["MessageGroupId"] != "VendVendorGroupEntity" {
-			t.Fatalf("message %d = %+v in group %q", i, fm, m.Attributes["MessageGroupId"])
-		}
+	if len(msgs) != 2 || groups["vendors"] != "VendVendorGroupEntity" || groups["customers"] != routes.SanitizeGroupID("Customer groups") {
+		t.Fatalf("%d requests in groups %v", len(msgs), groups)
+	}
+	if keys := pipelinetest.Keys(t, f.s3, f.bucket, "_state/"); len(keys) != 0 {
+		t.Fatalf("the router wrote state: %v", keys)
 	}
 }
 
-func TestDuplicateEventIsOneMessage(t *testing.T) {
+// TestDuplicateEventIsOneRequest: the same notification twice in a batch,
+// and again within the same second, is one request.
+func TestDuplicateEventIsOneRequest(t *testing.T) {
 	f := newFixture(t)
 	v, etag := pipelinetest.Put(t, f.s3, f.bucket, "inbound/customers/dup.csv", []byte("row"))
 	body := pipelinetest.S3Event(f.bucket, "inbound/customers/dup.csv", v, etag, 3)
-	f.handle(t, body, body)                                                          // twice in one batch
-	f.handle(t, body)                                                                // and redelivered later
-	other := pipelinetest.S3Event(f.bucket, "inbound/customers/dup.csv", v, etag, 3) // new sequencer, same version
-	f.handle(t, other)
+	for time.Now().Nanosecond() > 500e6 { // both handles within one second
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.handle(t, body, body)
+	f.handle(t, body)
 	if n := pipelinetest.Depth(t, f.sqs, f.queue); n != 1 {
 		t.Fatalf("ApproximateNumberOfMessages = %d, want 1", n)
 	}
 }
 
-func TestPartialSendFailure(t *testing.T) {
+// TestFailedRequestIsRetried: when the request of one route cannot be sent,
+// only that route's notifications are batch item failures; redelivered,
+// they send it.
+func TestFailedRequestIsRetried(t *testing.T) {
 	f := newFixture(t)
-	f.sender.fail = map[int]bool{1: true}
+	f.sender.fail = func(e sqstypes.SendMessageBatchRequestEntry) bool {
+		return strings.Contains(aws.ToString(e.MessageBody), `"customers"`)
+	}
 	var bodies []string
-	for i := range 3 {
-		key := fmt.Sprintf("inbound/customers/p%d.csv", i)
+	for i, route := range []string{"customers", "vendors", "customers"} {
+		key := fmt.Sprintf("inbound/%s/p%d.csv", route, i)
 		v, etag := pipelinetest.Put(t, f.s3, f.bucket, key, []byte("row"))
 		bodies = append(bodies, pipelinetest.S3Event(f.bucket, key, v, etag, 3))
 	}
 	resp := f.handle(t, bodies...)
-	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "msg-1" {
-		t.Fatalf("failures = %+v, want exactly msg-1", resp.BatchItemFailures)
+	if fmt.Sprint(resp.BatchItemFailures) != "[{msg-0} {msg-2}]" {
+		t.Fatalf("failures = %+v, want msg-0 and msg-2 (customers)", resp.BatchItemFailures)
 	}
-	if n := pipelinetest.Depth(t, f.sqs, f.queue); n != 2 {
-		t.Fatalf("%d messages sent, want 2", n)
+	if reqs := requests(t, pipelinetest.Receive(t, f.sqs, f.queue)); len(reqs) != 1 || reqs[0].Route != "vendors" {
+		t.Fatalf("requests %+v, want vendors only", reqs)
 	}
-	// Redelivery of the whole batch (or just msg-1) adds only the missing one.
 	f.sender.fail = nil
-	if resp := f.handle(t, bodies...); len(resp.BatchItemFailures) != 0 {
+	if resp := f.handle(t, bodies[0], bodies[2]); len(resp.BatchItemFailures) != 0 {
 		t.Fatal(resp.BatchItemFailures)
 	}
-	if n := pipelinetest.Depth(t, f.sqs, f.queue); n != 3 {
-		t.Fatalf("%d messages after redelivery, want 3", n)
+	if reqs := requests(t, pipelinetest.Receive(t, f.sqs, f.queue)); len(reqs) != 1 || reqs[0].Route != "customers" {
+		t.Fatalf("requests after redelivery %+v, want customers", reqs)
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	actCustomers = "3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 	actVendors   = "7a6b5c4d-3e2f-4109-8a7b-6c5d4e3f2a1b"
 	actProducts  = "c0ffee00-1234-4abc-9def-0123456789ab"
+	actJournals  = "0a0b0c0d-1111-4222-8333-444455556666"
 	actExportCSV = "e1e2e3e4-0000-4000-8000-000000000001"
 	actExportPkg = "e1e2e3e4-0000-4000-8000-000000000002"
 )
@@ -48,6 +49,18 @@ var demoFiles = []droppedFile{
 	{"inbound/products/released-products-für-2026.csv", "ITEMNUMBER,NAME\r\nA0001,Widget\r\n", "processed"},
 	{"inbound/unknown-route/stray.csv", "nobody routes this\r\n", "rejected"},
 	{"inbound/customers/empty.csv", "", "rejected"},
+}
+
+// burstFiles are one route's files dropped a quarter of a second apart, a
+// burst whose notifications the demo hands to the router shuffled, one of
+// them twice: they reach F&O in drop order all the same.
+var burstFiles = []droppedFile{
+	{"inbound/journals/journal-0001.csv", "JOURNAL,LINE,AMOUNT\r\nJ1,1,100.00\r\n", "processed"},
+	{"inbound/journals/journal-0002.csv", "JOURNAL,LINE,AMOUNT\r\nJ2,1,-40.00\r\n", "processed"},
+	{"inbound/journals/journal-0003.csv", "JOURNAL,LINE,AMOUNT\r\nJ3,1,12.50\r\n", "processed"},
+	{"inbound/journals/journal-0004.csv", "JOURNAL,LINE,AMOUNT\r\nJ4,1,7.25\r\n", "processed"},
+	{"inbound/journals/journal-0005.csv", "JOURNAL,LINE,AMOUNT\r\nJ5,1,-3.00\r\n", "processed"},
+	{"inbound/journals/journal-0006.csv", "JOURNAL,LINE,AMOUNT\r\nJ6,1,99.99\r\n", "processed"},
 }
 
 // Demo runs the whole pipeline on local stand-ins: moto_server for S3, SQS
@@ -102,7 +115,14 @@ func (d *Demo) Run(ctx context.Context) error {
 
 	s3c := newS3Client(cfg)
 	d.say("▶ dropping %d files under inbound/ and queueing 3 exports in F&O", len(demoFiles))
-	if err := d.dropFiles(ctx, s3c, stack.Bucket); err != nil {
+	if err := d.dropFiles(ctx, s3c, stack.Bucket, demoFiles, 0); err != nil {
+		return err
+	}
+	d.say("▶ a burst: %d journal files a quarter of a second apart, their notifications shuffled and one repeated", len(burstFiles))
+	if err := d.dropFiles(ctx, s3c, stack.Bucket, burstFiles, 250*time.Millisecond); err != nil {
+		return err
+	}
+	if err := shuffleNotifications(ctx, sqs.NewFromConfig(cfg), stack.ArrivalsURL); err != nil {
 		return err
 	}
 	exports, err := queueDemoExports(emu)
@@ -129,6 +149,7 @@ func startDemoEmulator() (*d365test.Emulator, error) {
 	emu.AddActivity(actCustomers, d365test.Activity{Name: "Import customer groups", InOrder: true})
 	emu.AddActivity(actVendors, d365test.Activity{Name: "Import vendor groups", InOrder: true})
 	emu.AddActivity(actProducts, d365test.Activity{Name: "Import released products"})
+	emu.AddActivity(actJournals, d365test.Activity{Name: "Import general journals", InOrder: true})
 	emu.AddActivity(actExportCSV, d365test.Activity{Name: "Export customer groups"})
 	emu.AddActivity(actExportPkg, d365test.Activity{Name: "Export vendor package", Kind: d365test.Package})
 	emu.Script(d365test.Rule{ActivityID: actVendors, ExternalIDContains: "vendor-groups-bad", Outcome: d365test.Outcome{
@@ -165,6 +186,7 @@ func demoEnv(m *moto.Server, emu *d365test.Emulator, stack *Stack, caBundle stri
 		{"route": "customers", "activityId": actCustomers, "entity": "Customer groups", "company": "USMF", "kind": "file"},
 		{"route": "vendors", "activityId": actVendors, "entity": "Vendor groups", "company": "USMF", "kind": "file"},
 		{"route": "products", "activityId": actProducts, "entity": "Released products V2", "company": "USMF", "kind": "file"},
+		{"route": "journals", "activityId": actJournals, "entity": "General journal", "company": "USMF", "kind": "file", "settle": "2s"},
 	})
 	env := standInEnv(m, emu, stack, caBundle)
 	env["ROUTES"] = string(routesJSON)
@@ -208,13 +230,49 @@ func demoSchedules(fns *Functions) []*Schedule {
 	}
 }
 
-// dropFiles puts the demo's files under inbound/.
-func (d *Demo) dropFiles(ctx context.Context, s3c *s3.Client, bucket string) error {
-	for _, f := range demoFiles {
+// dropFiles puts files under inbound/, gap apart.
+func (d *Demo) dropFiles(ctx context.Context, s3c *s3.Client, bucket string, files []droppedFile, gap time.Duration) error {
+	for i, f := range files {
+		if i > 0 {
+			time.Sleep(gap)
+		}
 		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(f.Key), Body: strings.NewReader(f.Body)}); err != nil {
 			return fmt.Errorf("drop %s: %w", f.Key, err)
 		}
 		d.say("  dropped %s (%d bytes)", f.Key, len(f.Body))
+	}
+	return nil
+}
+
+// shuffleNotifications takes every notification off the arrivals queue
+// and puts them back in reverse order, the first one twice, as S3's
+// unordered, at-least-once delivery may hand them to the router.
+func shuffleNotifications(ctx context.Context, q *sqs.Client, queueURL string) error {
+	var bodies []string
+	for empty := 0; empty < 2; {
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &queueURL, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		if err != nil {
+			return fmt.Errorf("shuffle notifications: %w", err)
+		}
+		if len(out.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range out.Messages {
+			bodies = append(bodies, aws.ToString(m.Body))
+			if _, err := q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				return fmt.Errorf("shuffle notifications: %w", err)
+			}
+		}
+	}
+	slices.Reverse(bodies)
+	if len(bodies) > 0 {
+		bodies = append(bodies, bodies[0])
+	}
+	for _, b := range bodies {
+		if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &queueURL, MessageBody: aws.String(b)}); err != nil {
+			return fmt.Errorf("shuffle notifications: %w", err)
+		}
 	}
 	return nil
 }
@@ -292,7 +350,7 @@ func (d *Demo) pollMappings(ctx context.Context, mappings []*SQSMapping) error {
 
 // settled: every dropped file has left inbound/.
 func settled(keys []string) bool {
-	for _, f := range demoFiles {
+	for _, f := range slices.Concat(demoFiles, burstFiles) {
 		if slices.Contains(keys, f.Key) {
 			return false
 		}
@@ -317,6 +375,7 @@ func (d *Demo) summarize(ctx context.Context, c *s3.Client, bucket string, emu *
 		return err
 	}
 	problems := d.summarizeImports(ctx, c, bucket, keys)
+	problems = append(problems, d.summarizeOrder(emu)...)
 	problems = append(problems, d.summarizeExports(emu, exports, keys)...)
 	problems = append(problems, d.summarizeUnpacked(keys)...)
 	fmt.Fprintf(d.Out, "\n  F&O calls: %d (token requests %d); function logs in %s\n", emu.TotalRequests(), emu.TokenRequests(), filepath.Join(d.Dir, "logs"))
@@ -337,7 +396,7 @@ func (d *Demo) summarizeImports(ctx context.Context, c *s3.Client, bucket string
 	fmt.Fprintln(d.Out, "\n══ Imports")
 	tw := tabwriter.NewWriter(d.Out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tEXPECTED\tENDED IN\tF&O STATUS\tERRORS\t")
-	for _, f := range demoFiles {
+	for _, f := range slices.Concat(demoFiles, burstFiles) {
 		folder, where := settledFolder(f, keys)
 		status, nerr := "", ""
 		if where != "" {
@@ -349,6 +408,26 @@ func (d *Demo) summarizeImports(ctx context.Context, c *s3.Client, bucket string
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", f.Key, f.Expected, folder, status, nerr)
 	}
 	tw.Flush()
+	return problems
+}
+
+// summarizeOrder prints the order in which the burst's files reached F&O
+// and returns a problem unless it is the drop order.
+func (d *Demo) summarizeOrder(emu *d365test.Emulator) (problems []string) {
+	var got, want []string
+	for _, m := range emu.Messages() {
+		if m.ActivityID == actJournals {
+			got = append(got, filepath.Base(m.ExternalID))
+		}
+	}
+	for _, f := range burstFiles {
+		want = append(want, filepath.Base(f.Key))
+	}
+	fmt.Fprintln(d.Out, "\n══ Drop order (the burst's notifications reached the router shuffled)")
+	fmt.Fprintf(d.Out, "  dropped:          %s\n  reached F&O:      %s\n", strings.Join(want, " "), strings.Join(got, " "))
+	if !slices.Equal(got, want) {
+		problems = append(problems, "the journal burst reached F&O out of drop order: "+strings.Join(got, " "))
+	}
 	return problems
 }
 

@@ -498,7 +498,7 @@ func (p *preparer) pollerWork(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := enqueue.New(cfg, p.s.s3, fno, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, err := enqueue.New(cfg, p.s.s3, fno, p.s.sqs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}

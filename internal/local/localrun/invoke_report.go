@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 )
 
 // endpoints are the emulator's endpoint names a report counts (see
@@ -79,7 +81,8 @@ type Report struct {
 type QueuedMessage struct {
 	GroupID string          `json:"groupId"`
 	DedupID string          `json:"dedupId"`
-	Key     string          `json:"key"` // the body's object key, decoded
+	Key     string          `json:"key,omitempty"`     // a file message's object key, decoded
+	Release string          `json:"release,omitempty"` // a release request's route
 	Body    json.RawMessage `json:"body"`
 }
 
@@ -194,11 +197,10 @@ func (s *Sandbox) drainImportQueue(ctx context.Context) ([]QueuedMessage, error)
 		for _, m := range res.Messages {
 			q := QueuedMessage{GroupID: m.Attributes["MessageGroupId"], DedupID: m.Attributes["MessageDeduplicationId"]}
 			body := aws.ToString(m.Body)
-			var fm struct {
-				Key string `json:"key"`
-			}
-			if json.Unmarshal([]byte(body), &fm) == nil {
-				q.Key = fm.Key
+			if msg, err := importmsg.Decode([]byte(body)); err == nil && msg.File != nil {
+				q.Key = msg.File.Key
+			} else if err == nil {
+				q.Release = msg.Release.Route
 			}
 			if json.Valid([]byte(body)) {
 				q.Body = json.RawMessage(body)
@@ -251,6 +253,10 @@ func (r *Report) Print(w io.Writer) {
 
 	fmt.Fprintf(w, "  SQS %s: %d message(s) sent\n", r.ImportQueue, len(r.Queued))
 	for _, q := range r.Queued {
+		if q.Release != "" {
+			fmt.Fprintf(w, "    group %s: release request for route %s (the enqueue function's pass sends its files in order)\n", q.GroupID, q.Release)
+			continue
+		}
 		fmt.Fprintf(w, "    group %s: %s\n", q.GroupID, q.Key)
 	}
 

@@ -35,12 +35,14 @@ const (
 
 // Routes is the ROUTES document over the Act* activities: three file
 // routes, a package route, and "nowhere", whose job F&O does not know.
+// Their settle window is 0s, so a file may be released a second after S3
+// stored it: tests of other things do not wait out the default.
 const Routes = `[
- {"route":"customers","activityId":"` + ActCustomers + `","entity":"Customer groups","company":"USMF"},
- {"route":"vendors","activityId":"` + ActVendors + `","entity":"Vendor groups","company":"USMF"},
- {"route":"currencies","activityId":"` + ActCurrencies + `","entity":"Currencies"},
- {"route":"packages","activityId":"` + ActPackages + `","kind":"package"},
- {"route":"nowhere","activityId":"` + ActMissing + `","entity":"Nothing"}]`
+ {"route":"customers","activityId":"` + ActCustomers + `","entity":"Customer groups","company":"USMF","settle":"0s"},
+ {"route":"vendors","activityId":"` + ActVendors + `","entity":"Vendor groups","company":"USMF","settle":"0s"},
+ {"route":"currencies","activityId":"` + ActCurrencies + `","entity":"Currencies","settle":"0s"},
+ {"route":"packages","activityId":"` + ActPackages + `","kind":"package","settle":"0s"},
+ {"route":"nowhere","activityId":"` + ActMissing + `","entity":"Nothing","settle":"0s"}]`
 
 // Imports is moto's share of an import-side test: clients, a fresh
 // versioned bucket and a FIFO import queue.

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -310,4 +311,18 @@ func FnO(t testing.TB, e *d365test.Emulator, mod ...func(*d365.Config)) *d365.Cl
 		t.Fatalf("d365.New: %v", err)
 	}
 	return c
+}
+
+// SendFile puts a file message on the FIFO import queue in group, as a
+// release pass does.
+func SendFile(t testing.TB, q *sqs.Client, queueURL, group string, m importmsg.File) {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &queueURL, MessageBody: aws.String(string(b)),
+		MessageGroupId: &group, MessageDeduplicationId: aws.String(importmsg.DedupID(m))}); err != nil {
+		t.Fatalf("send %s: %v", m.Key, err)
+	}
 }

@@ -380,8 +380,11 @@ func TestRule_LeastPrivilege(t *testing.T) {
 		actions   []string
 		templates []string
 	}{
-		"RouterFunction":  {mover, []string{"SQSSendMessagePolicy"}},
-		"EnqueueFunction": {mover, []string{"AWSSecretsManagerGetSecretValuePolicy"}},
+		"RouterFunction": {mover, []string{"SQSSendMessagePolicy"}},
+		"EnqueueFunction": {
+			append([]string{"s3:ListBucketVersions"}, mover...),
+			[]string{"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy"},
+		},
 		"PollerFunction": {
 			append([]string{"s3:ListBucketVersions"}, mover...),
 			[]string{"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy"},

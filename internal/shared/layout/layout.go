@@ -92,14 +92,6 @@ func (l Layout) MarkerKey(hash string) string { return l.State + "markers/" + ha
 // MarkerPrefix is where markers live.
 func (l Layout) MarkerPrefix() string { return l.State + "markers/" }
 
-// RoutedKey is _state/routed/<hash>.json: written by the router once a
-// file's FIFO message is sent, so the sweep leaves files that are waiting in
-// the FIFO queue (or its dead-letter queue) alone.
-func (l Layout) RoutedKey(hash string) string { return l.State + "routed/" + hash + ".json" }
-
-// RoutedPrefix is where routed markers live.
-func (l Layout) RoutedPrefix() string { return l.State + "routed/" }
-
 // ReleasedKey is _state/released/<route>/<identity>.json: written once a
 // file of a route has been sent to the FIFO queue, in the route's order;
 // removed when the file is filed. A file in inbound/ without one is waiting

@@ -66,7 +66,7 @@ func FuzzFromEnv(f *testing.F) {
 			{l.FailedKey(route, when, file), l.Failed},
 			{l.RejectedKey(route, when, file), l.Rejected},
 			{l.RejectedKey("", when, file), l.Rejected + layout.Unrouted + "/"},
-			{l.MarkerKey("abc"), l.State}, {l.RoutedKey("abc"), l.State}, {l.SweepStateKey(), l.State},
+			{l.MarkerKey("abc"), l.State}, {l.ReleasedKey(route, "abc"), l.State}, {l.SweepStateKey(), l.State},
 			{l.PollerLeaseKey(), l.State},
 			{l.LedgerPrefix(), l.State},
 		} {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ func (e *Emulator) activityFor(w http.ResponseWriter, c *call) *activity {
 	a := e.st.activities[g]
 	e.mu.Unlock()
 	if !ok || a == nil {
-		http.Error(w, fmt.Sprintf("Activity %s was not found.", c.seg[3]), e.opts.UnknownActivityStatus)
+		writeGenericError(w, e.opts.UnknownActivityStatus, fmt.Sprintf("Activity %s was not found.", c.seg[3]))
 		return nil
 	}
 	for _, id := range a.AllowedApps {
@@ -52,7 +53,7 @@ func (e *Emulator) activityFor(w http.ResponseWriter, c *call) *activity {
 	if e.opts.Unauthorized403 {
 		status = http.StatusForbidden
 	}
-	e.unauthorized(w, status)
+	writeGenericError(w, status, fmt.Sprintf("Application %s is not authorized to use activity %s.", c.appID, a.id))
 	return nil
 }
 
@@ -80,7 +81,7 @@ func (e *Emulator) enqueue(w http.ResponseWriter, r *http.Request, c *call, a *a
 	}
 	n, err := io.Copy(sink, r.Body)
 	if err != nil {
-		http.Error(w, "could not read the request body", http.StatusBadRequest)
+		writeGenericError(w, http.StatusBadRequest, "The request body could not be read.")
 		return
 	}
 	m := &message{
@@ -94,7 +95,11 @@ func (e *Emulator) enqueue(w http.ResponseWriter, r *http.Request, c *call, a *a
 	e.st.messages = append(e.st.messages, m)
 	e.st.msgByID[m.id] = m
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, m.id) // a quoted JSON string, as F&O answers
+	shape := e.opts.EnqueueAnswer
+	if c.fault != nil && c.fault.EnqueueAnswer != "" {
+		shape = c.fault.EnqueueAnswer
+	}
+	e.writeEnqueueAnswer(w, http.StatusOK, shape, m.id)
 }
 
 // export is an outbound message waiting in a recurring export job's queue.
@@ -103,7 +108,7 @@ type export struct {
 	body                   []byte
 	size                   int64 // -1: unknown (Generate without Size)
 	generate               func(io.Writer) error
-	fileName               string
+	fileName, disposition  string
 	queuedAt               time.Time
 
 	visibleAt   time.Time
@@ -122,6 +127,10 @@ type Export struct {
 	// Generate streams the body, for bodies too big to hold.
 	Generate func(w io.Writer) error
 	FileName string
+	// ContentDisposition, if set, is download's Content-Disposition header
+	// exactly as given, in place of the one built from FileName: for the
+	// forms servers send (unquoted, filename*, RFC 2047 encoded words).
+	ContentDisposition string
 }
 
 // QueueExport puts an export in activityID's queue, visible at once, and
@@ -134,7 +143,7 @@ func (e *Emulator) QueueExport(activityID string, x Export) string {
 	}
 	ex := &export{
 		corr: newGUID(), blobID: newGUID(), activity: g, generate: x.Generate,
-		fileName: x.FileName, queuedAt: e.clock.Now(),
+		fileName: x.FileName, disposition: x.ContentDisposition, queuedAt: e.clock.Now(),
 	}
 	switch {
 	case x.Generate != nil && x.Size > 0:
@@ -259,7 +268,7 @@ func (e *Emulator) exportFor(activityID string, r *http.Request) *export {
 func (e *Emulator) download(w http.ResponseWriter, r *http.Request, c *call, a *activity) {
 	x := e.exportFor(a.id, r)
 	if x == nil {
-		http.Error(w, "The file was not found.", http.StatusNotFound)
+		writeGenericError(w, http.StatusNotFound, "The file was not found.")
 		return
 	}
 	serveExport(w, r, x, c.fault)
@@ -280,8 +289,13 @@ func (e *Emulator) foreignDownload(w http.ResponseWriter, r *http.Request, c *ca
 func serveExport(w http.ResponseWriter, r *http.Request, x *export, f *Fault) {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	if x.fileName != "" {
-		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", x.fileName))
+	switch {
+	case x.disposition != "":
+		h["Content-Disposition"] = []string{x.disposition} // as given, even if malformed
+	case x.fileName != "":
+		if v := mime.FormatMediaType("attachment", map[string]string{"filename": x.fileName}); v != "" {
+			h.Set("Content-Disposition", v)
+		}
 	}
 	if x.size >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(x.size, 10))
@@ -344,7 +358,7 @@ func (e *Emulator) ack(w http.ResponseWriter, r *http.Request, c *call, a *activ
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil || json.Unmarshal(raw, &body) != nil || body.CorrelationID == "" || body.PopReceipt == "" {
-		http.Error(w, "The ack body must be the dequeue answer (CorrelationId, PopReceipt, DownloadLocation).", http.StatusBadRequest)
+		writeGenericError(w, http.StatusBadRequest, "The ack body must be the dequeue answer (CorrelationId, PopReceipt, DownloadLocation).")
 		return
 	}
 	corr, _ := normGUID(body.CorrelationID)
@@ -352,7 +366,7 @@ func (e *Emulator) ack(w http.ResponseWriter, r *http.Request, c *call, a *activ
 	x := e.st.exports[corr]
 	if x == nil || x.activity != a.id || x.receipt == "" || x.receipt != body.PopReceipt {
 		e.mu.Unlock()
-		http.Error(w, "The message was not found or the pop receipt is not the latest.", e.opts.StaleAckStatus)
+		writeGenericError(w, e.opts.StaleAckStatus, "The message was not found or the pop receipt is not the latest.")
 		return
 	}
 	if !x.acked && (c.fault == nil || !c.fault.DropAck) {

@@ -37,6 +37,18 @@
 //
 //   - Unknown activity: 404 (Options.UnknownActivityStatus). App not allowed
 //     on the activity: 401 (403 with Options.Unauthorized403).
+//   - Connector errors (unknown activity, app not allowed, unknown file,
+//     stale ack) answer F&O's OData error body: the generic message "An
+//     error has occurred." with the cause in innererror.message. A Fault
+//     with Status and Cause gives that body on any F&O endpoint.
+//   - Enqueue answers a quoted JSON string holding the message ID.
+//     Options.EnqueueAnswer or Fault.EnqueueAnswer answer another shape
+//     (AnswerShape: bare, braced, wrapped, a sign-in or "Session expired"
+//     page with status 200, plain text, empty).
+//   - Entra ID refuses a wrong secret with AADSTS7000215 (SetClientSecret
+//     rotates it), an expired one with AADSTS7000222 (ExpireClientSecret),
+//     an unknown app with AADSTS700016, a disabled one (App.Disabled) with
+//     AADSTS7000112; Fault.AADSTS answers any code on the token endpoint.
 //   - Stale or unknown ack: 400 (Options.StaleAckStatus); body empty on 200.
 //     Re-acking an already acked message with its latest receipt is 200 and
 //     changes nothing.

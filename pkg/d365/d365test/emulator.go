@@ -74,6 +74,9 @@ type Options struct {
 	// ClockStart is the fake clock's initial time. Default: the real time
 	// at New, truncated to the second.
 	ClockStart time.Time
+	// EnqueueAnswer is the shape of every enqueue answer (a Fault's
+	// EnqueueAnswer overrides it). Default AnswerJSONString, F&O's own.
+	EnqueueAnswer AnswerShape
 }
 
 // Emulator is a running F&O + Entra ID + blob storage emulator. All methods
@@ -273,8 +276,13 @@ func (e *Emulator) TenantID() string { return e.opts.TenantID }
 // ClientID is the app registered from Options.
 func (e *Emulator) ClientID() string { return e.opts.ClientID }
 
-// ClientSecret is the secret of the app registered from Options.
-func (e *Emulator) ClientSecret() string { return e.opts.ClientSecret }
+// ClientSecret is the current secret of the app registered from Options
+// (SetClientSecret changes it).
+func (e *Emulator) ClientSecret() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.apps[e.opts.ClientID].ClientSecret
+}
 
 // HTTPClient returns a client that trusts the emulator's CA, hence every
 // listener. It ignores proxy settings from the environment.

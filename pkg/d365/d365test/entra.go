@@ -141,20 +141,34 @@ func (e *Emulator) tokenEndpoint(version int) handlerFunc {
 			return
 		}
 		clientID := f.Get("client_id")
+		if c.fault != nil && c.fault.AADSTS != 0 {
+			e.entraCode(w, c.fault.AADSTS, clientID)
+			return
+		}
 		e.mu.Lock()
-		app := e.st.apps[clientID]
+		var app App
+		known := e.st.apps[clientID] != nil
+		if known {
+			app = *e.st.apps[clientID]
+		}
 		e.mu.Unlock()
-		if app == nil {
-			e.entraError(w, http.StatusBadRequest, "unauthorized_client", 700016,
-				fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", clientID, e.opts.TenantID))
+		if !known {
+			e.entraCode(w, 700016, clientID)
+			return
+		}
+		if app.Disabled {
+			e.entraCode(w, 7000112, clientID)
 			return
 		}
 		grant := TokenGrant{ClientID: clientID, Version: version}
 		switch {
 		case f.Get("client_secret") != "":
 			if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(app.ClientSecret)) != 1 {
-				e.entraError(w, http.StatusUnauthorized, "invalid_client", 7000215,
-					"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
+				e.entraCode(w, 7000215, clientID)
+				return
+			}
+			if app.SecretExpired {
+				e.entraCode(w, 7000222, clientID)
 				return
 			}
 			grant.Credential = "secret"
@@ -309,6 +323,48 @@ func decodeSegment(s string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// entraCodes are Entra ID's answers for the codes the emulator gives, by
+// AADSTS number: status, OAuth error, message (%[1]s the client ID, %[2]s
+// the tenant).
+var entraCodes = map[int]struct {
+	status int
+	oauth  string
+	msg    string
+}{
+	7000215: {http.StatusUnauthorized, "invalid_client", "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%[1]s'."},
+	7000222: {http.StatusUnauthorized, "invalid_client", "The provided client secret keys for app '%[1]s' are expired. Create new keys for the app, or use certificate credentials."},
+	700016:  {http.StatusBadRequest, "unauthorized_client", "Application with identifier '%[1]s' was not found in the directory '%[2]s'."},
+	90002:   {http.StatusBadRequest, "invalid_request", "Tenant '%[2]s' not found. Check to make sure you have the correct tenant ID."},
+	7000112: {http.StatusBadRequest, "unauthorized_client", "Application '%[1]s' is disabled."},
+}
+
+// entraCode answers a token request with Entra ID's error for code.
+func (e *Emulator) entraCode(w http.ResponseWriter, code int, clientID string) {
+	c, ok := entraCodes[code]
+	if !ok {
+		c.status, c.oauth, c.msg = http.StatusBadRequest, "invalid_request", "Injected error for app '%[1]s'."
+	}
+	e.entraError(w, c.status, c.oauth, code, fmt.Sprintf(c.msg, clientID, e.opts.TenantID))
+}
+
+// SetClientSecret rotates the secret of the app registered from Options:
+// from now on only secret is accepted (the old one is answered with
+// AADSTS7000215), and it has not expired.
+func (e *Emulator) SetClientSecret(secret string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.st.apps[e.opts.ClientID]
+	a.ClientSecret, a.SecretExpired = secret, false
+}
+
+// ExpireClientSecret makes the current secret of the app registered from
+// Options expire: it is answered with AADSTS7000222 until SetClientSecret.
+func (e *Emulator) ExpireClientSecret() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.apps[e.opts.ClientID].SecretExpired = true
 }
 
 // entraError writes Entra's error shape.

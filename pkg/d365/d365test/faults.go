@@ -50,6 +50,19 @@ type Fault struct {
 	// EmptyExecutionID: ExportToPackage (and its variants) answers 200 with
 	// the empty GUID and starts nothing.
 	EmptyExecutionID bool
+	// EnqueueAnswer: on enqueue, the message is stored and answered in
+	// this shape. With Status (e.g. 200 from a front door), nothing is
+	// stored and the shape, with a made-up ID, is the whole answer.
+	EnqueueAnswer AnswerShape
+	// Cause: with a Status of 400 or more on an F&O endpoint (connector
+	// or OData), the answer is F&O's error body: the generic message "An
+	// error has occurred." with Cause in innererror.message.
+	Cause string
+	// AADSTS: the token endpoint refuses the request with Entra ID's
+	// answer for this code (7000222 expired secret, 7000215 wrong
+	// secret, 700016 unknown app, 90002 unknown tenant, 7000112 disabled
+	// app; others answer invalid_request).
+	AADSTS int
 }
 
 type faultState struct {
@@ -130,8 +143,12 @@ func (e *Emulator) writeFault(w http.ResponseWriter, r *http.Request, h host, f 
 		return
 	}
 	switch {
+	case f.EnqueueAnswer != "" && h == hostFO:
+		e.writeEnqueueAnswer(w, f.Status, f.EnqueueAnswer, newGUID())
+	case h == hostFO && f.Status >= 400 && f.Cause != "":
+		writeGenericError(w, f.Status, f.Cause)
 	case h == hostFO && f.Status >= 400 && strings.Contains(strings.ToLower(r.URL.Path), "/data/"):
-		writeODataError(w, f.Status, "An error has occurred.", http.StatusText(f.Status))
+		writeGenericError(w, f.Status, http.StatusText(f.Status))
 	case h == hostBlob && f.Status >= 400:
 		writeBlobError(w, f.Status, "InternalError", "Server encountered an internal error. Please try again after some time.", "")
 	case h == hostEntra && f.Status >= 400:

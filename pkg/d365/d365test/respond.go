@@ -45,6 +45,14 @@ func (e *Emulator) writeValue(w http.ResponseWriter, edmType string, v any) {
 	writeJSON(w, http.StatusOK, odataValue{Context: e.foURL + "/data/$metadata#" + edmType, Value: v})
 }
 
+// genericMessage is the top-level message of most F&O error answers; the
+// cause is in innererror.message.
+const genericMessage = "An error has occurred."
+
+// errorStack is the stack trace F&O puts in innererror: it names F&O's
+// request pipeline, never the cause.
+const errorStack = "   at Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataDelegatingHandler.SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)"
+
 // writeODataError writes the OData error shape F&O uses. inner is
 // innererror's message; "" repeats message.
 func writeODataError(w http.ResponseWriter, status int, message, inner string) {
@@ -58,7 +66,13 @@ func writeODataError(w http.ResponseWriter, status int, message, inner string) {
 		"innererror": map[string]any{
 			"message":    inner,
 			"type":       "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataException",
-			"stacktrace": "",
+			"stacktrace": errorStack,
 		},
 	}})
+}
+
+// writeGenericError is F&O's usual error answer: the generic message on
+// top, the cause only in innererror.message.
+func writeGenericError(w http.ResponseWriter, status int, cause string) {
+	writeODataError(w, status, genericMessage, cause)
 }

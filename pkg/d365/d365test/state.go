@@ -114,6 +114,11 @@ type App struct {
 	// applications" page does not: tokens are issued, and every F&O call
 	// with them is 401.
 	NotInFO bool
+	// SecretExpired: the secret is still the app's but has expired: Entra
+	// answers invalid_client with AADSTS7000222.
+	SecretExpired bool
+	// Disabled: the app is disabled in the tenant (AADSTS7000112).
+	Disabled bool
 }
 
 // AddApp registers another Entra app (for example one that is not on an
