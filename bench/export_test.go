@@ -9,6 +9,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -19,7 +20,7 @@ const actExport = "e0e00000-0000-4000-8000-000000000002"
 // it.
 func queueExport(e *d365test.Emulator, block []byte, size int64) string {
 	return e.QueueExport(actExport, d365test.Export{Size: size, FileName: "bench.csv", Generate: func(w io.Writer) error {
-		_, err := writePattern(w, block, size)
+		_, err := s3fake.WritePattern(w, block, size)
 		return err
 	}})
 }
@@ -36,7 +37,7 @@ func queueExport(e *d365test.Emulator, block []byte, size int64) string {
 func BenchmarkExportLanding(b *testing.B) {
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
-			stand := newS3Stand(b)
+			stand := newStand(b)
 			emu := d365test.NewT(b, d365test.Options{})
 			h, err := dequeue.New(dequeue.Config{Bucket: benchBucket, Logger: quiet()}, pipelinetest.FnO(b, emu), stand.Client(b))
 			if err != nil {
@@ -45,7 +46,7 @@ func BenchmarkExportLanding(b *testing.B) {
 			prev := debug.SetMemoryLimit(-1)
 			b.Cleanup(func() { debug.SetMemoryLimit(prev) })
 			limit, _ := dequeue.ApplyMemoryLimit(h.Config(), os.Getenv)
-			block := patternBlock(11)
+			block := s3fake.Pattern(11)
 			ctx := context.Background()
 			in := dequeue.Input{Job: "bench", ActivityID: actExport}
 			queueExport(emu, block, 64<<10) // warm up: token, connections
@@ -54,7 +55,7 @@ func BenchmarkExportLanding(b *testing.B) {
 			}
 			settle()
 			peak := startHeapPeak()
-			sunk := stand.sunk.Load()
+			sunk := stand.Sunk()
 			b.SetBytes(sz.n)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -67,8 +68,8 @@ func BenchmarkExportLanding(b *testing.B) {
 				if err != nil || sum.Landed != 1 || sum.Acked != 1 || sum.Bytes != sz.n {
 					b.Fatalf("run: %v %+v", err, sum)
 				}
-				if n, ok := stand.Size(benchBucket, sum.Files[0].Key); !ok || n != sz.n {
-					b.Fatalf("S3 holds %d bytes at %s (%v), want %d", n, sum.Files[0].Key, ok, sz.n)
+				if o, ok := stand.Get(benchBucket, sum.Files[0].Key); !ok || o.Size() != sz.n {
+					b.Fatalf("S3 holds %+v at %s (%v), want %d bytes", o, sum.Files[0].Key, ok, sz.n)
 				}
 				b.StartTimer()
 			}
@@ -78,7 +79,7 @@ func BenchmarkExportLanding(b *testing.B) {
 			b.ReportMetric(float64(cfg.PartSize)/(1<<20), "part-MiB")
 			b.ReportMetric(float64(cfg.Concurrency), "concurrency")
 			b.ReportMetric(float64(limit)/(1<<20), "memlimit-MiB")
-			if got := stand.sunk.Load() - sunk; got != int64(b.N)*sz.n {
+			if got := stand.Sunk() - sunk; got != int64(b.N)*sz.n {
 				b.Fatalf("the sink received %d bytes, want %d", got, int64(b.N)*sz.n)
 			}
 		})
@@ -94,7 +95,7 @@ func BenchmarkExportBaseline(b *testing.B) {
 		b.Run(sz.name, func(b *testing.B) {
 			emu := d365test.NewT(b, d365test.Options{})
 			c := pipelinetest.FnO(b, emu)
-			block := patternBlock(11)
+			block := s3fake.Pattern(11)
 			ctx := context.Background()
 			one := func() int64 {
 				d, err := c.Dequeue(ctx, actExport)

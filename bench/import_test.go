@@ -16,6 +16,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -33,7 +34,7 @@ var importRoutes = `[{"route":"` + importRoute + `","activityId":"` + actImport 
 // generated objects, and the F&O emulator whose enqueue endpoint is the
 // sink (it hashes what it reads and keeps none of it).
 type importRig struct {
-	stand *s3Stand
+	stand *s3fake.Server
 	emu   *d365test.Emulator
 	block []byte
 	crc   string
@@ -42,10 +43,10 @@ type importRig struct {
 
 func newImportRig(b *testing.B, size int64) *importRig {
 	b.Helper()
-	r := &importRig{stand: newS3Stand(b), emu: d365test.NewT(b, d365test.Options{KeepEnqueuedBodyBytes: -1}),
-		block: patternBlock(7), size: size}
+	r := &importRig{stand: newStand(b), emu: d365test.NewT(b, d365test.Options{KeepEnqueuedBodyBytes: -1}),
+		block: s3fake.Pattern(7), size: size}
 	r.emu.AddActivity(actImport, d365test.Activity{Kind: d365test.File})
-	r.crc = patternCRC(r.block, size)
+	r.crc = s3fake.PatternCRC(r.block, size)
 	return r
 }
 
@@ -55,9 +56,9 @@ func (r *importRig) object(i int, size int64) importmsg.File {
 	key := fmt.Sprintf("inbound/%s/bench-%06d.csv", importRoute, i)
 	crc := r.crc
 	if size != r.size {
-		crc = patternCRC(r.block, size)
+		crc = s3fake.PatternCRC(r.block, size)
 	}
-	v := r.stand.AddGenerated(benchBucket, key, r.block, size, crc)
+	v := r.stand.PutGenerated(benchBucket, key, r.block, size, crc).VersionID()
 	return importmsg.File{Bucket: benchBucket, Key: key, VersionID: v, Size: size, Route: importRoute, EventTime: time.Now().UTC()}
 }
 
@@ -76,7 +77,7 @@ func fifoEvent(msgs ...importmsg.File) events.SQSEvent {
 // real aws-sdk-go-v2 S3 client (GetObject checked by s3io.GetVerified,
 // marker and ledger PutObjects) and the real d365 client. MB/s is the
 // file's bytes per second; peak-heap-MiB and peak-RSS-MiB must not follow
-// the size (promise 5).
+// the size (the file streams).
 func BenchmarkImportStreaming(b *testing.B) {
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
@@ -117,7 +118,7 @@ func BenchmarkImportStreaming(b *testing.B) {
 			if len(msgs) != b.N+1 || msgs[len(msgs)-1].Size != sz.n {
 				b.Fatalf("F&O holds %d messages, the last of %d bytes; want %d of %d", len(msgs), msgs[len(msgs)-1].Size, b.N+1, sz.n)
 			}
-			if got := len(r.stand.Keys(benchBucket, "_state/markers/")); got != b.N+1 {
+			if got := countKeys(r.stand.Keys(), benchBucket+"/_state/markers/"); got != b.N+1 {
 				b.Fatalf("%d markers, want %d", got, b.N+1)
 			}
 		})

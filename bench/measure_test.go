@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
 )
 
 func TestMain(m *testing.M) {
@@ -28,6 +29,24 @@ var sizes = []struct {
 }{{"16MiB", 16 << 20}, {"256MiB", 256 << 20}, {"1GiB", 1 << 30}}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// newStand starts the S3 fake's server face for one benchmark.
+// BENCH_S3_CHECKSUM=off makes it return no checksums, so the client
+// validates nothing (bench/run.sh's diagnostic import run).
+func newStand(tb testing.TB) *s3fake.Server {
+	return s3fake.NewServer(tb, s3fake.ServerOptions{NoChecksums: os.Getenv("BENCH_S3_CHECKSUM") == "off"})
+}
+
+// countKeys counts the keys (bucket/key) that start with prefix.
+func countKeys(keys []string, prefix string) int {
+	n := 0
+	for _, k := range keys {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
+}
 
 // heapPeak samples the heap in use (HeapInuse: objects, live or not yet
 // collected, plus the unused part of in-use spans) through runtime/metrics,

@@ -17,6 +17,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -77,7 +78,7 @@ func budgetExcess(at []time.Time, created time.Time, perMinute int, window time.
 // (every 100th finished, the rest Enqueued for ever), their markers,
 // ledger records and source files in the S3 stand-in.
 type pollerRig struct {
-	stand  *s3Stand
+	stand  *s3fake.Server
 	emu    *d365test.Emulator
 	layout layout.Layout
 	ids    []string
@@ -86,7 +87,7 @@ type pollerRig struct {
 
 func newPollerRig(b *testing.B) *pollerRig {
 	b.Helper()
-	r := &pollerRig{stand: newS3Stand(b), emu: d365test.NewT(b, d365test.Options{KeepEnqueuedBodyBytes: -1})}
+	r := &pollerRig{stand: newStand(b), emu: d365test.NewT(b, d365test.Options{KeepEnqueuedBodyBytes: -1})}
 	r.emu.AddActivity(actImport, d365test.Activity{Kind: d365test.File})
 	r.emu.Script(d365test.Rule{ActivityID: actImport, Outcome: d365test.Outcome{NeverProcess: true}})
 	r.emu.Script(d365test.Rule{ExternalIDContains: "/done-", Outcome: d365test.Outcome{Status: d365test.StatusProcessed}})
@@ -136,17 +137,18 @@ func (r *pollerRig) reset(b *testing.B, now time.Time) {
 	st := &ledger.Store{Bucket: benchBucket, Layout: r.layout}
 	for i, id := range r.ids {
 		key := r.key(i)
-		v, etag := r.stand.PutSmall(benchBucket, key, []byte("a;b\n"))
+		src := r.stand.Put(benchBucket, key, []byte("a;b\n"), "", "")
+		v, etag := src.VersionID(), src.ETag()
 		enq := now.Add(-23*time.Hour + time.Duration(i)*(22*time.Hour/inFlight)).UTC()
 		rec := ledger.Record{Identity: importmsg.Identity(benchBucket, key, v, etag), MessageID: id, Bucket: benchBucket, Key: key,
 			VersionID: v, Size: 4, Route: importRoute, Entity: importEnt, Company: "USMF", ActivityID: actImport, Kind: "file",
 			ExternalID: key, EnqueuedAt: enq, NextCheck: enq.Add(time.Hour), Checks: 20, LastStatus: "Enqueued"}
 		raw, _ := json.Marshal(rec)
-		r.stand.PutSmall(benchBucket, r.layout.MarkerKey(rec.Identity), raw)
-		r.stand.PutSmall(benchBucket, st.Key(rec), raw)
+		r.stand.Put(benchBucket, r.layout.MarkerKey(rec.Identity), raw, "", "")
+		r.stand.Put(benchBucket, st.Key(rec), raw, "", "")
 	}
 	raw, _ := json.Marshal(map[string]time.Time{"lastSweep": now.UTC()})
-	r.stand.PutSmall(benchBucket, r.layout.SweepStateKey(), raw)
+	r.stand.Put(benchBucket, r.layout.SweepStateKey(), raw, "", "")
 }
 
 // BenchmarkPollerAtScale runs one poller invocation (the real
@@ -228,6 +230,14 @@ func BenchmarkPollerAtScale(b *testing.B) {
 			b.ReportMetric(float64(maxMinute), "max-fno-per-60s")
 			b.ReportMetric(max(excess, 0), "over-budget")
 			b.ReportMetric(float64(took.Milliseconds())/float64(b.N)/float64(max(last.Checked, 1)), "ms/record")
+			// The setup, for the report's prose.
+			b.ReportMetric(inFlight, "in-flight")
+			b.ReportMetric(float64(r.cfg.BudgetPerMinute), "budget/min")
+			b.ReportMetric(float64(r.cfg.Concurrency), "concurrency")
+			if mode == "lambda-120s" {
+				b.ReportMetric(lambdaPoller.Seconds(), "timeout-s")
+				b.ReportMetric((lambdaPoller - r.cfg.Margin).Seconds(), "deadline-s")
+			}
 		})
 	}
 }

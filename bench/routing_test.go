@@ -60,7 +60,7 @@ func (c *countingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessa
 func BenchmarkRouting(b *testing.B) {
 	for _, mode := range []string{"fake-sqs", "moto-sqs"} {
 		b.Run(mode, func(b *testing.B) {
-			stand := newS3Stand(b)
+			stand := newStand(b)
 			s3c := stand.Client(b)
 			sender := &countingSender{}
 			var mq *sqs.Client

@@ -122,7 +122,7 @@ pair() {
 
 for part in $ONLY; do
 	case $part in
-	# The diagnostic run: the S3 stand-in does not return the object's
+	# The diagnostic run: the S3 fake does not return the object's
 	# checksum, so the SDK validates nothing (what that validation costs).
 	import) pair BenchmarkImportStreaming BenchmarkImportBaseline BenchmarkImportStreamingNoCRC BENCH_S3_CHECKSUM=off ;;
 	export) pair BenchmarkExportLanding BenchmarkExportBaseline ;;
@@ -148,5 +148,5 @@ for part in $ONLY; do
 done
 
 took=$(($(date +%s) - started))
-$GO run ./bench/report -raw "$RAW" -out "$OUT" -sizes "$SIZES" -repeat "$REPEAT" -took "${took}s"
+$GO run ./bench/report -raw "$RAW" -out "$OUT" -sizes "$SIZES" -repeat "$REPEAT" -took "${took}s" -idle "$IDLE"
 echo "bench: wrote $OUT in ${took}s"

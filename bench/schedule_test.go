@@ -48,6 +48,7 @@ const (
 	odataLimit  = 6000
 	odataWindow = 5 * time.Minute
 	youngAge    = time.Hour
+	importLife  = 23 * time.Hour // how long an import of the steady loads takes in F&O
 )
 
 // load is the imports to follow: arrivals and when F&O finishes each.
@@ -320,7 +321,7 @@ func capacity(s schedule, took time.Duration) (perDayLo, perDayHi float64) {
 // BenchmarkPollerAtScale as a steady state, the analytic capacity from
 // both sides, and 10,000 arriving at once.
 func loads() []load {
-	const took = 23 * time.Hour
+	const took = importLife
 	perDay := 10000 * 24 / took.Hours() // 10,000 in flight
 	lo, hi := capacity(deployed, took)
 	return []load{
@@ -344,7 +345,7 @@ func loads() []load {
 // request limits still hold).
 func TestPollSchedule(t *testing.T) {
 	t.Parallel()
-	const took = 23 * time.Hour
+	const took = importLife
 	lo, hi := lifetimeCalls(deployed, took)
 	capLo, capHi := capacity(deployed, took)
 	t.Logf("analysis: an import living %s costs %.0f–%.0f F&O requests; a run can make %d (budget %d/min), so the poller follows %.0f–%.0f such imports a day (%.0f–%.0f in flight)",
@@ -403,15 +404,26 @@ func BenchmarkPollSchedule(b *testing.B) {
 		})
 	}
 	b.Run("analysis", func(b *testing.B) {
-		lo, hi := lifetimeCalls(deployed, 23*time.Hour)
-		capLo, capHi := capacity(deployed, 23*time.Hour)
+		lo, hi := lifetimeCalls(deployed, importLife)
+		capLo, capHi := capacity(deployed, importLife)
 		for i := 0; i < b.N; i++ {
-			capacity(deployed, 23*time.Hour)
+			capacity(deployed, importLife)
 		}
 		b.ReportMetric(lo, "calls-per-import-lo")
 		b.ReportMetric(hi, "calls-per-import-hi")
 		b.ReportMetric(capLo, "imports/day-lo")
 		b.ReportMetric(capHi, "imports/day-hi")
 		b.ReportMetric(float64(runRequests(deployed)), "requests/run")
+		// The setup, for the report's prose.
+		b.ReportMetric(deployed.Interval.Minutes(), "interval-min")
+		b.ReportMetric(deployed.Timeout.Seconds(), "timeout-s")
+		b.ReportMetric(deployed.Margin.Seconds(), "margin-s")
+		b.ReportMetric(float64(deployed.Budget), "budget/min")
+		b.ReportMetric(float64(deployed.PerRecord.Milliseconds()), "per-record-ms")
+		b.ReportMetric(float64(deployed.FinalizeCalls), "finalize-calls")
+		b.ReportMetric(deployed.Unit.Minutes(), "unit-min")
+		b.ReportMetric(importLife.Hours(), "import-life-h")
+		b.ReportMetric(youngAge.Minutes(), "young-age-min")
+		b.ReportMetric(odataLimit, "odata-limit/5min")
 	})
 }
