@@ -44,6 +44,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -157,6 +158,7 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 			break
 		}
 		if err != nil {
+			fnoenv.LogRefusal(ctx, log, err)
 			sum.MoreMayRemain = true
 			runErr = fmt.Errorf("export %s: dequeue: %w", in.Job, err)
 			sum.addError(runErr.Error())

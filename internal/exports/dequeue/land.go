@@ -121,6 +121,10 @@ func (h *Handler) openDownload(ctx context.Context, d *d365.DequeuedFile) (*down
 		}
 		return nil, err
 	}
+	if dl.UnreadableDisposition != "" {
+		h.log.WarnContext(ctx, "dequeue: F&O's Content-Disposition names no usable file name; the export is named after its job",
+			"contentDisposition", dl.UnreadableDisposition, "correlationId", d.CorrelationID)
+	}
 	out := &download{body: dl.Body, rest: &countingReader{r: dl.Body, want: dl.Size}, size: dl.Size, name: dl.FileName}
 	head := make([]byte, 4)
 	n, err := io.ReadFull(out.rest, head)

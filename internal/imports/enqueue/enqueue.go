@@ -43,6 +43,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -151,6 +152,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			err = h.process(ctx, m)
 		}
 		if err != nil {
+			fnoenv.LogRefusal(ctx, h.log, err)
 			rest := len(ev.Records) - i
 			h.log.WarnContext(ctx, "enqueue: returning the rest of the batch for redelivery",
 				"sqsMessageId", m.MessageId, "failed", 1, "unprocessed", rest-1, "error", err.Error())
@@ -411,10 +413,11 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 				ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
 				File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
 				Notes: []string{
-					"The file was sent to F&O but no answer came back (" + cause.Error() + ").",
+					outcomeUnknownNote(cause),
 					"F&O may or may not hold it: look for external identifier " + externalID + " in the recurring job's message history.",
 					"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
 				},
+				Answer: unexpectedAnswer(cause),
 			}, nil
 		})
 	if errors.Is(err, s3io.ErrSourceGone) {
@@ -433,6 +436,30 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 	log.ErrorContext(ctx, "enqueue: sent, but F&O's answer was lost; filed under failed/ for a person to check",
 		"file", dst, "error", cause.Error())
 	return nil
+}
+
+// outcomeUnknownNote says what happened to a send whose outcome is unknown:
+// no answer at all, or an answer that is not one F&O gives (a gateway's or
+// sign-in page's, say).
+func outcomeUnknownNote(cause error) string {
+	var ua *d365.UnexpectedAnswerError
+	if errors.As(cause, &ua) {
+		return "The file was sent to F&O and an answer came back, but not an enqueue answer F&O gives (" + cause.Error() +
+			"): something in front of F&O (a gateway, a sign-in page) may have answered instead."
+	}
+	return "The file was sent to F&O but no answer came back (" + cause.Error() + ")."
+}
+
+// unexpectedAnswer is what came back instead of an enqueue answer, for the
+// result document; nil when nothing came back.
+func unexpectedAnswer(cause error) json.RawMessage {
+	var ua *d365.UnexpectedAnswerError
+	if !errors.As(cause, &ua) {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"status": ua.Status, "contentType": ua.ContentType, "contentLength": ua.ContentLength,
+		"reason": ua.Reason, "firstBytes": ua.Snippet})
+	return b
 }
 
 // done removes the released marker of a file that will never be enqueued
@@ -526,7 +553,7 @@ func answerJSON(err error) json.RawMessage {
 	if !errors.As(err, &fe) {
 		return nil
 	}
-	b, _ := json.Marshal(map[string]any{"status": fe.StatusCode, "code": fe.Code, "message": fe.Message, "body": fe.Body})
+	b, _ := json.Marshal(map[string]any{"status": fe.StatusCode, "code": fe.Code, "message": fe.Message, "summary": fe.Summary, "body": fe.Body})
 	return b
 }
 

@@ -1,6 +1,7 @@
 package filing
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -51,4 +52,7 @@ type Result struct {
 	StagingErrorFile    string   `json:"stagingErrorFile,omitempty"`
 	TargetErrorKeysFile string   `json:"targetErrorKeysFile,omitempty"`
 	Notes               []string `json:"notes,omitempty"`
+	// Answer is what came back instead of an enqueue answer (status,
+	// Content-Type, the first bytes, redacted), for EnqueueOutcomeUnknown.
+	Answer json.RawMessage `json:"fnoAnswer,omitempty"`
 }

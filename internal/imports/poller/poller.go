@@ -50,6 +50,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
+	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -315,7 +316,9 @@ func (p *Poller) handleAll(ctx context.Context, groups [][]item, c *counters) {
 				}
 				if err := p.handle(stopCtx, it.rec, it.key, it.extras, c); err != nil {
 					stop.Do(func() {
-						p.log.WarnContext(ctx, "poller: stopping early; the rest waits for the next run", "reason", err.Error())
+						if !fnoenv.LogRefusal(ctx, p.log, err) {
+							p.log.WarnContext(ctx, "poller: stopping early; the rest waits for the next run", "reason", err.Error())
+						}
 						stopAll()
 					})
 					c.add(func(s *Summary) { s.Deferred += len(group) - i })
@@ -467,6 +470,10 @@ func (p *Poller) stopIf(ctx context.Context, err error) error {
 	var te *d365.ThrottledError
 	if errors.As(err, &te) {
 		return errThrottled
+	}
+	var ae *d365.AuthError
+	if errors.As(err, &ae) {
+		return err // every later call would be refused the same way
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

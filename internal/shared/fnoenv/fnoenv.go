@@ -78,6 +78,8 @@ type Options struct {
 	Limiter d365.Limiter
 	Logger  *slog.Logger
 	Retry   d365.RetryPolicy
+	// Now is the clock of the secret's re-reads; time.Now when nil.
+	Now func() time.Time
 }
 
 // NewClient builds the F&O client. It validates the settings now and
@@ -93,6 +95,9 @@ func (s Settings) newClient(sm SecretGetter, opt Options) (*d365.Client, *lazyTo
 		return nil, nil, err
 	}
 	lt := newLazyTokens(s, sm, hc, opt.Logger)
+	if opt.Now != nil {
+		lt.now = opt.Now
+	}
 	c, err := d365.New(d365.Config{
 		BaseURL: s.BaseURL, TenantID: s.TenantID, ClientID: s.ClientID, AuthorityHost: s.AuthorityHost,
 		Tokens: lt, HTTPClient: hc, Limiter: opt.Limiter, Logger: opt.Logger, Retry: opt.Retry,
