@@ -44,14 +44,14 @@ func (c *countingSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessa
 }
 
 // BenchmarkRouting feeds the router handler SQS batches of 10 S3
-// ObjectCreated notifications (one record each, size known, as S3 sends
-// them) and reports the cost per record, and SendMessageBatch calls per
-// batch (want 1: the ten FIFO messages go out together). Each forwarded
-// file also gets its routed marker (one PutObject to the S3 stand-in,
-// through the real SDK client). Logs go to a discard handler.
+// ObjectCreated notifications of one route (one record each, size known, as
+// S3 sends them) and reports the cost per record, and SendMessageBatch
+// calls per batch (want 1: one release request for the route; the files
+// themselves go out in the release pass, BenchmarkRelease). Logs go to a
+// discard handler.
 //
 //   - fake-sqs: a counting in-process sender answers every entry as sent:
-//     the router's own cost plus the marker writes.
+//     the router's own cost.
 //   - moto-sqs: the same batches go over the wire to moto (counted by a
 //     wrapper), so the SQS client's cost is in. moto's SendMessageBatch
 //     on a FIFO queue slows down as the queue fills, so every batch gets
@@ -133,12 +133,12 @@ func BenchmarkRouting(b *testing.B) {
 			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/records, "B/record")
 			b.ReportMetric(float64(calls)/float64(b.N), "SendMessageBatch/batch")
 			b.ReportMetric(float64(stand.Ops()["PutObject"]-puts0)/records, "PutObject/record")
-			if calls != int64(b.N) || sender.entries.Load()-entries0 != int64(b.N*10) {
-				b.Fatalf("%d SendMessageBatch calls with %d entries for %d batches of 10", calls, sender.entries.Load()-entries0, b.N)
+			if calls != int64(b.N) || sender.entries.Load()-entries0 != int64(b.N) {
+				b.Fatalf("%d SendMessageBatch calls with %d entries for %d batches of one route", calls, sender.entries.Load()-entries0, b.N)
 			}
 			if mq != nil {
-				if got := pipelinetest.Depth(b, mq, queue); got != 10 {
-					b.Fatalf("the last FIFO queue holds %d messages, want 10", got)
+				if got := pipelinetest.Depth(b, mq, queue); got != 1 {
+					b.Fatalf("the last FIFO queue holds %d messages, want the route's one release request", got)
 				}
 			}
 		})

@@ -13,7 +13,7 @@
 # Knobs:
 #   BENCH_SIZES   sizes of the streaming benchmarks (default "16MiB 256MiB 1GiB")
 #   BENCH_REPEAT  alternating runs per throughput pair (default 3)
-#   BENCH_ONLY    space-separated subset of: import export routing poller schedule coldstart
+#   BENCH_ONLY    space-separated subset of: import export routing release poller schedule coldstart
 #   BENCH_OUT     where the report goes (default bench/RESULTS.md)
 #   BENCH_RAW     keep the raw benchmark output here (default: a temporary file)
 #   BENCH_IDLE    before each process, wait until other work uses less than this % of the
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 SIZES=${BENCH_SIZES:-"16MiB 256MiB 1GiB"}
 REPEAT=${BENCH_REPEAT:-3}
-ONLY=${BENCH_ONLY:-"import export routing poller schedule coldstart"}
+ONLY=${BENCH_ONLY:-"import export routing release poller schedule coldstart"}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
 
 work=$(mktemp -d)
@@ -129,6 +129,11 @@ for part in $ONLY; do
 	routing)
 		one '^BenchmarkRouting$/^fake-sqs$' 2s
 		one '^BenchmarkRouting$/^moto-sqs$' 30x
+		;;
+	release)
+		for n in 1 100 5000; do
+			one "^BenchmarkRelease\$/^${n}\$" 3x
+		done
 		;;
 	poller)
 		one '^BenchmarkPollerAtScale$/^one-minute$' 1x

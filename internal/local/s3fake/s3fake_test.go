@@ -15,6 +15,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
 // client is the part of *s3.Client both faces are checked on.
@@ -202,4 +203,45 @@ func TestServer(t *testing.T) {
 	if ops["GetObject"] != 2 || ops["PutObject"] != 2 || ops["CreateMultipartUpload"] != 2 || ops["UploadPart"] < 3 || ops["CompleteMultipartUpload"] != 2 {
 		t.Fatalf("counted %v (%d in all)", ops, s.Requests())
 	}
+}
+
+// TestListVersions: both faces page a listing of versions and give each
+// key back as stored, odd characters included, through s3io.ListVersions
+// (which asks for URL-encoded keys).
+func TestListVersions(t *testing.T) {
+	srv := s3fake.NewServer(t, s3fake.ServerOptions{})
+	mem := s3fake.New()
+	keys := []string{"in/a b.csv", "in/c+d.csv", "in/ü/e.csv", "out/x.csv"}
+	for _, k := range keys {
+		srv.Put("b", k, []byte("x"), "", "")
+		mem.Put("b", k, []byte("x"), "", "v1")
+	}
+	for name, c := range map[string]s3io.VersionLister{"server": srv.Client(t), "in-process": mem} {
+		var pages int
+		counting := versionPages{VersionLister: c, n: &pages}
+		got, err := s3io.ListVersions(context.Background(), counting, "b", "in/", func(raw string, err error) { t.Errorf("%s: undecodable %q", name, raw) })
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var names []string
+		for _, v := range got {
+			names = append(names, v.Key)
+			if v.LastModified.IsZero() || v.Size != 1 {
+				t.Errorf("%s: %+v", name, v)
+			}
+		}
+		if strings.Join(names, "|") != strings.Join(keys[:3], "|") || pages != 1 {
+			t.Errorf("%s: listed %q in %d pages", name, names, pages)
+		}
+	}
+}
+
+type versionPages struct {
+	s3io.VersionLister
+	n *int
+}
+
+func (v versionPages) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, o ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	*v.n++
+	return v.VersionLister.ListObjectVersions(ctx, in, o...)
 }

@@ -117,17 +117,26 @@ func (m *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...fu
 }
 
 // ListObjectVersions lists the current version of every object under the
-// prefix, in one page.
+// prefix (the store keeps one version a key), at most MaxKeys (default
+// 1,000) a page, as S3 pages them.
 func (m *S3) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
-	page, _ := m.list(aws.ToString(in.Bucket), aws.ToString(in.Prefix), "", int(^uint(0)>>1))
+	max := int(aws.ToInt32(in.MaxKeys))
+	if max <= 0 {
+		max = 1000
+	}
+	page, more := m.list(aws.ToString(in.Bucket), aws.ToString(in.Prefix), aws.ToString(in.KeyMarker), max)
 	out := &s3.ListObjectVersionsOutput{}
+	if more {
+		out.IsTruncated = aws.Bool(true)
+		out.NextKeyMarker = aws.String(page[len(page)-1].key)
+	}
 	for _, e := range page {
 		v := e.o.version
 		if v == "" {
 			v = "null"
 		}
 		out.Versions = append(out.Versions, s3types.ObjectVersion{Key: aws.String(e.key), VersionId: aws.String(v),
-			ETag: aws.String(e.o.etag), IsLatest: aws.Bool(true), Size: aws.Int64(e.o.size)})
+			ETag: aws.String(e.o.etag), IsLatest: aws.Bool(true), Size: aws.Int64(e.o.size), LastModified: aws.Time(e.o.modified)})
 	}
 	return out, nil
 }

@@ -156,6 +156,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "ListObjectsV2":
 		s.serveList(w, bucket, q)
+	case "ListObjectVersions":
+		s.serveListVersions(w, bucket, q)
 	case "CreateMultipartUpload":
 		s.serveCreateUpload(w, bucket, key)
 	case "UploadPart":
@@ -191,6 +193,8 @@ func operation(r *http.Request, key string, q url.Values) string {
 	switch {
 	case key == "" && r.Method == http.MethodGet && q.Get("list-type") == "2":
 		return "ListObjectsV2"
+	case key == "" && r.Method == http.MethodGet && q.Has("versions"):
+		return "ListObjectVersions"
 	case key == "":
 		return "unsupported"
 	case r.Method == http.MethodPost && q.Has("uploads"):
@@ -511,5 +515,42 @@ func (s *Server) serveList(w http.ResponseWriter, bucket string, q url.Values) {
 		fmt.Fprintf(&b, "<NextContinuationToken>%s</NextContinuationToken>", base64.RawURLEncoding.EncodeToString([]byte(page[len(page)-1].key)))
 	}
 	b.WriteString("</ListBucketResult>")
+	writeXML(w, "%s", b.String())
+}
+
+// serveListVersions lists the current version of each key (the store keeps
+// one), max-keys (at most 1,000) a page from key-marker on; with
+// encoding-type=url the keys are URL-encoded, as S3 does.
+func (s *Server) serveListVersions(w http.ResponseWriter, bucket string, q url.Values) {
+	prefix, marker := q.Get("prefix"), q.Get("key-marker")
+	maxKeys := 1000
+	if v, err := strconv.Atoi(q.Get("max-keys")); err == nil && v > 0 && v < 1000 {
+		maxKeys = v
+	}
+	enc := func(k string) string { return k }
+	if q.Get("encoding-type") == "url" {
+		enc = func(k string) string { return strings.ReplaceAll(url.QueryEscape(k), "%2F", "/") }
+	}
+	page, more := s.list(bucket, prefix, marker, maxKeys)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>%s</Name><Prefix>%s</Prefix>`+
+		`<KeyMarker>%s</KeyMarker><MaxKeys>%d</MaxKeys><IsTruncated>%t</IsTruncated>`,
+		xmlText(bucket), xmlText(enc(prefix)), xmlText(enc(marker)), maxKeys, more)
+	if q.Get("encoding-type") == "url" {
+		b.WriteString("<EncodingType>url</EncodingType>")
+	}
+	for _, e := range page {
+		v := e.o.version
+		if v == "" {
+			v = "null"
+		}
+		fmt.Fprintf(&b, "<Version><Key>%s</Key><VersionId>%s</VersionId><IsLatest>true</IsLatest><LastModified>%s</LastModified>"+
+			"<ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass></Version>",
+			xmlText(enc(e.key)), xmlText(v), e.o.modified.Format(xmlTime), xmlText(e.o.etag), e.o.size)
+	}
+	if more && len(page) > 0 {
+		fmt.Fprintf(&b, "<NextKeyMarker>%s</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker>", xmlText(enc(page[len(page)-1].key)))
+	}
+	b.WriteString("</ListVersionsResult>")
 	writeXML(w, "%s", b.String())
 }
