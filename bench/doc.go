@@ -1,7 +1,8 @@
 // Package bench holds the project's cross-cutting benchmarks: the import
-// stream (S3 → enqueue handler → F&O), the export landing (F&O → exporter →
-// S3), routing, the poller at scale and the functions' cold start, each next
-// to a baseline measured the same way in the same run.
+// stream (S3 → enqueue handler → F&O), the export landing (F&O → dequeue
+// handler → S3), routing, release passes, the poller at scale and the
+// functions' cold start, each next to a baseline measured the same way in
+// the same run. It is local tooling and never ships in a bootstrap.
 //
 // Everything is in _test.go files; `make bench` (bench/run.sh) runs every
 // sub-benchmark in its own process, so the peak RSS each one reports

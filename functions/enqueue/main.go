@@ -1,6 +1,6 @@
-// Command enqueue is the enqueue function: FIFO import messages in, each
-// file streamed from S3 to F&O's enqueue endpoint in order. See
-// internal/imports/enqueue.
+// Command enqueue is the enqueue function: FIFO import messages in; a
+// release request releases its route's files in drop order, a file is
+// streamed from S3 to F&O's enqueue endpoint. See internal/imports/enqueue.
 package main
 
 import (

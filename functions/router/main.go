@@ -1,6 +1,6 @@
 // Command router is the router function: S3 notifications from the
-// arrivals queue in, one FIFO import message per new file out. See
-// internal/imports/router.
+// arrivals queue in, one release request per route with new files out on
+// the FIFO import queue. See internal/imports/router.
 package main
 
 import (

@@ -1,6 +1,8 @@
-// Package enqueue is the enqueue function: FIFO import messages in (one per
-// file, grouped by entity), each file streamed from S3 to F&O's
-// recurring-integration enqueue endpoint, strictly in order.
+// Package enqueue is the enqueue function: FIFO import messages in, grouped
+// by entity. A release request runs a release pass (package release), which
+// sends the route's settled files to the queue in drop order; each file
+// message is streamed from S3 to F&O's recurring-integration enqueue
+// endpoint, strictly in order.
 //
 // A batch is processed sequentially; from the first record that fails,
 // that record and every later one are returned to SQS, so nothing behind a

@@ -1,6 +1,6 @@
-// Package mototest runs moto_server, the local stand-in for S3, SQS (FIFO
-// included), S3 notifications and Secrets Manager, for tests that cross the
-// AWS wire. One server serves a whole test binary; tests isolate themselves
+// Package mototest is local test tooling that runs moto_server, the local
+// stand-in for S3, SQS (FIFO included), S3 notifications and Secrets
+// Manager, for tests that cross the AWS wire. One server serves a whole test binary; tests isolate themselves
 // with unique bucket and queue names.
 //
 // When moto_server is missing the test is skipped with a clear message,

@@ -1,8 +1,8 @@
-// Package routes is the import side's configuration: which folder under
-// inbound/ goes to which F&O recurring import job (ROUTES), where every kind
-// of object lives in the bucket (the prefix variables), and the bucket
-// itself. It is read and validated once, at cold start; every error names
-// the variable (and for ROUTES the route's index, name and field).
+// Package routes is the route table: which folder under inbound/ goes to
+// which F&O recurring import job (ROUTES), with its entity, ordering rule and
+// settle window; Config adds the bucket and its layout. It is read and
+// validated once, at cold start; every error names the variable (and for
+// ROUTES the route's index, name and field).
 package routes
 
 import (

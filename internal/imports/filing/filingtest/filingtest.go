@@ -1,4 +1,4 @@
-// Package filingtest holds test helpers for what internal/filing writes,
+// Package filingtest holds test helpers for what internal/imports/filing writes,
 // shared by the tests of the packages that file.
 package filingtest
 
