@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/startup"
 )
 
@@ -40,6 +41,7 @@ func newHandler(env startup.Env) (*dequeue.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Logger = env.Log
+	cfg.Logger, cfg.Metrics = env.Log, env.Metrics
+	cfg.Notify = env.Notifier(cfg.Bucket, layout.Layout{State: cfg.StatePrefix})
 	return dequeue.New(cfg, fno, env.S3())
 }

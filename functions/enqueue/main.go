@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/shared/startup"
 )
 
@@ -17,6 +18,7 @@ func build(_ context.Context, env startup.Env) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Observers = filing.Observers{Notify: env.Notifier(cfg.Bucket, cfg.Layout), Metrics: env.Metrics}
 	fno, err := env.FnO(nil)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/shared/startup"
 )
@@ -17,6 +18,8 @@ func build(_ context.Context, env startup.Env) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Observers = filing.Observers{Notify: env.Notifier(cfg.Bucket, cfg.Layout), Metrics: env.Metrics}
+	cfg.DLQ = env.SQS()
 	// One budget per execution environment, shared by every invocation:
 	// the client waits on it before each request, retries included.
 	budget := poller.NewBudget(cfg.BudgetPerMinute)

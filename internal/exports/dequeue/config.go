@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
+	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 )
 
 // Config is the dequeue function's configuration. Bucket is required; the
@@ -36,6 +39,10 @@ type Config struct {
 	// Logger gets one line per file and a summary per invocation. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Notify tells a person of an export that failed; Metrics counts
+	// exports landed, bytes, failures and acknowledgements. Both optional.
+	Notify  *notify.Notifier
+	Metrics *metrics.Recorder
 }
 
 const (

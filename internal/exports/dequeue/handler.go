@@ -111,6 +111,7 @@ func (h *Handler) Config() Config { return h.cfg }
 // and F&O hands the unacknowledged files out again. A dequeue that fails
 // after retries does fail it.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Summary, error) {
+	defer h.cfg.Metrics.Flush()
 	in, err := DecodeInput(raw, h.cfg.OutboundPrefix)
 	if err != nil {
 		h.log.ErrorContext(ctx, "dequeue: bad input", "error", err.Error())
@@ -158,7 +159,9 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 			break
 		}
 		if err != nil {
-			fnoenv.LogRefusal(ctx, log, err)
+			if !fnoenv.LogRefusal(ctx, log, h.cfg.Notify, err) {
+				h.exportFailed(ctx, in, "", "dequeue", "", err)
+			}
 			sum.MoreMayRemain = true
 			runErr = fmt.Errorf("export %s: dequeue: %w", in.Job, err)
 			sum.addError(runErr.Error())

@@ -16,6 +16,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
+	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
+	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -34,6 +36,7 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 			r.Outcome = OutcomeFailed
 		}
 		log.ErrorContext(ctx, "dequeue: not acknowledged", "stage", stage, "key", r.Key, "error", err.Error())
+		h.exportFailed(ctx, in, d.CorrelationID, stage, r.Key, err)
 		return r
 	}
 	markerKey := h.MarkerKey(in.Job, d.CorrelationID)
@@ -183,6 +186,8 @@ func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, d *d365.
 		m.State, m.LandedAt, m.Size = StateLanded, h.cfg.Now().UTC(), dl.rest.n
 		m.ETag, m.VersionID = aws.ToString(out.ETag), aws.ToString(out.VersionID)
 		log.InfoContext(ctx, "dequeue: landed", "key", m.Key, "bytes", dl.rest.n)
+		h.cfg.Metrics.Add("ExportsLanded", 1, metrics.Job, in.Job)
+		h.cfg.Metrics.Add("ExportBytes", float64(dl.rest.n), metrics.Job, in.Job)
 	case isPreconditionFailed(err):
 		// The key was taken between the marker check and now: a landing
 		// that completed after its marker update was lost.
@@ -262,7 +267,23 @@ func (h *Handler) ack(ctx context.Context, log *slog.Logger, in Input, d *d365.D
 	}
 	r.Acked = true
 	log.InfoContext(ctx, "dequeue: acknowledged", "key", r.Key, "outcome", r.Outcome)
+	h.cfg.Metrics.Add("ExportsAcked", 1, metrics.Job, in.Job)
 	return r
+}
+
+// exportFailed counts an export that was not landed or acknowledged and
+// tells a person, once per export (F&O hands it out again every 30
+// minutes until it is acknowledged).
+func (h *Handler) exportFailed(ctx context.Context, in Input, correlationID, stage, key string, err error) {
+	h.cfg.Metrics.Add("ExportFailures", 1, metrics.Job, in.Job)
+	what := in.Job + ": " + stage
+	id := in.Job + " " + correlationID
+	if correlationID == "" { // the dequeue itself failed: once an hour
+		id = in.Job + " dequeue " + h.cfg.Now().UTC().Format("2006-01-02T15")
+	}
+	h.cfg.Notify.Send(ctx, notify.Event{Kind: notify.ExportFailed, ID: id, What: what,
+		Body:   "An export from F&O was not landed in S3 and acknowledged (" + err.Error() + "). F&O hands an unacknowledged export out again after 30 minutes; the next scheduled run tries again.",
+		Fields: [][2]string{{"Job", in.Job}, {"Activity ID", in.ActivityID}, {"Correlation ID", correlationID}, {"Stage", stage}, {"Key", key}}})
 }
 
 // missingFile records an answer without a file and acknowledges it only

@@ -47,6 +47,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -65,6 +66,8 @@ type Config struct {
 	// QueueURL is the FIFO import queue (IMPORT_QUEUE_URL): release passes
 	// send a route's files to it.
 	QueueURL string
+	// Observers hear of the files enqueued, rejected and failed.
+	Observers filing.Observers
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL and
@@ -140,13 +143,14 @@ func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now, releaser: rel,
+	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now, releaser: rel.Observe(cfg.Observers),
 		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
 }
 
 // Handle processes a FIFO batch strictly in order. From the first record
 // that fails, that record and every later one are batch item failures.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer h.cfg.Observers.Metrics.Flush()
 	var resp events.SQSEventResponse
 	for i, m := range ev.Records {
 		err := h.beforeDeadline(ctx)
@@ -154,7 +158,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			err = h.process(ctx, m)
 		}
 		if err != nil {
-			fnoenv.LogRefusal(ctx, h.log, err)
+			fnoenv.LogRefusal(ctx, h.log, h.cfg.Observers.Notify, err)
 			rest := len(ev.Records) - i
 			h.log.WarnContext(ctx, "enqueue: returning the rest of the batch for redelivery",
 				"sqsMessageId", m.MessageId, "failed", 1, "unprocessed", rest-1, "error", err.Error())
@@ -350,8 +354,11 @@ func (h *Handler) accepted(ctx context.Context, j *job, rec ledger.Record, msgID
 	now := h.now().UTC()
 	rec.MessageID, rec.EnqueuedAt, rec.NextCheck = msgID, now, now.Add(h.cfg.FirstCheck)
 	log := j.log.With("messageId", msgID)
+	took := h.now().Sub(start)
 	log.InfoContext(ctx, "enqueue: F&O accepted the file", "size", rec.Size, "entity", rec.Entity, "activityId", rec.ActivityID,
-		"took", h.now().Sub(start).String())
+		"took", took.String())
+	h.cfg.Observers.Metrics.Add("FilesEnqueued", 1, metrics.Route, rec.Route)
+	h.cfg.Observers.Metrics.Observe("EnqueueLatency", float64(took.Milliseconds()), metrics.Route, rec.Route)
 	// If this never happens (a crash), the intent marker makes a
 	// redelivery file the file as "outcome unknown" rather than send it
 	// twice.
@@ -391,7 +398,7 @@ func (h *Handler) inboundFile(fm importmsg.File) (file, why string) {
 }
 
 func (h *Handler) reject(ctx context.Context, log *slog.Logger, j filing.Rejection) error {
-	return filing.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, j)
+	return filing.Reject(ctx, h.s3, h.cfg.Layout, h.now, log, h.cfg.Observers, j)
 }
 
 // OutcomeUnknown is the status written in the result document of a file
@@ -407,10 +414,11 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	src, identity := j.src, j.identity
+	var result filing.Result
 	dst, err := filing.File(wctx, h.s3, filing.Move{Src: src, Candidates: s3io.Candidates(h.cfg.Layout.FailedKey(rt.Name, sentAt, file), identity),
 		Token: identity, Meta: map[string]string{"fno-status": OutcomeUnknown}, Suffix: layout.ResultSuffix},
 		func(dst string, _ bool) (any, error) {
-			return filing.Result{
+			result = filing.Result{
 				Outcome: filing.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
 				ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
 				File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
@@ -420,7 +428,8 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 					"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
 				},
 				Answer: unexpectedAnswer(cause),
-			}, nil
+			}
+			return result, nil
 		})
 	if errors.Is(err, s3io.ErrSourceGone) {
 		// Filed by an earlier attempt, or removed by someone.
@@ -437,6 +446,7 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 	}
 	log.ErrorContext(ctx, "enqueue: sent, but F&O's answer was lost; filed under failed/ for a person to check",
 		"file", dst, "error", cause.Error())
+	h.cfg.Observers.Filed(ctx, result, dst)
 	return nil
 }
 

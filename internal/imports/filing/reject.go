@@ -47,7 +47,7 @@ type Rejection struct {
 // <file>.reason.json beside it. The router rejects what it cannot route,
 // the enqueue function what F&O refuses. It is safe to repeat: a version
 // already moved is not an error.
-func Reject(ctx context.Context, c S3, l layout.Layout, now func() time.Time, log *slog.Logger, j Rejection) error {
+func Reject(ctx context.Context, c S3, l layout.Layout, now func() time.Time, log *slog.Logger, obs Observers, j Rejection) error {
 	src := j.Src
 	when := j.EventTime
 	if when.IsZero() {
@@ -66,7 +66,8 @@ func Reject(ctx context.Context, c S3, l layout.Layout, now func() time.Time, lo
 	if err != nil {
 		return fmt.Errorf("reject %s: %w", src.Key, err)
 	}
-	log.WarnContext(ctx, "rejected", "key", src.Key, "versionId", src.VersionID, "route", j.Route, "reason", j.Code, "detail", j.Detail,
-		"rejectedKey", dst)
+	log.WarnContext(ctx, "rejected", "key", src.Key, "versionId", src.VersionID, "identity", id, "route", j.Route, "reason", j.Code,
+		"detail", j.Detail, "rejectedKey", dst)
+	obs.rejected(ctx, j, dst)
 	return nil
 }

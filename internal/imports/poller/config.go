@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
@@ -54,6 +55,12 @@ type Config struct {
 	TargetKeysWait  time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// DLQURL is the import dead-letter queue (IMPORT_DLQ_URL, optional):
+	// each run tells of the messages that reached it, once each.
+	DLQURL string
+	DLQ    DeadLetters
+	// Observers hear of the files filed and reported stuck.
+	Observers filing.Observers
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL,
@@ -66,9 +73,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{Config: rc, QueueURL: strings.TrimSpace(getenv("IMPORT_QUEUE_URL"))}
+	c := Config{Config: rc, QueueURL: strings.TrimSpace(getenv("IMPORT_QUEUE_URL")), DLQURL: strings.TrimSpace(getenv("IMPORT_DLQ_URL"))}
 	if c.QueueURL == "" {
-		return Config{}, fmt.Errorf("config: IMPORT_QUEUE_URL is required (the sweep routes lost files to it)")
+		return Config{}, fmt.Errorf("config: IMPORT_QUEUE_URL is required (the sweep asks for release passes on it)")
 	}
 	if v := strings.TrimSpace(getenv("POLL_BUDGET_PER_MINUTE")); v != "" {
 		n, err := strconv.Atoi(v)

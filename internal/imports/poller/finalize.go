@@ -105,6 +105,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 	}
 	log.Log(ctx, level, "poller: import finished", "outcome", res.Outcome, "status", res.Status, "executionId", execID,
 		"executionStatus", res.ExecutionStatus, "errors", len(res.Errors), "file", placed)
+	p.cfg.Observers.Filed(ctx, *res, placed)
 	return res, nil
 }
 

@@ -176,11 +176,15 @@ func (p *Poller) Run(ctx context.Context) Summary {
 		return Summary{Skipped: "another run holds the lease until " + until}
 	}
 	defer p.releaseLease(ctx, lease)
-	startCalls := p.budget.Calls()
+	defer p.cfg.Observers.Metrics.Flush()
+	startCalls, started := p.budget.Calls(), time.Now()
 	var s Summary
 	p.sweep(runCtx, &s)
 	p.poll(runCtx, &s)
+	p.inFlight(runCtx, p.cfg.Now())
+	p.deadLetters(runCtx)
 	s.Calls = p.budget.Calls() - startCalls
+	p.runMetrics(s, time.Since(started))
 	p.log.InfoContext(ctx, "poller: run summary", "summary", s)
 	return s
 }
@@ -316,7 +320,7 @@ func (p *Poller) handleAll(ctx context.Context, groups [][]item, c *counters) {
 				}
 				if err := p.handle(stopCtx, it.rec, it.key, it.extras, c); err != nil {
 					stop.Do(func() {
-						if !fnoenv.LogRefusal(ctx, p.log, err) {
+						if !fnoenv.LogRefusal(ctx, p.log, p.cfg.Observers.Notify, err) {
 							p.log.WarnContext(ctx, "poller: stopping early; the rest waits for the next run", "reason", err.Error())
 						}
 						stopAll()
@@ -493,6 +497,7 @@ func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, 
 		} else {
 			rec.StuckReportedAt = now
 			c.add(func(s *Summary) { s.Stuck++ })
+			p.stuck(ctx, rec, age)
 			log.WarnContext(ctx, "poller: message is stuck in F&O", "status", rec.LastStatus, "age", age.Round(time.Minute).String(),
 				"checks", rec.Checks, "report", rec.Key+layout.StuckSuffix)
 		}

@@ -59,6 +59,7 @@ type Releaser struct {
 	log      *slog.Logger
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
+	obs      filing.Observers
 }
 
 // New builds a Releaser. log nil means slog.Default().
@@ -73,6 +74,13 @@ func New(cfg routes.Config, queueURL string, s3c S3, q Sender, log *slog.Logger)
 		log = slog.Default()
 	}
 	return &Releaser{cfg: cfg, queueURL: queueURL, s3: s3c, q: q, log: log, now: time.Now, sleep: sleepCtx}, nil
+}
+
+// Observe returns a copy whose rejections and releases obs hears of.
+func (r *Releaser) Observe(obs filing.Observers) *Releaser {
+	c := *r
+	c.obs = obs
+	return &c
 }
 
 // WithClock returns a copy that reads now and waits with sleep (tests).

@@ -28,6 +28,8 @@ type Config struct {
 	routes.Config
 	// QueueURL is the FIFO import queue (IMPORT_QUEUE_URL).
 	QueueURL string
+	// Observers hear of the files rejected and routed.
+	Observers filing.Observers
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes and IMPORT_QUEUE_URL.
@@ -65,7 +67,7 @@ func New(cfg Config, s3c release.S3, q release.Sender, log *slog.Logger) (*Route
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	return &Router{cfg: cfg, s3: s3c, releaser: rel, log: log, now: time.Now}, nil
+	return &Router{cfg: cfg, s3: s3c, releaser: rel.Observe(cfg.Observers), log: log, now: time.Now}, nil
 }
 
 // Handle is the Lambda handler for the arrivals queue. It reports the
@@ -73,6 +75,7 @@ func New(cfg Config, s3c release.S3, q release.Sender, log *slog.Logger) (*Route
 // redelivers only those; everything else, including unusable input, is
 // done with.
 func (r *Router) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer r.cfg.Observers.Metrics.Flush()
 	var resp events.SQSEventResponse
 	var objs []release.Object
 	var owner []int // objs[i] came from ev.Records[owner[i]]

@@ -8,10 +8,18 @@
 // network calls and a rotated secret is picked up without a redeploy. When
 // Entra ID refuses it (expired or wrong: a *d365.AuthError whose Fix names
 // the Secrets Manager secret), it is read again at once, at most once a
-// minute, and the credential is rebuilt only if the secret changed.
+// minute, and the credential is rebuilt only if the secret changed. MSAL's
+// token cache lives as long as the credential, so a token serves its whole
+// lifetime across re-reads.
+//
+// When F&O answers 401 to a token (it was revoked with the secret it came
+// from after a rotation, or it expired early), the secret is read again
+// too (at most once a minute), the token is dropped, and the request is
+// sent once more with a fresh token when its body can be sent again.
 package fnoenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,8 +27,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -80,6 +91,9 @@ type Options struct {
 	Retry   d365.RetryPolicy
 	// Now is the clock of the secret's re-reads; time.Now when nil.
 	Now func() time.Time
+	// Observe, when set, hears the status of every answer from the F&O
+	// host (the metrics count throttling and server errors).
+	Observe func(status int)
 }
 
 // NewClient builds the F&O client. It validates the settings now and
@@ -94,13 +108,22 @@ func (s Settings) newClient(sm SecretGetter, opt Options) (*d365.Client, *lazyTo
 	if err != nil {
 		return nil, nil, err
 	}
+	if opt.Observe != nil {
+		hc.Transport = observing{next: hc.Transport, host: hostOf(s.BaseURL), observe: opt.Observe}
+	}
 	lt := newLazyTokens(s, sm, hc, opt.Logger)
 	if opt.Now != nil {
 		lt.now = opt.Now
 	}
+	// MSAL talks to Entra ID over hc; the F&O client's requests pass the
+	// watch for refused tokens.
+	fo := hc
+	if u, err := url.Parse(strings.TrimRight(s.BaseURL, "/")); err == nil && u.Host != "" {
+		fo = &http.Client{Transport: &refusalWatch{next: hc.Transport, scheme: u.Scheme, host: u.Host, tokens: lt}}
+	}
 	c, err := d365.New(d365.Config{
 		BaseURL: s.BaseURL, TenantID: s.TenantID, ClientID: s.ClientID, AuthorityHost: s.AuthorityHost,
-		Tokens: lt, HTTPClient: hc, Limiter: opt.Limiter, Logger: opt.Logger, Retry: opt.Retry,
+		Tokens: lt, HTTPClient: fo, Limiter: opt.Limiter, Logger: opt.Logger, Retry: opt.Retry,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: FNO_BASE_URL: %w", err)
@@ -134,21 +157,24 @@ const (
 	// secretTTL: the secret is read again this long after the last read,
 	// so a rotation is picked up even while the old secret still works.
 	secretTTL = 15 * time.Minute
-	// rereadEvery: when Entra ID refuses the secret it is read again at
-	// once, but not more often than this.
+	// rereadEvery: when Entra ID refuses the secret, or F&O a token, the
+	// secret is read again at once, but not more often than this; F&O's
+	// refusals are acted on no more often than this either.
 	rereadEvery = time.Minute
 	// readTimeout bounds one Secrets Manager read, which every waiting
-	// caller shares.
+	// caller shares, and likewise a new token source's first token request.
 	readTimeout = 30 * time.Second
 )
 
 // lazyTokens builds the MSAL-backed token source on first use. It reads
 // the secret again every secretTTL, and at once (at most every
 // rereadEvery) when Entra ID says the credential is invalid or expired,
-// since it may just have been rotated. The source, and with it MSAL's
-// token cache, is rebuilt only when the secret read differs from the one
-// in use. No lock is held while Secrets Manager answers: one read at a
-// time is shared by every caller that needs it.
+// or F&O refuses a token, since the secret may just have been rotated. The
+// source, and with it MSAL's token cache, is rebuilt only when the secret
+// read differs from the one in use, or, from the same credential, to drop
+// a token F&O refused (d365.TokenSource has no other way to make MSAL
+// forget it). No lock is held while Secrets Manager answers: one read at
+// a time is shared by every caller that needs it.
 type lazyTokens struct {
 	settings Settings
 	sm       SecretGetter
@@ -158,11 +184,16 @@ type lazyTokens struct {
 
 	flight singleflight.Group
 
-	mu     sync.Mutex
-	src    d365.TokenSource
-	sum    [sha256.Size]byte // of the secret text src was built from
-	readAt time.Time         // when the secret was last read, or a read tried
-	builds int               // token sources built so far
+	mu        sync.Mutex
+	src       d365.TokenSource
+	gen       uint64            // counts the sources put in src
+	cred      d365.Credential   // src's credential
+	sum       [sha256.Size]byte // of the secret text src was built from
+	readAt    time.Time         // when the secret was last read, or a read tried
+	current   [sha256.Size]byte // of the token src last handed out; zero when none yet
+	refusedAt time.Time         // when an F&O refusal was last acted on
+	builds    int               // token sources built from a secret read
+	drops     int               // token sources rebuilt to drop a refused token
 }
 
 func newLazyTokens(s Settings, sm SecretGetter, hc *http.Client, log *slog.Logger) *lazyTokens {
@@ -179,7 +210,7 @@ func (l *lazyTokens) Token(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tok, err := src.Token(ctx)
+	tok, err := l.tokenFrom(ctx, src)
 	var ae *d365.AuthError
 	if err == nil || !errors.As(err, &ae) || !ae.InvalidClient() {
 		return tok, err
@@ -188,7 +219,7 @@ func (l *lazyTokens) Token(ctx context.Context) (string, error) {
 	cur, due := l.src, l.now().Sub(l.readAt) >= rereadEvery
 	l.mu.Unlock()
 	if cur != src { // another caller has just read a new secret
-		return cur.Token(ctx)
+		return l.tokenFrom(ctx, cur)
 	}
 	if !due {
 		return "", err
@@ -204,7 +235,118 @@ func (l *lazyTokens) Token(ctx context.Context) (string, error) {
 		return "", err
 	}
 	l.log.InfoContext(ctx, "fno credentials: the stored secret changed; using the new one", "code", ae.Code)
-	return fresh.Token(ctx)
+	return l.tokenFrom(ctx, fresh)
+}
+
+// tokenFrom asks src for a token. Until the source in use has handed one
+// out, its MSAL cache is empty and MSAL would send every concurrent caller
+// to Entra ID: they share one request instead, each waiting no longer
+// than its context allows.
+func (l *lazyTokens) tokenFrom(ctx context.Context, src d365.TokenSource) (string, error) {
+	l.mu.Lock()
+	gen, first := l.gen, l.src == src && l.current == [sha256.Size]byte{}
+	l.mu.Unlock()
+	if !first {
+		return l.ask(ctx, src)
+	}
+	ch := l.flight.DoChan(fmt.Sprintf("token %d", gen), func() (any, error) {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+		defer cancel()
+		return l.ask(tctx, src)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// ask asks src for a token and remembers (as a hash) which one the source
+// in use handed out last, to tell a refusal of it from one of a token
+// already replaced.
+func (l *lazyTokens) ask(ctx context.Context, src d365.TokenSource) (string, error) {
+	tok, err := src.Token(ctx)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(tok))
+	l.mu.Lock()
+	if l.src == src {
+		l.current = sum
+	}
+	l.mu.Unlock()
+	return tok, nil
+}
+
+// refused is told that F&O answered 401 to tok: the token was revoked
+// (with the secret it came from, after a rotation) or expired early. If
+// tok is still the token in use, it reads the secret again when the last
+// read is a minute old; if the secret changed, the new source serves,
+// otherwise the source is rebuilt from the same credential, which drops
+// MSAL's cache and the refused token with it. It acts at most once every
+// rereadEvery (a fresh token that F&O refuses too would not be helped by
+// another), and callers that arrive meanwhile share the outcome. It
+// reports whether a request may be sent again with the token Token hands
+// out now.
+func (l *lazyTokens) refused(ctx context.Context, tok string) bool {
+	sum := sha256.Sum256([]byte(tok))
+	l.mu.Lock()
+	replaced := l.current != sum
+	l.mu.Unlock()
+	if replaced {
+		return true
+	}
+	ch := l.flight.DoChan("refused", func() (any, error) {
+		ctx := context.WithoutCancel(ctx)
+		l.mu.Lock()
+		if l.current != sum {
+			l.mu.Unlock()
+			return true, nil
+		}
+		now := l.now()
+		if !l.refusedAt.IsZero() && now.Sub(l.refusedAt) < rereadEvery {
+			l.mu.Unlock()
+			return false, nil
+		}
+		l.refusedAt = now
+		src, cred, reread := l.src, l.cred, now.Sub(l.readAt) >= rereadEvery
+		l.mu.Unlock()
+		l.log.WarnContext(ctx, "fno credentials: F&O refused the access token (401); getting a new one",
+			"readingSecretAgain", reread, "source", l.where())
+		if reread {
+			_, changed, err := l.load(ctx)
+			switch {
+			case err != nil:
+				l.log.WarnContext(ctx, "fno credentials: could not read the secret again; getting a new token with the one read before",
+					"source", l.where(), "error", err.Error())
+			case changed:
+				l.log.InfoContext(ctx, "fno credentials: the stored secret changed; using the new one")
+				return true, nil
+			}
+		}
+		fresh, err := l.tokenSource(cred)
+		if err != nil {
+			return false, nil
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.src == src {
+			l.src, l.current = fresh, [sha256.Size]byte{}
+			l.gen++
+			l.drops++
+		}
+		return true, nil
+	})
+	select {
+	case r := <-ch:
+		return r.Val.(bool)
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // source is the token source to use, read (again) when due. If a re-read
@@ -258,12 +400,17 @@ func (l *lazyTokens) load(ctx context.Context) (d365.TokenSource, bool, error) {
 			return loaded{src: src}, nil
 		}
 		l.mu.Unlock()
-		src, err := l.build(secret)
+		cred, err := ParseSecret(secret)
+		if err != nil {
+			return nil, err
+		}
+		src, err := l.tokenSource(cred)
 		if err != nil {
 			return nil, err
 		}
 		l.mu.Lock()
-		l.src, l.sum = src, sum
+		l.src, l.cred, l.sum, l.current = src, cred, sum, [sha256.Size]byte{}
+		l.gen++
 		l.builds++
 		l.mu.Unlock()
 		return loaded{src: src, changed: true}, nil
@@ -280,13 +427,10 @@ func (l *lazyTokens) load(ctx context.Context) (d365.TokenSource, bool, error) {
 	}
 }
 
-// build makes the MSAL-backed token source for a secret text (no network
-// call: MSAL contacts Entra ID on the first token request).
-func (l *lazyTokens) build(secret string) (d365.TokenSource, error) {
-	cred, err := ParseSecret(secret)
-	if err != nil {
-		return nil, err
-	}
+// tokenSource makes an MSAL-backed token source, with an empty token
+// cache, for a credential (no network call: MSAL contacts Entra ID on the
+// first token request).
+func (l *lazyTokens) tokenSource(cred d365.Credential) (d365.TokenSource, error) {
 	return d365.NewTokenSource(d365.Config{
 		BaseURL: l.settings.BaseURL, TenantID: l.settings.TenantID, ClientID: l.settings.ClientID,
 		AuthorityHost: l.settings.AuthorityHost, Credential: cred, CredentialSource: l.where(), HTTPClient: l.hc,
@@ -355,4 +499,113 @@ func ClientFromEnv(awsCfg aws.Config, opt Options) (*d365.Client, error) {
 		return nil, err
 	}
 	return s.NewClient(secretsmanager.NewFromConfig(awsCfg), opt)
+}
+
+// refusalWatch passes the F&O client's requests on and watches for F&O's
+// 401 to a bearer token. It tells the token source, which drops the token
+// (reading the secret again), and sends the request once more with a
+// fresh token when its body can be had again: none, GetBody, or JSON
+// parameters (OData actions, ack) of at most maxReplayBody bytes, read
+// before the first send. A 401 means F&O did not act on the request, so a
+// second send is safe. Files (enqueue's streamed octet-stream bodies) are
+// never held, so d365 can still tell a body cut off from one sent whole:
+// their 401 is answered, and the next request gets the fresh token.
+// Requests to other hosts (Entra ID, blob storage) pass untouched. The
+// second send does not wait on the client's Limiter.
+type refusalWatch struct {
+	next         http.RoundTripper
+	scheme, host string
+	tokens       *lazyTokens
+}
+
+// maxReplayBody bounds the JSON bodies held for a second send.
+const maxReplayBody = 64 << 10
+
+func (w *refusalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, ok := w.bearer(req)
+	if !ok {
+		return w.next.RoundTrip(req)
+	}
+	first, again, err := replayable(req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := w.next.RoundTrip(first)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	ctx := req.Context()
+	if !w.tokens.refused(ctx, tok) || again == nil {
+		return resp, nil
+	}
+	fresh, err := w.tokens.Token(ctx)
+	if err != nil || fresh == tok {
+		// F&O's answer stands; the next request meets the reason (an
+		// Entra ID refusal names its fix).
+		return resp, nil
+	}
+	retry, err := again()
+	if err != nil {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxReplayBody))
+	resp.Body.Close()
+	retry.Header.Set("Authorization", "Bearer "+fresh)
+	return w.next.RoundTrip(retry)
+}
+
+// bearer is the token of a request to the F&O host, if it carries one.
+func (w *refusalWatch) bearer(req *http.Request) (string, bool) {
+	if req.URL == nil || req.URL.Scheme != w.scheme || !strings.EqualFold(req.URL.Host, w.host) {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
+
+// replayable is the request to send first and, when its body can be had
+// again, a function making a copy to send once more. A small JSON body of
+// known length is read here (and req's closed), so both sends get it.
+func replayable(req *http.Request) (first *http.Request, again func() (*http.Request, error), err error) {
+	ctx := req.Context()
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		return req, func() (*http.Request, error) { return req.Clone(ctx), nil }, nil
+	case req.GetBody != nil:
+		return req, func() (*http.Request, error) {
+			b, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			r := req.Clone(ctx)
+			r.Body = b
+			return r, nil
+		}, nil
+	case req.ContentLength > 0 && req.ContentLength <= maxReplayBody && isJSON(req.Header.Get("Content-Type")):
+		buf, err := io.ReadAll(io.LimitReader(req.Body, req.ContentLength+1))
+		req.Body.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		if int64(len(buf)) != req.ContentLength {
+			return nil, nil, fmt.Errorf("fno: request body of %d bytes, ContentLength %d", len(buf), req.ContentLength)
+		}
+		copyOf := func() *http.Request {
+			r := req.Clone(ctx)
+			r.Body = io.NopCloser(bytes.NewReader(buf))
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+			return r
+		}
+		return copyOf(), func() (*http.Request, error) { return copyOf(), nil }, nil
+	}
+	return req, nil, nil
+}
+
+// isJSON reports whether a Content-Type is application/json.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }

@@ -106,6 +106,10 @@ func (l Layout) ReleasedPrefix(route string) string { return l.ReleasedRoot() + 
 // ReleasedRoot is where every route's released markers live.
 func (l Layout) ReleasedRoot() string { return l.State + "released/" }
 
+// NotifiedKey is _state/notified/<name>.json: written before a
+// notification is sent, so it is sent once.
+func (l Layout) NotifiedKey(name string) string { return l.State + "notified/" + name + ".json" }
+
 // LedgerPrefix is where ledger records live.
 func (l Layout) LedgerPrefix() string { return l.State + "ledger/" }
 

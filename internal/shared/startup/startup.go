@@ -15,31 +15,58 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
+	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
 // Env is what a function's constructor reads: its variables, the AWS
-// configuration and the logger.
+// configuration, the logger and the metrics.
 type Env struct {
 	Getenv func(string) string
 	AWS    aws.Config
 	Log    *slog.Logger
+	// Function is the function's name in the template (router, enqueue,
+	// poller, dequeue): the Function dimension of its metrics.
+	Function string
+	// Metrics is the execution environment's recorder (STACK_NAME);
+	// handlers flush it at the end of each invocation.
+	Metrics *metrics.Recorder
 }
 
 // Load reads the shared AWS configuration (region defaults to us-east-1).
 // The SDK honours AWS_ENDPOINT_URL itself, which local stand-ins use.
 func Load(ctx context.Context, getenv func(string) string, log *slog.Logger) (Env, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(sdkLogger{log}))
 	if err != nil {
 		return Env{}, fmt.Errorf("aws config: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	return Env{Getenv: getenv, AWS: cfg, Log: log}, nil
+	return Env{Getenv: getenv, AWS: cfg, Log: log, Metrics: metrics.FromEnv(getenv)}, nil
+}
+
+// sdkLogger sends the AWS SDK's own log lines (such as "Response has no
+// supported checksum") through the function's JSON logger, at its levels,
+// instead of as plain text.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
 }
 
 // S3 is an S3 client, path-style when S3_FORCE_PATH_STYLE=true (moto).
@@ -53,9 +80,24 @@ func (e Env) S3() *s3.Client {
 func (e Env) SQS() *sqs.Client { return sqs.NewFromConfig(e.AWS) }
 
 // FnO is the F&O client from the FNO_* settings; limiter (may be nil)
-// paces every request.
+// paces every request. F&O's 429 and 5xx answers are counted.
 func (e Env) FnO(limiter d365.Limiter) (*d365.Client, error) {
-	return fnoenv.ClientFromEnv(e.AWS, fnoenv.Options{Limiter: limiter, Logger: e.Log})
+	return fnoenv.ClientFromEnv(e.AWS, fnoenv.Options{Limiter: limiter, Logger: e.Log, Observe: func(status int) {
+		switch {
+		case status == 429:
+			e.Metrics.Add("FnoThrottled", 1, metrics.Function, e.Function)
+		case status >= 500:
+			e.Metrics.Add("FnoServerErrors", 1, metrics.Function, e.Function)
+		}
+	}})
+}
+
+// Notifier tells people of what needs them, through the topic in
+// NOTIFY_TOPIC_ARN (none: it only logs), with its once-only markers in
+// bucket.
+func (e Env) Notifier(bucket string, l layout.Layout) *notify.Notifier {
+	return &notify.Notifier{Topic: e.Getenv("NOTIFY_TOPIC_ARN"), Stack: e.Getenv("STACK_NAME"), Function: e.Function,
+		SNS: sns.NewFromConfig(e.AWS), S3: e.S3(), Bucket: bucket, Layout: l, Log: e.Log, Metrics: e.Metrics}
 }
 
 // Start builds a function's handler from the environment and hands it to
@@ -66,6 +108,7 @@ func Start[H any](name string, build func(context.Context, Env) (H, error)) {
 	slog.SetDefault(log)
 	ctx := context.Background()
 	env, err := Load(ctx, os.Getenv, log)
+	env.Function = name
 	if err != nil {
 		log.Error(name+": cannot start", "error", err.Error())
 		os.Exit(1)

@@ -49,6 +49,11 @@
 //     rotates it), an expired one with AADSTS7000222 (ExpireClientSecret),
 //     an unknown app with AADSTS700016, a disabled one (App.Disabled) with
 //     AADSTS7000112; Fault.AADSTS answers any code on the token endpoint.
+//   - AddClientSecret gives the app a second valid secret, as while a
+//     secret is rotated; SetClientSecret leaves one. Tokens stay valid
+//     until they expire when their secret is removed or expires, as in
+//     Entra ID; Options.RevokeTokensWithSecret makes F&O answer 401 to
+//     them instead (TokenSecret tells which secret a token came from).
 //   - Stale or unknown ack: 400 (Options.StaleAckStatus); body empty on 200.
 //     Re-acking an already acked message with its latest receipt is 200 and
 //     changes nothing.

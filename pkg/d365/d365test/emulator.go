@@ -27,6 +27,12 @@ type Options struct {
 	// TokenLifetime is the expires_in of issued tokens, measured on the fake
 	// clock. Default 1h.
 	TokenLifetime time.Duration
+	// RevokeTokensWithSecret makes F&O answer 401 to a token issued from a
+	// client secret the app no longer has (SetClientSecret replaced it) or
+	// whose time is over (ExpireClientSecret), as if the token had been
+	// revoked with its secret. Real Entra ID tokens stay valid until they
+	// expire; this is the harsher case a client must also survive.
+	RevokeTokensWithSecret bool
 	// Unauthorized403 answers 403 instead of 401 when an app is not on an
 	// activity's AllowedApps (which of the two F&O answers is not documented).
 	Unauthorized403 bool

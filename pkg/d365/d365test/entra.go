@@ -22,6 +22,9 @@ import (
 type token struct {
 	appID   string
 	expires time.Time // fake clock
+	// secret is the client secret the token was issued from; "" for a
+	// client assertion.
+	secret string
 }
 
 // TokenGrant records one token the Entra fake issued.
@@ -161,17 +164,21 @@ func (e *Emulator) tokenEndpoint(version int) handlerFunc {
 			return
 		}
 		grant := TokenGrant{ClientID: clientID, Version: version}
+		var fromSecret string
 		switch {
 		case f.Get("client_secret") != "":
-			if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(app.ClientSecret)) != 1 {
+			sent := f.Get("client_secret")
+			switch {
+			case subtle.ConstantTimeCompare([]byte(sent), []byte(app.ClientSecret)) == 1:
+				if app.SecretExpired {
+					e.entraCode(w, 7000222, clientID)
+					return
+				}
+			case !app.hasOtherSecret(sent):
 				e.entraCode(w, 7000215, clientID)
 				return
 			}
-			if app.SecretExpired {
-				e.entraCode(w, 7000222, clientID)
-				return
-			}
-			grant.Credential = "secret"
+			grant.Credential, fromSecret = "secret", sent
 		case f.Get("client_assertion") != "":
 			if f.Get("client_assertion_type") != assertionType {
 				e.entraError(w, http.StatusBadRequest, "invalid_request", 50027,
@@ -210,7 +217,7 @@ func (e *Emulator) tokenEndpoint(version int) handlerFunc {
 		tok := "emu." + strings.ReplaceAll(newGUID()+newGUID(), "-", "")
 		now := e.clock.Now()
 		e.mu.Lock()
-		e.st.tokens[tok] = token{appID: clientID, expires: now.Add(e.opts.TokenLifetime)}
+		e.st.tokens[tok] = token{appID: clientID, expires: now.Add(e.opts.TokenLifetime), secret: fromSecret}
 		e.st.grants = append(e.st.grants, grant)
 		e.mu.Unlock()
 		secs := int(e.opts.TokenLifetime / time.Second)
@@ -350,13 +357,41 @@ func (e *Emulator) entraCode(w http.ResponseWriter, code int, clientID string) {
 }
 
 // SetClientSecret rotates the secret of the app registered from Options:
-// from now on only secret is accepted (the old one is answered with
-// AADSTS7000215), and it has not expired.
+// from now on only secret is accepted (the old one, and any added with
+// AddClientSecret, is answered with AADSTS7000215), and it has not expired.
 func (e *Emulator) SetClientSecret(secret string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	a := e.st.apps[e.opts.ClientID]
-	a.ClientSecret, a.SecretExpired = secret, false
+	a.ClientSecret, a.SecretExpired, a.OtherSecrets = secret, false, nil
+}
+
+// AddClientSecret gives the app registered from Options another valid
+// secret besides its current one, as Entra ID allows while a secret is
+// rotated: both are accepted until SetClientSecret leaves one.
+// ClientSecret still names the current one.
+func (e *Emulator) AddClientSecret(secret string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.st.apps[e.opts.ClientID]
+	a.OtherSecrets = append(append([]string(nil), a.OtherSecrets...), secret)
+}
+
+// hasOtherSecret reports whether secret is one of a's OtherSecrets.
+func (a *App) hasOtherSecret(secret string) bool {
+	for _, s := range a.OtherSecrets {
+		if subtle.ConstantTimeCompare([]byte(secret), []byte(s)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// secretValid reports whether a token issued from secret still stands
+// with RevokeTokensWithSecret: secret is a's current, unexpired secret or
+// one of its OtherSecrets.
+func (a *App) secretValid(secret string) bool {
+	return (secret == a.ClientSecret && !a.SecretExpired) || a.hasOtherSecret(secret)
 }
 
 // ExpireClientSecret makes the current secret of the app registered from
@@ -382,7 +417,9 @@ func (e *Emulator) entraError(w http.ResponseWriter, status int, code string, aa
 }
 
 // authenticate checks an F&O request's bearer token: known, not expired on
-// the fake clock, and issued to an app F&O knows. It returns the client ID.
+// the fake clock, issued to an app F&O knows and, with
+// Options.RevokeTokensWithSecret, issued from the app's current, unexpired
+// secret. It returns the client ID.
 func (e *Emulator) authenticate(r *http.Request) (string, bool) {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -398,6 +435,9 @@ func (e *Emulator) authenticate(r *http.Request) (string, bool) {
 	}
 	app := e.st.apps[t.appID]
 	if app == nil || app.NotInFO {
+		return "", false
+	}
+	if e.opts.RevokeTokensWithSecret && t.secret != "" && !app.secretValid(t.secret) {
 		return "", false
 	}
 	return t.appID, true

@@ -11,3 +11,16 @@ func (e *Emulator) IssuedTokens() []string {
 	}
 	return out
 }
+
+// TokenSecret returns the client secret the Entra fake issued token from;
+// ok is false for a token it did not issue or one issued for a client
+// assertion. Tests use it to tell tokens of an old and a new secret apart.
+func (e *Emulator) TokenSecret(token string) (secret string, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.st.tokens[token]
+	if !ok || t.secret == "" {
+		return "", false
+	}
+	return t.secret, true
+}

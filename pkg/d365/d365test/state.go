@@ -119,6 +119,10 @@ type App struct {
 	SecretExpired bool
 	// Disabled: the app is disabled in the tenant (AADSTS7000112).
 	Disabled bool
+	// OtherSecrets are accepted besides ClientSecret, as while a secret is
+	// rotated (AddClientSecret); SetClientSecret clears them. They do not
+	// expire.
+	OtherSecrets []string
 }
 
 // AddApp registers another Entra app (for example one that is not on an

@@ -1,0 +1,75 @@
+package filing
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
+	"github.com/fno-bridge/s3-fno/internal/shared/notify"
+)
+
+// Observers hear of every file filed: people, when it needs one (a
+// notification), and the metrics. The zero value hears nothing.
+type Observers struct {
+	Notify  *notify.Notifier
+	Metrics *metrics.Recorder
+}
+
+// rejected tells of a file filed under rejected/ at placed.
+func (o Observers) rejected(ctx context.Context, j Rejection, placed string) {
+	route := j.Route
+	if route == "" {
+		route = layout.Unrouted
+	}
+	o.Metrics.Add("FilesRejected", 1, metrics.Route, route)
+	name := j.File
+	if j.Route != "" {
+		name = j.Route + "/" + j.File
+	}
+	o.Notify.Send(ctx, notify.Event{
+		Kind: notify.Rejected, ID: importmsg.Identity(j.Src.Bucket, j.Src.Key, j.Src.VersionID, j.Src.ETag),
+		What: name + ": " + j.Code,
+		Body: "A file was not sent to F&O and will not be: " + j.Detail,
+		Fields: [][2]string{{"Route", j.Route}, {"Dropped as", j.Src.Key}, {"Version", j.Src.VersionID}, {"Reason", j.Code},
+			{"Filed at", placed}, {"Reason document", placed + layout.ReasonSuffix}},
+	})
+}
+
+// Filed tells of a finished import filed at placed (processed/ or failed/):
+// a failed one is a notification with F&O's verdict and its first error
+// rows.
+func (o Observers) Filed(ctx context.Context, r Result, placed string) {
+	if r.Outcome == OutcomeProcessed {
+		o.Metrics.Add("FilesProcessed", 1, metrics.Route, r.Route)
+		return
+	}
+	o.Metrics.Add("FilesFailed", 1, metrics.Route, r.Route)
+	what := r.Route + "/" + layout.Base(r.SourceKey) + ": " + r.Status
+	if n := len(r.Errors); n > 0 {
+		what += fmt.Sprintf(", %d row%s", n, map[bool]string{true: "", false: "s"}[n == 1])
+	}
+	var rows []string
+	for i, e := range r.Errors {
+		if i == maxRows {
+			rows = append(rows, fmt.Sprintf("… and %d more in the result document", len(r.Errors)-maxRows))
+			break
+		}
+		rows = append(rows, fmt.Sprintf("record %s, field %s: %s", e.RecordID, e.Field, e.ErrorMessage))
+	}
+	o.Notify.Send(ctx, notify.Event{
+		Kind: notify.Failed, ID: r.SourceKey + "\x00" + r.SourceVersionID + "\x00" + r.MessageID,
+		What: what,
+		Body: "An import did not succeed in F&O. " + strings.Join(r.Notes, " "),
+		Fields: [][2]string{{"Route", r.Route}, {"Entity", r.Entity}, {"Dropped as", r.SourceKey}, {"F&O status", r.Status},
+			{"Execution status", r.ExecutionStatus}, {"Message ID", r.MessageID}, {"Execution ID", r.ExecutionID},
+			{"External identifier", r.ExternalID}, {"Filed at", placed}, {"Result document", placed + layout.ResultSuffix},
+			{"Staging error file", r.StagingErrorFile}, {"Target error keys file", r.TargetErrorKeysFile},
+			{"First error rows", strings.Join(rows, "\n  ")}},
+	})
+}
+
+// maxRows is how many of F&O's error rows a notification shows.
+const maxRows = 5
