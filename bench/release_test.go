@@ -35,7 +35,7 @@ func BenchmarkRelease(b *testing.B) {
 				b.Fatal(err)
 			}
 			l := routes.Config{Bucket: benchBucket, Routes: tbl, Layout: layout.Default()}
-			rel, err := release.New(l, "https://sqs.us-east-1.amazonaws.com/123456789012/bench-imports.fifo", s3c, sender, quiet())
+			rel, err := release.New(release.Config{Config: l, QueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/bench-imports.fifo"}, s3c, sender, quiet())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -55,7 +55,7 @@ import (
 
 // Config is the enqueue function's configuration.
 type Config struct {
-	routes.Config
+	release.Config
 	// Margin: a record is not started when less than this is left before
 	// the invocation's deadline; it and the rest are returned for
 	// redelivery. Default 20s.
@@ -63,11 +63,6 @@ type Config struct {
 	// FirstCheck is how long after enqueue the poller first looks at a
 	// message: POLL_INTERVAL, default 1m.
 	FirstCheck time.Duration
-	// QueueURL is the FIFO import queue (IMPORT_QUEUE_URL): release passes
-	// send a route's files to it.
-	QueueURL string
-	// Observers hear of the files enqueued, rejected and failed.
-	Observers filing.Observers
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL and
@@ -76,15 +71,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	rc, err := routes.FromEnv(getenv)
+	rc, err := release.ConfigFromEnv(getenv)
 	if err != nil {
 		return Config{}, err
 	}
-	q, err := importmsg.QueueURLFromEnv(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	c := Config{Config: rc, QueueURL: q}
+	c := Config{Config: rc}
 	if v := strings.TrimSpace(getenv("POLL_INTERVAL")); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -139,11 +130,11 @@ func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (
 	if log == nil {
 		log = slog.Default()
 	}
-	rel, err := release.New(cfg.Config, cfg.QueueURL, s3c, q, log)
+	rel, err := release.New(cfg.Config, s3c, q, log)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now, releaser: rel.Observe(cfg.Observers),
+	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now, releaser: rel,
 		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -83,7 +84,7 @@ func FuzzImportMessage(f *testing.F) {
 	quiet := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		s3c, fno, q := newMemS3(), &memEnqueuer{}, &memQueue{}
-		h, err := enqueue.New(enqueue.Config{Config: rc, QueueURL: "https://sqs/q.fifo"}, s3c, fno, q, quiet)
+		h, err := enqueue.New(enqueue.Config{Config: release.Config{Config: rc, QueueURL: "https://sqs/q.fifo"}}, s3c, fno, q, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}

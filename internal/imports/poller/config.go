@@ -12,16 +12,15 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 )
 
 // Config is the poller's configuration.
 type Config struct {
-	routes.Config
-	// QueueURL is the FIFO import queue the sweep routes lost files to
-	// (IMPORT_QUEUE_URL).
-	QueueURL string
+	// The routes, the bucket, the FIFO import queue the sweep asks for
+	// release passes on, and the Observers that hear of files filed and
+	// reported stuck.
+	release.Config
 	// BudgetPerMinute is POLL_BUDGET_PER_MINUTE (default 1000): the most
 	// F&O requests the poller makes in any 60 seconds in one execution
 	// environment, retries included (see BudgetRate). The poller lease
@@ -59,8 +58,6 @@ type Config struct {
 	// each run tells of the messages that reached it, once each.
 	DLQURL string
 	DLQ    DeadLetters
-	// Observers hear of the files filed and reported stuck.
-	Observers filing.Observers
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL,
@@ -69,14 +66,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	rc, err := routes.FromEnv(getenv)
+	rc, err := release.ConfigFromEnv(getenv)
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{Config: rc, QueueURL: strings.TrimSpace(getenv("IMPORT_QUEUE_URL")), DLQURL: strings.TrimSpace(getenv("IMPORT_DLQ_URL"))}
-	if c.QueueURL == "" {
-		return Config{}, fmt.Errorf("config: IMPORT_QUEUE_URL is required (the sweep asks for release passes on it)")
-	}
+	c := Config{Config: rc, DLQURL: strings.TrimSpace(getenv("IMPORT_DLQ_URL"))}
 	if v := strings.TrimSpace(getenv("POLL_BUDGET_PER_MINUTE")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
@@ -34,7 +35,7 @@ func fuzzConfig(t testing.TB) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout.Default()}, QueueURL: "https://sqs/q.fifo"}
+	return Config{Config: release.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout.Default()}, QueueURL: "https://sqs/q.fifo"}}
 }
 
 // FuzzPollerInput: any scheduler input. {"task":"poll"}, {}, null, an empty

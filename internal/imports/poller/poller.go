@@ -100,7 +100,7 @@ func New(cfg Config, s3c S3, fno FnO, budget *Budget, q release.Sender, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
-	rel, err := release.New(cfg.Config, cfg.QueueURL, s3c, q, log)
+	rel, err := release.New(cfg.Config, s3c, q, log)
 	if err != nil {
 		return nil, fmt.Errorf("poller: %w", err)
 	}

@@ -128,7 +128,7 @@ func memReleaser(t *testing.T, s3c release.S3, q release.Sender, log *slog.Logge
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := release.New(routes.Config{Bucket: "b", Routes: rt, Layout: layout.Default()}, "https://sqs/q.fifo", s3c, q, log)
+	r, err := release.New(release.Config{Config: routes.Config{Bucket: "b", Routes: rt, Layout: layout.Default()}, QueueURL: "https://sqs/q.fifo"}, s3c, q, log)
 	if err != nil {
 		t.Fatal(err)
 	}

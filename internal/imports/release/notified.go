@@ -100,6 +100,6 @@ func (r *Releaser) classify(ctx context.Context, o Object) (Outcome, error) {
 	} else {
 		file = route + "/" + file
 	}
-	err := filing.Reject(ctx, r.s3, l, r.now, r.log, r.obs, filing.Rejection{Src: o.Ref(), EventTime: o.EventTime, File: file, Code: "no-route", Detail: reason})
+	err := filing.Reject(ctx, r.s3, l, r.now, r.log, r.cfg.Observers, filing.Rejection{Src: o.Ref(), EventTime: o.EventTime, File: file, Code: "no-route", Detail: reason})
 	return Rejected, err
 }

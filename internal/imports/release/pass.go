@@ -287,7 +287,7 @@ func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Ro
 			log.WarnContext(ctx, "release: sent ahead of a file the queue refused", "key", f.Key, "refusedBefore", first.Error())
 		}
 		sent++
-		r.obs.Metrics.Add("FilesRouted", 1, metrics.Route, rt.Name)
+		r.cfg.Observers.Metrics.Add("FilesRouted", 1, metrics.Route, rt.Name)
 		log.InfoContext(ctx, "release: sent to the import queue", "key", f.Key, "versionId", f.VersionID, "identity", f.identity,
 			"lastModified", f.LastModified, "group", rt.GroupID())
 		doc := Released{Key: f.Key, VersionID: f.VersionID, DedupID: importmsg.DedupID(msgs[i]), ReleasedAt: at}
@@ -308,7 +308,7 @@ func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Ro
 // import.
 func (r *Releaser) rejectEmpty(ctx context.Context, rt routes.Route, f file) error {
 	_, name, _ := r.cfg.Layout.Split(f.Key)
-	return filing.Reject(ctx, r.s3, r.cfg.Layout, r.now, r.log, r.obs, filing.Rejection{
+	return filing.Reject(ctx, r.s3, r.cfg.Layout, r.now, r.log, r.cfg.Observers, filing.Rejection{
 		Src:   s3io.Ref{Bucket: r.cfg.Bucket, Key: f.Key, VersionID: f.VersionID, ETag: f.ETag},
 		Route: rt.Name, File: name, EventTime: f.LastModified, Code: "empty-file",
 		Detail: "the file is empty (0 bytes): there is nothing to import"})

@@ -52,19 +52,17 @@ var _ Sender = (*sqs.Client)(nil)
 
 // Releaser releases the files of one bucket's routes.
 type Releaser struct {
-	cfg      routes.Config
-	queueURL string
-	s3       S3
-	q        Sender
-	log      *slog.Logger
-	now      func() time.Time
-	sleep    func(context.Context, time.Duration) error
-	obs      filing.Observers
+	cfg   Config
+	s3    S3
+	q     Sender
+	log   *slog.Logger
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 // New builds a Releaser. log nil means slog.Default().
-func New(cfg routes.Config, queueURL string, s3c S3, q Sender, log *slog.Logger) (*Releaser, error) {
-	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || queueURL == "" || cfg.Layout.Inbound == "" {
+func New(cfg Config, s3c S3, q Sender, log *slog.Logger) (*Releaser, error) {
+	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.QueueURL == "" || cfg.Layout.Inbound == "" {
 		return nil, fmt.Errorf("release: Bucket, Routes, Layout and the queue URL are required")
 	}
 	if s3c == nil || q == nil {
@@ -73,14 +71,7 @@ func New(cfg routes.Config, queueURL string, s3c S3, q Sender, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Releaser{cfg: cfg, queueURL: queueURL, s3: s3c, q: q, log: log, now: time.Now, sleep: sleepCtx}, nil
-}
-
-// Observe returns a copy whose rejections and releases obs hears of.
-func (r *Releaser) Observe(obs filing.Observers) *Releaser {
-	c := *r
-	c.obs = obs
-	return &c
+	return &Releaser{cfg: cfg, s3: s3c, q: q, log: log, now: time.Now, sleep: sleepCtx}, nil
 }
 
 // WithClock returns a copy that reads now and waits with sleep (tests).
@@ -122,7 +113,7 @@ func (r *Releaser) send(ctx context.Context, entries []sqstypes.SendMessageBatch
 	for i := range entries {
 		entries[i].Id = aws.String("m" + strconv.Itoa(i))
 	}
-	out, err := r.q.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &r.queueURL, Entries: entries})
+	out, err := r.q.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &r.cfg.QueueURL, Entries: entries})
 	if err != nil {
 		for i := range errs {
 			errs[i] = fmt.Errorf("send to the import queue: %w", err)

@@ -42,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := release.New(cfg, w.Queue, w.S3, w.SQS, pipelinetest.Quiet())
+	rel, err := release.New(release.Config{Config: cfg, QueueURL: w.Queue}, w.S3, w.SQS, pipelinetest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

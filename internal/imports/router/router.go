@@ -12,41 +12,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
-	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
-	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
-// Config is the router's configuration.
-type Config struct {
-	routes.Config
-	// QueueURL is the FIFO import queue (IMPORT_QUEUE_URL).
-	QueueURL string
-	// Observers hear of the files rejected and routed.
-	Observers filing.Observers
-}
+// Config is the router's configuration: the import side's.
+type Config = release.Config
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes and IMPORT_QUEUE_URL.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	rc, err := routes.FromEnv(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	q, err := importmsg.QueueURLFromEnv(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	return Config{Config: rc, QueueURL: q}, nil
-}
+func ConfigFromEnv(getenv func(string) string) (Config, error) { return release.ConfigFromEnv(getenv) }
 
 // Router routes objects to the FIFO import queue.
 type Router struct {
@@ -63,11 +41,11 @@ func New(cfg Config, s3c release.S3, q release.Sender, log *slog.Logger) (*Route
 	if log == nil {
 		log = slog.Default()
 	}
-	rel, err := release.New(cfg.Config, cfg.QueueURL, s3c, q, log)
+	rel, err := release.New(cfg, s3c, q, log)
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	return &Router{cfg: cfg, s3: s3c, releaser: rel.Observe(cfg.Observers), log: log, now: time.Now}, nil
+	return &Router{cfg: cfg, s3: s3c, releaser: rel, log: log, now: time.Now}, nil
 }
 
 // Handle is the Lambda handler for the arrivals queue. It reports the

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -125,116 +126,146 @@ const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 func (e *Emulator) tokenEndpoint(version int) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) {
-		if r.Method != http.MethodPost {
-			e.entraError(w, http.StatusMethodNotAllowed, "invalid_request", 900561,
-				"The endpoint only accepts POST requests.")
+		f, app, ok := e.tokenRequest(w, r, c)
+		if !ok {
 			return
 		}
-		if !e.tenantOK(w, c.seg) {
+		grant := TokenGrant{ClientID: app.ClientID, Version: version}
+		fromSecret, ok := e.checkCredential(w, f, app, &grant)
+		if !ok {
 			return
 		}
-		if err := r.ParseForm(); err != nil {
-			e.entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
+		if grant.Scope, ok = e.tokenScope(w, f, version); !ok {
 			return
 		}
-		f := r.PostForm
-		if gt := f.Get("grant_type"); gt != "client_credentials" {
-			e.entraError(w, http.StatusBadRequest, "unsupported_grant_type", 70003,
-				fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
-			return
-		}
-		clientID := f.Get("client_id")
-		if c.fault != nil && c.fault.AADSTS != 0 {
-			e.entraCode(w, c.fault.AADSTS, clientID)
-			return
-		}
-		e.mu.Lock()
-		var app App
-		known := e.st.apps[clientID] != nil
-		if known {
-			app = *e.st.apps[clientID]
-		}
-		e.mu.Unlock()
-		if !known {
-			e.entraCode(w, 700016, clientID)
-			return
-		}
-		if app.Disabled {
-			e.entraCode(w, 7000112, clientID)
-			return
-		}
-		grant := TokenGrant{ClientID: clientID, Version: version}
-		var fromSecret string
-		switch {
-		case f.Get("client_secret") != "":
-			sent := f.Get("client_secret")
-			switch {
-			case subtle.ConstantTimeCompare([]byte(sent), []byte(app.ClientSecret)) == 1:
-				if app.SecretExpired {
-					e.entraCode(w, 7000222, clientID)
-					return
-				}
-			case !app.hasOtherSecret(sent):
-				e.entraCode(w, 7000215, clientID)
-				return
-			}
-			grant.Credential, fromSecret = "secret", sent
-		case f.Get("client_assertion") != "":
-			if f.Get("client_assertion_type") != assertionType {
-				e.entraError(w, http.StatusBadRequest, "invalid_request", 50027,
-					"client_assertion_type must be "+assertionType+".")
-				return
-			}
-			thumb, err := e.checkAssertion(f.Get("client_assertion"), clientID)
-			if err != nil {
-				e.entraError(w, http.StatusUnauthorized, "invalid_client", 700027,
-					"Client assertion failed signature validation or is malformed: "+err.Error())
-				return
-			}
-			grant.Credential, grant.Thumbprint = "assertion", thumb
-		default:
-			e.entraError(w, http.StatusUnauthorized, "invalid_client", 7000216,
-				"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
-			return
-		}
-		if version == 2 {
-			scope, ok := e.checkScope(f.Get("scope"))
-			if !ok {
-				e.entraError(w, http.StatusBadRequest, "invalid_scope", 1002012,
-					fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
-				return
-			}
-			grant.Scope = scope
-		} else {
-			res := f.Get("resource")
-			if !e.isFOResource(res) {
-				e.entraError(w, http.StatusBadRequest, "invalid_resource", 500011,
-					fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", res, e.opts.TenantID))
-				return
-			}
-			grant.Scope = res
-		}
-		tok := "emu." + strings.ReplaceAll(newGUID()+newGUID(), "-", "")
-		now := e.clock.Now()
-		e.mu.Lock()
-		e.st.tokens[tok] = token{appID: clientID, expires: now.Add(e.opts.TokenLifetime), secret: fromSecret}
-		e.st.grants = append(e.st.grants, grant)
-		e.mu.Unlock()
-		secs := int(e.opts.TokenLifetime / time.Second)
-		w.Header().Set("Cache-Control", "no-store, no-cache")
-		if version == 2 {
-			writeJSON(w, http.StatusOK, map[string]any{
-				"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok,
-			})
-			return
-		}
-		// The v1 endpoint sends its numbers as strings.
-		writeJSON(w, http.StatusOK, map[string]any{
-			"token_type": "Bearer", "expires_in": strconv.Itoa(secs), "ext_expires_in": strconv.Itoa(secs),
-			"expires_on": strconv.FormatInt(now.Add(e.opts.TokenLifetime).Unix(), 10),
-			"not_before": strconv.FormatInt(now.Unix(), 10), "resource": f.Get("resource"), "access_token": tok,
-		})
+		e.issueToken(w, f, version, grant, fromSecret)
 	}
+}
+
+// tokenRequest checks a token request's method, tenant, form and grant
+// type, and finds its app; on a refusal it has answered and ok is false.
+func (e *Emulator) tokenRequest(w http.ResponseWriter, r *http.Request, c *call) (url.Values, App, bool) {
+	if r.Method != http.MethodPost {
+		e.entraError(w, http.StatusMethodNotAllowed, "invalid_request", 900561, "The endpoint only accepts POST requests.")
+		return nil, App{}, false
+	}
+	if !e.tenantOK(w, c.seg) {
+		return nil, App{}, false
+	}
+	if err := r.ParseForm(); err != nil {
+		e.entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
+		return nil, App{}, false
+	}
+	f := r.PostForm
+	if gt := f.Get("grant_type"); gt != "client_credentials" {
+		e.entraError(w, http.StatusBadRequest, "unsupported_grant_type", 70003,
+			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
+		return nil, App{}, false
+	}
+	clientID := f.Get("client_id")
+	if c.fault != nil && c.fault.AADSTS != 0 {
+		e.entraCode(w, c.fault.AADSTS, clientID)
+		return nil, App{}, false
+	}
+	e.mu.Lock()
+	var app App
+	known := e.st.apps[clientID] != nil
+	if known {
+		app = *e.st.apps[clientID]
+	}
+	e.mu.Unlock()
+	switch {
+	case !known:
+		e.entraCode(w, 700016, clientID)
+		return nil, App{}, false
+	case app.Disabled:
+		e.entraCode(w, 7000112, clientID)
+		return nil, App{}, false
+	}
+	app.ClientID = clientID
+	return f, app, true
+}
+
+// checkCredential checks the client secret or assertion and fills the
+// grant's credential; fromSecret is the secret a token is issued from.
+func (e *Emulator) checkCredential(w http.ResponseWriter, f url.Values, app App, grant *TokenGrant) (fromSecret string, ok bool) {
+	switch {
+	case f.Get("client_secret") != "":
+		sent := f.Get("client_secret")
+		switch {
+		case subtle.ConstantTimeCompare([]byte(sent), []byte(app.ClientSecret)) == 1:
+			if app.SecretExpired {
+				e.entraCode(w, 7000222, app.ClientID)
+				return "", false
+			}
+		case !app.hasOtherSecret(sent):
+			e.entraCode(w, 7000215, app.ClientID)
+			return "", false
+		}
+		grant.Credential = "secret"
+		return sent, true
+	case f.Get("client_assertion") != "":
+		if f.Get("client_assertion_type") != assertionType {
+			e.entraError(w, http.StatusBadRequest, "invalid_request", 50027, "client_assertion_type must be "+assertionType+".")
+			return "", false
+		}
+		thumb, err := e.checkAssertion(f.Get("client_assertion"), app.ClientID)
+		if err != nil {
+			e.entraError(w, http.StatusUnauthorized, "invalid_client", 700027,
+				"Client assertion failed signature validation or is malformed: "+err.Error())
+			return "", false
+		}
+		grant.Credential, grant.Thumbprint = "assertion", thumb
+		return "", true
+	default:
+		e.entraError(w, http.StatusUnauthorized, "invalid_client", 7000216,
+			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
+		return "", false
+	}
+}
+
+// tokenScope is the v2 scope (or v1 resource) asked for, when it is F&O's.
+func (e *Emulator) tokenScope(w http.ResponseWriter, f url.Values, version int) (string, bool) {
+	if version == 2 {
+		scope, ok := e.checkScope(f.Get("scope"))
+		if !ok {
+			e.entraError(w, http.StatusBadRequest, "invalid_scope", 1002012,
+				fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
+		}
+		return scope, ok
+	}
+	res := f.Get("resource")
+	if !e.isFOResource(res) {
+		e.entraError(w, http.StatusBadRequest, "invalid_resource", 500011,
+			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", res, e.opts.TenantID))
+		return "", false
+	}
+	return res, true
+}
+
+// issueToken records and answers a new token, in the endpoint version's
+// shape.
+func (e *Emulator) issueToken(w http.ResponseWriter, f url.Values, version int, grant TokenGrant, fromSecret string) {
+	tok := "emu." + strings.ReplaceAll(newGUID()+newGUID(), "-", "")
+	now := e.clock.Now()
+	e.mu.Lock()
+	e.st.tokens[tok] = token{appID: grant.ClientID, expires: now.Add(e.opts.TokenLifetime), secret: fromSecret}
+	e.st.grants = append(e.st.grants, grant)
+	e.mu.Unlock()
+	secs := int(e.opts.TokenLifetime / time.Second)
+	w.Header().Set("Cache-Control", "no-store, no-cache")
+	if version == 2 {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok,
+		})
+		return
+	}
+	// The v1 endpoint sends its numbers as strings.
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token_type": "Bearer", "expires_in": strconv.Itoa(secs), "ext_expires_in": strconv.Itoa(secs),
+		"expires_on": strconv.FormatInt(now.Add(e.opts.TokenLifetime).Unix(), 10),
+		"not_before": strconv.FormatInt(now.Unix(), 10), "resource": f.Get("resource"), "access_token": tok,
+	})
 }
 
 // checkScope accepts "<F&O URL>/.default" (also with the double slash some
