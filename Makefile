@@ -1,7 +1,6 @@
 # The project's commands. `make demo` and `make test` are the two a newcomer runs.
 SHELL := /bin/bash
 GO    ?= go
-GOARCH_LAMBDA ?= arm64
 FUNCTIONS := router enqueue poller dequeue
 BIN := bin
 
@@ -41,9 +40,11 @@ clean:
 
 ## build-<LogicalId>: what `sam build` runs per function (template.yaml: CodeUri: ., Metadata:
 ## BuildMethod: makefile). SAM sets ARTIFACTS_DIR; run by hand it is .aws-sam/build/<LogicalId>.
-## Builds for Linux/arm64; export GOARCH_LAMBDA=amd64 when the stack's Architecture is x86_64.
+## Always Linux/arm64, the one architecture template.yaml deploys (Globals: Architectures:
+## [arm64]); nothing in the environment or on the command line changes it, so the binary and the
+## function cannot disagree. internal/local/samtemplate checks that they agree.
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/build/$(patsubst build-%,%,$@)
-LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags '-s -w' -o $(ARTIFACTS_DIR)/bootstrap
+LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags '-s -w' -o $(ARTIFACTS_DIR)/bootstrap
 
 .PHONY: build-RouterFunction build-EnqueueFunction build-PollerFunction build-DequeueFunction
 build-RouterFunction:

@@ -80,15 +80,15 @@ func TestTwoJobsTwoPrefixes(t *testing.T) {
 	h := v.handler(nil)
 
 	a := v.run(h, input("groups", actA, ""))
-	b := v.run(h, input("vendors", actB, `"prefix":"exports/vendors"`))
+	b := v.run(h, input("vendors", actB, `"prefix":"outbound/vendor-exports"`))
 	if a.Landed != 1 || b.Landed != 2 || a.Acked != 1 || b.Acked != 2 {
 		t.Fatalf("summaries: %+v / %+v", a, b)
 	}
 	if got := v.keys("outbound/groups/"); len(got) != 1 {
 		t.Errorf("outbound/groups/: %v", got)
 	}
-	if got := v.keys("exports/vendors/"); len(got) != 2 {
-		t.Errorf("exports/vendors/: %v", got)
+	if got := v.keys("outbound/vendor-exports/"); len(got) != 2 {
+		t.Errorf("outbound/vendor-exports/: %v", got)
 	}
 	if got := v.keys("outbound/vendors/"); len(got) != 0 {
 		t.Errorf("job vendors leaked into the default prefix: %v", got)

@@ -27,7 +27,10 @@ type Input struct {
 	// braces allowed).
 	ActivityID string `json:"activityId"`
 	// Prefix is where the job's exports land. Optional: the default is
-	// "<OUTBOUND_PREFIX><job>/". A trailing "/" is added when missing.
+	// "<OUTBOUND_PREFIX><job>/". A trailing "/" is added when missing. It
+	// must lie under OUTBOUND_PREFIX: an export landed anywhere else (under
+	// inbound/, say) could be taken for an import and sent straight back
+	// to F&O, and the function's IAM role may write nowhere else.
 	Prefix string `json:"prefix,omitempty"`
 	// Unpack writes each entity data file of a data package beside the
 	// landed zip.
@@ -61,10 +64,11 @@ var (
 	guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 )
 
-// DecodeInput reads and checks a schedule input. outboundPrefix is the
-// default parent of a job's prefix (OUTBOUND_PREFIX, e.g. "outbound/").
-// Unknown fields are refused, so a misspelt option is not silently ignored.
-// Every error is an *InputError naming the field.
+// DecodeInput reads and checks a schedule input. outboundPrefix is
+// OUTBOUND_PREFIX (e.g. "outbound/"; blank means that default): the parent
+// of a job's default prefix, and the prefix every job's prefix must lie
+// under. Unknown fields are refused, so a misspelt option is not silently
+// ignored. Every error is an *InputError naming the field.
 func DecodeInput(raw []byte, outboundPrefix string) (Input, error) {
 	if len(raw) > maxInputBytes {
 		return Input{}, &InputError{Reason: fmt.Sprintf("larger than %d bytes", maxInputBytes)}
@@ -120,7 +124,13 @@ func jsonInputError(err error) error {
 	return &InputError{Reason: fmt.Sprintf("not valid JSON: %v", err)}
 }
 
-// normalize checks the fields and fills the default prefix.
+// defaultOutboundPrefix is OUTBOUND_PREFIX unless configured (Config's
+// default too).
+const defaultOutboundPrefix = "outbound/"
+
+// normalize checks the fields and fills the default prefix. The prefix must
+// lie under outboundPrefix (OUTBOUND_PREFIX): Handler.Run calls this too, so
+// no Input that escapes it is ever run, however it was made.
 func (in *Input) normalize(outboundPrefix string) error {
 	in.Job = strings.TrimSpace(in.Job)
 	switch {
@@ -138,12 +148,26 @@ func (in *Input) normalize(outboundPrefix string) error {
 	} else {
 		in.ActivityID = g
 	}
+	if strings.TrimSpace(outboundPrefix) == "" {
+		outboundPrefix = defaultOutboundPrefix
+	}
+	outbound, err := CheckPrefix(outboundPrefix)
+	if err != nil {
+		// A configuration fault (Config refuses it first), reported
+		// against the field it keeps from being checked.
+		return &InputError{Field: "prefix", Reason: fmt.Sprintf("cannot be checked: OUTBOUND_PREFIX %q is unusable: %v", clip(outboundPrefix), err)}
+	}
 	if strings.TrimSpace(in.Prefix) == "" {
-		in.Prefix = outboundPrefix + in.Job + "/"
+		in.Prefix = outbound + in.Job + "/"
 	}
 	p, err := CheckPrefix(in.Prefix)
 	if err != nil {
 		return &InputError{Field: "prefix", Reason: err.Error()}
+	}
+	if !strings.HasPrefix(p, outbound) {
+		return &InputError{Field: "prefix", Reason: fmt.Sprintf("%q is not under OUTBOUND_PREFIX %q: exports land only under it "+
+			"(elsewhere, under inbound/ say, an export could be imported back into F&O, and the function may not write there); "+
+			"use e.g. %q, or leave prefix out for that default", clip(p), outbound, outbound+in.Job+"/")}
 	}
 	in.Prefix = p
 	return nil

@@ -20,8 +20,8 @@ func TestDecodeInput(t *testing.T) {
 	}{
 		{"minimal", `{"job":"customer-groups","activityId":"` + testActivity + `"}`,
 			dequeue.Input{Job: "customer-groups", ActivityID: testActivity, Prefix: "outbound/customer-groups/"}},
-		{"all fields", `{"job":"cg","activityId":"{` + strings.ToUpper(testActivity) + `}","prefix":"exports/cg","unpack":true,"ackMissingFile":true}`,
-			dequeue.Input{Job: "cg", ActivityID: strings.ToUpper(testActivity), Prefix: "exports/cg/", Unpack: true, AckMissingFile: true}},
+		{"all fields", `{"job":"cg","activityId":"{` + strings.ToUpper(testActivity) + `}","prefix":"outbound/cg","unpack":true,"ackMissingFile":true}`,
+			dequeue.Input{Job: "cg", ActivityID: strings.ToUpper(testActivity), Prefix: "outbound/cg/", Unpack: true, AckMissingFile: true}},
 		{"blank prefix takes the default", `{"job":"a.b_c","activityId":"` + testActivity + `","prefix":"  "}`,
 			dequeue.Input{Job: "a.b_c", ActivityID: testActivity, Prefix: "outbound/a.b_c/"}},
 		{"whitespace around", " \n" + `{"job":" cg ","activityId":" ` + testActivity + ` "}` + "\n",

@@ -388,7 +388,7 @@ func (p *Poller) perRun(ctx context.Context) int {
 // handle checks one record and finalizes or reschedules it. It returns an
 // error only to say "stop": ErrBudget or a cancelled context.
 func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extras []ledger.Entry, c *counters) error {
-	log := p.log.With("key", rec.Key, "versionId", rec.VersionID, "route", rec.Route, "messageId", rec.MessageID)
+	log := p.log.With("key", rec.Key, "versionId", rec.VersionID, "route", rec.Route, "identity", rec.Identity, "messageId", rec.MessageID)
 	retireExtras := func() {
 		for _, e := range extras {
 			if err := p.ledger.Delete(ctx, e.Key); err == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
@@ -91,6 +92,7 @@ func (r *Releaser) classify(ctx context.Context, o Object) (Outcome, error) {
 		return Skipped, nil
 	}
 	if _, ok := r.cfg.Routes.Lookup(route); ok {
+		log.InfoContext(ctx, "release: notified", "route", route, "identity", importmsg.Identity(o.Bucket, o.Key, o.VersionID, o.ETag))
 		return Requested, nil
 	}
 	reason := fmt.Sprintf("no route is configured for folder %q (configured: %s)", route, r.names())

@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 )
 
 const templatePath = "../../../template.yaml"
@@ -328,29 +331,6 @@ func TestRule_FunctionEvents(t *testing.T) {
 	}
 }
 
-// actionsOf lists a function's inline policy statements and policy templates.
-func policiesOf(t *testing.T, f samtemplate.Function) (stmts []map[string]any, templates []string) {
-	t.Helper()
-	pols, _ := f.Properties["Policies"].([]any)
-	for _, p := range pols {
-		switch x := p.(type) {
-		case string:
-			templates = append(templates, "managed:"+x)
-		case map[string]any:
-			if st, ok := x["Statement"]; ok {
-				for _, s := range st.([]any) {
-					stmts = append(stmts, s.(map[string]any))
-				}
-				continue
-			}
-			for k := range x {
-				templates = append(templates, k)
-			}
-		}
-	}
-	return stmts, templates
-}
-
 func stringsOf(v any) []string {
 	switch x := v.(type) {
 	case string:
@@ -367,90 +347,8 @@ func stringsOf(v any) []string {
 	return nil
 }
 
-func TestRule_LeastPrivilege(t *testing.T) {
-	tpl := loadTemplate(t)
-	// Exactly what each function may do, beyond what its event sources add.
-	// Moving a file copies its exact version with tags, then deletes that
-	// version; large copies and uploads are multipart. HEAD of a missing key
-	// answers 404 only with s3:ListBucket.
-	mover := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject",
-		"s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging", "s3:ListBucket",
-		"s3:PutObject", "s3:PutObjectTagging"}
-	want := map[string]struct {
-		actions   []string
-		templates []string
-	}{
-		"RouterFunction": {mover, []string{"SQSSendMessagePolicy"}},
-		"EnqueueFunction": {
-			append([]string{"s3:ListBucketVersions"}, mover...),
-			[]string{"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy"},
-		},
-		"PollerFunction": {
-			append([]string{"s3:ListBucketVersions"}, mover...),
-			[]string{"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy"},
-		},
-		"DequeueFunction": {
-			[]string{"s3:AbortMultipartUpload", "s3:GetObject", "s3:ListBucket", "s3:PutObject"},
-			[]string{"AWSSecretsManagerGetSecretValuePolicy"},
-		},
-	}
-	fns, err := tpl.Functions(fnoValues)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucketArn := "arn:aws:s3:::" + mustEvalString(t, tpl, tpl.Resources["DataBucket"].Properties["BucketName"], fnoValues)
-	vals := fnoValues
-	vals.Attributes = map[string]string{"DataBucket.Arn": bucketArn, "ImportQueue.QueueName": "s3-fno-imports.fifo"}
-	for _, f := range fns {
-		stmts, templates := policiesOf(t, f)
-		var actions []string
-		for _, s := range stmts {
-			if s["Effect"] != "Allow" {
-				t.Errorf("%s: statement %v is not an Allow", f.LogicalID, s["Sid"])
-			}
-			for _, a := range stringsOf(s["Action"]) {
-				if a == "*" || strings.HasSuffix(a, ":*") {
-					t.Errorf("%s: action %q grants everything", f.LogicalID, a)
-				}
-				actions = append(actions, a)
-			}
-			if s["NotAction"] != nil || s["NotResource"] != nil {
-				t.Errorf("%s: NotAction/NotResource widen a statement", f.LogicalID)
-			}
-			res := mustEval(t, tpl, s["Resource"], vals)
-			rs := stringsOf(res)
-			if len(rs) == 0 {
-				t.Errorf("%s: statement %v has no resource", f.LogicalID, s["Sid"])
-			}
-			for _, r := range rs {
-				if r == "*" || (r != bucketArn && r != bucketArn+"/*") {
-					t.Errorf("%s: statement %v on resource %q; want the data bucket only", f.LogicalID, s["Sid"], r)
-				}
-			}
-		}
-		slices.Sort(actions)
-		slices.Sort(templates)
-		w := want[f.LogicalID]
-		slices.Sort(w.actions)
-		if !slices.Equal(actions, w.actions) {
-			t.Errorf("%s actions:\n got %v\nwant %v", f.LogicalID, actions, w.actions)
-		}
-		if !slices.Equal(templates, w.templates) {
-			t.Errorf("%s policy templates: got %v, want %v", f.LogicalID, templates, w.templates)
-		}
-		// Policy templates point at this stack's queue and the secret parameter.
-		pols, _ := f.Properties["Policies"].([]any)
-		for _, p := range pols {
-			m, _ := p.(map[string]any)
-			if a, ok := m["SQSSendMessagePolicy"].(map[string]any); ok && getAtt(a["QueueName"]) != "ImportQueue.QueueName" {
-				t.Errorf("%s: SQSSendMessagePolicy on %v, want ImportQueue", f.LogicalID, a["QueueName"])
-			}
-			if a, ok := m["AWSSecretsManagerGetSecretValuePolicy"].(map[string]any); ok && refName(a["SecretArn"]) != "FnoSecretArn" {
-				t.Errorf("%s: GetSecretValue on %v, want FnoSecretArn", f.LogicalID, a["SecretArn"])
-			}
-		}
-	}
-}
+// What each function may do is TestPolicies (policy_test.go): every role's
+// statements, evaluated after the SAM transform, against a table.
 
 func TestRule_Environment(t *testing.T) {
 	tpl := loadTemplate(t)
@@ -561,7 +459,7 @@ func TestRule_BuildWithMakefileOnProvidedAL2023(t *testing.T) {
 			t.Errorf("%s: package %s, want %s", f.LogicalID, f.Package, want)
 		}
 		if !slices.Equal(f.Architectures, []string{"arm64"}) {
-			t.Errorf("%s: architectures %v, want [arm64] by default", f.LogicalID, f.Architectures)
+			t.Errorf("%s: architectures %v, want [arm64]", f.LogicalID, f.Architectures)
 		}
 		if f.LogFormat != "JSON" {
 			t.Errorf("%s: LogFormat %q, want JSON", f.LogicalID, f.LogFormat)
@@ -572,9 +470,324 @@ func TestRule_BuildWithMakefileOnProvidedAL2023(t *testing.T) {
 			t.Errorf("Makefile has no target build-%s running $(LAMBDA_BUILD) %s", f.LogicalID, f.Package)
 		}
 	}
-	want := `LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags '-s -w' -o $(ARTIFACTS_DIR)/bootstrap`
+	want := `LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags '-s -w' -o $(ARTIFACTS_DIR)/bootstrap`
 	if !strings.Contains(string(makefile), want) {
 		t.Errorf("Makefile lacks %q", want)
+	}
+}
+
+// TestRule_BuildArchitectureIsTheTemplates: what sam build runs (the
+// Makefile's build-<LogicalId> target) compiles for the architecture the
+// template deploys the function on, whatever the builder's environment or
+// make command line says. There is one architecture: the template has no
+// parameter that could make the two disagree.
+func TestRule_BuildArchitectureIsTheTemplates(t *testing.T) {
+	tpl := loadTemplate(t)
+	for name := range tpl.Parameters {
+		if strings.Contains(strings.ToLower(name), "arch") {
+			t.Errorf("parameter %s: the architecture is fixed (arm64), so that the build cannot disagree with it", name)
+		}
+	}
+	if archs := tpl.Globals["Function"].(map[string]any)["Architectures"]; !reflect.DeepEqual(archs, []any{"arm64"}) {
+		t.Errorf("Globals.Function.Architectures = %v, want the literal [arm64]", archs)
+	}
+	makefile, err := os.ReadFile("../../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(makefile), "GOARCH_LAMBDA") {
+		t.Error("the Makefile still reads GOARCH_LAMBDA, a second architecture setting")
+	}
+	goarch := map[string]string{"arm64": "arm64", "x86_64": "amd64"}
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Skipf("make: %v", err)
+	}
+	fns, err := tpl.Functions(fnoValues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fns {
+		if len(f.Architectures) != 1 || goarch[f.Architectures[0]] == "" {
+			t.Errorf("%s: architectures %v", f.LogicalID, f.Architectures)
+			continue
+		}
+		want := "GOARCH=" + goarch[f.Architectures[0]]
+		// -n prints the commands without running them; the hostile settings
+		// are what a builder for x86_64 might have left set.
+		cmd := exec.Command(makeBin, "-n", "-C", "../../..", "build-"+f.LogicalID,
+			"ARTIFACTS_DIR=/tmp/artifacts", "GOARCH_LAMBDA=amd64", "GOARCH=amd64", "ARCH=x86_64")
+		cmd.Env = append(os.Environ(), "GOARCH=amd64", "GOARCH_LAMBDA=amd64")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n build-%s: %v\n%s", f.LogicalID, err, out)
+		}
+		got := regexp.MustCompile(`GOARCH=\S+`).FindAllString(string(out), -1)
+		if len(got) != 1 || got[0] != want || !strings.Contains(string(out), "GOOS=linux") ||
+			!strings.Contains(string(out), f.Package) || !strings.Contains(string(out), "/tmp/artifacts/bootstrap") {
+			t.Errorf("build-%s runs\n%s\nwant one %s (the template's %s) with GOOS=linux, building %s into $ARTIFACTS_DIR/bootstrap",
+				f.LogicalID, out, want, f.Architectures[0], f.Package)
+		}
+	}
+}
+
+// TestRule_Retention: what the pipeline leaves for people expires after
+// its retention parameter (days; 0 keeps it for ever); inbound/ and
+// _state/ never expire (files in flight and the ledger); the rules for
+// noncurrent versions, delete markers and incomplete uploads stay.
+func TestRule_Retention(t *testing.T) {
+	tpl := loadTemplate(t)
+	params := map[string]string{ // prefix -> its parameter
+		"processed/": "ProcessedRetentionDays", "failed/": "FailedRetentionDays",
+		"rejected/": "RejectedRetentionDays", "outbound/": "OutboundRetentionDays",
+	}
+	defaults := map[string]string{"ProcessedRetentionDays": "90", "FailedRetentionDays": "365",
+		"RejectedRetentionDays": "365", "OutboundRetentionDays": "90"}
+	for name, d := range defaults {
+		p, ok := tpl.Parameters[name]
+		if !ok {
+			t.Fatalf("no parameter %s", name)
+		}
+		if p.Default != d || p.Type != "Number" || p.MinValue == nil || *p.MinValue != 0 || p.MaxValue == nil {
+			t.Errorf("%s: %+v, want a Number from 0, default %s", name, p, d)
+		}
+		if !strings.Contains(p.Description, "0 keeps") {
+			t.Errorf("%s: the description does not say that 0 keeps for ever", name)
+		}
+	}
+	rulesFor := func(vals samtemplate.Values) map[string]map[string]any {
+		t.Helper()
+		lc := mustEval(t, tpl, tpl.Resources["DataBucket"].Properties["LifecycleConfiguration"], vals).(map[string]any)
+		byID := map[string]map[string]any{}
+		for _, r := range lc["Rules"].([]any) {
+			r := r.(map[string]any)
+			id := fmt.Sprint(r["Id"])
+			if _, dup := byID[id]; dup {
+				t.Errorf("lifecycle rule %s twice", id)
+			}
+			byID[id] = r
+		}
+		return byID
+	}
+	for _, tc := range []struct {
+		name string
+		vals samtemplate.Values
+		days map[string]string // prefix -> expiration days ("" no rule)
+	}{
+		{"defaults", fnoValues, map[string]string{"processed/": "90", "failed/": "365", "rejected/": "365", "outbound/": "90"}},
+		{"all kept for ever", with(fnoValues, "ProcessedRetentionDays", "0", "FailedRetentionDays", "0",
+			"RejectedRetentionDays", "0", "OutboundRetentionDays", "0"), map[string]string{}},
+		{"mixed", with(fnoValues, "ProcessedRetentionDays", "7", "FailedRetentionDays", "0", "OutboundRetentionDays", "1"),
+			map[string]string{"processed/": "7", "rejected/": "365", "outbound/": "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rules := rulesFor(tc.vals)
+			expiring := map[string]string{}
+			var abort, noncurrent, markers, stateNoncurrent bool
+			for id, r := range rules {
+				if r["Status"] != "Enabled" {
+					t.Errorf("rule %s: Status %v", id, r["Status"])
+				}
+				prefix, _ := r["Prefix"].(string)
+				if f, ok := r["Filter"]; ok {
+					t.Errorf("rule %s: Filter %v; the rules here use Prefix", id, f)
+				}
+				if r["ExpirationDate"] != nil || r["Transitions"] != nil || r["NoncurrentVersionTransitions"] != nil {
+					t.Errorf("rule %s: %v", id, r)
+				}
+				if d := r["ExpirationInDays"]; d != nil {
+					if _, ok := params[prefix]; !ok {
+						t.Errorf("rule %s expires current objects under %q: files in flight or the ledger would vanish", id, prefix)
+					}
+					if _, dup := expiring[prefix]; dup {
+						t.Errorf("two expiration rules for %s", prefix)
+					}
+					expiring[prefix] = fmt.Sprint(d)
+					if len(r) != 4 { // Id, Status, Prefix, ExpirationInDays
+						t.Errorf("rule %s does more than expire: %v", id, r)
+					}
+				}
+				if a, ok := r["AbortIncompleteMultipartUpload"].(map[string]any); ok && fmt.Sprint(a["DaysAfterInitiation"]) == "1" && prefix == "" {
+					abort = true
+				}
+				if nv, ok := r["NoncurrentVersionExpiration"].(map[string]any); ok {
+					switch prefix {
+					case "":
+						noncurrent = fmt.Sprint(nv["NoncurrentDays"]) == paramValue(t, tpl, "NoncurrentVersionDays", tc.vals)
+					case "_state/":
+						stateNoncurrent = fmt.Sprint(nv["NoncurrentDays"]) == "1"
+					}
+				}
+				if r["ExpiredObjectDeleteMarker"] == true && prefix == "" {
+					markers = true
+				}
+			}
+			if !abort || !noncurrent || !markers || !stateNoncurrent {
+				t.Errorf("abort multipart after 1 day %v, noncurrent versions after NoncurrentVersionDays %v, expired delete markers %v, _state/ noncurrent after 1 day %v",
+					abort, noncurrent, markers, stateNoncurrent)
+			}
+			if !reflect.DeepEqual(expiring, tc.days) {
+				t.Errorf("expiration days by prefix %v, want %v", expiring, tc.days)
+			}
+		})
+	}
+	// The prefixes are the layout's (the functions set no *_PREFIX).
+	l := layout.Default()
+	for _, p := range []string{l.Processed, l.Failed, l.Rejected} {
+		if _, ok := params[p]; !ok {
+			t.Errorf("layout prefix %s has no retention", p)
+		}
+	}
+}
+
+func paramValue(t *testing.T, tpl *samtemplate.Template, name string, vals samtemplate.Values) string {
+	t.Helper()
+	v, err := tpl.ParameterValue(name, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestRule_DeadLetterQueuesAreKept: a dead-letter queue holds work nobody
+// has done yet, so it survives the stack's deletion and a replacement; each
+// takes messages from its own source queue only (the schedule DLQ from no
+// queue: EventBridge Scheduler writes to it), and has an alarm.
+func TestRule_DeadLetterQueuesAreKept(t *testing.T) {
+	tpl := loadTemplate(t)
+	sources := map[string]string{"ArrivalsDLQ": "ArrivalsQueue", "ImportDLQ": "ImportQueue", "ScheduleDLQ": ""}
+	// Every queue some RedrivePolicy or schedule targets is a DLQ here.
+	for _, id := range tpl.ResourcesOfType(samtemplate.TypeQueue) {
+		if rp, ok := tpl.Resources[id].Properties["RedrivePolicy"].(map[string]any); ok {
+			dlq := strings.TrimSuffix(getAtt(rp["deadLetterTargetArn"]), ".Arn")
+			if want, ok := sources[dlq]; !ok || want != id {
+				t.Errorf("%s redrives to %s, which is not listed as its dead-letter queue", id, dlq)
+			}
+		}
+	}
+	for dlq, src := range sources {
+		r, ok := tpl.Resources[dlq]
+		if !ok {
+			t.Errorf("no %s", dlq)
+			continue
+		}
+		if r.DeletionPolicy != "Retain" || r.UpdateReplacePolicy != "Retain" {
+			t.Errorf("%s: DeletionPolicy %q, UpdateReplacePolicy %q; want Retain for both", dlq, r.DeletionPolicy, r.UpdateReplacePolicy)
+		}
+		if got := mustEvalString(t, tpl, r.Properties["MessageRetentionPeriod"], fnoValues); got != "1209600" {
+			t.Errorf("%s keeps messages %s s; want the 14-day maximum", dlq, got)
+		}
+		rap := mustEval(t, tpl, r.Properties["RedriveAllowPolicy"], fnoValues)
+		m, _ := rap.(map[string]any)
+		if src == "" {
+			if len(m) != 1 || m["redrivePermission"] != "denyAll" {
+				t.Errorf("%s: RedriveAllowPolicy %v, want denyAll", dlq, rap)
+			}
+		} else {
+			name := mustEvalString(t, tpl, tpl.Resources[src].Properties["QueueName"], fnoValues)
+			want := []any{"arn:aws:sqs:us-east-1:123456789012:" + name}
+			if len(m) != 2 || m["redrivePermission"] != "byQueue" || !reflect.DeepEqual(m["sourceQueueArns"], want) {
+				t.Errorf("%s: RedriveAllowPolicy %v, want byQueue %v (the ARN of %s)", dlq, rap, want, src)
+			}
+		}
+		alarmed := false
+		for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
+			p := tpl.Resources[id].Properties
+			for _, d := range asList(p["Dimensions"]) {
+				d := d.(map[string]any)
+				if d["Name"] == "QueueName" && getAtt(d["Value"]) == dlq+".QueueName" && p["MetricName"] == "ApproximateNumberOfMessagesVisible" &&
+					fmt.Sprint(p["Threshold"]) == "0" && p["ComparisonOperator"] == "GreaterThanThreshold" {
+					alarmed = true
+					if p["AlarmActions"] == nil {
+						t.Errorf("%s: no AlarmActions (AlarmTopicArn)", id)
+					}
+				}
+			}
+		}
+		if !alarmed {
+			t.Errorf("%s has no alarm on messages visible", dlq)
+		}
+	}
+}
+
+// TestRule_Schedules: every EventBridge Scheduler schedule retries a
+// delivery that fails, within bounds, then puts it in the stack's schedule
+// dead-letter queue, with a role of the stack's own.
+func TestRule_Schedules(t *testing.T) {
+	tpl := loadTemplate(t)
+	fns, err := tpl.Functions(fnoValues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range fns {
+		for _, ev := range f.EventsOfType("ScheduleV2") {
+			n++
+			where := f.LogicalID + "." + ev.Name
+			rp, _ := ev.Properties["RetryPolicy"].(map[string]any)
+			age, err1 := tpl.EvalInt(rp["MaximumEventAgeInSeconds"], fnoValues)
+			tries, err2 := tpl.EvalInt(rp["MaximumRetryAttempts"], fnoValues)
+			if rp == nil || err1 != nil || err2 != nil || age < 60 || age > 86400 || tries < 0 || tries > 185 {
+				t.Errorf("%s: RetryPolicy %v; want MaximumEventAgeInSeconds 60-86400 and MaximumRetryAttempts 0-185", where, rp)
+			}
+			if f.LogicalID == "PollerFunction" {
+				poll := 120 // rate(2 minutes): a retry must not outlive the next tick
+				if age > poll {
+					t.Errorf("%s: retries for %d s, past the next tick", where, age)
+				}
+			}
+			dlc, _ := ev.Properties["DeadLetterConfig"].(map[string]any)
+			if getAtt(dlc["Arn"]) != "ScheduleDLQ.Arn" || len(dlc) != 1 {
+				t.Errorf("%s: DeadLetterConfig %v, want Arn: !GetAtt ScheduleDLQ.Arn", where, dlc)
+			}
+			role := strings.TrimSuffix(getAtt(ev.Properties["RoleArn"]), ".Arn")
+			if r, ok := tpl.Resources[role]; !ok || r.Type != "AWS::IAM::Role" {
+				t.Errorf("%s: RoleArn %v is not a role of the template", where, ev.Properties["RoleArn"])
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d schedules, want 3", n)
+	}
+}
+
+// TestRule_KmsKey: with KmsKeyArn empty everything is encrypted with keys
+// AWS manages; with a key, the bucket, every queue use it (and the roles
+// get its permissions: TestPolicies).
+func TestRule_KmsKey(t *testing.T) {
+	tpl := loadTemplate(t)
+	p := tpl.Parameters["KmsKeyArn"]
+	if !p.HasDefault || p.Default != "" {
+		t.Errorf("KmsKeyArn must default to empty (AWS-managed encryption)")
+	}
+	re := regexp.MustCompile("^(?:" + p.AllowedPattern + ")$")
+	for v, ok := range map[string]bool{"": true, testKey: true, "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd": true,
+		"arn:aws:kms:us-east-1:123456789012:alias/s3-fno": false, "1234abcd-12ab-34cd-56ef-1234567890ab": false} {
+		if re.MatchString(v) != ok {
+			t.Errorf("KmsKeyArn pattern on %q: %v, want %v", v, !ok, ok)
+		}
+	}
+	bv := fnoValues
+	for _, key := range []string{"", testKey} {
+		vals := with(bv, "KmsKeyArn", key)
+		vals.Attributes = map[string]string{"ArrivalsQueue.Arn": "arn:aws:sqs:us-east-1:123456789012:s3-fno-arrivals",
+			"ArrivalsDLQ.Arn": "x", "ImportDLQ.Arn": "y"}
+		enc := mustEval(t, tpl, tpl.Resources["DataBucket"].Properties["BucketEncryption"], vals).(map[string]any)
+		def := enc["ServerSideEncryptionConfiguration"].([]any)[0].(map[string]any)["ServerSideEncryptionByDefault"].(map[string]any)
+		wantBucket := map[string]any{"SSEAlgorithm": "AES256"}
+		if key != "" {
+			wantBucket = map[string]any{"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+		}
+		if !reflect.DeepEqual(def, wantBucket) {
+			t.Errorf("KmsKeyArn=%q: bucket encryption %v, want %v", key, def, wantBucket)
+		}
+		for _, id := range tpl.ResourcesOfType(samtemplate.TypeQueue) {
+			props := mustEval(t, tpl, tpl.Resources[id].Properties, vals).(map[string]any)
+			managed, kmsID := props["SqsManagedSseEnabled"], props["KmsMasterKeyId"]
+			if key == "" && (managed != true || kmsID != nil) || key != "" && (managed != nil || kmsID != key) {
+				t.Errorf("KmsKeyArn=%q: %s SqsManagedSseEnabled %v, KmsMasterKeyId %v", key, id, managed, kmsID)
+			}
+		}
 	}
 }
 
@@ -614,25 +827,7 @@ func TestRule_Bucket(t *testing.T) {
 			t.Errorf("PublicAccessBlockConfiguration.%s is not true", k)
 		}
 	}
-	var abort, noncurrent bool
-	for _, r := range get("LifecycleConfiguration", "Rules").([]any) {
-		r := r.(map[string]any)
-		if r["Status"] != "Enabled" {
-			continue
-		}
-		if a, ok := r["AbortIncompleteMultipartUpload"].(map[string]any); ok && fmt.Sprint(a["DaysAfterInitiation"]) == "1" && r["Prefix"] == nil {
-			abort = true
-		}
-		if _, ok := r["NoncurrentVersionExpiration"]; ok && r["Prefix"] == nil {
-			noncurrent = true
-		}
-		if r["ExpirationInDays"] != nil || r["ExpirationDate"] != nil {
-			t.Errorf("lifecycle rule %v expires current objects: files or the ledger would vanish", r["Id"])
-		}
-	}
-	if !abort || !noncurrent {
-		t.Errorf("lifecycle: abort multipart after 1 day %v, noncurrent version expiry %v", abort, noncurrent)
-	}
+	// The lifecycle rules are TestRule_Retention.
 
 	// Notifications: ObjectCreated under inbound/ to the arrivals queue.
 	qc := get("NotificationConfiguration", "QueueConfigurations").([]any)
@@ -729,7 +924,8 @@ func TestRule_ParametersAndOutputs(t *testing.T) {
 	tpl := loadTemplate(t)
 	required := []string{"FnoBaseUrl", "FnoTenantId", "FnoClientId", "FnoSecretArn", "Routes"}
 	for _, name := range []string{"FnoBaseUrl", "FnoTenantId", "FnoClientId", "FnoSecretArn", "FnoAuthorityHost", "Routes",
-		"ExportJob1", "ExportJob2", "PollSchedule", "MaxReceiveCount", "Architecture", "LogLevel", "EnqueueTimeout"} {
+		"ExportJob1", "ExportJob2", "PollSchedule", "MaxReceiveCount", "LogLevel", "EnqueueTimeout", "KmsKeyArn",
+		"ProcessedRetentionDays", "FailedRetentionDays", "RejectedRetentionDays", "OutboundRetentionDays"} {
 		if _, ok := tpl.Parameters[name]; !ok {
 			t.Errorf("no parameter %s", name)
 		}
@@ -760,7 +956,7 @@ func TestRule_ParametersAndOutputs(t *testing.T) {
 			t.Errorf("parameter %s refuses %q (%v)", name, v, err)
 		}
 	}
-	for _, name := range []string{"DataBucketName", "ArrivalsQueueUrl", "ImportQueueUrl", "ImportDLQUrl",
+	for _, name := range []string{"DataBucketName", "ArrivalsQueueUrl", "ArrivalsDLQUrl", "ImportQueueUrl", "ImportDLQUrl", "ScheduleDLQUrl",
 		"RouterFunctionArn", "EnqueueFunctionArn", "PollerFunctionArn", "DequeueFunctionArn"} {
 		if _, ok := tpl.Outputs[name]; !ok {
 			t.Errorf("no output %s", name)

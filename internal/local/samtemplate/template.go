@@ -66,6 +66,9 @@ type Resource struct {
 	Metadata   map[string]any
 	Condition  string
 	DependsOn  []string
+	// DeletionPolicy and UpdateReplacePolicy as written ("" when absent).
+	DeletionPolicy      string
+	UpdateReplacePolicy string
 }
 
 // Load reads and parses a template file.
@@ -124,6 +127,9 @@ func Parse(data []byte) (*Template, error) {
 			Properties: asMap(m["Properties"]),
 			Metadata:   asMap(m["Metadata"]),
 			Condition:  str(m["Condition"]),
+
+			DeletionPolicy:      str(m["DeletionPolicy"]),
+			UpdateReplacePolicy: str(m["UpdateReplacePolicy"]),
 		}
 		switch d := m["DependsOn"].(type) {
 		case string:
