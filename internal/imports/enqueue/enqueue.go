@@ -411,7 +411,7 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 		func(dst string, _ bool) (any, error) {
 			result = filing.Result{
 				Outcome: filing.OutcomeFailed, Status: OutcomeUnknown, Route: rt.Name, Entity: rt.Entity, Company: rt.Company,
-				ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Size: fm.Size,
+				ActivityID: rt.ActivityID, ExternalID: externalID, SourceKey: fm.Key, SourceVersionID: src.VersionID, Identity: identity, Size: fm.Size,
 				File: dst, EventTime: fm.EventTime, EnqueuedAt: sentAt.UTC(), FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{},
 				Notes: []string{
 					outcomeUnknownNote(cause),

@@ -25,15 +25,16 @@ func (o Observers) rejected(ctx context.Context, j Rejection, placed string) {
 		route = layout.Unrouted
 	}
 	o.Metrics.Add("FilesRejected", 1, metrics.Route, route)
+	id := importmsg.Identity(j.Src.Bucket, j.Src.Key, j.Src.VersionID, j.Src.ETag)
 	name := j.File
 	if j.Route != "" {
 		name = j.Route + "/" + j.File
 	}
 	o.Notify.Send(ctx, notify.Event{
-		Kind: notify.Rejected, ID: importmsg.Identity(j.Src.Bucket, j.Src.Key, j.Src.VersionID, j.Src.ETag),
+		Kind: notify.Rejected, ID: id,
 		What: name + ": " + j.Code,
 		Body: "A file was not sent to F&O and will not be: " + j.Detail,
-		Fields: [][2]string{{"Route", j.Route}, {"Dropped as", j.Src.Key}, {"Version", j.Src.VersionID}, {"Reason", j.Code},
+		Fields: [][2]string{{"Route", j.Route}, {"Dropped as", j.Src.Key}, {"Version", j.Src.VersionID}, {"Identity", id}, {"Reason", j.Code},
 			{"Filed at", placed}, {"Reason document", placed + layout.ReasonSuffix}},
 	})
 }
@@ -63,7 +64,7 @@ func (o Observers) Filed(ctx context.Context, r Result, placed string) {
 		Kind: notify.Failed, ID: r.SourceKey + "\x00" + r.SourceVersionID + "\x00" + r.MessageID,
 		What: what,
 		Body: "An import did not succeed in F&O. " + strings.Join(r.Notes, " "),
-		Fields: [][2]string{{"Route", r.Route}, {"Entity", r.Entity}, {"Dropped as", r.SourceKey}, {"F&O status", r.Status},
+		Fields: [][2]string{{"Route", r.Route}, {"Entity", r.Entity}, {"Dropped as", r.SourceKey}, {"Identity", r.Identity}, {"F&O status", r.Status},
 			{"Execution status", r.ExecutionStatus}, {"Message ID", r.MessageID}, {"Execution ID", r.ExecutionID},
 			{"External identifier", r.ExternalID}, {"Filed at", placed}, {"Result document", placed + layout.ResultSuffix},
 			{"Staging error file", r.StagingErrorFile}, {"Target error keys file", r.TargetErrorKeysFile},

@@ -36,6 +36,8 @@ type Result struct {
 	SourceVersionID string `json:"sourceVersionId,omitempty"`
 	Size            int64  `json:"size"`
 	File            string `json:"file"`
+	// Identity names this version of the file in every log line about it.
+	Identity string `json:"identity,omitempty"`
 
 	EventTime         time.Time `json:"eventTime,omitzero"`
 	EnqueuedAt        time.Time `json:"enqueuedAt"`

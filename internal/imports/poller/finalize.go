@@ -22,7 +22,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 	res := &filing.Result{
 		Outcome: filing.OutcomeFailed, Status: string(status), MessageID: rec.MessageID,
 		Route: rec.Route, Entity: rec.Entity, Company: rec.Company, ActivityID: rec.ActivityID, ExternalID: rec.ExternalID,
-		SourceKey: rec.Key, SourceVersionID: rec.VersionID, Size: rec.Size,
+		SourceKey: rec.Key, SourceVersionID: rec.VersionID, Identity: rec.Identity, Size: rec.Size,
 		EventTime: rec.EventTime, EnqueuedAt: rec.EnqueuedAt, FinishedAt: now, Checks: rec.Checks,
 		ProcessingSeconds: now.Sub(rec.EnqueuedAt).Seconds(), Errors: []d365.ExecutionError{},
 	}

@@ -80,7 +80,7 @@ func (p *Poller) stuck(ctx context.Context, rec ledger.Record, age time.Duration
 		What: rec.Route + "/" + p.fileOf(rec) + ": " + rec.LastStatus + " for " + age.Round(time.Hour).String(),
 		Body: "F&O has not finished this import. Common causes: the recurring job is disabled, its batch is not running, " +
 			"or the entity name does not match the job. The file stays in inbound/ with a stuck report beside it; the poller keeps checking hourly.",
-		Fields: [][2]string{{"Route", rec.Route}, {"Entity", rec.Entity}, {"Dropped as", rec.Key}, {"Last F&O status", rec.LastStatus},
+		Fields: [][2]string{{"Route", rec.Route}, {"Entity", rec.Entity}, {"Dropped as", rec.Key}, {"Identity", rec.Identity}, {"Last F&O status", rec.LastStatus},
 			{"Message ID", rec.MessageID}, {"Enqueued at", rec.EnqueuedAt.Format(time.RFC3339)}, {"Checks", fmt.Sprint(rec.Checks)},
 			{"Stuck report", rec.Key + layout.StuckSuffix}, {"Last error", rec.LastError}}})
 }
@@ -136,7 +136,7 @@ func deadLetterEvent(id, body string) notify.Event {
 		ev.What = msg.File.Route + "/" + layout.Base(msg.File.Key)
 		b, _ := json.Marshal(msg.File)
 		ev.Fields = [][2]string{{"SQS message ID", id}, {"Route", msg.File.Route}, {"Dropped as", msg.File.Key}, {"Version", msg.File.VersionID},
-			{"Message", string(b)}}
+			{"Identity", msg.File.Identity()}, {"Message", string(b)}}
 	}
 	return ev
 }

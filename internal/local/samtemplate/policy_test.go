@@ -81,6 +81,11 @@ func deployed(t *testing.T, tpl *samtemplate.Template, vals samtemplate.Values) 
 			name := "s3-fno-" + id + "-AbCdEfGh1234"
 			vals.Resources[id] = name
 			vals.Attributes[id+".Arn"] = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", testRegion, testAccount, name)
+		case "AWS::CloudWatch::Alarm":
+			vals.Resources[id] = "s3-fno-" + id + "-POIUY0987"
+			vals.Attributes[id+".Arn"] = fmt.Sprintf("arn:aws:cloudwatch:%s:%s:alarm:s3-fno-%s-POIUY0987", testRegion, testAccount, id)
+		case "AWS::SNS::Topic":
+			vals.Resources[id] = fmt.Sprintf("arn:aws:sns:%s:%s:s3-fno-%s-ZXCVB6789", testRegion, testAccount, id)
 		case "AWS::IAM::Role":
 			name := "s3-fno-" + id + "-QWERTY123456"
 			vals.Resources[id] = name
@@ -283,6 +288,9 @@ var (
 	// File a copy (and documents, error files) under a destination prefix,
 	// HEADing the candidate keys first.
 	fileInto = []string{"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}
+	// Every function notifies, each event once: a conditional put of a
+	// marker comes first.
+	notifyOnce = objectGrant{[]string{"s3:PutObject"}, []string{"_state/notified/*"}}
 )
 
 // wantObjects is the table of object permissions: exactly what each
@@ -292,6 +300,7 @@ var wantObjects = map[string][]objectGrant{
 		{moveFromInbound, []string{"inbound/*"}},
 		{fileInto, []string{"rejected/_unrouted/*"}},
 		{[]string{"s3:PutObject"}, []string{"rejected/_malformed/*"}},
+		notifyOnce,
 	},
 	"EnqueueFunction": {
 		{moveFromInbound, []string{"inbound/*"}},
@@ -299,6 +308,7 @@ var wantObjects = map[string][]objectGrant{
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, []string{"_state/markers/*"}},
 		{[]string{"s3:PutObject"}, []string{"_state/ledger/*"}},
 		{[]string{"s3:PutObject", "s3:DeleteObject"}, []string{"_state/released/*"}},
+		notifyOnce,
 	},
 	"PollerFunction": {
 		{moveFromInbound, []string{"inbound/*"}},
@@ -309,11 +319,13 @@ var wantObjects = map[string][]objectGrant{
 		{[]string{"s3:GetObject", "s3:DeleteObject"}, []string{"_state/markers/*"}},
 		{[]string{"s3:DeleteObject"}, []string{"_state/released/*"}},
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, []string{"_state/sweep.json", "_state/poller-lease.json"}},
+		notifyOnce,
 	},
 	"DequeueFunction": {
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}, []string{"outbound/*"}},
 		{[]string{"s3:GetObject", "s3:GetObjectTagging", "s3:PutObject"}, []string{"_state/exports/*"}},
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}, []string{"_state/quarantine/exports/*"}},
+		notifyOnce,
 	},
 }
 
@@ -339,8 +351,11 @@ var wantQueues = map[string]map[string][]string{
 		"ArrivalsQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, // its event source
 		"ImportQueue":   {"sqs:SendMessage"},                                                   // release requests
 	},
-	"EnqueueFunction":           {"ImportQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}},
-	"PollerFunction":            {"ImportQueue": {"sqs:SendMessage"}}, // the sweep's release requests
+	"EnqueueFunction": {"ImportQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}},
+	"PollerFunction": {
+		"ImportQueue": {"sqs:SendMessage"},    // the sweep's release requests
+		"ImportDLQ":   {"sqs:ReceiveMessage"}, // telling of dead letters, which stay for a redrive
+	},
 	"DequeueFunction":           {},
 	"PollerFunctionPoll":        {"ScheduleDLQ": {"sqs:SendMessage"}},
 	"DequeueFunctionExportJob1": {"ScheduleDLQ": {"sqs:SendMessage"}},
@@ -436,6 +451,7 @@ func TestPolicies(t *testing.T) {
 			checkListings(t, s)
 			checkQueues(t, s)
 			checkSecretLogsInvoke(t, s)
+			checkTopic(t, s)
 			checkKMS(t, s, tc.key)
 			checkExamples(t, s, tc.key)
 		})
@@ -683,6 +699,27 @@ func checkSecretLogsInvoke(t *testing.T, s *stack) {
 	}
 }
 
+// checkTopic: every function publishes to the stack's topic and to no
+// other; the schedules publish nothing; nobody manages the topic.
+func checkTopic(t *testing.T, s *stack) {
+	t.Helper()
+	topic := s.vals.Resources["AlarmTopic"]
+	if !strings.HasPrefix(topic, "arn:aws:sns:") {
+		t.Fatalf("the stack's topic resolves to %q", topic)
+	}
+	for _, f := range append(append([]string{}, s.functions...), s.schedules...) {
+		want := slices.Contains(s.functions, f)
+		if got, why := s.allowed(f, iamRequest{Action: "sns:Publish", Resource: topic}); got != want {
+			t.Errorf("%s: sns:Publish on the stack's topic: allowed %v, want %v (by %v)", f, got, want, why)
+		}
+		for _, action := range []string{"sns:Subscribe", "sns:SetTopicAttributes", "sns:DeleteTopic", "sns:CreateTopic"} {
+			if got, why := s.allowed(f, iamRequest{Action: action, Resource: topic}); got {
+				t.Errorf("%s: %s on the stack's topic allowed (by %v)", f, action, why)
+			}
+		}
+	}
+}
+
 // kmsContext is the request context of a KMS call made on a principal's
 // behalf by a service, for one resource of that service.
 func kmsContext(service, key, value string) map[string]string {
@@ -711,7 +748,8 @@ func checkKMS(t *testing.T, s *stack, key string) {
 			map[string][]string{"RouterFunction": both}},
 		{"the import queue", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ImportQueue.Arn"]),
 			map[string][]string{"RouterFunction": both, "EnqueueFunction": both, "PollerFunction": both}},
-		{"the import DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ImportDLQ.Arn"]), nil},
+		{"the import DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ImportDLQ.Arn"]),
+			map[string][]string{"PollerFunction": {"kms:Decrypt"}}},
 		{"the schedule DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ScheduleDLQ.Arn"]),
 			map[string][]string{"PollerFunctionPoll": both, "DequeueFunctionExportJob1": both, "DequeueFunctionExportJob2": both}},
 		{"the secret", kmsContext("secretsmanager", "SecretARN", secret),

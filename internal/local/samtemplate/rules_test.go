@@ -352,16 +352,18 @@ func stringsOf(v any) []string {
 
 func TestRule_Environment(t *testing.T) {
 	tpl := loadTemplate(t)
-	common := []string{"FNO_BASE_URL", "FNO_TENANT_ID", "FNO_CLIENT_ID", "FNO_SECRET_ARN", "FNO_AUTHORITY_HOST", "BUCKET"}
+	common := []string{"FNO_BASE_URL", "FNO_TENANT_ID", "FNO_CLIENT_ID", "FNO_SECRET_ARN", "FNO_AUTHORITY_HOST", "BUCKET",
+		"STACK_NAME", "NOTIFY_TOPIC_ARN"}
 	extra := map[string][]string{
 		"RouterFunction":  {"ROUTES", "IMPORT_QUEUE_URL"},
 		"EnqueueFunction": {"ROUTES"},
-		"PollerFunction":  {"ROUTES", "IMPORT_QUEUE_URL", "POLL_BUDGET_PER_MINUTE", "SWEEP_AFTER", "STUCK_AFTER"},
+		"PollerFunction":  {"ROUTES", "IMPORT_QUEUE_URL", "IMPORT_DLQ_URL", "POLL_BUDGET_PER_MINUTE", "SWEEP_AFTER", "STUCK_AFTER"},
 		"DequeueFunction": {},
 	}
 	localOnly := []string{"AWS_ENDPOINT_URL", "S3_FORCE_PATH_STYLE", "FNO_CA_BUNDLE", "FNO_CLIENT_SECRET"}
 	vals := fnoValues
-	vals.Resources = map[string]string{"DataBucket": "the-bucket", "ImportQueue": "https://sqs/imports.fifo"}
+	vals.Resources = map[string]string{"DataBucket": "the-bucket", "ImportQueue": "https://sqs/imports.fifo",
+		"ImportDLQ": "https://sqs/imports-dlq.fifo", "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:alarms"}
 	for id, names := range extra {
 		f := mustFunction(t, tpl, id, vals)
 		for _, n := range append(append([]string{}, common...), names...) {
@@ -583,7 +585,8 @@ func TestRule_Retention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rules := rulesFor(tc.vals)
 			expiring := map[string]string{}
-			var abort, noncurrent, markers, stateNoncurrent bool
+			var abort, noncurrent, markers, stateNoncurrent, notifiedExpire bool
+			notified := layout.Default().State + "notified/"
 			for id, r := range rules {
 				if r["Status"] != "Enabled" {
 					t.Errorf("rule %s: Status %v", id, r["Status"])
@@ -594,6 +597,11 @@ func TestRule_Retention(t *testing.T) {
 				}
 				if r["ExpirationDate"] != nil || r["Transitions"] != nil || r["NoncurrentVersionTransitions"] != nil {
 					t.Errorf("rule %s: %v", id, r)
+				}
+				if d := r["ExpirationInDays"]; d != nil && prefix == notified {
+					// Markers that only stop a repeated notification.
+					notifiedExpire = fmt.Sprint(d) == "30" && len(r) == 4
+					continue
 				}
 				if d := r["ExpirationInDays"]; d != nil {
 					if _, ok := params[prefix]; !ok {
@@ -625,6 +633,9 @@ func TestRule_Retention(t *testing.T) {
 			if !abort || !noncurrent || !markers || !stateNoncurrent {
 				t.Errorf("abort multipart after 1 day %v, noncurrent versions after NoncurrentVersionDays %v, expired delete markers %v, _state/ noncurrent after 1 day %v",
 					abort, noncurrent, markers, stateNoncurrent)
+			}
+			if !notifiedExpire {
+				t.Errorf("notification markers under %s do not expire after 30 days", notified)
 			}
 			if !reflect.DeepEqual(expiring, tc.days) {
 				t.Errorf("expiration days by prefix %v, want %v", expiring, tc.days)
@@ -698,9 +709,7 @@ func TestRule_DeadLetterQueuesAreKept(t *testing.T) {
 				if d["Name"] == "QueueName" && getAtt(d["Value"]) == dlq+".QueueName" && p["MetricName"] == "ApproximateNumberOfMessagesVisible" &&
 					fmt.Sprint(p["Threshold"]) == "0" && p["ComparisonOperator"] == "GreaterThanThreshold" {
 					alarmed = true
-					if p["AlarmActions"] == nil {
-						t.Errorf("%s: no AlarmActions (AlarmTopicArn)", id)
-					}
+					// Actions: TestAlarmsTellTheTopic.
 				}
 			}
 		}

@@ -87,7 +87,10 @@ func TestSAMTransform(t *testing.T) {
 		"AWS::IAM::RolePolicy":            4, // each function's logs
 		"AWS::IAM::Policy":                0,
 		"AWS::IAM::ManagedPolicy":         0,
-		"AWS::CloudWatch::Alarm":          3, // one per dead-letter queue
+		"AWS::CloudWatch::Alarm":          10, // dead-letter queues, function errors, poller silent, queue age, notifications
+		"AWS::CloudWatch::Dashboard":      1,
+		"AWS::SNS::Topic":                 1, // on condition: AlarmTopicArn empty
+		"AWS::SNS::Subscription":          1, // on condition: AlarmEmail given
 	}
 	for typ, n := range want {
 		if count[typ] != n {
