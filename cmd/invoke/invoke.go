@@ -203,6 +203,12 @@ func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) 
 	if cfg.Timeout > 0 {
 		timeout = cfg.Timeout
 	}
+	// The function's output goes to stderr; in a local invoke through the
+	// sandbox too, which keeps its EMF lines for the report.
+	var output io.Writer = stderr
+	if sb != nil {
+		output = sb.Output(stderr)
+	}
 	host, err := lambdahost.Start(ctx, lambdahost.Function{
 		Name:      fn.LogicalID,
 		Bootstrap: bootstrap,
@@ -211,8 +217,8 @@ func invoke(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) 
 		MemoryMB:  fn.MemoryMB,
 		LogFormat: fn.LogFormat,
 		LogLevel:  fn.LogLevel,
-		Stdout:    stderr,
-		Stderr:    stderr,
+		Stdout:    output,
+		Stderr:    output,
 	})
 	if err != nil {
 		return res, nil, err

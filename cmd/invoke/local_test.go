@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -159,6 +160,15 @@ var localChecks = map[string]func(t *testing.T, r localRun){
 		}
 		rejected(t, r, "inbound/payroll/2026-11.csv", `^rejected/_unrouted/\d{4}/\d{2}/\d{2}/payroll/2026-11\.csv$`, "no-route")
 		rejected(t, r, "inbound/loose-file.csv", `^rejected/_unrouted/\d{4}/\d{2}/\d{2}/loose-file\.csv$`, "no-route")
+		// Each rejected file is one notification, and counted.
+		for _, n := range r.report.Notifications {
+			if n.Field("Reason") != "no-route" || !strings.HasPrefix(n.Field("Filed at"), "rejected/_unrouted/") ||
+				!strings.Contains(r.stderr, n.Subject) {
+				t.Errorf("notification %+v: want reason no-route, filed under rejected/_unrouted/, in the report for people", n)
+			}
+		}
+		wantMetric(t, r, "FilesRejected", 2, "Route=_unrouted")
+		wantMetric(t, r, "NotificationsSent", 2, "Function=router")
 	},
 	"router-zero-byte.json": func(t *testing.T, r localRun) {
 		// The router only asks for a release; the enqueue function's pass
@@ -192,6 +202,11 @@ var localChecks = map[string]func(t *testing.T, r localRun){
 		if n := countKeys(r.report.Created, `^_state/markers/`); n != 3 {
 			t.Errorf("%d idempotency markers written, want 3: %q", n, r.report.Created)
 		}
+		wantMetric(t, r, "FilesEnqueued", 2, "Route=customers")
+		wantMetric(t, r, "FilesEnqueued", 1, "Route=vendors")
+		if m, ok := localrun.SumMetric(r.report.Metrics, "EnqueueLatency"); !ok || m.Values != 3 {
+			t.Errorf("EnqueueLatency %+v, want a sample per file", m)
+		}
 	},
 	"poller-schedule.json": func(t *testing.T, r localRun) {
 		okCode(t, r)
@@ -215,6 +230,14 @@ var localChecks = map[string]func(t *testing.T, r localRun){
 		if err := json.Unmarshal(r.report.Documents[result], &doc); err != nil || doc.Status != "Processed" {
 			t.Errorf("result document %s (%v), want status Processed", r.report.Documents[result], err)
 		}
+		wantMetric(t, r, "PollerRecordsChecked", 1, "")
+		wantMetric(t, r, "FilesProcessed", 1, "Route=customers")
+		if _, ok := localrun.SumMetric(r.report.Metrics, "PollerRunDuration"); !ok {
+			t.Errorf("no PollerRunDuration among %+v", r.report.Metrics)
+		}
+		if !regexp.MustCompile(`(?m)^    PollerRecordsChecked +Count +1 +1 `).MatchString(r.stderr) {
+			t.Errorf("the report for people lacks the metrics table's PollerRecordsChecked row:\n%s", r.stderr)
+		}
 	},
 	"dequeue-export-job1.json": func(t *testing.T, r localRun) {
 		sum := exportSummary(t, r)
@@ -225,6 +248,8 @@ var localChecks = map[string]func(t *testing.T, r localRun){
 			t.Errorf("%d exports under outbound/customer-groups/, want 1: %q", n, r.report.Created)
 		}
 		acked(t, r, actJob1)
+		wantMetric(t, r, "ExportsLanded", 1, "Job=customer-groups")
+		wantMetric(t, r, "ExportsAcked", 1, "Job=customer-groups")
 	},
 	"dequeue-export-job2.json": func(t *testing.T, r localRun) {
 		sum := exportSummary(t, r)
@@ -240,7 +265,15 @@ var localChecks = map[string]func(t *testing.T, r localRun){
 			}
 		}
 		acked(t, r, actJob2)
+		wantMetric(t, r, "ExportsLanded", 1, "Job=vendor-package")
 	},
+}
+
+// localNotifications are, per event file, the notifications its function
+// must publish: the kind and the file each names ("Dropped as"). Any other
+// event must publish none.
+var localNotifications = map[string][][2]string{
+	"router-no-route.json": {{"rejected", "inbound/loose-file.csv"}, {"rejected", "inbound/payroll/2026-11.csv"}},
 }
 
 // TestRun_LocalEveryEvent runs every sample event through its function in
@@ -273,6 +306,7 @@ func TestRun_LocalEveryEvent(t *testing.T) {
 			}
 			r := runLocal(t, projectBootstrap(t, fn), fn, f)
 			check(t, r)
+			notified(t, r, localNotifications[name])
 			if t.Failed() {
 				t.Logf("stdout %s\nstderr %s", r.stdout, r.stderr)
 			}
@@ -444,5 +478,62 @@ func acked(t *testing.T, r localRun, activity string) {
 	t.Helper()
 	if len(r.report.AckedExports) != 1 || !strings.EqualFold(r.report.AckedExports[0].ActivityID, activity) || r.report.PendingExport != 0 {
 		t.Errorf("acked %+v, pending %d; want the one export of %s acked", r.report.AckedExports, r.report.PendingExport, activity)
+	}
+}
+
+// notified checks the notifications a local invoke read off the topic's
+// queue: exactly want (kind, file), sorted by subject as the report sorts
+// them, each under the sandbox's stack name and in the report for people.
+func notified(t *testing.T, r localRun, want [][2]string) {
+	t.Helper()
+	var got [][2]string
+	for _, n := range r.report.Notifications {
+		got = append(got, [2]string{n.Kind, n.Field("Dropped as")})
+		if !strings.HasPrefix(n.Subject, "[invoke] "+n.Kind+": ") {
+			t.Errorf("subject %q, want [invoke] %s: ...", n.Subject, n.Kind)
+		}
+		if !strings.Contains(r.stderr, "    "+n.Subject+"\n") {
+			t.Errorf("the report for people does not show %q", n.Subject)
+		}
+	}
+	sortPairs := func(p [][2]string) {
+		slices.SortFunc(p, func(a, b [2]string) int { return strings.Compare(a[0]+a[1], b[0]+b[1]) })
+	}
+	sortPairs(got)
+	want = slices.Clone(want)
+	sortPairs(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("notified (kind, file) %q, want %q", got, want)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("  SNS invoke-notifications: %d notification(s) published", len(want))) ||
+		!strings.HasSuffix(r.report.NotifyTopic, ":invoke-notifications") {
+		t.Errorf("the report does not name the topic and the count (topic %q)", r.report.NotifyTopic)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("  Metrics: %d EMF line(s) in the function's output", len(r.report.EMF))) {
+		t.Errorf("the report for people does not count the EMF lines")
+	}
+	for _, line := range r.report.EMF {
+		var root struct {
+			Stack string
+			AWS   *struct{ CloudWatchMetrics []any } `json:"_aws"`
+		}
+		if err := json.Unmarshal(line, &root); err != nil || root.AWS == nil || root.Stack != "invoke" {
+			t.Errorf("EMF line %s (%v): want an _aws member and Stack invoke (STACK_NAME)", line, err)
+		}
+	}
+}
+
+// wantMetric checks a metric's sum over the invoke's EMF lines, and with
+// by its sum for that dimension value ("Route=customers").
+func wantMetric(t *testing.T, r localRun, name string, want float64, by string) {
+	t.Helper()
+	m, ok := localrun.SumMetric(r.report.Metrics, name)
+	switch {
+	case !ok:
+		t.Errorf("no %s among the metrics emitted: %+v", name, r.report.Metrics)
+	case by == "" && m.Sum != want:
+		t.Errorf("%s sums to %v, want %v", name, m.Sum, want)
+	case by != "" && m.By[by] != want:
+		t.Errorf("%s for %s sums to %v, want %v (%+v)", name, by, m.By[by], want, m)
 	}
 }

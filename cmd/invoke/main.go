@@ -15,8 +15,10 @@
 // With -local (what `make invoke` passes unless LOCAL=0) it starts its own
 // stand-ins, moto_server and the F&O emulator on 127.0.0.1, provisions the
 // stack, seeds what the event names and points the function at them (-env
-// still wins); afterwards it prints what changed on stderr (-report f also
-// writes it as JSON) and stops them (internal/local/localrun.Sandbox).
+// still wins); afterwards it prints on stderr what changed, what the
+// function published to the stack's notification topic and the metrics of
+// its EMF lines (-report f also writes it as JSON), and stops them
+// (internal/local/localrun.Sandbox).
 // Without -local the endpoints are whatever the environment and the env
 // files say, as with sam local invoke.
 //

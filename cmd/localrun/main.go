@@ -4,7 +4,9 @@
 //
 // It starts moto_server and the F&O emulator, builds the functions, runs
 // them behind Runtime API hosts and plays Lambda's event source mappings
-// and EventBridge Scheduler. See internal/local/localrun.
+// and EventBridge Scheduler. Its summary says where each file and export
+// ended, what people were told (the notification topic's messages) and
+// the metrics the functions wrote. See internal/local/localrun.
 package main
 
 import (
@@ -29,6 +31,11 @@ func main() {
 	}
 	flag.Parse()
 	if flag.Arg(0) != "demo" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	// Flags may follow the command too (localrun demo -dir d).
+	if err := flag.CommandLine.Parse(flag.Args()[1:]); err != nil || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}

@@ -63,26 +63,38 @@ var burstFiles = []droppedFile{
 	{"inbound/journals/journal-0006.csv", "JOURNAL,LINE,AMOUNT\r\nJ6,1,99.99\r\n", "processed"},
 }
 
-// Demo runs the whole pipeline on local stand-ins: moto_server for S3, SQS
-// and Secrets Manager, the F&O emulator, and the real built functions
-// behind Runtime API hosts, wired as template.yaml wires them.
+// Demo runs the whole pipeline on local stand-ins: moto_server for S3, SQS,
+// SNS and Secrets Manager, the F&O emulator, and the real built functions
+// behind Runtime API hosts, wired as template.yaml wires them. Its summary
+// says where each file and export ended, what people were told and what
+// the functions counted.
 type Demo struct {
 	Repo    string        // the repository root (for building functions)
 	Dir     string        // scratch: built bootstraps and function logs
 	Timeout time.Duration // how long the files may take to settle
 	Out     io.Writer
 
-	secrets []string // the client secret and every token issued, once Run returns
+	secrets       []string // the client secret and every token issued, once Run returns
+	notifications []Notification
+	metrics       []MetricSum
 }
 
 // Secrets returns, after Run, the client secret and every bearer token the
 // run used: none of them may appear in any log.
 func (d *Demo) Secrets() []string { return d.secrets }
 
+// Notifications returns, after Run, what the functions published to the
+// stack's topic, as its subscribed queue received it.
+func (d *Demo) Notifications() []Notification { return d.notifications }
+
+// Metrics returns, after Run, each metric of the EMF lines in the function
+// logs, summed.
+func (d *Demo) Metrics() []MetricSum { return d.metrics }
+
 // Run executes the demo and returns an error unless every file and export
 // ended where it should.
 func (d *Demo) Run(ctx context.Context) error {
-	d.say("▶ starting moto_server (S3, SQS, Secrets Manager) and the F&O emulator")
+	d.say("▶ starting moto_server (S3, SQS, SNS, Secrets Manager) and the F&O emulator")
 	motoSrv, err := moto.Start(ctx, nil)
 	if err != nil {
 		return err
@@ -100,7 +112,8 @@ func (d *Demo) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("  bucket %s, queues %s and %s", stack.Bucket, filepath.Base(stack.ArrivalsURL), filepath.Base(stack.ImportURL))
+	d.say("  bucket %s, queues %s and %s, notification topic %s (queue %s subscribed)", stack.Bucket, filepath.Base(stack.ArrivalsURL),
+		filepath.Base(stack.ImportURL), topicName(stack.NotifyTopicARN), filepath.Base(stack.NotifyQueueURL))
 	ca, err := d.prepareDir(emu)
 	if err != nil {
 		return err
@@ -134,7 +147,7 @@ func (d *Demo) Run(ctx context.Context) error {
 	if err := d.runUntilSettled(ctx, s3c, stack.Bucket, emu, demoMappings(cfg, stack, fns), demoSchedules(fns)); err != nil {
 		return err
 	}
-	return d.summarize(ctx, s3c, stack.Bucket, emu, exports)
+	return d.summarize(ctx, s3c, sqs.NewFromConfig(cfg), stack, emu, exports)
 }
 
 func (d *Demo) say(format string, a ...any) { fmt.Fprintf(d.Out, format+"\n", a...) }
@@ -369,7 +382,8 @@ func listKeys(ctx context.Context, c *s3.Client, bucket string) ([]string, error
 
 // summarize prints where each file and export ended and checks it against
 // what the demo expects.
-func (d *Demo) summarize(ctx context.Context, c *s3.Client, bucket string, emu *d365test.Emulator, exports map[string]string) error {
+func (d *Demo) summarize(ctx context.Context, c *s3.Client, q *sqs.Client, stack *Stack, emu *d365test.Emulator, exports map[string]string) error {
+	bucket := stack.Bucket
 	keys, err := listKeys(ctx, c, bucket)
 	if err != nil {
 		return err
@@ -378,6 +392,15 @@ func (d *Demo) summarize(ctx context.Context, c *s3.Client, bucket string, emu *
 	problems = append(problems, d.summarizeOrder(emu)...)
 	problems = append(problems, d.summarizeExports(emu, exports, keys)...)
 	problems = append(problems, d.summarizeUnpacked(keys)...)
+	more, err := d.summarizeNotifications(ctx, q, stack)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, more...)
+	if more, err = d.summarizeMetrics(); err != nil {
+		return err
+	}
+	problems = append(problems, more...)
 	fmt.Fprintf(d.Out, "\n  F&O calls: %d (token requests %d); function logs in %s\n", emu.TotalRequests(), emu.TokenRequests(), filepath.Join(d.Dir, "logs"))
 	if len(problems) > 0 {
 		fmt.Fprintln(d.Out, "\n✗ the demo did not end as expected:")
@@ -386,7 +409,7 @@ func (d *Demo) summarize(ctx context.Context, c *s3.Client, bucket string, emu *
 		}
 		return fmt.Errorf("%d problem(s)", len(problems))
 	}
-	fmt.Fprintln(d.Out, "\n✓ every file and export ended where it should")
+	fmt.Fprintln(d.Out, "\n✓ every file and export ended where it should, and people were told of each failed and rejected file once")
 	return nil
 }
 
@@ -496,6 +519,102 @@ func (d *Demo) summarizeUnpacked(keys []string) (problems []string) {
 		problems = append(problems, fmt.Sprintf("the vendor package should unpack into 2 entity files, found %d", len(unpacked)))
 	}
 	return problems
+}
+
+// summarizeNotifications prints what the functions published to the
+// stack's topic (read off the queue subscribed to it) and returns a problem
+// unless it is one notification per failed or rejected file, of its kind
+// and naming it, and nothing else.
+func (d *Demo) summarizeNotifications(ctx context.Context, q *sqs.Client, stack *Stack) (problems []string, err error) {
+	got, err := ReadNotifications(ctx, q, stack.NotifyQueueURL)
+	if err != nil {
+		return nil, err
+	}
+	d.notifications = got
+	fmt.Fprintf(d.Out, "\n══ Notifications (SNS topic %s, read off the subscribed queue %s): %d\n",
+		topicName(stack.NotifyTopicARN), filepath.Base(stack.NotifyQueueURL), len(got))
+	for _, n := range got {
+		printNotification(d.Out, "  ", n, false)
+	}
+	expected := map[int]bool{}
+	for _, f := range slices.Concat(demoFiles, burstFiles) {
+		if f.Expected != "failed" && f.Expected != "rejected" {
+			continue
+		}
+		var of []int
+		for i, n := range got {
+			if n.Field("Dropped as") == f.Key {
+				of = append(of, i)
+				expected[i] = true
+			}
+		}
+		switch {
+		case len(of) != 1:
+			problems = append(problems, fmt.Sprintf("%d notifications of %s, want exactly one (%s)", len(of), f.Key, f.Expected))
+		case got[of[0]].Kind != f.Expected:
+			problems = append(problems, fmt.Sprintf("the notification of %s is %q, want %s: %s", f.Key, got[of[0]].Kind, f.Expected, got[of[0]].Subject))
+		case f.Expected == "failed" && got[of[0]].Field("F&O status") != "ProcessedWithErrors":
+			problems = append(problems, fmt.Sprintf("the notification of %s gives F&O status %q, want ProcessedWithErrors", f.Key, got[of[0]].Field("F&O status")))
+		case f.Expected == "failed" && got[of[0]].Field("First error rows") == "":
+			problems = append(problems, fmt.Sprintf("the notification of %s shows no error rows", f.Key))
+		case f.Expected == "rejected" && got[of[0]].Field("Reason") == "":
+			problems = append(problems, fmt.Sprintf("the notification of %s gives no reason", f.Key))
+		}
+		if len(of) > 0 && !strings.HasPrefix(got[of[0]].Subject, "["+stack.Name+"] ") {
+			problems = append(problems, fmt.Sprintf("the subject %q does not start with [%s]", got[of[0]].Subject, stack.Name))
+		}
+	}
+	for i, n := range got {
+		if !expected[i] {
+			problems = append(problems, "a notification the demo's files do not call for: "+n.Subject)
+		}
+	}
+	return problems, nil
+}
+
+// summarizeMetrics prints each metric the functions wrote as EMF lines in
+// their logs, summed, and returns a problem unless the file counts agree
+// with where the files ended.
+func (d *Demo) summarizeMetrics() (problems []string, err error) {
+	logs, err := filepath.Glob(filepath.Join(d.Dir, "logs", "*.log"))
+	if err != nil {
+		return nil, err
+	}
+	var lines []json.RawMessage
+	for _, name := range logs {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		more, err := EMFLines(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		lines = append(lines, more...)
+	}
+	sums := SumEMF(lines)
+	d.metrics = sums
+	fmt.Fprintf(d.Out, "\n══ Metrics (%d EMF lines in the function logs): SUM adds up every line's value, MAX is the largest;\n"+
+		"   for a level such as ImportsInFlight or OldestImportAge, which each poller run sets, read MAX\n", len(lines))
+	printMetrics(d.Out, "  ", sums)
+	want := map[string]int{}
+	for _, f := range slices.Concat(demoFiles, burstFiles) {
+		want[map[string]string{"processed": "FilesProcessed", "failed": "FilesFailed", "rejected": "FilesRejected"}[f.Expected]]++
+	}
+	want["ExportsLanded"] = 3
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		m, _ := SumMetric(sums, name)
+		if int(m.Sum) != want[name] {
+			problems = append(problems, fmt.Sprintf("metric %s sums to %s, want %d", name, num(m.Sum), want[name]))
+		}
+	}
+	return problems, nil
+}
+
+// topicName is the name at the end of a topic's ARN.
+func topicName(arn string) string {
+	return arn[strings.LastIndex(arn, ":")+1:]
 }
 
 // resultSummary reads the result (or reason) document beside a settled

@@ -30,11 +30,13 @@ func TestDemo(t *testing.T) {
 	if err := d.Run(context.Background()); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"processed", "failed", "rejected", "✓ every file and export ended where it should"} {
+	for _, want := range []string{"processed", "failed", "rejected", "══ Notifications", "══ Metrics", "✓ every file and export ended where it should"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("summary lacks %q:\n%s", want, out.String())
 		}
 	}
+	checkDemoNotifications(t, d.Notifications(), out.String())
+	checkDemoMetrics(t, d.Metrics(), out.String())
 
 	logs := map[string]string{"demo output": out.String()}
 	entries, err := os.ReadDir(filepath.Join(dir, "logs"))
@@ -67,5 +69,70 @@ func TestDemo(t *testing.T) {
 		if strings.Contains(text, "Bearer ") {
 			t.Errorf("%s contains an Authorization header value", name)
 		}
+	}
+}
+
+// checkDemoNotifications: the stack's topic got exactly one message per
+// file that needs a person, each of its kind and naming the file, in the
+// summary too; nothing else (no stuck import, dead letter, failed export or
+// refused credentials).
+func checkDemoNotifications(t *testing.T, got []localrun.Notification, summary string) {
+	t.Helper()
+	want := []struct{ kind, key, subject, field, value string }{
+		{"failed", "inbound/vendors/vendor-groups-bad.csv", "[demo] failed: vendors/vendor-groups-bad.csv: ProcessedWithErrors, 2 rows",
+			"F&O status", "ProcessedWithErrors"},
+		{"rejected", "inbound/unknown-route/stray.csv", "[demo] rejected: unknown-route/stray.csv: no-route", "Reason", "no-route"},
+		{"rejected", "inbound/customers/empty.csv", "[demo] rejected: customers/empty.csv: empty-file", "Reason", "empty-file"},
+	}
+	for _, w := range want {
+		var of []localrun.Notification
+		for _, n := range got {
+			if n.Field("Dropped as") == w.key {
+				of = append(of, n)
+			}
+		}
+		if len(of) != 1 {
+			t.Errorf("%d notifications of %s, want exactly one", len(of), w.key)
+			continue
+		}
+		if n := of[0]; n.Kind != w.kind || n.Subject != w.subject || n.Field(w.field) != w.value {
+			t.Errorf("notification of %s: kind %q, subject %q, %s %q; want %s, %q, %q", w.key, n.Kind, n.Subject, w.field, n.Field(w.field),
+				w.kind, w.subject, w.value)
+		}
+		if !strings.Contains(summary, w.subject) {
+			t.Errorf("the summary does not show %q", w.subject)
+		}
+	}
+	if len(got) != len(want) {
+		for _, n := range got {
+			t.Logf("notification: %s", n.Subject)
+		}
+		t.Errorf("%d notifications, want %d", len(got), len(want))
+	}
+	for _, n := range got {
+		if n.Kind == "failed" && !strings.Contains(n.Field("First error rows"), "Field 'Name' must be filled in.") {
+			t.Errorf("the failed file's notification lacks F&O's error rows: %q", n.Message)
+		}
+	}
+}
+
+// checkDemoMetrics: the functions' EMF lines count the files by outcome and
+// the exports as the summary shows them, and no notification was missed.
+func checkDemoMetrics(t *testing.T, got []localrun.MetricSum, summary string) {
+	t.Helper()
+	for name, want := range map[string]float64{"FilesProcessed": 11, "FilesFailed": 1, "FilesRejected": 2, "FilesRouted": 12,
+		"FilesEnqueued": 12, "ExportsLanded": 3, "NotificationsSent": 3} {
+		if m, _ := localrun.SumMetric(got, name); m.Sum != want {
+			t.Errorf("metric %s sums to %v, want %v", name, m.Sum, want)
+		}
+		if !strings.Contains(summary, "  "+name+" ") {
+			t.Errorf("the summary's metrics table lacks %s", name)
+		}
+	}
+	if m, ok := localrun.SumMetric(got, "NotificationsFailed"); ok {
+		t.Errorf("NotificationsFailed %v: a notification was not sent", m.Sum)
+	}
+	if m, ok := localrun.SumMetric(got, "PollerRecordsChecked"); !ok || m.Sum == 0 {
+		t.Errorf("PollerRecordsChecked %+v, want the poller's checks counted", m)
 	}
 }

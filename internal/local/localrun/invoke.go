@@ -38,10 +38,11 @@ const SampleRoutes = `[{"route":"customers","activityId":"6c1b2f3a-8d4e-4f5a-9b6
 	`{"route":"journals","activityId":"a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d","company":"USMF","kind":"package"}]`
 
 // Sandbox is what one local invoke (cmd/invoke -local) runs a function
-// against: moto_server (S3, SQS, Secrets Manager) and the F&O + Entra ID
-// emulator, both on 127.0.0.1, with the template's stack provisioned on
-// moto. Prepare seeds what an event names; Report says what the invoke
-// changed; Close stops everything StartSandbox started.
+// against: moto_server (S3, SQS, SNS, Secrets Manager) and the F&O +
+// Entra ID emulator, both on 127.0.0.1, with the template's stack
+// provisioned on moto. Prepare seeds what an event names; Output keeps the
+// function's metrics; Report says what the invoke changed, notified and
+// counted; Close stops everything StartSandbox started.
 type Sandbox struct {
 	Stack    *Stack
 	CABundle string // absolute path of the emulator's CA certificate (FNO_CA_BUNDLE)
@@ -56,6 +57,7 @@ type Sandbox struct {
 	activities []string          // registered activity IDs, in order
 	seeded     map[string]object // key → the version Prepare put
 	before     *snapshot
+	output     *emfTee // the function's output (Output)
 }
 
 // SandboxOptions tune StartSandbox.

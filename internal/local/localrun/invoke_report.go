@@ -39,6 +39,11 @@ type snapshot struct {
 }
 
 func (s *Sandbox) snapshot(ctx context.Context) (*snapshot, error) {
+	// What was published before the invoke (nothing, as Prepare seeds
+	// without notifying) is not the invoke's.
+	if _, err := ReadNotifications(ctx, s.sqs, s.Stack.NotifyQueueURL); err != nil {
+		return nil, err
+	}
 	keys, err := listObjects(ctx, s.s3, s.Stack.Bucket)
 	if err != nil {
 		return nil, err
@@ -75,6 +80,16 @@ type Report struct {
 	FnOMessages   []FnOMessage   `json:"fnoMessages"` // enqueued in F&O
 	AckedExports  []AckedExport  `json:"ackedExports"`
 	PendingExport int            `json:"pendingExports"` // exports not acked, over the registered activities
+
+	// NotifyTopic is the stack's topic (NOTIFY_TOPIC_ARN); Notifications
+	// what the function published to it, as the queue subscribed to it
+	// received them: what people would have been told.
+	NotifyTopic   string         `json:"notifyTopic"`
+	Notifications []Notification `json:"notifications"`
+	// EMF are the CloudWatch Embedded Metric Format lines of the function's
+	// output (through Sandbox.Output); Metrics each metric summed over them.
+	EMF     []json.RawMessage `json:"emf"`
+	Metrics []MetricSum       `json:"metrics"`
 }
 
 // QueuedMessage is a message on the FIFO import queue.
@@ -176,7 +191,25 @@ func (s *Sandbox) Report(ctx context.Context) (*Report, error) {
 		}
 		r.PendingExport += s.emu.Pending(a)
 	}
+
+	r.NotifyTopic = s.Stack.NotifyTopicARN
+	if r.Notifications, err = ReadNotifications(ctx, s.sqs, s.Stack.NotifyQueueURL); err != nil {
+		return nil, err
+	}
+	r.EMF = []json.RawMessage{}
+	if s.output != nil {
+		r.EMF = s.output.emf()
+	}
+	r.Metrics = SumEMF(r.EMF)
 	return r, nil
+}
+
+// Output is where the function's output (stdout and stderr) goes: it
+// passes everything on to w and keeps the EMF lines for Report. Without
+// it, Report has no metrics.
+func (s *Sandbox) Output(w io.Writer) io.Writer {
+	s.output = &emfTee{w: w}
+	return s.output
 }
 
 // drainImportQueue receives every message on the import queue, leaving
@@ -283,6 +316,19 @@ func (r *Report) Print(w io.Writer) {
 	if r.PendingExport > 0 {
 		fmt.Fprintf(w, "    %d export(s) still waiting in F&O\n", r.PendingExport)
 	}
+
+	fmt.Fprintf(w, "  SNS %s: %d notification(s) published (what people would have been told, read off a subscribed queue)\n",
+		path.Base(strings.ReplaceAll(r.NotifyTopic, ":", "/")), len(r.Notifications))
+	for _, n := range r.Notifications {
+		printNotification(w, "    ", n, true)
+	}
+	fmt.Fprintf(w, "  Metrics: %d EMF line(s) in the function's output", len(r.EMF))
+	if len(r.Metrics) == 0 {
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintln(w, ", each metric summed:")
+	printMetrics(w, "    ", r.Metrics)
 }
 
 // docSummary is the gist of a reason or result document.

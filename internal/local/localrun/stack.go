@@ -9,12 +9,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 // Stack is the template's stateful resources, made on the local stand-ins.
 type Stack struct {
+	// Name is the stack's name (StackSpec.Name): STACK_NAME, the prefix of
+	// every notification's subject.
+	Name                     string
 	Bucket                   string
 	ArrivalsURL, ArrivalsARN string
 	ArrivalsDLQURL           string
@@ -22,6 +26,12 @@ type Stack struct {
 	ImportDLQURL             string
 	SecretARN                string
 	InboundPrefix            string
+	// NotifyTopicARN is the notification topic (NOTIFY_TOPIC_ARN);
+	// NotifyQueueURL a standard queue subscribed to it, where what the
+	// functions would have told people can be read (SNS's JSON envelope,
+	// with Subject and Message).
+	NotifyTopicARN string
+	NotifyQueueURL string
 	// VisibilityTimeout is the queues' visibility timeout (what MotoFIFO
 	// needs to know).
 	VisibilityTimeout time.Duration
@@ -38,7 +48,9 @@ type StackSpec struct {
 // Provision creates, like template.yaml does: a versioned bucket whose
 // ObjectCreated notifications under inbound/ go to a standard arrivals
 // queue (with a dead-letter queue), the FIFO import queue with its FIFO
-// dead-letter queue, and the client secret in Secrets Manager.
+// dead-letter queue, the client secret in Secrets Manager, and the
+// notification topic with a queue subscribed to it (where an e-mail address
+// would be on AWS).
 func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, error) {
 	if spec.VisibilityTimeout <= 0 {
 		spec.VisibilityTimeout = 5
@@ -48,7 +60,7 @@ func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, err
 	}
 	s3c := newS3Client(cfg)
 	sqsc := sqs.NewFromConfig(cfg)
-	st := &Stack{Bucket: spec.Name + "-data", InboundPrefix: "inbound/", VisibilityTimeout: time.Duration(spec.VisibilityTimeout) * time.Second}
+	st := &Stack{Name: spec.Name, Bucket: spec.Name + "-data", InboundPrefix: "inbound/", VisibilityTimeout: time.Duration(spec.VisibilityTimeout) * time.Second}
 
 	mk := func(name string, attrs map[string]string) (string, string, error) {
 		out, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
@@ -111,5 +123,20 @@ func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, err
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
 	st.SecretARN = aws.ToString(sec.ARN)
+
+	var notifyQueueARN string
+	if st.NotifyQueueURL, notifyQueueARN, err = mk(spec.Name+"-notifications-inbox", nil); err != nil {
+		return nil, err
+	}
+	snsc := sns.NewFromConfig(cfg)
+	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(spec.Name + "-notifications")})
+	if err != nil {
+		return nil, fmt.Errorf("create topic: %w", err)
+	}
+	st.NotifyTopicARN = aws.ToString(topic.TopicArn)
+	if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
+		Endpoint: aws.String(notifyQueueARN)}); err != nil {
+		return nil, fmt.Errorf("subscribe the notifications queue: %w", err)
+	}
 	return st, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/fno-bridge/s3-fno/internal/local/localrun"
@@ -64,5 +65,37 @@ func TestProvisionWiresNotifications(t *testing.T) {
 	sec, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &st.SecretARN})
 	if err != nil || !strings.Contains(aws.ToString(sec.SecretString), "s3cret") {
 		t.Fatalf("secret: %v %v", err, sec)
+	}
+}
+
+// The provisioned stack has a notification topic whose messages reach the
+// subscribed queue in SNS's envelope, where ReadNotifications finds the
+// subject, the kind and the fields, once.
+func TestProvisionNotificationTopic(t *testing.T) {
+	ctx := context.Background()
+	cfg := mototest.Config(t)
+	name := mototest.Name("nt")
+	st, err := localrun.Provision(ctx, cfg, localrun.StackSpec{Name: name, ClientSecret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Name != name || !strings.HasSuffix(st.NotifyTopicARN, ":"+name+"-notifications") || st.NotifyQueueURL == "" || st.ImportDLQURL == "" {
+		t.Fatalf("stack %+v", st)
+	}
+	if _, err := sns.NewFromConfig(cfg).Publish(ctx, &sns.PublishInput{TopicArn: &st.NotifyTopicARN,
+		Subject: aws.String("[" + name + "] rejected: customers/empty.csv: empty-file"),
+		Message: aws.String("A file was not sent to F&O and will not be: it is empty.\n\nDropped as: inbound/customers/empty.csv\nReason: empty-file\n"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := localrun.ReadNotifications(ctx, mototest.SQS(t), st.NotifyQueueURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Kind != "rejected" || got[0].Field("Dropped as") != "inbound/customers/empty.csv" || got[0].Field("Reason") != "empty-file" {
+		t.Fatalf("notifications %+v", got)
+	}
+	if again, err := localrun.ReadNotifications(ctx, mototest.SQS(t), st.NotifyQueueURL); err != nil || len(again) != 0 {
+		t.Fatalf("read twice: %+v %v", again, err)
 	}
 }

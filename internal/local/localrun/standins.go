@@ -44,8 +44,9 @@ func authorityHost(emu *d365test.Emulator) string {
 
 // standInEnv points a function at the stand-ins: moto_server's endpoint and
 // test credentials, FNO_* for the emulator (the client secret comes from the
-// stack's Secrets Manager secret), BUCKET, IMPORT_QUEUE_URL and
-// POLL_INTERVAL=1s.
+// stack's Secrets Manager secret), BUCKET, IMPORT_QUEUE_URL,
+// IMPORT_DLQ_URL (the poller tells of what waits there), NOTIFY_TOPIC_ARN
+// and STACK_NAME (the stack's topic and name) and POLL_INTERVAL=1s.
 func standInEnv(m *moto.Server, emu *d365test.Emulator, stack *Stack, caBundle string) map[string]string {
 	env := map[string]string{
 		"FNO_BASE_URL":       emu.URL(),
@@ -56,6 +57,9 @@ func standInEnv(m *moto.Server, emu *d365test.Emulator, stack *Stack, caBundle s
 		"FNO_CA_BUNDLE":      caBundle,
 		"BUCKET":             stack.Bucket,
 		"IMPORT_QUEUE_URL":   stack.ImportURL,
+		"IMPORT_DLQ_URL":     stack.ImportDLQURL,
+		"NOTIFY_TOPIC_ARN":   stack.NotifyTopicARN,
+		"STACK_NAME":         stack.Name,
 		"POLL_INTERVAL":      "1s",
 	}
 	for _, kv := range m.Env() {
