@@ -26,6 +26,11 @@ build:
 	  CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags '-s -w' -o $(BIN)/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
+## s3fno: the operator's tool, one static binary at bin/s3fno (README, "Operating it")
+.PHONY: s3fno
+s3fno:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/s3fno ./cmd/s3fno
+
 ## demo: the whole pipeline locally on the built-in stand-ins
 demo:
 	$(GO) run ./cmd/localrun demo

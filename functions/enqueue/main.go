@@ -8,6 +8,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/shared/startup"
 )
 
@@ -18,7 +19,10 @@ func build(_ context.Context, env startup.Env) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Observers = filing.Observers{Notify: env.Notifier(cfg.Bucket, cfg.Layout), Metrics: env.Metrics}
+	env.FollowConfig(&cfg.Config.Config)
+	cfg.Observers = filing.Observers{Notify: env.Notifier(cfg.Bucket, cfg.Layout), Metrics: env.Metrics,
+		Index: &filing.Index{S3: env.S3(), Bucket: cfg.Bucket, Layout: cfg.Layout, Log: env.Log},
+		Pause: pause.OnFailureOf(cfg.Routes, env.S3(), cfg.Bucket, cfg.Layout, env.Log)}
 	fno, err := env.FnO(nil)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,9 @@ func build(_ context.Context, env startup.Env) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Observers = filing.Observers{Notify: env.Notifier(cfg.Bucket, cfg.Layout), Metrics: env.Metrics}
+	env.FollowConfig(&cfg.Config)
+	cfg.Observers = filing.Observers{Notify: env.Notifier(cfg.Bucket, cfg.Layout), Metrics: env.Metrics,
+		Index: &filing.Index{S3: env.S3(), Bucket: cfg.Bucket, Layout: cfg.Layout, Log: env.Log}}
 	r, err := router.New(cfg, env.S3(), env.SQS(), env.Log)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,11 @@ var (
 	ErrOnPremises = errors.New("d365: the environment redirected enqueue: recurring integrations are not supported on-premises")
 	// ErrNoDownloadLocation: dequeue answered 200 with a null DownloadLocation.
 	ErrNoDownloadLocation = errors.New("d365: dequeue answer has no DownloadLocation")
+	// ErrSASRefused: blob storage answered 403 AuthenticationFailed to a
+	// SAS URL F&O handed out: its signature has expired (or was never
+	// valid). Asking F&O for a new URL is the remedy; retrying this one
+	// is not.
+	ErrSASRefused = errors.New("d365: blob storage refused the SAS URL (expired or not valid); ask F&O for a new one")
 )
 
 // maxErrorBody bounds how much of an error answer is read and kept.
@@ -205,6 +210,9 @@ func checkResponse(op string, resp *http.Response) error {
 		return fmt.Errorf("%w: %w", ErrOnPremises, &e)
 	case resp.StatusCode == http.StatusBadRequest && executionOps[op] && d.says("were not found"):
 		return fmt.Errorf("%w: %w", ErrExecutionNotFound, &e)
+	case resp.StatusCode == http.StatusForbidden && strings.HasPrefix(op, "blob-") &&
+		(e.Code == "AuthenticationFailed" || resp.Header.Get("x-ms-error-code") == "AuthenticationFailed"):
+		return fmt.Errorf("%w: %w", ErrSASRefused, &e)
 	}
 	return &e
 }

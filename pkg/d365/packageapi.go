@@ -1,8 +1,10 @@
 package d365
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,6 +81,80 @@ func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Read
 			return io.NopCloser(body), size, nil
 		},
 	})
+	if err != nil {
+		return err
+	}
+	return drainAndClose(resp)
+}
+
+// MaxBlocks is the most blocks a block blob may have (Azure's limit): a
+// package of size bytes needs a block size of at least size/MaxBlocks.
+const MaxBlocks = 50000
+
+// UploadPackageBlocks uploads a package of size bytes, read from body, to
+// the SAS URL from GetAzureWriteURL without the bearer token. A package no
+// larger than blockSize goes up in one Put Blob; a larger one in blocks of
+// blockSize (Put Block), committed in order by one Put Block List, so only
+// one block is ever held in memory. A block that fails is sent again on
+// its own. Nothing is committed unless every byte of body was read: a body
+// that fails or ends early (an S3 stream that broke, a checksum that did
+// not match) leaves only uncommitted blocks, which blob storage discards.
+// A SAS that has expired matches ErrSASRefused; body cannot be read again,
+// so the caller starts over with a new URL.
+func (c *Client) UploadPackageBlocks(ctx context.Context, blobURL string, body io.Reader, size, blockSize int64) error {
+	if err := checkBlobURL("blob-put", blobURL); err != nil {
+		return err
+	}
+	if size < 0 || blockSize <= 0 {
+		return fmt.Errorf("d365 blob-put: the package size and a block size are required")
+	}
+	if size <= blockSize {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return fmt.Errorf("d365 blob-put: read the package: %w", err)
+		}
+		return c.UploadPackage(ctx, blobURL, bytes.NewReader(buf), size)
+	}
+	if n := (size + blockSize - 1) / blockSize; n > MaxBlocks {
+		return fmt.Errorf("d365 blob-put: %d bytes in blocks of %d would need %d blocks; blob storage allows %d", size, blockSize, n, MaxBlocks)
+	}
+	buf := make([]byte, blockSize)
+	var ids []string
+	for sent := int64(0); sent < size; {
+		n := min(blockSize, size-sent)
+		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+			return fmt.Errorf("d365 blob-put-block: read the package after %d of %d bytes: %w", sent, size, err)
+		}
+		id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "block-%06d", len(ids)))
+		if err := c.blobPut(ctx, "blob-put-block", withQuery(blobURL, "comp=block&blockid="+url.QueryEscape(id)), nil, buf[:n]); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		sent += n
+	}
+	var list bytes.Buffer
+	list.WriteString(`<?xml version="1.0" encoding="utf-8"?><BlockList>`)
+	for _, id := range ids {
+		list.WriteString("<Latest>" + id + "</Latest>")
+	}
+	list.WriteString("</BlockList>")
+	return c.blobPut(ctx, "blob-put-block-list", withQuery(blobURL, "comp=blocklist"),
+		http.Header{"Content-Type": {"application/xml"}, "x-ms-blob-content-type": {"application/octet-stream"}}, list.Bytes())
+}
+
+// withQuery adds q to a URL's query as it is written: the SAS's own
+// parameters are not re-encoded.
+func withQuery(u, q string) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + q
+	}
+	return u + "?" + q
+}
+
+// blobPut PUTs a body held in memory to a blob URL (without the token),
+// retried as any idempotent call.
+func (c *Client) blobPut(ctx context.Context, op, u string, h http.Header, b []byte) error {
+	resp, err := c.send(ctx, request{op: op, method: http.MethodPut, url: u, mode: retrySafe, header: h, body: bytesBody(b)})
 	if err != nil {
 		return err
 	}

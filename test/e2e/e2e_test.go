@@ -185,7 +185,15 @@ func TestEveryFileEndsSomewhere(t *testing.T) {
 		t.Errorf("inbound/ still holds %v", in)
 	}
 	for _, k := range pipelinetest.Keys(t, s3c, bucket, "_state/") {
-		if k != rcfg.Layout.SweepStateKey() {
+		switch k {
+		case rcfg.Layout.SweepStateKey():
+		case rcfg.Layout.BoardKey(): // the status board: it must show nothing in flight
+			body, _ := pipelinetest.Get(t, s3c, bucket, k)
+			var b struct{ Imports map[string]any }
+			if err := json.Unmarshal(body, &b); err != nil || len(b.Imports) != 0 {
+				t.Errorf("the status board still shows imports in flight: %s", body)
+			}
+		default:
 			t.Errorf("state left behind: %s", k)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/imports/router"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
@@ -46,11 +47,15 @@ type dropped struct {
 	lastModified              time.Time
 }
 
-func newOrderRig(t *testing.T) *orderRig {
+func newOrderRig(t *testing.T) *orderRig { return newRigWith(t, orderRoutes) }
+
+// newRigWith is the rig over the given ROUTES; a route that asks to be
+// paused on failure is.
+func newRigWith(t *testing.T, routesJSON string) *orderRig {
 	t.Helper()
 	w := pipelinetest.NewImports(t, pipelinetest.FIFO{})
 	emu := pipelinetest.Emulator(t, d365test.Options{}, true)
-	env := w.Env(orderRoutes)
+	env := w.Env(routesJSON)
 	getenv := func(k string) string { return env[k] }
 	log := pipelinetest.Quiet()
 	rcfg, err := router.ConfigFromEnv(getenv)
@@ -75,6 +80,7 @@ func newOrderRig(t *testing.T) *orderRig {
 	}
 	// An hour ahead: every file is old enough for the sweep.
 	pcfg.Now, pcfg.SweepEvery = func() time.Time { return time.Now().Add(time.Hour) }, -1
+	pcfg.Observers.Pause = pause.OnFailureOf(pcfg.Routes, w.S3, w.Bucket, pcfg.Layout, log)
 	budget := poller.NewBudget(pcfg.BudgetPerMinute)
 	pl, err := poller.New(pcfg, w.S3, pipelinetest.FnO(t, emu, func(c *d365.Config) { c.Limiter = budget }), budget, w.SQS, log)
 	if err != nil {

@@ -106,6 +106,12 @@ func FuzzExportDequeueAnswer(f *testing.F) {
 		}
 		in := dequeue.Input{Job: "cg", ActivityID: testActivity, Unpack: unpack, AckMissingFile: ackMissing}
 		sum, runErr := h.Run(context.Background(), in)
+		// Every run is recorded for the status view; the checks below are
+		// about the export's own objects.
+		if _, ok := s3c.Get("b", "_state/status/jobs/cg/last-run.json"); !ok {
+			t.Fatal("the run was not recorded")
+		}
+		s3c.DeletePrefix("b", "_state/status/")
 		d, derr := d365.DecodeDequeue(200, answer)
 		for _, k := range s3c.Keys() {
 			if !strings.HasPrefix(k, "b/outbound/cg/") && !strings.HasPrefix(k, "b/_state/exports/cg/") {

@@ -45,6 +45,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -195,7 +196,32 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 	logged := sum
 	logged.Files = nil
 	log.Log(ctx, level, "export summary", "summary", logged)
+	h.recordRun(ctx, log, logged)
 	return sum, runErr
+}
+
+// JobRun is what the status view reads of a job's last run and last
+// landing.
+type JobRun struct {
+	At      time.Time `json:"at"`
+	Summary Summary   `json:"summary"`
+}
+
+// recordRun writes the run (and, when it landed files, the landing) under
+// the job status prefix: the operator's status view lists them in one
+// request for every job. A write that fails is logged; the run stands.
+func (h *Handler) recordRun(ctx context.Context, log *slog.Logger, sum Summary) {
+	prefix := layout.Layout{State: h.cfg.StatePrefix}.JobStatusPrefix() + sum.Job + "/"
+	run := JobRun{At: time.Now().UTC(), Summary: sum}
+	keys := []string{prefix + "last-run.json"}
+	if sum.Landed > 0 {
+		keys = append(keys, prefix+"last-landing.json")
+	}
+	for _, k := range keys {
+		if err := s3io.PutJSON(ctx, h.s3, h.cfg.Bucket, k, run); err != nil {
+			log.WarnContext(ctx, "dequeue: the run's status was not recorded", "statusKey", k, "error", err.Error())
+		}
+	}
 }
 
 // tooLate reports whether less than DeadlineMargin remains before ctx's

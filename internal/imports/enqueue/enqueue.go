@@ -4,6 +4,9 @@
 // message is streamed from S3 to F&O's recurring-integration enqueue
 // endpoint, strictly in order.
 //
+// A file of a dataProject route is a data package imported through the
+// package API instead (packages.go): one at a time per scope, at most once.
+//
 // A batch is processed sequentially; from the first record that fails,
 // that record and every later one are returned to SQS, so nothing behind a
 // failed file of the same entity overtakes it.
@@ -63,6 +66,9 @@ type Config struct {
 	// FirstCheck is how long after enqueue the poller first looks at a
 	// message: POLL_INTERVAL, default 1m.
 	FirstCheck time.Duration
+	// BlockSize is the block a package larger than it goes up to blob
+	// storage in (one held in memory at a time). Default DefaultBlockSize.
+	BlockSize int64
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL and
@@ -106,6 +112,7 @@ type Handler struct {
 	cfg      Config
 	s3       S3
 	fno      Enqueuer
+	pkgs     PackageImporter // fno's package API, for dataProject routes
 	ledger   *ledger.Store
 	releaser *release.Releaser
 	log      *slog.Logger
@@ -115,7 +122,7 @@ type Handler struct {
 // New builds the handler; q sends what release passes release. log nil
 // means slog.Default().
 func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (*Handler, error) {
-	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.Layout.Inbound == "" {
+	if cfg.Bucket == "" || cfg.Routes == nil || cfg.Layout.Inbound == "" {
 		return nil, fmt.Errorf("enqueue: Bucket, Routes and Layout are required")
 	}
 	if s3c == nil || fno == nil {
@@ -127,6 +134,9 @@ func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (
 	if cfg.FirstCheck <= 0 {
 		cfg.FirstCheck = time.Minute
 	}
+	if cfg.BlockSize <= 0 {
+		cfg.BlockSize = DefaultBlockSize
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -134,7 +144,8 @@ func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	return &Handler{cfg: cfg, s3: s3c, fno: fno, log: log, now: time.Now, releaser: rel,
+	pkgs, _ := fno.(PackageImporter)
+	return &Handler{cfg: cfg, s3: s3c, fno: fno, pkgs: pkgs, log: log, now: time.Now, releaser: rel,
 		ledger: &ledger.Store{S3: s3c, Bucket: cfg.Bucket, Layout: cfg.Layout}}, nil
 }
 
@@ -143,8 +154,12 @@ func New(cfg Config, s3c S3, fno Enqueuer, q release.Sender, log *slog.Logger) (
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	defer h.cfg.Observers.Metrics.Flush()
 	var resp events.SQSEventResponse
+	ready := h.releaser.Ready(ctx)
 	for i, m := range ev.Records {
 		err := h.beforeDeadline(ctx)
+		if err == nil {
+			err = ready
+		}
 		if err == nil {
 			err = h.process(ctx, m)
 		}
@@ -194,6 +209,9 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 			Code: "no-route", Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))
 	}
 	j.route = rt
+	if rt.Kind == routes.KindDataProject {
+		return h.importPackage(ctx, j)
+	}
 	if done, err := h.checkMarker(ctx, j); done || err != nil {
 		return err
 	}
@@ -208,6 +226,8 @@ type job struct {
 	src      s3io.Ref
 	route    routes.Route
 	log      *slog.Logger
+	// replayOf: the file is a replay of a filed one (its metadata says).
+	replayOf *importmsg.Replay
 }
 
 // decode checks a file message. One that cannot be trusted is kept under
@@ -235,6 +255,7 @@ func (h *Handler) checkMarker(ctx context.Context, j *job) (done bool, err error
 	case found && mk.Sending():
 		// An earlier attempt began sending and never recorded an answer
 		// (it died, or filing the outcome failed): F&O may hold the file.
+		j.replayOf = mk.ReplayOf
 		return true, h.done(ctx, j, h.outcomeUnknown(ctx, j, mk.ExternalID, mk.EnqueuedAt,
 			errors.New("an earlier attempt started sending the file and did not record F&O's answer")))
 	case found:
@@ -257,11 +278,12 @@ func (h *Handler) send(ctx context.Context, j *job) error {
 		return err
 	}
 	defer body.Body.Close()
+	j.replayOf = importmsg.ReplayFromMetadata(body.Metadata)
 	size := aws.ToInt64(body.ContentLength)
 	if size == 0 {
 		body.Body.Close()
 		return h.done(ctx, j, h.reject(ctx, log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, Route: rt.Name, File: j.file,
-			Code: "empty-file", Detail: "the file is empty (0 bytes): there is nothing to import"}))
+			Code: "empty-file", Detail: "the file is empty (0 bytes): there is nothing to import", ReplayOf: j.replayOf}))
 	}
 	req, version := h.request(fm, rt, body)
 	start := h.now()
@@ -269,7 +291,7 @@ func (h *Handler) send(ctx context.Context, j *job) error {
 		Identity: j.identity, Bucket: fm.Bucket, Key: fm.Key,
 		VersionID: version, ETag: s3io.NormalizeETag(fm.ETag), Size: size,
 		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
-		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: start.UTC(),
+		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: start.UTC(), ReplayOf: j.replayOf,
 	}
 	// The intent: from here on a crash leaves a marker without a message
 	// ID, and a redelivery files the file as "outcome unknown" instead of
@@ -334,7 +356,7 @@ func (h *Handler) notAccepted(ctx context.Context, j *job, externalID string, st
 	}
 	if permanent(err) {
 		return h.done(ctx, j, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: j.msg.EventTime, Route: j.route.Name,
-			File: j.file, Code: "fno-rejected", Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err)}))
+			File: j.file, Code: "fno-rejected", Detail: "F&O refused the file: " + err.Error(), Answer: answerJSON(err), ReplayOf: j.replayOf}))
 	}
 	return fmt.Errorf("enqueue %s: %w", j.msg.Key, err)
 }
@@ -418,7 +440,8 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 					"F&O may or may not hold it: look for external identifier " + externalID + " in the recurring job's message history.",
 					"It was not sent again, since F&O does not de-duplicate. If F&O does not have it, drop it into inbound/ again.",
 				},
-				Answer: unexpectedAnswer(cause),
+				Answer:   unexpectedAnswer(cause),
+				ReplayOf: j.replayOf,
 			}
 			return result, nil
 		})

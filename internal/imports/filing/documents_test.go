@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -29,13 +30,15 @@ func TestDocumentsJSON(t *testing.T) {
 			Errors:    []d365.ExecutionError{{RecordID: "1", Field: "F", ErrorMessage: "bad"}},
 			ErrorsRaw: "[{", ErrorsLenient: true,
 			StagingErrorFile: "failed/customers/2026/03/01/a.csv.staging-errors.csv", TargetErrorKeysFile: "failed/customers/2026/03/01/a.csv.target-error-keys.csv",
-			Notes:  []string{"a note"},
-			Answer: json.RawMessage(`{"status":200}`),
+			Notes:    []string{"a note"},
+			Answer:   json.RawMessage(`{"status":200}`),
+			ReplayOf: &importmsg.Replay{Key: "failed/customers/2026/02/28/a.csv", Identity: "0123"},
 		}},
 		{"result-zero", filing.Result{}},
 		{"reason-full", filing.Reason{Reason: "fno-rejected", Detail: "F&O refused the file", Bucket: "b", OriginalKey: "inbound/customers/a.csv", VersionID: "v1",
 			Route: "customers", EventTime: at, RejectedAt: at.Add(time.Minute), RejectedKey: "rejected/customers/2026/03/01/a.csv",
-			Answer: json.RawMessage(`{"status":400}`), MessageID: "sqs-1"}},
+			Answer: json.RawMessage(`{"status":400}`), MessageID: "sqs-1",
+			ReplayOf: &importmsg.Replay{Key: "rejected/customers/2026/02/28/a.csv", Identity: "0123"}}},
 		{"reason-zero", filing.Reason{}},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
@@ -16,6 +17,11 @@ import (
 type Observers struct {
 	Notify  *notify.Notifier
 	Metrics *metrics.Recorder
+	// Index records where each file went, for the operator's tool.
+	Index *Index
+	// Pause, when set, is asked to pause a route one of whose files failed;
+	// it reports whether the route is paused now (it asked for that).
+	Pause func(ctx context.Context, route, file, reason string) bool
 }
 
 // rejected tells of a file filed under rejected/ at placed.
@@ -30,6 +36,9 @@ func (o Observers) rejected(ctx context.Context, j Rejection, placed string) {
 	if j.Route != "" {
 		name = j.Route + "/" + j.File
 	}
+	o.Index.put(ctx, Pointer{Name: layout.Base(j.Src.Key), Route: j.Route, SourceKey: j.Src.Key, SourceVersionID: j.Src.VersionID,
+		Identity: id, Outcome: OutcomeRejected, Key: placed, Document: placed + layout.ReasonSuffix, Status: j.Code, FiledAt: time.Now().UTC(),
+		ReplayOf: j.ReplayOf})
 	o.Notify.Send(ctx, notify.Event{
 		Kind: notify.Rejected, ID: id,
 		What: name + ": " + j.Code,
@@ -43,6 +52,9 @@ func (o Observers) rejected(ctx context.Context, j Rejection, placed string) {
 // a failed one is a notification with F&O's verdict and its first error
 // rows.
 func (o Observers) Filed(ctx context.Context, r Result, placed string) {
+	o.Index.put(ctx, Pointer{Name: layout.Base(r.SourceKey), Route: r.Route, SourceKey: r.SourceKey, SourceVersionID: r.SourceVersionID,
+		Identity: r.Identity, Outcome: r.Outcome, Key: placed, Document: placed + layout.ResultSuffix, Status: r.Status,
+		FiledAt: r.FinishedAt, ReplayOf: r.ReplayOf})
 	if r.Outcome == OutcomeProcessed {
 		o.Metrics.Add("FilesProcessed", 1, metrics.Route, r.Route)
 		return
@@ -51,6 +63,13 @@ func (o Observers) Filed(ctx context.Context, r Result, placed string) {
 	what := r.Route + "/" + layout.Base(r.SourceKey) + ": " + r.Status
 	if n := len(r.Errors); n > 0 {
 		what += fmt.Sprintf(", %d row%s", n, map[bool]string{true: "", false: "s"}[n == 1])
+	}
+	body := "An import did not succeed in F&O. " + strings.Join(r.Notes, " ")
+	paused := "no"
+	if o.Pause != nil && o.Pause(ctx, r.Route, r.SourceKey, r.Status) {
+		paused = "yes"
+		body = "An import did not succeed in F&O, and its route is now paused: the route's later files wait in inbound/, in order, " +
+			"until it is resumed (s3fno resume " + r.Route + "). " + strings.Join(r.Notes, " ")
 	}
 	var rows []string
 	for i, e := range r.Errors {
@@ -63,11 +82,11 @@ func (o Observers) Filed(ctx context.Context, r Result, placed string) {
 	o.Notify.Send(ctx, notify.Event{
 		Kind: notify.Failed, ID: r.SourceKey + "\x00" + r.SourceVersionID + "\x00" + r.MessageID,
 		What: what,
-		Body: "An import did not succeed in F&O. " + strings.Join(r.Notes, " "),
-		Fields: [][2]string{{"Route", r.Route}, {"Entity", r.Entity}, {"Dropped as", r.SourceKey}, {"Identity", r.Identity}, {"F&O status", r.Status},
+		Body: body,
+		Fields: [][2]string{{"Route", r.Route}, {"Route paused", paused}, {"Entity", r.Entity}, {"Data project", r.DefinitionGroupID}, {"Dropped as", r.SourceKey}, {"Identity", r.Identity}, {"F&O status", r.Status},
 			{"Execution status", r.ExecutionStatus}, {"Message ID", r.MessageID}, {"Execution ID", r.ExecutionID},
 			{"External identifier", r.ExternalID}, {"Filed at", placed}, {"Result document", placed + layout.ResultSuffix},
-			{"Staging error file", r.StagingErrorFile}, {"Target error keys file", r.TargetErrorKeysFile},
+			{"Staging error file", r.StagingErrorFile}, {"Target error keys file", r.TargetErrorKeysFile}, {"Entity error files", r.entityFilesText()},
 			{"First error rows", strings.Join(rows, "\n  ")}},
 	})
 }

@@ -29,6 +29,9 @@ type Reason struct {
 	// MessageID is the SQS message ID of a kept malformed message, as sent
 	// (Go-quoted when it is not valid UTF-8, which JSON cannot carry).
 	MessageID string `json:"sqsMessageId,omitempty"`
+	// ReplayOf names the filed file this one was replayed from, when it
+	// was (see Result.ReplayOf).
+	ReplayOf *importmsg.Replay `json:"replayOf,omitempty"`
 }
 
 // Rejection is a file that can never be imported, and why.
@@ -40,6 +43,7 @@ type Rejection struct {
 	Code      string    // short reason code: no-route, empty-file, fno-rejected, ...
 	Detail    string    // for people
 	Answer    json.RawMessage
+	ReplayOf  *importmsg.Replay // the filed file it was replayed from, if it was
 }
 
 // Reject moves a file version to rejected/<route>/<yyyy>/<mm>/<dd>/<file>
@@ -57,7 +61,7 @@ func Reject(ctx context.Context, c S3, l layout.Layout, now func() time.Time, lo
 	dst, err := File(ctx, c, Move{Src: src, Candidates: s3io.Candidates(l.RejectedKey(j.Route, when, j.File), id), Token: id,
 		Suffix: layout.ReasonSuffix}, func(dst string, _ bool) (any, error) {
 		return Reason{Reason: j.Code, Detail: j.Detail, Bucket: src.Bucket, OriginalKey: src.Key, VersionID: src.VersionID,
-			Route: j.Route, EventTime: j.EventTime, RejectedAt: now().UTC(), RejectedKey: dst, Answer: j.Answer}, nil
+			Route: j.Route, EventTime: j.EventTime, RejectedAt: now().UTC(), RejectedKey: dst, Answer: j.Answer, ReplayOf: j.ReplayOf}, nil
 	})
 	if errors.Is(err, s3io.ErrSourceGone) {
 		log.InfoContext(ctx, "the file to reject is gone already", "key", src.Key, "versionId", src.VersionID, "reason", j.Code)

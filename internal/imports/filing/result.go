@@ -2,8 +2,10 @@ package filing
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -57,4 +59,37 @@ type Result struct {
 	// Answer is what came back instead of an enqueue answer (status,
 	// Content-Type, the first bytes, redacted), for EnqueueOutcomeUnknown.
 	Answer json.RawMessage `json:"fnoAnswer,omitempty"`
+	// ReplayOf names the filed file this one was replayed from (s3fno
+	// replay), when it was.
+	ReplayOf *importmsg.Replay `json:"replayOf,omitempty"`
+
+	// A package import (route kind dataProject) has no message ID: its
+	// Status and ExecutionStatus are GetExecutionSummaryStatus's value.
+	// DefinitionGroupID is its data project, Entities what its manifest
+	// names, and EntityErrorFiles the error files of each entity.
+	DefinitionGroupID string             `json:"definitionGroupId,omitempty"`
+	Entities          []string           `json:"entities,omitempty"`
+	EntityErrorFiles  []EntityErrorFiles `json:"entityErrorFiles,omitempty"`
+}
+
+// EntityErrorFiles are the keys of one entity's error files, copied beside
+// a package that failed.
+type EntityErrorFiles struct {
+	Entity              string `json:"entity"`
+	StagingErrorFile    string `json:"stagingErrorFile,omitempty"`
+	TargetErrorKeysFile string `json:"targetErrorKeysFile,omitempty"`
+}
+
+// entityFilesText lists a package's per-entity error files, one a line,
+// for a notification.
+func (r Result) entityFilesText() string {
+	var lines []string
+	for _, f := range r.EntityErrorFiles {
+		for _, k := range []string{f.StagingErrorFile, f.TargetErrorKeysFile} {
+			if k != "" {
+				lines = append(lines, f.Entity+": "+k)
+			}
+		}
+	}
+	return strings.Join(lines, "\n  ")
 }

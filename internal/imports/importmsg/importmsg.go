@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -127,4 +128,49 @@ func QueueURLFromEnv(getenv func(string) string) (string, error) {
 		return "", fmt.Errorf("config: IMPORT_QUEUE_URL %q is not a FIFO queue (its name must end in .fifo)", q)
 	}
 	return q, nil
+}
+
+// Replay names the filed file a new version in inbound/ was copied from
+// by the operator's replay (s3fno replay): the filed copy's key and the
+// identity of the version it was filed from. The new version has an
+// identity of its own, so it goes through like any dropped file; its
+// result or reason document says what it replays.
+type Replay struct {
+	Key      string `json:"key"`
+	Identity string `json:"identity"`
+}
+
+// User-metadata keys a replayed version carries (S3 lowercases them).
+const (
+	MetaReplayOf         = "s3fno-replay-of"
+	MetaReplayOfIdentity = "s3fno-replay-of-identity"
+)
+
+// Metadata is the user metadata that marks a copy as a replay. The key is
+// percent-encoded: metadata travels in HTTP headers, which cannot carry
+// every character a key may hold.
+func (r Replay) Metadata() map[string]string {
+	return map[string]string{MetaReplayOf: url.PathEscape(r.Key), MetaReplayOfIdentity: r.Identity}
+}
+
+// ReplayFromMetadata reads Metadata back from an object's user metadata;
+// nil when the object is not a replay.
+func ReplayFromMetadata(md map[string]string) *Replay {
+	var r Replay
+	for k, v := range md {
+		switch strings.ToLower(k) {
+		case MetaReplayOf:
+			if key, err := url.PathUnescape(v); err == nil {
+				r.Key = key
+			} else {
+				r.Key = v
+			}
+		case MetaReplayOfIdentity:
+			r.Identity = v
+		}
+	}
+	if r.Key == "" && r.Identity == "" {
+		return nil
+	}
+	return &r
 }

@@ -68,3 +68,25 @@ func TestFileJSON(t *testing.T) {
 		t.Errorf("Ref %s", m.Ref())
 	}
 }
+
+// TestReplayMetadata: what the replay tool sets on a copy comes back from
+// the object's metadata as S3 returns it (keys in any case), whatever
+// characters the key holds; an object without it is no replay.
+func TestReplayMetadata(t *testing.T) {
+	for _, key := range []string{"failed/customers/2026/03/01/a.csv", "processed/r/2026/03/01/ü x+%2F\n.csv"} {
+		r := importmsg.Replay{Key: key, Identity: "abc"}
+		md := map[string]string{}
+		for k, v := range r.Metadata() {
+			md[strings.ToUpper(k[:1])+k[1:]] = v
+			if strings.ContainsFunc(v, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
+				t.Errorf("metadata %s=%q is not printable ASCII", k, v)
+			}
+		}
+		if got := importmsg.ReplayFromMetadata(md); got == nil || *got != r {
+			t.Errorf("%q: read back %+v", key, got)
+		}
+	}
+	if got := importmsg.ReplayFromMetadata(map[string]string{"fno-identity": "x"}); got != nil {
+		t.Errorf("not a replay, read %+v", got)
+	}
+}

@@ -17,6 +17,9 @@
 //	    Rescheduling writes the new key, then deletes the old one; a crash
 //	    in between leaves two records for one identity, which the poller
 //	    tolerates (it handles an identity once per run and retires extras).
+//	_state/packages/<scope>.json
+//	    the lock of a package import scope (PackageLock): the one package
+//	    of the scope that is released, being imported or running in F&O.
 //
 // <identity> is s3io.Identity: the SHA-256 of bucket/key/version (or ETag).
 package ledger
@@ -31,7 +34,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
 
@@ -65,11 +70,32 @@ type Record struct {
 	ExecutionID string `json:"executionId,omitempty"`
 	// StuckReportedAt is when the record was first reported stuck.
 	StuckReportedAt time.Time `json:"stuckReportedAt,omitzero"`
+	// ReplayOf names the filed file this version replays (the operator's
+	// replay sets it in the object's metadata), for its result document.
+	ReplayOf *importmsg.Replay `json:"replayOf,omitempty"`
+
+	// A package import (Kind "dataProject") has no message ID: F&O knows
+	// it by ExecutionID, chosen before ImportFromPackage and in the intent
+	// marker already. AcceptedAt is when ImportFromPackage answered.
+	AcceptedAt        time.Time `json:"acceptedAt,omitzero"`
+	DefinitionGroupID string    `json:"definitionGroupId,omitempty"`
+	// Entities are the entities the package's Manifest.xml names (for
+	// their error files).
+	Entities []string `json:"entities,omitempty"`
+	// StageOnly: imported with execute=false, into staging only.
+	StageOnly bool `json:"stageOnly,omitempty"`
+	// Scope is the package import scope whose lock the import holds.
+	Scope string `json:"scope,omitempty"`
 }
 
 // Sending reports whether the record is an intent marker: the file was
-// about to be sent and no message ID was ever recorded.
-func (r Record) Sending() bool { return r.MessageID == "" }
+// about to be sent and F&O's answer (a message ID; for a package import,
+// its acceptance) was never recorded.
+func (r Record) Sending() bool { return r.MessageID == "" && r.AcceptedAt.IsZero() }
+
+// Package reports whether the record is a package import (route kind
+// dataProject), followed by its execution ID.
+func (r Record) Package() bool { return r.Kind == string(routes.KindDataProject) }
 
 // Source is the record's source object version.
 func (r Record) Source() s3io.Ref {

@@ -52,6 +52,11 @@ type Config struct {
 	// result says so and the file is finalized anyway.
 	TargetKeysPolls int
 	TargetKeysWait  time.Duration
+	// PackageUnknownGrace is how long the lock of a package import whose
+	// ImportFromPackage answer was lost is kept while F&O shows no
+	// execution of its ID (default 1h): then the import never started, and
+	// the scope's next package may go.
+	PackageUnknownGrace time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 	// DLQURL is the import dead-letter queue (IMPORT_DLQ_URL, optional):
@@ -122,6 +127,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TargetKeysWait <= 0 {
 		c.TargetKeysWait = time.Second
+	}
+	if c.PackageUnknownGrace <= 0 {
+		c.PackageUnknownGrace = time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now

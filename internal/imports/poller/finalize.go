@@ -24,7 +24,7 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 		Route: rec.Route, Entity: rec.Entity, Company: rec.Company, ActivityID: rec.ActivityID, ExternalID: rec.ExternalID,
 		SourceKey: rec.Key, SourceVersionID: rec.VersionID, Identity: rec.Identity, Size: rec.Size,
 		EventTime: rec.EventTime, EnqueuedAt: rec.EnqueuedAt, FinishedAt: now, Checks: rec.Checks,
-		ProcessingSeconds: now.Sub(rec.EnqueuedAt).Seconds(), Errors: []d365.ExecutionError{},
+		ProcessingSeconds: now.Sub(rec.EnqueuedAt).Seconds(), Errors: []d365.ExecutionError{}, ReplayOf: rec.ReplayOf,
 	}
 	if status.Succeeded() {
 		res.Outcome = filing.OutcomeProcessed

@@ -78,10 +78,9 @@ func (p *Poller) stuck(ctx context.Context, rec ledger.Record, age time.Duration
 	p.cfg.Observers.Metrics.Add("FilesStuck", 1, metrics.Route, rec.Route)
 	p.cfg.Observers.Notify.Send(ctx, notify.Event{Kind: notify.Stuck, ID: rec.Identity,
 		What: rec.Route + "/" + p.fileOf(rec) + ": " + rec.LastStatus + " for " + age.Round(time.Hour).String(),
-		Body: "F&O has not finished this import. Common causes: the recurring job is disabled, its batch is not running, " +
-			"or the entity name does not match the job. The file stays in inbound/ with a stuck report beside it; the poller keeps checking hourly.",
+		Body: stuckCause(rec) + " The file stays in inbound/ with a stuck report beside it; the poller keeps checking hourly.",
 		Fields: [][2]string{{"Route", rec.Route}, {"Entity", rec.Entity}, {"Dropped as", rec.Key}, {"Identity", rec.Identity}, {"Last F&O status", rec.LastStatus},
-			{"Message ID", rec.MessageID}, {"Enqueued at", rec.EnqueuedAt.Format(time.RFC3339)}, {"Checks", fmt.Sprint(rec.Checks)},
+			{"Message ID", rec.MessageID}, {"Execution ID", rec.ExecutionID}, {"Enqueued at", rec.EnqueuedAt.Format(time.RFC3339)}, {"Checks", fmt.Sprint(rec.Checks)},
 			{"Stuck report", rec.Key + layout.StuckSuffix}, {"Last error", rec.LastError}}})
 }
 
@@ -90,10 +89,11 @@ const maxDeadLetters = 50
 
 // deadLetters tells, once each, of the messages in the import dead-letter
 // queue: a file whose message got there waits in inbound/ and its entity's
-// later files have gone on without it. Reading leaves the messages there
-// (visible again at once) for a redrive.
+// later files have gone on without it (for a package, its scope is freed:
+// freeDeadPackage). Reading leaves the messages there (visible again at
+// once) for a redrive.
 func (p *Poller) deadLetters(ctx context.Context) {
-	if p.cfg.DLQ == nil || p.cfg.DLQURL == "" || p.cfg.Observers.Notify == nil {
+	if p.cfg.DLQ == nil || p.cfg.DLQURL == "" {
 		return
 	}
 	seen := map[string]bool{}
@@ -111,6 +111,9 @@ func (p *Poller) deadLetters(ctx context.Context) {
 			}
 			seen[id], fresh = true, fresh+1
 			p.cfg.Observers.Notify.Send(ctx, deadLetterEvent(id, aws.ToString(m.Body)))
+			if msg, err := importmsg.Decode([]byte(aws.ToString(m.Body))); err == nil && msg.File != nil {
+				p.freeDeadPackage(ctx, msg.File)
+			}
 		}
 		if fresh == 0 {
 			return

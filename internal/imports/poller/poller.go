@@ -25,6 +25,8 @@
 //     file moves (copy of the exact version, then delete of that version)
 //     to processed/ or failed/<route>/<yyyy>/<mm>/<dd>/ with
 //     <file>.result.json, and the markers and ledger record are removed.
+//     A package import is followed by its execution ID instead
+//     (packages.go), and frees its scope at the end.
 //
 // Every step is idempotent: a run killed anywhere is finished by the next
 // one (the move recognises its own earlier copy; a ledger record whose
@@ -125,6 +127,7 @@ type Summary struct {
 	Swept       int   `json:"swept"`       // lost files whose route got a release request (or that were rejected) by the sweep
 	Recovered   int   `json:"recovered"`   // ledger records rebuilt from markers
 	Waiting     int   `json:"waiting"`     // old inbound files released but never enqueued (queue backlog or DLQ)
+	Held        int   `json:"held"`        // old packages waiting in inbound/ for a package import of their scope
 	Calls       int64 `json:"calls"`       // F&O requests made, retries included
 	// Skipped says why the run did nothing: another run holds the poller
 	// lease, or the lease could not be read or written.
@@ -179,9 +182,19 @@ func (p *Poller) Run(ctx context.Context) Summary {
 	defer p.cfg.Observers.Metrics.Flush()
 	startCalls, started := p.budget.Calls(), time.Now()
 	var s Summary
-	p.sweep(runCtx, &s)
+	// Without a route configuration the sweep could only reject: it waits.
+	ready := p.releaser.Ready(runCtx)
+	if ready != nil {
+		p.log.ErrorContext(ctx, "poller: no sweep this run", "error", ready.Error())
+		s.Errors++
+	} else {
+		p.sweep(runCtx, &s)
+	}
 	p.poll(runCtx, &s)
-	p.inFlight(runCtx, p.cfg.Now())
+	p.packageLocks(runCtx, &s)
+	if ready == nil {
+		p.inFlight(runCtx, p.cfg.Now())
+	}
 	p.deadLetters(runCtx)
 	s.Calls = p.budget.Calls() - startCalls
 	p.runMetrics(s, time.Since(started))
@@ -191,8 +204,9 @@ func (p *Poller) Run(ctx context.Context) Summary {
 
 // counters guards a Summary shared by workers.
 type counters struct {
-	mu sync.Mutex
-	s  *Summary
+	mu    sync.Mutex
+	s     *Summary
+	board map[string]*ledger.BoardEntry // this run's board changes; nil: off the board
 }
 
 func (c *counters) add(f func(s *Summary)) {
@@ -211,6 +225,7 @@ func (p *Poller) poll(ctx context.Context, s *Summary) {
 	c := &counters{s: s}
 	items := p.readRecords(ctx, order, byID, c)
 	p.handleAll(ctx, groupBySource(items), c)
+	p.saveBoard(ctx, c)
 }
 
 // due lists the records due now, oldest first: one identity once (extra
@@ -407,17 +422,18 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 			c.add(func(s *Summary) { s.Retired++ })
 		}
 		retireExtras()
+		c.done(rec.Identity)
 		log.InfoContext(ctx, "poller: retired a record whose file was already finalized", "ledgerKey", key)
 		return nil
 	}
 
 	now := p.cfg.Now().UTC()
-	status, err := p.fno.GetMessageStatus(ctx, rec.MessageID)
+	status, final, err := p.check(ctx, rec)
 	if err != nil {
 		if stop := p.stopIf(ctx, err); stop != nil {
 			return stop
 		}
-		log.WarnContext(ctx, "poller: GetMessageStatus failed; will retry", "error", err.Error())
+		log.WarnContext(ctx, "poller: checking the import's status failed; will retry", "error", err.Error())
 		c.add(func(s *Summary) { s.Errors++ })
 		rec.LastError = err.Error()
 		p.reschedule(ctx, rec, key, now, log, c, false)
@@ -426,15 +442,15 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 	}
 	c.add(func(s *Summary) { s.Checked++ })
 	rec.Checks++
-	rec.LastStatus = string(status)
+	rec.LastStatus = status
 	rec.LastCheckAt = now
 	rec.LastError = ""
-	if !status.Terminal() {
+	if !final {
 		p.reschedule(ctx, rec, key, now, log, c, true)
 		retireExtras()
 		return nil
 	}
-	res, err := p.finalize(ctx, rec, status, now, log)
+	res, err := p.finalizeAny(ctx, rec, status, now, log)
 	if err != nil {
 		if stop := p.stopIf(ctx, err); stop != nil {
 			return stop
@@ -450,6 +466,7 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 		log.WarnContext(ctx, "poller: ledger record not deleted; the next run retires it", "error", err.Error())
 	}
 	retireExtras()
+	c.done(rec.Identity)
 	c.add(func(s *Summary) {
 		s.Finalized++
 		if res.Outcome == filing.OutcomeProcessed {
@@ -508,6 +525,7 @@ func (p *Poller) reschedule(ctx context.Context, rec ledger.Record, key string, 
 		c.add(func(s *Summary) { s.Errors++ })
 		return
 	}
+	c.note(rec)
 	if counted {
 		c.add(func(s *Summary) { s.Rescheduled++ })
 		log.DebugContext(ctx, "poller: still running in F&O", "status", rec.LastStatus, "nextCheck", rec.NextCheck)
@@ -555,15 +573,16 @@ type StuckReport struct {
 	Route      string    `json:"route"`
 	Entity     string    `json:"entity,omitempty"`
 	ActivityID string    `json:"activityId"`
-	Note       string    `json:"note"`
+	// ExecutionID names a package import (route kind dataProject).
+	ExecutionID string `json:"executionId,omitempty"`
+	Note        string `json:"note"`
 }
 
 func (p *Poller) reportStuck(ctx context.Context, rec ledger.Record, now time.Time) error {
 	return s3io.PutJSON(ctx, p.s3, rec.Bucket, rec.Key+layout.StuckSuffix, StuckReport{
 		MessageID: rec.MessageID, Status: rec.LastStatus, LastError: rec.LastError, EnqueuedAt: rec.EnqueuedAt, ReportedAt: now, Checks: rec.Checks,
-		Route: rec.Route, Entity: rec.Entity, ActivityID: rec.ActivityID,
-		Note: "F&O has not finished this message. Common causes: the recurring job is disabled, its batch is not running, " +
-			"or the entity name does not match the job. The poller keeps checking hourly; this report goes when the file is finalized.",
+		Route: rec.Route, Entity: rec.Entity, ActivityID: rec.ActivityID, ExecutionID: rec.ExecutionID,
+		Note: stuckCause(rec) + " The poller keeps checking hourly; this report goes when the file is finalized.",
 	})
 }
 

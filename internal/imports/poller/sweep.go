@@ -69,6 +69,7 @@ func (p *Poller) sweepFiles(ctx context.Context, old []release.Object, now time.
 		return
 	}
 	var lost []release.Object
+	held := p.heldPackages(ctx)
 	for _, o := range old {
 		id := importmsg.Identity(o.Bucket, o.Key, o.VersionID, o.ETag)
 		// A notification without a versionId (moto's; an unversioned
@@ -103,6 +104,9 @@ func (p *Poller) sweepFiles(ctx context.Context, old []release.Object, now time.
 			s.Waiting++
 			p.log.InfoContext(ctx, "sweep: released but not enqueued yet (import queue backlog or its dead-letter queue)",
 				"key", o.Key, "versionId", o.VersionID, "since", o.EventTime)
+		case held(o, id):
+			// A package waiting for its scope: the lock's release brings its pass.
+			s.Held++
 		default:
 			lost = append(lost, o)
 		}

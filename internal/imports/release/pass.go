@@ -18,6 +18,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
@@ -26,12 +27,14 @@ import (
 
 // Result is what one pass did.
 type Result struct {
-	Listed   int `json:"listed"`   // files of the route in inbound/ (waiting or in flight)
-	Released int `json:"released"` // sent to the queue, in order
-	Rejected int `json:"rejected"` // empty files filed under rejected/
-	Waiting  int `json:"waiting"`  // not settled yet: left for a later pass
-	Late     int `json:"late"`     // released behind a younger file already sent
-	Lists    int `json:"lists"`    // listings of the folder
+	Listed   int  `json:"listed"`           // files of the route in inbound/ (waiting or in flight)
+	Released int  `json:"released"`         // sent to the queue, in order
+	Rejected int  `json:"rejected"`         // empty files filed under rejected/
+	Waiting  int  `json:"waiting"`          // not settled yet: left for a later pass
+	Late     int  `json:"late"`             // released behind a younger file already sent
+	Held     int  `json:"held"`             // packages waiting while a package import of their scope is in flight
+	Paused   bool `json:"paused,omitempty"` // the route is paused: nothing released
+	Lists    int  `json:"lists"`            // listings of the folder
 }
 
 // Released is the released marker's content.
@@ -69,6 +72,15 @@ func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, err
 		return res, nil
 	}
 	log := r.log.With("route", rt.Name)
+	p, err := pause.Get(ctx, r.s3, r.cfg.Bucket, r.cfg.Layout, rt.Name)
+	if err != nil {
+		return res, err
+	}
+	if p != nil {
+		res.Paused = true
+		log.InfoContext(ctx, "release: the route is paused; its files wait in inbound/, in order", "pausedAt", p.At, "by", p.By, "reason", p.Reason)
+		return res, nil
+	}
 	// Files whose notification led to the request were stored before the
 	// request's second ended.
 	// A request from the future (a skewed clock, a hand-made message) counts
@@ -202,6 +214,9 @@ func (r *Releaser) releasedIDs(ctx context.Context, rt routes.Route) (map[string
 // first that has not settled (whose settle time it returns; zero when none
 // is left waiting). Empty files are filed under rejected/ on the way.
 func (r *Releaser) releaseSettled(ctx context.Context, log *slog.Logger, rt routes.Route, files []file, res *Result) (int, time.Time, error) {
+	if rt.Kind == routes.KindDataProject {
+		return r.releasePackage(ctx, log, rt, files, res)
+	}
 	now := r.now()
 	var newest *s3io.Version // the youngest file already released
 	for i := range files {

@@ -39,6 +39,7 @@ import (
 // released markers, the markers, and filing what can never be imported.
 type S3 interface {
 	filing.S3
+	s3io.Getter
 	s3io.Lister
 	s3io.VersionLister
 }
@@ -62,7 +63,7 @@ type Releaser struct {
 
 // New builds a Releaser. log nil means slog.Default().
 func New(cfg Config, s3c S3, q Sender, log *slog.Logger) (*Releaser, error) {
-	if cfg.Bucket == "" || cfg.Routes.Len() == 0 || cfg.QueueURL == "" || cfg.Layout.Inbound == "" {
+	if cfg.Bucket == "" || cfg.Routes == nil || cfg.QueueURL == "" || cfg.Layout.Inbound == "" {
 		return nil, fmt.Errorf("release: Bucket, Routes, Layout and the queue URL are required")
 	}
 	if s3c == nil || q == nil {
@@ -144,6 +145,17 @@ func (r *Releaser) send(ctx context.Context, entries []sqstypes.SendMessageBatch
 func (r *Releaser) routeOf(key string) string {
 	route, _, _ := r.cfg.Layout.Split(key)
 	return route
+}
+
+// Ready brings the route table up to date with the configuration document
+// (a fixed table: nothing). An error means there is no configuration to go
+// by at all: files must wait, not be rejected as unrouted.
+func (r *Releaser) Ready(ctx context.Context) error {
+	err := r.cfg.Routes.Refresh(ctx)
+	if r.cfg.Routes.Loaded() {
+		return nil
+	}
+	return fmt.Errorf("no route configuration to go by; files wait in %s until one is stored: %w", r.cfg.Layout.Inbound, err)
 }
 
 // names lists the configured routes for messages.

@@ -55,6 +55,13 @@ func New(cfg Config, s3c release.S3, q release.Sender, log *slog.Logger) (*Route
 func (r *Router) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	defer r.cfg.Observers.Metrics.Flush()
 	var resp events.SQSEventResponse
+	if err := r.releaser.Ready(ctx); err != nil {
+		r.log.ErrorContext(ctx, "router: returning the batch for redelivery", "records", len(ev.Records), "error", err.Error())
+		for _, m := range ev.Records {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+		}
+		return resp, nil
+	}
 	var objs []release.Object
 	var owner []int // objs[i] came from ev.Records[owner[i]]
 	failed := map[int]bool{}

@@ -1,7 +1,8 @@
 // Package moto is local tooling that starts moto_server, the local stand-in
-// for S3, SQS (FIFO included), S3 notifications and Secrets Manager, on a
-// free loopback port; it never ships in a Lambda bootstrap. Tests reach it
-// through internal/local/mototest; the local runner directly.
+// for S3, SQS (FIFO included), SNS, EventBridge Scheduler, S3 notifications
+// and Secrets Manager, on a free loopback port; it never ships in a Lambda
+// bootstrap. Tests reach it through internal/local/mototest; the local
+// runner directly.
 package moto
 
 import (

@@ -1,7 +1,8 @@
 // Package mototest is local test tooling that runs moto_server, the local
-// stand-in for S3, SQS (FIFO included), S3 notifications and Secrets
-// Manager, for tests that cross the AWS wire. One server serves a whole test binary; tests isolate themselves
-// with unique bucket and queue names.
+// stand-in for S3, SQS (FIFO included), SNS, EventBridge Scheduler, S3
+// notifications and Secrets Manager, for tests that cross the AWS wire. One
+// server serves a whole test binary; tests isolate themselves with unique
+// bucket and queue names.
 //
 // When moto_server is missing the test is skipped with a clear message,
 // except under CI=true, where it fails: CI must prove the AWS side.

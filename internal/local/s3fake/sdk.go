@@ -111,7 +111,8 @@ func (m *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...fu
 		out.NextContinuationToken = aws.String(page[len(page)-1].key)
 	}
 	for _, e := range page {
-		out.Contents = append(out.Contents, s3types.Object{Key: aws.String(e.key), Size: aws.Int64(e.o.size), ETag: aws.String(e.o.etag)})
+		out.Contents = append(out.Contents, s3types.Object{Key: aws.String(e.key), Size: aws.Int64(e.o.size), ETag: aws.String(e.o.etag),
+			LastModified: aws.Time(e.o.modified)})
 	}
 	return out, nil
 }

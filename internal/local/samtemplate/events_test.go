@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
+	"github.com/fno-bridge/s3-fno/internal/shared/config"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
@@ -314,16 +316,25 @@ func checkExportJob(t *testing.T, tpl *samtemplate.Template, data []byte, unpack
 	if in.Unpack != unpack || !strings.HasPrefix(in.Prefix, "outbound/") {
 		t.Errorf("input %+v; want unpack %v under outbound/", in, unpack)
 	}
-	// It can be given as an ExportJob parameter, and comes out of the
-	// schedule unchanged.
-	value := strings.TrimSpace(string(data))
-	p := tpl.Parameters["ExportJob1"]
-	if !regexp.MustCompile("^(?:" + p.AllowedPattern + ")$").MatchString(value) {
-		t.Errorf("the ExportJob1 parameter pattern refuses it")
+	// It is a job of the configuration document: with a schedule added,
+	// the document takes it, and its schedule's input is the event again.
+	var fields map[string]any
+	if err := json.Unmarshal(data, &fields); err != nil {
+		t.Fatal(err)
 	}
-	vals := with(fnoValues, "ExportJob1", value)
-	f := mustFunction(t, tpl, "DequeueFunction", vals)
-	if got := mustEvalString(t, tpl, f.Events[0].Properties["Input"], vals); got != value {
-		t.Errorf("schedule input %s", got)
+	fields["schedule"] = "rate(1 hour)"
+	job, _ := json.Marshal(fields)
+	doc, err := config.Parse([]byte(`{"routes":[],"jobs":[`+string(job)+`]}`), func(in json.RawMessage) error {
+		_, err := dequeue.DecodeInput(in, "outbound/")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("as a job of the configuration document: %v", err)
+	}
+	var back, want map[string]any
+	json.Unmarshal(doc.Jobs[0].Input, &back)
+	json.Unmarshal(data, &want)
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("the schedule's input %s, want the event %s", doc.Jobs[0].Input, data)
 	}
 }

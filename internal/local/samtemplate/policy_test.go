@@ -263,6 +263,16 @@ func loadStack(t *testing.T, kmsKey string) *stack {
 			}
 			s.roleOf[id] = strings.TrimSuffix(role, ".Arn")
 			s.schedules = append(s.schedules, id)
+		case "AWS::Scheduler::ScheduleGroup":
+			// Its schedules are the operator tool's, made with the role
+			// the stack gives it as ExportScheduleRoleArn.
+			out, _ := tpl.Outputs["ExportScheduleRoleArn"].(map[string]any)
+			role := getAtt(out["Value"])
+			if !strings.HasSuffix(role, ".Arn") {
+				t.Fatalf("%s: output ExportScheduleRoleArn %v is not a role of the template", id, out)
+			}
+			s.roleOf[id] = strings.TrimSuffix(role, ".Arn")
+			s.schedules = append(s.schedules, id)
 		case "AWS::Lambda::Permission":
 			t.Errorf("%s: a resource policy lets %v invoke %v; nothing but the schedules' roles and the event source mappings should",
 				id, r.Properties["Principal"], r.Properties["FunctionName"])
@@ -291,6 +301,16 @@ var (
 	// Every function notifies, each event once: a conditional put of a
 	// marker comes first.
 	notifyOnce = objectGrant{[]string{"s3:PutObject"}, []string{"_state/notified/*"}}
+	// The import functions point the where-index at each file they file.
+	whereIndex = objectGrant{[]string{"s3:PutObject"}, []string{"_state/where/*"}}
+	// The import functions follow the configuration document, and may go
+	// back to an earlier version of it.
+	readConfig = objectGrant{[]string{"s3:GetObject", "s3:GetObjectVersion"}, []string{"_config/config.json"}}
+	// Pauses: the release pass reads them; a failed file may set one.
+	readPauses  = objectGrant{[]string{"s3:GetObject"}, []string{"_state/paused/*"}}
+	setPauses   = objectGrant{[]string{"s3:PutObject"}, []string{"_state/paused/*"}}
+	statusBoard = objectGrant{[]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, []string{"_state/status/imports.json"}}
+	jobStatus   = objectGrant{[]string{"s3:PutObject"}, []string{"_state/status/jobs/*"}}
 )
 
 // wantObjects is the table of object permissions: exactly what each
@@ -301,6 +321,8 @@ var wantObjects = map[string][]objectGrant{
 		{fileInto, []string{"rejected/_unrouted/*"}},
 		{[]string{"s3:PutObject"}, []string{"rejected/_malformed/*"}},
 		notifyOnce,
+		whereIndex,
+		readConfig,
 	},
 	"EnqueueFunction": {
 		{moveFromInbound, []string{"inbound/*"}},
@@ -308,7 +330,11 @@ var wantObjects = map[string][]objectGrant{
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, []string{"_state/markers/*"}},
 		{[]string{"s3:PutObject"}, []string{"_state/ledger/*"}},
 		{[]string{"s3:PutObject", "s3:DeleteObject"}, []string{"_state/released/*"}},
+		{[]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, []string{"_state/packages/*"}}, // package import locks
 		notifyOnce,
+		whereIndex,
+		readConfig,
+		readPauses, setPauses,
 	},
 	"PollerFunction": {
 		{moveFromInbound, []string{"inbound/*"}},
@@ -318,14 +344,19 @@ var wantObjects = map[string][]objectGrant{
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}, []string{"_state/quarantine/ledger/*"}},
 		{[]string{"s3:GetObject", "s3:DeleteObject"}, []string{"_state/markers/*"}},
 		{[]string{"s3:DeleteObject"}, []string{"_state/released/*"}},
+		{[]string{"s3:GetObject", "s3:DeleteObject"}, []string{"_state/packages/*"}}, // package import locks, removed when final
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, []string{"_state/sweep.json", "_state/poller-lease.json"}},
 		notifyOnce,
+		whereIndex,
+		readConfig,
+		setPauses, statusBoard,
 	},
 	"DequeueFunction": {
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}, []string{"outbound/*"}},
 		{[]string{"s3:GetObject", "s3:GetObjectTagging", "s3:PutObject"}, []string{"_state/exports/*"}},
 		{[]string{"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}, []string{"_state/quarantine/exports/*"}},
 		notifyOnce,
+		jobStatus,
 	},
 }
 
@@ -337,10 +368,10 @@ const noPrefix = "(none)"
 // wantLists is, per function and listing action, the s3:prefix values it
 // may list with (IAM wildcards; noPrefix: requests without a prefix).
 var wantLists = map[string]map[string][]string{
-	"RouterFunction":  {"s3:ListBucket": {noPrefix}},
-	"EnqueueFunction": {"s3:ListBucket": {noPrefix, "_state/released/*"}, "s3:ListBucketVersions": {"inbound/*"}},
-	"PollerFunction": {"s3:ListBucket": {noPrefix, "_state/ledger/*", "_state/markers/*", "_state/released/*"},
-		"s3:ListBucketVersions": {"inbound/*"}},
+	"RouterFunction":  {"s3:ListBucket": {noPrefix}, "s3:ListBucketVersions": {layout.DefaultConfigKey}},
+	"EnqueueFunction": {"s3:ListBucket": {noPrefix, "_state/released/*"}, "s3:ListBucketVersions": {"inbound/*", layout.DefaultConfigKey}},
+	"PollerFunction": {"s3:ListBucket": {noPrefix, "_state/ledger/*", "_state/markers/*", "_state/released/*", "_state/packages/*"},
+		"s3:ListBucketVersions": {"inbound/*", layout.DefaultConfigKey}},
 	"DequeueFunction": {"s3:ListBucket": {noPrefix, "outbound/*"}},
 }
 
@@ -356,10 +387,9 @@ var wantQueues = map[string]map[string][]string{
 		"ImportQueue": {"sqs:SendMessage"},    // the sweep's release requests
 		"ImportDLQ":   {"sqs:ReceiveMessage"}, // telling of dead letters, which stay for a redrive
 	},
-	"DequeueFunction":           {},
-	"PollerFunctionPoll":        {"ScheduleDLQ": {"sqs:SendMessage"}},
-	"DequeueFunctionExportJob1": {"ScheduleDLQ": {"sqs:SendMessage"}},
-	"DequeueFunctionExportJob2": {"ScheduleDLQ": {"sqs:SendMessage"}},
+	"DequeueFunction":    {},
+	"PollerFunctionPoll": {"ScheduleDLQ": {"sqs:SendMessage"}},
+	"ExportSchedules":    {"ScheduleDLQ": {"sqs:SendMessage"}},
 }
 
 // wantSecret: the functions that call F&O read its secret.
@@ -367,9 +397,8 @@ var wantSecret = map[string]bool{"EnqueueFunction": true, "PollerFunction": true
 
 // wantInvoke: what each schedule may invoke.
 var wantInvoke = map[string]string{
-	"PollerFunctionPoll":        "PollerFunction",
-	"DequeueFunctionExportJob1": "DequeueFunction",
-	"DequeueFunctionExportJob2": "DequeueFunction",
+	"PollerFunctionPoll": "PollerFunction",
+	"ExportSchedules":    "DequeueFunction",
 }
 
 // wantLogGroup: each function writes to its own log group only.
@@ -408,7 +437,16 @@ func sampleKeys() []string {
 		l.State + "quarantine/exports/customer-groups/0f8fad5b.json",
 		l.SweepStateKey(),
 		l.PollerLeaseKey(),
+		l.PackageLockKey("environment"),
+		l.PackageLockKey("dataProject:opening balances"),
 		l.State + "notified/x.json",
+		layout.DefaultConfigKey,
+		"_config/other.json",
+		l.PausedKey("customers"),
+		l.BoardKey(),
+		l.State + "status/other.json",
+		l.JobStatusPrefix() + "groups/last-run.json",
+		l.WhereKey("a.csv", "abc"),
 		l.State + "other.json",
 		"inboundx/customers/a.csv",
 		"outbound-other/x.csv",
@@ -440,7 +478,8 @@ var bucketActions = []string{
 // listPrefixes are the s3:prefix values listings are checked with.
 var listPrefixes = []string{noPrefix, "", "inbound/", "inbound/customers/", "processed/", "failed/", "rejected/",
 	"rejected/_unrouted/", "outbound/", "outbound/customer-groups/2026/03/01/", "_state/", "_state/ledger/",
-	"_state/markers/", "_state/released/", "_state/released/customers/", "_state/exports/", "_state/quarantine/", "other/"}
+	"_state/markers/", "_state/released/", "_state/released/customers/", "_state/packages/", "_state/exports/", "_state/quarantine/", "other/",
+	"_config/", layout.DefaultConfigKey}
 
 func TestPolicies(t *testing.T) {
 	for _, tc := range []struct{ name, key string }{{"AWS-managed encryption", ""}, {"customer-managed KMS key", testKey}} {
@@ -467,7 +506,7 @@ func checkShape(t *testing.T, s *stack) {
 	if got := s.functions; !slices.Equal(got, []string{"DequeueFunction", "EnqueueFunction", "PollerFunction", "RouterFunction"}) {
 		t.Errorf("functions %v", got)
 	}
-	if got := s.schedules; !slices.Equal(got, []string{"DequeueFunctionExportJob1", "DequeueFunctionExportJob2", "PollerFunctionPoll"}) {
+	if got := s.schedules; !slices.Equal(got, []string{"ExportSchedules", "PollerFunctionPoll"}) {
 		t.Errorf("schedules %v", got)
 	}
 	used := map[string][]string{}
@@ -751,7 +790,7 @@ func checkKMS(t *testing.T, s *stack, key string) {
 		{"the import DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ImportDLQ.Arn"]),
 			map[string][]string{"PollerFunction": {"kms:Decrypt"}}},
 		{"the schedule DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ScheduleDLQ.Arn"]),
-			map[string][]string{"PollerFunctionPoll": both, "DequeueFunctionExportJob1": both, "DequeueFunctionExportJob2": both}},
+			map[string][]string{"PollerFunctionPoll": both, "ExportSchedules": both}},
 		{"the secret", kmsContext("secretsmanager", "SecretARN", secret),
 			map[string][]string{"EnqueueFunction": {"kms:Decrypt"}, "PollerFunction": {"kms:Decrypt"}, "DequeueFunction": {"kms:Decrypt"}}},
 		{"another secret", kmsContext("secretsmanager", "SecretARN", otherSecret), nil},
@@ -793,6 +832,8 @@ func checkExamples(t *testing.T, s *stack, key string) {
 		{"DequeueFunction", iamRequest{Action: "s3:PutObject", Resource: obj("outbound/x")}, true},
 		{"DequeueFunction", iamRequest{Action: "s3:PutObject", Resource: obj("_state/exports/cg/x.json")}, true},
 		{"DequeueFunction", iamRequest{Action: "s3:PutObject", Resource: obj("_state/markers/x.json")}, false},
+		{"DequeueFunction", iamRequest{Action: "s3:PutObject", Resource: obj("_state/where/a.csv/x.json")}, false},
+		{"PollerFunction", iamRequest{Action: "s3:GetObject", Resource: obj("_state/where/a.csv/x.json")}, false},
 		{"DequeueFunction", iamRequest{Action: "s3:DeleteObject", Resource: obj("outbound/x")}, false},
 		{"DequeueFunction", iamRequest{Action: "s3:GetObject", Resource: obj("inbound/customers/a.csv")}, false},
 		{"RouterFunction", iamRequest{Action: "s3:DeleteObject", Resource: obj("processed/x")}, false},
@@ -814,7 +855,7 @@ func checkExamples(t *testing.T, s *stack, key string) {
 		{"RouterFunction", iamRequest{Action: "sqs:ReceiveMessage", Resource: q("ImportQueue")}, false},
 		{"RouterFunction", iamRequest{Action: "secretsmanager:GetSecretValue", Resource: fnoValues.Parameters["FnoSecretArn"]}, false},
 		{"PollerFunctionPoll", iamRequest{Action: "lambda:InvokeFunction", Resource: s.vals.Attributes["DequeueFunction.Arn"]}, false},
-		{"DequeueFunctionExportJob1", iamRequest{Action: "lambda:InvokeFunction", Resource: s.vals.Attributes["DequeueFunction.Arn"]}, true},
+		{"ExportSchedules", iamRequest{Action: "lambda:InvokeFunction", Resource: s.vals.Attributes["DequeueFunction.Arn"]}, true},
 		// GET or HEAD of a missing key: S3 answers 404 (not 403) only with
 		// s3:ListBucket, asked without a prefix.
 		{"RouterFunction", iamRequest{Action: "s3:ListBucket", Resource: s.bucket}, true},

@@ -4,7 +4,6 @@ package samtemplate_test
 // names the rule it holds; each fails if the template stops keeping it.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -36,7 +35,6 @@ var fnoValues = samtemplate.Values{Parameters: map[string]string{
 	"FnoTenantId":  "contoso.onmicrosoft.com",
 	"FnoClientId":  "00000000-0000-0000-0000-000000000001",
 	"FnoSecretArn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:s3-fno/fno-AbCdEf",
-	"Routes":       `[{"route":"customers","activityId":"6c1b2f3a-8d4e-4f5a-9b6c-7d8e9f0a1b2c","entity":"Customer groups","kind":"file"}]`,
 }}
 
 func with(base samtemplate.Values, kv ...string) samtemplate.Values {
@@ -265,7 +263,7 @@ func TestRule_FunctionEvents(t *testing.T) {
 		"RouterFunction":  {"SQS", 1, "ArrivalsQueue"},
 		"EnqueueFunction": {"SQS", 1, "ImportQueue"},
 		"PollerFunction":  {"ScheduleV2", 1, ""},
-		"DequeueFunction": {"ScheduleV2", 2, ""},
+		"DequeueFunction": {"ScheduleV2", 0, ""}, // the export jobs' schedules are the tool's
 	}
 	fns, err := tpl.Functions(fnoValues)
 	if err != nil {
@@ -299,35 +297,13 @@ func TestRule_FunctionEvents(t *testing.T) {
 		t.Error("poller schedule is not the PollSchedule parameter with default rate(2 minutes)")
 	}
 
-	// Export slots: empty parameter = disabled; JSON = enabled with that input.
-	job := `{"job":"customer-groups","activityId":"3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a"}`
-	for i, slot := range []string{"ExportJob1", "ExportJob2"} {
-		if p := tpl.Parameters[slot]; !p.HasDefault || p.Default != "" {
-			t.Errorf("%s must default to empty (disabled)", slot)
-		}
-		for _, tc := range []struct {
-			value, state string
-		}{{"", "DISABLED"}, {job, "ENABLED"}} {
-			vals := with(fnoValues, slot, tc.value)
-			f := mustFunction(t, tpl, "DequeueFunction", vals)
-			ev := f.Events[i]
-			if ev.Name != slot {
-				t.Fatalf("dequeue event %d is %s, want %s", i, ev.Name, slot)
-			}
-			if got := mustEvalString(t, tpl, ev.Properties["State"], vals); got != tc.state {
-				t.Errorf("%s=%q: State %s, want %s", slot, tc.value, got, tc.state)
-			}
-			in := mustEvalString(t, tpl, ev.Properties["Input"], vals)
-			if !json.Valid([]byte(in)) {
-				t.Errorf("%s=%q: Input %q is not JSON", slot, tc.value, in)
-			}
-			if tc.value != "" && in != tc.value {
-				t.Errorf("%s=%q: Input %q", slot, tc.value, in)
-			}
-			if ev.Properties["OmitName"] != true {
-				t.Errorf("%s: OmitName must be true, or two stacks in one account clash on the schedule name", slot)
-			}
-		}
+	// The export jobs' schedules are the operator tool's, in the stack's
+	// group: none in the template.
+	if fns := mustFunction(t, tpl, "DequeueFunction", fnoValues); len(fns.Events) != 0 {
+		t.Errorf("the dequeue function has events %v; its schedules belong in the ExportSchedules group", fns.Events)
+	}
+	if g := tpl.Resources["ExportSchedules"]; g.Type != "AWS::Scheduler::ScheduleGroup" {
+		t.Errorf("ExportSchedules is %q, want the stack's schedule group", g.Type)
 	}
 }
 
@@ -355,12 +331,13 @@ func TestRule_Environment(t *testing.T) {
 	common := []string{"FNO_BASE_URL", "FNO_TENANT_ID", "FNO_CLIENT_ID", "FNO_SECRET_ARN", "FNO_AUTHORITY_HOST", "BUCKET",
 		"STACK_NAME", "NOTIFY_TOPIC_ARN"}
 	extra := map[string][]string{
-		"RouterFunction":  {"ROUTES", "IMPORT_QUEUE_URL"},
-		"EnqueueFunction": {"ROUTES"},
-		"PollerFunction":  {"ROUTES", "IMPORT_QUEUE_URL", "IMPORT_DLQ_URL", "POLL_BUDGET_PER_MINUTE", "SWEEP_AFTER", "STUCK_AFTER"},
+		"RouterFunction":  {"IMPORT_QUEUE_URL"},
+		"EnqueueFunction": {"IMPORT_QUEUE_URL"},
+		"PollerFunction":  {"IMPORT_QUEUE_URL", "IMPORT_DLQ_URL", "POLL_BUDGET_PER_MINUTE", "SWEEP_AFTER", "STUCK_AFTER"},
 		"DequeueFunction": {},
 	}
-	localOnly := []string{"AWS_ENDPOINT_URL", "S3_FORCE_PATH_STYLE", "FNO_CA_BUNDLE", "FNO_CLIENT_SECRET"}
+	// ROUTES fixes a route table in place of the configuration document.
+	localOnly := []string{"AWS_ENDPOINT_URL", "S3_FORCE_PATH_STYLE", "FNO_CA_BUNDLE", "FNO_CLIENT_SECRET", "ROUTES"}
 	vals := fnoValues
 	vals.Resources = map[string]string{"DataBucket": "the-bucket", "ImportQueue": "https://sqs/imports.fifo",
 		"ImportDLQ": "https://sqs/imports-dlq.fifo", "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:alarms"}
@@ -755,8 +732,8 @@ func TestRule_Schedules(t *testing.T) {
 			}
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d schedules, want 3", n)
+	if n != 1 {
+		t.Errorf("%d schedules, want the poller's (the export jobs' are the tool's)", n)
 	}
 }
 
@@ -931,9 +908,8 @@ func mentions(v any, name string) bool {
 
 func TestRule_ParametersAndOutputs(t *testing.T) {
 	tpl := loadTemplate(t)
-	required := []string{"FnoBaseUrl", "FnoTenantId", "FnoClientId", "FnoSecretArn", "Routes"}
-	for _, name := range []string{"FnoBaseUrl", "FnoTenantId", "FnoClientId", "FnoSecretArn", "FnoAuthorityHost", "Routes",
-		"ExportJob1", "ExportJob2", "PollSchedule", "MaxReceiveCount", "LogLevel", "EnqueueTimeout", "KmsKeyArn",
+	required := []string{"FnoBaseUrl", "FnoTenantId", "FnoClientId", "FnoSecretArn"}
+	for _, name := range []string{"FnoBaseUrl", "FnoTenantId", "FnoClientId", "FnoSecretArn", "FnoAuthorityHost", "PollSchedule", "MaxReceiveCount", "LogLevel", "EnqueueTimeout", "KmsKeyArn",
 		"ProcessedRetentionDays", "FailedRetentionDays", "RejectedRetentionDays", "OutboundRetentionDays"} {
 		if _, ok := tpl.Parameters[name]; !ok {
 			t.Errorf("no parameter %s", name)
@@ -966,8 +942,9 @@ func TestRule_ParametersAndOutputs(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"DataBucketName", "ArrivalsQueueUrl", "ArrivalsDLQUrl", "ImportQueueUrl", "ImportDLQUrl", "ScheduleDLQUrl",
-		"RouterFunctionArn", "EnqueueFunctionArn", "PollerFunctionArn", "DequeueFunctionArn"} {
-		if _, ok := tpl.Outputs[name]; !ok {
+		"RouterFunctionArn", "EnqueueFunctionArn", "PollerFunctionArn", "DequeueFunctionArn", "NotifyTopicArn",
+		"ExportScheduleGroup", "ExportScheduleRoleArn", "ScheduleDLQArn"} {
+		if _, ok := tpl.Outputs[name]; !ok { // s3fno finds the stack's parts by these
 			t.Errorf("no output %s", name)
 		}
 	}

@@ -79,7 +79,8 @@ func TestSAMTransform(t *testing.T) {
 		"AWS::Lambda::Function":           4,
 		"AWS::Lambda::EventSourceMapping": 2,
 		"AWS::Lambda::Permission":         0,
-		"AWS::Scheduler::Schedule":        3,
+		"AWS::Scheduler::Schedule":        1, // the poller's; the export jobs' are the tool's
+		"AWS::Scheduler::ScheduleGroup":   1,
 		"AWS::SQS::Queue":                 5,
 		"AWS::SQS::QueuePolicy":           1,
 		"AWS::S3::Bucket":                 1,

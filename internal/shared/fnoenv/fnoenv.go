@@ -131,6 +131,10 @@ func (s Settings) newClient(sm SecretGetter, opt Options) (*d365.Client, *lazyTo
 	return c, lt, nil
 }
 
+// HTTPClient is the client the F&O client and MSAL talk through: system
+// roots plus FNO_CA_BUNDLE. The operator's tool checks each link with it.
+func (s Settings) HTTPClient() (*http.Client, error) { return s.httpClient() }
+
 func (s Settings) httpClient() (*http.Client, error) {
 	// No client-wide timeouts: bodies stream for as long as the
 	// invocation's context allows.

@@ -5,12 +5,16 @@
 package layout
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Layout says where each kind of object lives in the bucket. Every prefix
@@ -39,6 +43,10 @@ const (
 	// ReasonSuffix is the reason document beside a rejected file.
 	ReasonSuffix = ".reason.json"
 )
+
+// DefaultConfigKey is where the configuration document (routes and export
+// jobs) is, unless CONFIG_KEY says otherwise.
+const DefaultConfigKey = "_config/config.json"
 
 // Unrouted is the folder under rejected/ for files without a route.
 const Unrouted = "_unrouted"
@@ -106,6 +114,22 @@ func (l Layout) ReleasedPrefix(route string) string { return l.ReleasedRoot() + 
 // ReleasedRoot is where every route's released markers live.
 func (l Layout) ReleasedRoot() string { return l.State + "released/" }
 
+// BoardKey is _state/status/imports.json: the poller's summary of every
+// import in flight, so a status view needs one read, not one per record.
+func (l Layout) BoardKey() string { return l.State + "status/imports.json" }
+
+// JobStatusPrefix holds, per export job, the last run and the last landing
+// (_state/status/jobs/<job>/last-run.json, last-landing.json): one listing
+// gives every job's times.
+func (l Layout) JobStatusPrefix() string { return l.State + "status/jobs/" }
+
+// PausedKey is _state/paused/<route>.json: while it exists the route's
+// files wait in inbound/, in order.
+func (l Layout) PausedKey(route string) string { return l.PausedPrefix() + route + ".json" }
+
+// PausedPrefix holds the paused markers.
+func (l Layout) PausedPrefix() string { return l.State + "paused/" }
+
 // NotifiedKey is _state/notified/<name>.json: written before a
 // notification is sent, so it is sent once.
 func (l Layout) NotifiedKey(name string) string { return l.State + "notified/" + name + ".json" }
@@ -119,6 +143,52 @@ func (l Layout) LedgerPrefix() string { return l.State + "ledger/" }
 func (l Layout) QuarantineKey(key string) string {
 	return l.State + "quarantine/" + strings.TrimPrefix(key, l.State)
 }
+
+// WhereRoot is the where-index: _state/where/<file name>/<identity>.json,
+// one pointer per file version filed under processed/, failed/ or
+// rejected/, written once it is filed. Filed files live in dated folders,
+// so without it a file could be found by its name only by listing every
+// day; with it, every time a name went through is one listing.
+func (l Layout) WhereRoot() string { return l.State + "where/" }
+
+// WhereFolder is the where-index folder of a file name (the last element
+// of its key): _state/where/<name>/. A name too long to fit in a key with
+// its pointers is cut, and a hash of the whole name keeps it apart from
+// others cut the same way.
+func (l Layout) WhereFolder(name string) string {
+	if len(name) > maxWhereName {
+		cut := maxWhereName - 17
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		sum := sha256.Sum256([]byte(name))
+		name = name[:cut] + "~" + hex.EncodeToString(sum[:8])
+	}
+	return l.WhereRoot() + name + "/"
+}
+
+// WhereKey is the where-index pointer of one file version (by its
+// identity) filed under a name.
+func (l Layout) WhereKey(name, identity string) string {
+	return l.WhereFolder(name) + identity + ".json"
+}
+
+// maxWhereName bounds the name part of a where-index key, leaving room for
+// the state prefix and the identity within S3's 1,024 bytes.
+const maxWhereName = 700
+
+// PackageLockKey is _state/packages/<scope>.json: the lock a package import
+// scope (routes.Route.ImportScope: "environment" or
+// "dataProject:<project>") is held by while one of its packages is
+// released, imported or running in F&O, so that the scope's next package
+// waits in inbound/. The scope is path-escaped, so a data project name
+// with "/" stays one key.
+func (l Layout) PackageLockKey(scope string) string {
+	return l.PackageLockPrefix() + url.PathEscape(scope) + ".json"
+}
+
+// PackageLockPrefix is where package import locks live.
+func (l Layout) PackageLockPrefix() string { return l.State + "packages/" }
 
 // SweepStateKey holds the time of the last sweep.
 func (l Layout) SweepStateKey() string { return l.State + "sweep.json" }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 )
@@ -137,5 +138,31 @@ func TestLayout(t *testing.T) {
 		if r != tt.route || f != tt.file || ok != tt.ok {
 			t.Errorf("Split(%q) = %q,%q,%v", tt.key, r, f, ok)
 		}
+	}
+}
+
+// TestWhereKey: the where-index folder of a name holds only that name's
+// pointers, and every key fits in S3's 1,024 bytes, however long the name.
+func TestWhereKey(t *testing.T) {
+	l := layout.Default()
+	id := strings.Repeat("a", 64)
+	if got, want := l.WhereKey("a.csv", id), "_state/where/a.csv/"+id+".json"; got != want {
+		t.Errorf("WhereKey = %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(l.WhereFolder("a.csv"), l.WhereRoot()) || !strings.HasPrefix(l.WhereRoot(), l.State) {
+		t.Errorf("the where-index is not under %s", l.State)
+	}
+	long1, long2 := strings.Repeat("é", 600)+"1.csv", strings.Repeat("é", 600)+"2.csv"
+	k1, k2 := l.WhereKey(long1, id), l.WhereKey(long2, id)
+	if k1 == k2 {
+		t.Errorf("two long names share %q", k1)
+	}
+	for _, k := range []string{k1, k2} {
+		if len(k) > 1024 || !utf8.ValidString(k) {
+			t.Errorf("key of %d bytes (valid UTF-8: %v)", len(k), utf8.ValidString(k))
+		}
+	}
+	if l.WhereFolder(long1) != l.WhereFolder(long1) || strings.HasPrefix(l.WhereFolder("a.csvx"), l.WhereFolder("a.csv")) {
+		t.Error("folders are not one per name")
 	}
 }

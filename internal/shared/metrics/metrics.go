@@ -63,6 +63,7 @@ var Catalog = []Def{
 	{"FilesFailed", Count, perRoute},           // filed under failed/
 	{"FilesRejected", Count, perRoute},         // filed under rejected/
 	{"FilesStuck", Count, perRoute},            // newly reported stuck
+	{"FilesHeld", Count, perRoute},             // packages waiting in inbound/ while a package import of their scope is in flight
 	{"ImportsInFlight", Count, perRoute},       // released and not filed yet
 	{"OldestImportAge", Seconds, perRoute},     // age of the oldest of those
 	{"EnqueueLatency", Milliseconds, perRoute}, // one enqueue call, body included
@@ -79,6 +80,7 @@ var Catalog = []Def{
 	{"PollerBudgetPerMinute", Count, perStack},
 	{"PollerRunDuration", Milliseconds, perStack},
 	{"PollerRecordsDeferred", Count, perStack},
+	{"ConfigRejected", Count, perStack}, // a configuration document refused
 }
 
 // Lookup finds a metric of the catalog.

@@ -35,6 +35,7 @@ const (
 	ExportFailed Kind = "export-failed" // an export not landed or not acknowledged
 	DeadLetter   Kind = "dead-letter"   // an import message in the dead-letter queue
 	Credentials  Kind = "credentials"   // Entra ID refused the app's credentials
+	Config       Kind = "config"        // the configuration document cannot be used
 )
 
 // Event is one thing to tell.

@@ -11,12 +11,19 @@ import (
 // Config is what every import function reads at cold start.
 type Config struct {
 	Bucket string
-	Routes *Table
-	Layout layout.Layout
+	// Routes is fixed by ROUTES (local runs and tests), or nil: then main
+	// makes it follow the configuration document at ConfigKey.
+	Routes    *Table
+	ConfigKey string
+	Layout    layout.Layout
+	// PackageScope is how far one package import at a time reaches
+	// (PACKAGE_IMPORT_SCOPE), for dataProject routes.
+	PackageScope PackageScope
 }
 
-// FromEnv reads BUCKET, ROUTES and the prefix variables through getenv
-// (os.Getenv when nil) and validates them.
+// FromEnv reads BUCKET, ROUTES or CONFIG_KEY, the prefix variables and
+// PACKAGE_IMPORT_SCOPE through getenv (os.Getenv when nil) and validates
+// them.
 func FromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -25,15 +32,24 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.Bucket == "" {
 		return Config{}, fmt.Errorf("config: BUCKET is required")
 	}
-	t, err := Parse(getenv("ROUTES"))
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+	c.ConfigKey = strings.TrimSpace(getenv("CONFIG_KEY"))
+	if c.ConfigKey == "" {
+		c.ConfigKey = layout.DefaultConfigKey
 	}
-	c.Routes = t
+	if getenv("ROUTES") != "" {
+		t, err := Parse(getenv("ROUTES"))
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		c.Routes = t
+	}
 	l, err := layout.FromEnv(getenv)
 	if err != nil {
 		return Config{}, err
 	}
 	c.Layout = l
+	if c.PackageScope, err = PackageScopeFromEnv(getenv); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }

@@ -48,10 +48,17 @@ func checkRoute(t *testing.T, tb *routes.Table, r routes.Route) {
 	if got, ok := tb.Lookup(r.Name); !ok || got != r {
 		t.Fatalf("Lookup(%q) = %+v %v", r.Name, got, ok)
 	}
-	if _, err := d365.ActivityID(r.ActivityID); err != nil {
-		t.Fatalf("accepted activityId %q that the F&O client refuses: %v", r.ActivityID, err)
-	}
-	if r.Kind != routes.KindFile && r.Kind != routes.KindPackage {
+	switch r.Kind {
+	case routes.KindFile, routes.KindPackage:
+		if _, err := d365.ActivityID(r.ActivityID); err != nil {
+			t.Fatalf("accepted activityId %q that the F&O client refuses: %v", r.ActivityID, err)
+		}
+	case routes.KindDataProject:
+		if r.ActivityID != "" || r.Entity != "" || r.Company != "" || r.DefinitionGroupID == "" || r.LegalEntityID == "" ||
+			strings.IndexFunc(r.DefinitionGroupID+r.LegalEntityID, unicode.IsControl) >= 0 {
+			t.Fatalf("accepted dataProject route %+v", r)
+		}
+	default:
 		t.Fatalf("kind %q", r.Kind)
 	}
 	if strings.IndexFunc(r.Entity+r.Company, unicode.IsControl) >= 0 {

@@ -19,13 +19,18 @@ import (
 	"unicode"
 )
 
-// Kind is what a recurring import job takes.
+// Kind is what a route's files are and how they reach F&O.
 type Kind string
 
-// The two kinds of recurring import job.
+// The kinds of route: two kinds of recurring import job, and the package
+// API.
 const (
 	KindFile    Kind = "file"    // one data file per message; entity is required
 	KindPackage Kind = "package" // a data package zip per message; entity is not sent
+	// KindDataProject: each file is a data package imported into a data
+	// project through the package API (ImportFromPackage), one at a time
+	// per PackageScope; no recurring job.
+	KindDataProject Kind = "dataProject"
 )
 
 // Route maps the first folder under inbound/ to an import job.
@@ -39,8 +44,17 @@ type Route struct {
 	Entity string `json:"entity"`
 	// Company is the legal entity; optional.
 	Company string `json:"company"`
-	// Kind is "file" (the default) or "package".
+	// Kind is "file" (the default), "package" or "dataProject".
 	Kind Kind `json:"kind"`
+	// DefinitionGroupID is the data project a dataProject route imports
+	// into, and LegalEntityID its legal entity (both required there).
+	DefinitionGroupID string `json:"definitionGroupId"`
+	LegalEntityID     string `json:"legalEntityId"`
+	// Execute and Overwrite are a dataProject route's ImportFromPackage
+	// flags (default true): import into the target, not only into staging;
+	// replace the data project's definition with the package's.
+	Execute   bool `json:"-"`
+	Overwrite bool `json:"-"`
 	// Order is how the route's files are ordered: OrderTime (the default)
 	// or OrderName.
 	Order Order `json:"order"`
@@ -48,6 +62,9 @@ type Route struct {
 	// sent: time for files uploaded alongside it to become visible, so an
 	// older one is not overtaken. JSON: a duration such as "5s".
 	Settle time.Duration `json:"-"`
+	// PauseOnFailure pauses the route when one of its files fails, so no
+	// later file of it reaches F&O before a person has looked.
+	PauseOnFailure bool `json:"pauseOnFailure"`
 }
 
 // Order is a route's ordering rule.
@@ -66,8 +83,18 @@ const DefaultSettle = 5 * time.Second
 const MaxSettle = 10 * time.Minute
 
 // GroupID is the FIFO MessageGroupId of the route's files: its entity (or,
-// for a package route without one, "route:<name>"), made acceptable to SQS.
+// for a package route without one, "route:<name>"; for a dataProject route,
+// "dataProject:<definitionGroupId>", lowercased), made acceptable to SQS.
+//
+// A dataProject route's group is its data project whatever the
+// PackageScope: a group only has to keep one route's passes and files from
+// overlapping. What keeps package imports one at a time in their scope is
+// the scope's lock, which a release pass takes with a conditional write, so
+// two groups that share a scope cannot both take it.
 func (r Route) GroupID() string {
+	if r.Kind == KindDataProject {
+		return SanitizeGroupID("dataProject:" + strings.ToLower(r.DefinitionGroupID))
+	}
 	if strings.TrimSpace(r.Entity) != "" {
 		return SanitizeGroupID(r.Entity)
 	}
@@ -110,16 +137,21 @@ func SanitizeGroupID(s string) string {
 	return out + suffix
 }
 
-// Table is the set of configured routes, looked up by folder name.
+// Table is the set of configured routes, looked up by folder name: a fixed
+// one (Parse), or one that follows the configuration document (Live).
 type Table struct {
 	byName map[string]Route
 	order  []string
+	live   *live
 }
 
 // Lookup returns the route for a folder name.
 func (t *Table) Lookup(name string) (Route, bool) {
 	if t == nil {
 		return Route{}, false
+	}
+	if t.live != nil {
+		return t.live.current().Lookup(name)
 	}
 	r, ok := t.byName[name]
 	return r, ok
@@ -129,6 +161,9 @@ func (t *Table) Lookup(name string) (Route, bool) {
 func (t *Table) All() []Route {
 	if t == nil {
 		return nil
+	}
+	if t.live != nil {
+		return t.live.current().All()
 	}
 	out := make([]Route, 0, len(t.order))
 	for _, n := range t.order {
@@ -141,6 +176,9 @@ func (t *Table) All() []Route {
 func (t *Table) Len() int {
 	if t == nil {
 		return 0
+	}
+	if t.live != nil {
+		return t.live.current().Len()
 	}
 	return len(t.order)
 }
@@ -164,10 +202,17 @@ func Parse(data string) (*Table, error) {
 	if len(raws) == 0 {
 		return nil, ErrNoRoutes
 	}
+	return ParseList(raws, "ROUTES")
+}
+
+// ParseList checks each route of a list, naming errors after what (for
+// example "routes" for the configuration document's). An empty list is a
+// table without routes.
+func ParseList(raws []json.RawMessage, what string) (*Table, error) {
 	t := &Table{byName: map[string]Route{}}
 	for i, raw := range raws {
 		r, err := parseOne(raw)
-		where := fmt.Sprintf("ROUTES[%d]", i)
+		where := fmt.Sprintf("%s[%d]", what, i)
 		if r.Name != "" {
 			where += fmt.Sprintf(" (%q)", r.Name)
 		}
@@ -183,6 +228,9 @@ func Parse(data string) (*Table, error) {
 	return t, nil
 }
 
+// routeFields lists the fields a route may have, for messages.
+const routeFields = "route, activityId, entity, company, kind, order, settle, pauseOnFailure; for kind dataProject: route, kind, definitionGroupId, legalEntityId, execute, overwrite, order, settle, pauseOnFailure"
+
 func parseOne(raw json.RawMessage) (Route, error) {
 	var r Route
 	// Still report the name when it is readable.
@@ -194,13 +242,14 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	// "activityID" must not pass silently, so check the exact spelling.
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields route, activityId, entity, company, kind)")
+		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields %s)", routeFields)
 	}
 	for k := range fields {
 		switch k {
-		case "route", "activityId", "entity", "company", "kind", "order", "settle":
+		case "route", "activityId", "entity", "company", "kind", "order", "settle",
+			"definitionGroupId", "legalEntityId", "execute", "overwrite", "pauseOnFailure":
 		default:
-			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are route, activityId, entity, company, kind, order, settle)", k)
+			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are %s)", k, routeFields)
 		}
 	}
 	var extra struct {
@@ -208,7 +257,7 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&r); err != nil {
-		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields route, activityId, entity, company, kind, order, settle): %w", err)
+		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields %s): %w", routeFields, err)
 	}
 	if err := json.Unmarshal(raw, &extra); err != nil {
 		return Route{Name: named.Name}, fmt.Errorf("settle: not a string: %w", err)
@@ -217,37 +266,11 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	r.ActivityID = strings.TrimSpace(r.ActivityID)
 	r.Entity = strings.TrimSpace(r.Entity)
 	r.Company = strings.TrimSpace(r.Company)
-	switch {
-	case r.Name == "":
-		return r, fmt.Errorf("route: is required (the folder name under inbound/)")
-	case strings.ContainsAny(r.Name, "/\\"):
-		return r, fmt.Errorf("route: %q must be a single folder name, without '/'", r.Name)
-	case r.Name == "." || r.Name == "..":
-		return r, fmt.Errorf("route: %q is not a usable folder name", r.Name)
-	case strings.HasPrefix(r.Name, "_"):
-		return r, fmt.Errorf("route: %q must not start with '_' (reserved for _unrouted and _state)", r.Name)
-	case hasControl(r.Name):
-		return r, fmt.Errorf("route: %q contains control characters", r.Name)
+	if err := checkName(r.Name); err != nil {
+		return r, err
 	}
-	if r.ActivityID == "" {
-		return r, fmt.Errorf("activityId: is required (the recurring job's activity ID)")
-	}
-	if !guidRE.MatchString(r.ActivityID) {
-		return r, fmt.Errorf("activityId: %q is not a GUID", r.ActivityID)
-	}
-	switch Kind(strings.ToLower(string(r.Kind))) {
-	case "", KindFile:
-		r.Kind = KindFile
-	case KindPackage:
-		r.Kind = KindPackage
-	default:
-		return r, fmt.Errorf("kind: %q must be \"file\" or \"package\"", r.Kind)
-	}
-	if r.Kind == KindFile && r.Entity == "" {
-		return r, fmt.Errorf("entity: is required for kind \"file\" (the entity's display name, e.g. \"Customer groups\")")
-	}
-	if hasControl(r.Entity) || hasControl(r.Company) {
-		return r, fmt.Errorf("entity/company: control characters are not allowed")
+	if err := checkKind(&r, fields); err != nil {
+		return r, err
 	}
 	switch Order(strings.ToLower(strings.TrimSpace(string(r.Order)))) {
 	case "", OrderTime:
@@ -268,6 +291,53 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	return r, nil
 }
 
+// checkName checks a route's folder name.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("route: is required (the folder name under inbound/)")
+	case strings.ContainsAny(name, "/\\"):
+		return fmt.Errorf("route: %q must be a single folder name, without '/'", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("route: %q is not a usable folder name", name)
+	case strings.HasPrefix(name, "_"):
+		return fmt.Errorf("route: %q must not start with '_' (reserved for _unrouted and _state)", name)
+	case hasControl(name):
+		return fmt.Errorf("route: %q contains control characters", name)
+	}
+	return nil
+}
+
+// checkKind reads the route's kind and checks the fields that kind needs.
+func checkKind(r *Route, fields map[string]json.RawMessage) error {
+	switch k := strings.ToLower(string(r.Kind)); {
+	case k == "" || k == string(KindFile):
+		r.Kind = KindFile
+	case k == string(KindPackage):
+		r.Kind = KindPackage
+	case k == strings.ToLower(string(KindDataProject)):
+		r.Kind = KindDataProject
+	default:
+		return fmt.Errorf("kind: %q must be \"file\", \"package\" or \"dataProject\"", r.Kind)
+	}
+	if err := checkDataProject(r, fields); err != nil || r.Kind == KindDataProject {
+		return err
+	}
+	if r.ActivityID == "" {
+		return fmt.Errorf("activityId: is required (the recurring job's activity ID)")
+	}
+	if !guidRE.MatchString(r.ActivityID) {
+		return fmt.Errorf("activityId: %q is not a GUID", r.ActivityID)
+	}
+	if r.Kind == KindFile && r.Entity == "" {
+		return fmt.Errorf("entity: is required for kind \"file\" (the entity's display name, e.g. \"Customer groups\")")
+	}
+	if hasControl(r.Entity) || hasControl(r.Company) {
+		return fmt.Errorf("entity/company: control characters are not allowed")
+	}
+	return nil
+}
+
 // hasControl reports C0 and C1 control characters (unicode.IsControl), as
 // the export side's prefix check does: S3 lists keys in XML, which cannot
 // carry C0 controls, and neither kind reads in a log or a console.
@@ -277,6 +347,12 @@ func hasControl(s string) bool {
 
 // Names lists the configured route names, sorted (for messages).
 func (t *Table) Names() []string {
+	if t == nil {
+		return nil
+	}
+	if t.live != nil {
+		return t.live.current().Names()
+	}
 	out := append([]string(nil), t.order...)
 	sort.Strings(out)
 	return out

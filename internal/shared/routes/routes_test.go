@@ -108,6 +108,8 @@ func FuzzParseRoutes(f *testing.F) {
 		`[{"route":"c","activityId":"` + guid + `","entity":"E","kind":"PACKAGE"}]`,
 		`[{"route":"c","activityId":"` + guid + `","entity":null,"kind":"file"}]`,
 		`[{"route":"c","activityId":"` + guid + `","entity":["E"]}]`,
+		`[{"route":"o","kind":"dataProject","definitionGroupId":"Opening","legalEntityId":"USMF","execute":false}]`,
+		`[{"route":"o","kind":"dataProject","definitionGroupId":"","legalEntityId":"USMF","entity":""}]`,
 		`[{"route":"c","activityId":"` + guid + `","entity":"E"}] trailing`,
 		`[` + strings.Repeat(`[`, 5000) + strings.Repeat(`]`, 5000) + `]`,
 	} {

@@ -155,6 +155,15 @@ func IsPreconditionFailed(err error) bool {
 	return statusCode(err) == http.StatusPreconditionFailed
 }
 
+// IsNotModified reports a 304: If-None-Match found the same ETag.
+func IsNotModified(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NotModified" {
+		return true
+	}
+	return statusCode(err) == http.StatusNotModified
+}
+
 // IsInvalidVersion reports an answer to a malformed version ID (S3 says 400
 // InvalidArgument; the version cannot exist).
 func IsInvalidVersion(err error) bool {

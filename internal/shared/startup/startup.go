@@ -19,10 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/logging"
 
+	fnoconfig "github.com/fno-bridge/s3-fno/internal/shared/config"
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/notify"
+	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
@@ -98,6 +100,18 @@ func (e Env) FnO(limiter d365.Limiter) (*d365.Client, error) {
 func (e Env) Notifier(bucket string, l layout.Layout) *notify.Notifier {
 	return &notify.Notifier{Topic: e.Getenv("NOTIFY_TOPIC_ARN"), Stack: e.Getenv("STACK_NAME"), Function: e.Function,
 		SNS: sns.NewFromConfig(e.AWS), S3: e.S3(), Bucket: bucket, Layout: l, Log: e.Log, Metrics: e.Metrics}
+}
+
+// FollowConfig makes the route table follow the configuration document in
+// the bucket, unless ROUTES fixed one. It makes no call now: the document
+// is read on the handler's first Refresh.
+func (e Env) FollowConfig(c *routes.Config) {
+	if c.Routes != nil {
+		return
+	}
+	st := &fnoconfig.Store{S3: e.S3(), Bucket: c.Bucket, Key: c.ConfigKey, Log: e.Log,
+		Notify: e.Notifier(c.Bucket, c.Layout), Metrics: e.Metrics}
+	c.Routes = st.Routes(fnoconfig.RefreshEvery, nil)
 }
 
 // Start builds a function's handler from the environment and hands it to

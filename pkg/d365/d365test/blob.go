@@ -105,29 +105,11 @@ func (e *Emulator) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
 			"Content-Length header value must be specified.", "")
 		return
 	}
-	f, err := os.CreateTemp(e.blobDir, "blob-*")
-	if err != nil {
-		writeBlobError(w, http.StatusInternalServerError, "InternalError", err.Error(), "")
+	path, n, sum, ok := e.storeBody(w, r, c)
+	if !ok {
 		return
 	}
-	sum := md5.New()
-	sink := io.MultiWriter(f, sum)
-	if c.fault != nil && c.fault.ResetAfterBytes > 0 {
-		io.CopyN(sink, r.Body, c.fault.ResetAfterBytes)
-		f.Close()
-		os.Remove(f.Name())
-		panic(http.ErrAbortHandler)
-	}
-	n, err := io.Copy(sink, r.Body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || n != r.ContentLength {
-		os.Remove(f.Name())
-		writeBlobError(w, http.StatusBadRequest, "InvalidInput", "The body did not match Content-Length.", "")
-		return
-	}
-	b := &blob{path: f.Name(), size: n, md5: sum.Sum(nil), modified: e.clock.Now(), etag: newETag()}
+	b := &blob{path: path, size: n, md5: sum, modified: e.clock.Now(), etag: newETag()}
 	e.mu.Lock()
 	if old := e.st.blobs[name]; old != nil && old.path != "" {
 		os.Remove(old.path)

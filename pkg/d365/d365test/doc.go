@@ -13,7 +13,9 @@
 //
 //   - F&O (URL): /api/connector/..., /data/...; every route needs a bearer token.
 //   - Entra ID (AuthorityURL): openid-configuration, v2 and v1 token endpoints.
-//   - Blob storage (BlobURL): SAS-signed PUT/GET under /dmf/, no bearer token.
+//   - Blob storage (BlobURL): SAS-signed PUT (Put Blob, Put Block, Put
+//     Block List) and GET under /dmf/, no bearer token. Its host is not
+//     F&O's (another port), as Azure storage's is not.
 //   - A "foreign" host (https://localhost:PORT) that a ForeignDownloadHost
 //     fault points DownloadLocation at; it records any Authorization header.
 //
@@ -30,7 +32,8 @@
 // "openid-configuration", "instance-discovery", "entra-other" (Entra);
 // "enqueue", "dequeue", "download", "ack", "jobstatus", each OData action by
 // name (e.g. "GetMessageStatus"), and "unknown" for other paths (F&O);
-// "blob-put", "blob-get", "blob-other" (blob); "foreign-download",
+// "blob-put", "blob-put-block", "blob-put-block-list", "blob-get",
+// "blob-other" (blob); "foreign-download",
 // "foreign-other" (the foreign host).
 //
 // # Choices where Microsoft does not document the real service
@@ -100,6 +103,23 @@
 //     parameter name is a 400 (so {"messageId"} on GetExecutionIdByMessageId
 //     fails), and required ones must be present.
 //   - Blob PUT needs Content-Length (411 without), as Azure's Put Blob does.
+//     Put Block stages a block (on disk) under a base64 ID of at most 64
+//     bytes, all IDs of one blob the same length; Put Block List makes the
+//     Latest/Uncommitted blocks it names, in its order, the blob, and the
+//     blob does not exist (or keeps its old content) until then. A SAS
+//     that is expired or not signed by the emulator is 403
+//     AuthenticationFailed with Azure's XML error body, on every blob
+//     request.
+//   - A package import (ImportFromPackage with execute=true) into a data
+//     project while another package import created before it has not
+//     finished (any data project; the same one with
+//     Options.EnhancedParallelPackageImport) is accepted like any other,
+//     and its execution ends Failed on its first Tick, with one
+//     GetExecutionErrors row saying it was locked by the other execution
+//     ("Parallel jobs for the same entity cannot run at the same time").
+//     F&O's exact wording is not documented.
+//   - Outcome.StagingErrorFiles and TargetErrorKeysFiles give each entity of
+//     a package its own error files.
 //   - Execution IDs the emulator makes look like those of Microsoft's
 //     Recurring Integrations Scheduler:
 //     "<job or definition group name>-<yyyy-MM-dd_HH-mm-ss>-<GUID>" (they can

@@ -83,6 +83,12 @@ type Options struct {
 	// EnqueueAnswer is the shape of every enqueue answer (a Fault's
 	// EnqueueAnswer overrides it). Default AnswerJSONString, F&O's own.
 	EnqueueAnswer AnswerShape
+	// EnhancedParallelPackageImport is F&O's Data management framework
+	// parameter of that name: package imports of different data projects
+	// may run at once. Without it, a package import that starts while
+	// another runs anywhere in the environment fails; with it, only while
+	// another of the same data project runs.
+	EnhancedParallelPackageImport bool
 }
 
 // Emulator is a running F&O + Entra ID + blob storage emulator. All methods

@@ -63,6 +63,11 @@ type Outcome struct {
 	// TargetKeysEmptyPolls empty answers.
 	TargetErrorKeysFile  []byte
 	TargetKeysEmptyPolls int
+	// StagingErrorFiles and TargetErrorKeysFiles are the error files of
+	// each entity of a package (by entity name, any case). An entity they
+	// do not name gets StagingErrorFile and TargetErrorKeysFile.
+	StagingErrorFiles    map[string][]byte
+	TargetErrorKeysFiles map[string][]byte
 	// NeverProcess keeps the message Enqueued for ever, as a wrong entity
 	// name does. In an InOrder File job it blocks the messages behind it.
 	NeverProcess bool
@@ -92,6 +97,7 @@ func (e *Emulator) Script(rule Rule) {
 	o.Errors = append([]ExecutionError(nil), o.Errors...)
 	o.StagingErrorFile = cloneBytes(o.StagingErrorFile)
 	o.TargetErrorKeysFile = cloneBytes(o.TargetErrorKeysFile)
+	o.StagingErrorFiles, o.TargetErrorKeysFiles = cloneFiles(o.StagingErrorFiles), cloneFiles(o.TargetErrorKeysFiles)
 	rule.Outcome = o
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -103,6 +109,27 @@ func cloneBytes(b []byte) []byte {
 		return nil
 	}
 	return append([]byte{}, b...)
+}
+
+func cloneFiles(m map[string][]byte) map[string][]byte {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k] = cloneBytes(v)
+	}
+	return out
+}
+
+// entityFile is an entity's error file: its own, or the default.
+func entityFile(files map[string][]byte, entity string, def []byte) []byte {
+	for k, v := range files {
+		if strings.EqualFold(k, entity) {
+			return v
+		}
+	}
+	return def
 }
 
 func normalizeOutcome(o Outcome) Outcome {
@@ -258,6 +285,13 @@ func (e *Emulator) advanceExecLocked(x *execution, now time.Time) bool {
 			return false // staged only: F&O waits for someone to run it
 		}
 		x.status, x.started = ExecExecuting, now
+		if other := x.lockedBy; other != nil {
+			// Not an HTTP error: the execution exists and ends Failed.
+			x.status, x.completed = ExecFailed, now
+			x.outcome = &Outcome{Status: StatusPreProcessingError, ExecutionStatus: ExecFailed, Errors: []ExecutionError{{
+				ErrorMessage: fmt.Sprintf("Data project %s could not be imported: it is locked by execution %s (data project %s), which is still running. "+
+					"Parallel jobs for the same entity cannot run at the same time.", x.group, other.id, other.group)}}}
+		}
 		return true
 	case ExecExecuting:
 		o := e.outcomeForExecLocked(x)
@@ -271,6 +305,19 @@ func (e *Emulator) advanceExecLocked(x *execution, now time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// runningImportLocked is the package import, created before and not
+// finished, that keeps a new import into group from running: one of the
+// same data project or, unless Options.EnhancedParallelPackageImport, any.
+func (e *Emulator) runningImportLocked(group string) *execution {
+	for _, y := range e.st.execOrder {
+		if y.kind == execImport && y.execute && (y.status == ExecNotRun || y.status == ExecExecuting) &&
+			(!e.opts.EnhancedParallelPackageImport || strings.EqualFold(y.group, group)) {
+			return y
+		}
+	}
+	return nil
 }
 
 // executionID makes a DMF-style execution ID: "<job>-<time>-<GUID>".

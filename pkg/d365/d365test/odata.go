@@ -276,18 +276,26 @@ func (e *Emulator) getStagingErrorFileURL(w http.ResponseWriter, r *http.Request
 		return
 	}
 	e.executionValue(w, p, "Edm.String", func(x *execution) any {
-		if x.outcome == nil || x.outcome.StagingErrorFile == nil {
+		if x.outcome == nil {
+			return ""
+		}
+		data := entityFile(x.outcome.StagingErrorFiles, entity, x.outcome.StagingErrorFile)
+		if data == nil {
 			return ""
 		}
 		name := errorFileName(x, entity, "staging")
-		e.putBlobLocked(name, x.outcome.StagingErrorFile)
+		e.putBlobLocked(name, data)
 		return e.sasURL(name, "r")
 	})
 }
 
 func (e *Emulator) generateTargetKeys(w http.ResponseWriter, r *http.Request, c *call, p params) {
+	entity, ok := p.str(w, "entityName")
+	if !ok {
+		return
+	}
 	e.executionValue(w, p, "Edm.Boolean", func(x *execution) any {
-		has := x.outcome != nil && x.outcome.TargetErrorKeysFile != nil
+		has := x.outcome != nil && entityFile(x.outcome.TargetErrorKeysFiles, entity, x.outcome.TargetErrorKeysFile) != nil
 		if has && !x.targetKeysRequested {
 			x.targetKeysRequested, x.targetKeysPolls = true, 0
 		}
@@ -308,8 +316,12 @@ func (e *Emulator) getTargetKeysURL(w http.ResponseWriter, r *http.Request, c *c
 			x.targetKeysPolls++
 			return ""
 		}
+		data := entityFile(x.outcome.TargetErrorKeysFiles, entity, x.outcome.TargetErrorKeysFile)
+		if data == nil {
+			return ""
+		}
 		name := errorFileName(x, entity, "targetkeys")
-		e.putBlobLocked(name, x.outcome.TargetErrorKeysFile)
+		e.putBlobLocked(name, data)
 		return e.sasURL(name, "r")
 	})
 }

@@ -90,10 +90,14 @@ func (e *Emulator) createImport(group, execID, legal, blobName string, entities 
 	} else if e.executionLocked(execID) != nil {
 		return "", fmt.Sprintf("Execution %s already exists.", execID)
 	}
-	e.addExecutionLocked(&execution{
+	x := &execution{
 		id: execID, kind: execImport, group: group, entities: entities, legal: legal,
 		blobName: blobName, execute: execute, status: ExecNotRun, created: now,
-	})
+	}
+	if execute {
+		x.lockedBy = e.runningImportLocked(group)
+	}
+	e.addExecutionLocked(x)
 	e.st.projects[lower(group)] = true
 	return execID, ""
 }

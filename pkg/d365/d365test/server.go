@@ -115,6 +115,14 @@ func (e *Emulator) route(h host, r *http.Request) route {
 		return e.entraRoute(r, seg)
 	case hostBlob:
 		if len(seg) >= 2 && seg[0] == "dmf" {
+			switch comp := r.URL.Query().Get("comp"); {
+			case r.Method == http.MethodPut && comp == "block":
+				return route{endpoint: "blob-put-block", seg: seg, h: e.blobPutBlock}
+			case r.Method == http.MethodPut && comp == "blocklist":
+				return route{endpoint: "blob-put-block-list", seg: seg, h: e.blobPutBlockList}
+			case comp != "":
+				return route{endpoint: "blob-other", h: blobUnsupported}
+			}
 			switch r.Method {
 			case http.MethodPut:
 				return route{endpoint: "blob-put", seg: seg, h: e.blobPut}

@@ -23,7 +23,8 @@ type state struct {
 	queues   map[string][]*export
 	ackOrder map[string][]string
 
-	blobs map[string]*blob
+	blobs  map[string]*blob
+	staged map[string]map[string]stagedBlock // blob name -> block ID -> uncommitted block
 
 	faults    []*faultState
 	faultFunc FaultFunc
@@ -48,6 +49,7 @@ func newState() state {
 		queues:     map[string][]*export{},
 		ackOrder:   map[string][]string{},
 		blobs:      map[string]*blob{},
+		staged:     map[string]map[string]stagedBlock{},
 		requests:   map[string]int{},
 		faulted:    map[string]int{},
 	}
@@ -226,6 +228,9 @@ type execution struct {
 
 	targetKeysRequested bool
 	targetKeysPolls     int
+	// lockedBy is the package import that was running when this one was
+	// created: this one ends Failed when it starts.
+	lockedBy *execution
 }
 
 // Execution is a snapshot of a DMF execution.
