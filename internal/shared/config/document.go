@@ -15,7 +15,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	// Lambda's provided.al2023 runtime has no zoneinfo: the time zones
+	// jobs name come with the binary.
+	_ "time/tzdata"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
@@ -141,7 +145,7 @@ func parseJob(raw json.RawMessage, check JobCheck) (Job, error) {
 	if j.Timezone == "" {
 		j.Timezone = "UTC"
 	}
-	if _, err := time.LoadLocation(j.Timezone); err != nil {
+	if _, err := loadLocation(j.Timezone); err != nil {
 		return j, fmt.Errorf("timezone: %q is not an IANA time zone such as \"Europe/Amsterdam\"", j.Timezone)
 	}
 	j.Enabled = true
@@ -200,4 +204,18 @@ func CheckSchedule(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%q must be rate(<n> <unit>) or cron(<six fields>), such as \"rate(1 hour)\" or \"cron(0 6 * * ? *)\"", s)
+}
+
+// zones caches time zones: a document names few, each many times.
+var zones sync.Map
+
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err == nil {
+		zones.Store(name, l)
+	}
+	return l, err
 }
