@@ -1,9 +1,8 @@
 package samtemplate_test
 
 // The template's observability: every alarm tells the stack's topic (or
-// the operator's own), once when it starts and once when it stops, except
-// the import dead-letter alarm, whose messages the poller tells one by one;
-// the dashboard and the alarms name only metrics the code writes, with the
+// the operator's own), once when it starts and once when it stops; the
+// dashboard and the alarms name only metrics the code writes, with the
 // dimensions it writes them with, and the dashboard shows every one.
 
 import (
@@ -17,10 +16,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/local/samtemplate"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 )
-
-// toldByThePoller are the alarms without actions: the code already sends
-// one notification per event they count.
-var toldByThePoller = []string{"ImportDLQAlarm"}
 
 func TestAlarmsTellTheTopic(t *testing.T) {
 	own := "arn:aws:sns:us-east-1:123456789012:operations"
@@ -59,9 +54,6 @@ func TestAlarmsTellTheTopic(t *testing.T) {
 			for _, id := range alarms {
 				p := mustEval(t, tpl, tpl.Resources[id].Properties, vals).(map[string]any)
 				want := []string{topic}
-				if slices.Contains(toldByThePoller, id) {
-					want = nil
-				}
 				for _, k := range []string{"AlarmActions", "OKActions"} {
 					if got := stringsOf(p[k]); !slices.Equal(got, want) {
 						t.Errorf("%s: %s %v, want %v", id, k, got, want)

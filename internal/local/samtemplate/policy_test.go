@@ -386,8 +386,9 @@ var wantQueues = map[string]map[string][]string{
 	"PollerFunction": {
 		"ImportQueue": {"sqs:SendMessage"},    // the sweep's release requests
 		"ImportDLQ":   {"sqs:ReceiveMessage"}, // telling of dead letters, which stay for a redrive
+		"ScheduleDLQ": {"sqs:SendMessage"},    // a failed run, as its on-failure destination
 	},
-	"DequeueFunction":    {},
+	"DequeueFunction":    {"ScheduleDLQ": {"sqs:SendMessage"}}, // a failed run, as its on-failure destination
 	"PollerFunctionPoll": {"ScheduleDLQ": {"sqs:SendMessage"}},
 	"ExportSchedules":    {"ScheduleDLQ": {"sqs:SendMessage"}},
 }
@@ -790,7 +791,7 @@ func checkKMS(t *testing.T, s *stack, key string) {
 		{"the import DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ImportDLQ.Arn"]),
 			map[string][]string{"PollerFunction": {"kms:Decrypt"}}},
 		{"the schedule DLQ", kmsContext("sqs", "aws:sqs:arn", s.vals.Attributes["ScheduleDLQ.Arn"]),
-			map[string][]string{"PollerFunctionPoll": both, "ExportSchedules": both}},
+			map[string][]string{"PollerFunctionPoll": both, "ExportSchedules": both, "PollerFunction": both, "DequeueFunction": both}},
 		{"the secret", kmsContext("secretsmanager", "SecretARN", secret),
 			map[string][]string{"EnqueueFunction": {"kms:Decrypt"}, "PollerFunction": {"kms:Decrypt"}, "DequeueFunction": {"kms:Decrypt"}}},
 		{"another secret", kmsContext("secretsmanager", "SecretARN", otherSecret), nil},

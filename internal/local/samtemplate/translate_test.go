@@ -88,7 +88,7 @@ func TestSAMTransform(t *testing.T) {
 		"AWS::IAM::RolePolicy":            4, // each function's logs
 		"AWS::IAM::Policy":                0,
 		"AWS::IAM::ManagedPolicy":         0,
-		"AWS::CloudWatch::Alarm":          10, // dead-letter queues, function errors, poller silent, queue age, notifications
+		"AWS::CloudWatch::Alarm":          13, // dead-letter queues, function errors, poller silent, queue age, failed, stuck, exports, notifications
 		"AWS::CloudWatch::Dashboard":      1,
 		"AWS::SNS::Topic":                 1, // on condition: AlarmTopicArn empty
 		"AWS::SNS::Subscription":          1, // on condition: AlarmEmail given

@@ -43,8 +43,9 @@ func (d *Doctor) deadLetters(r *Report, depth map[string]int) {
 			"fix the cause (the enqueue function's logs say it), then s3fno redrive"},
 		{"arrivals dead-letter queue empty", s.ArrivalsDLQ, "S3 notifications the router could not handle: the poller's sweep finds " +
 			"their files anyway; read the router's logs, then purge the queue"},
-		{"schedule dead-letter queue empty", s.ScheduleDLQ, "schedule ticks EventBridge Scheduler could not deliver (throttled " +
-			"functions?): the next ticks run again; purge the queue once the cause is gone"},
+		{"schedule dead-letter queue empty", s.ScheduleDLQ, "poll or export runs that failed (each message holds the run's " +
+			"input and error) or ticks EventBridge Scheduler could not deliver: the next ticks run again; read the messages " +
+			"and the function's logs, then purge the queue once the cause is gone"},
 	} {
 		n, known := depth[q.url]
 		if !known {
