@@ -41,9 +41,19 @@ func (h *hookS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...f
 	return out, err
 }
 
+// conditionalPuts makes the contenders' conditional writes one at a time,
+// as S3 does: moto_server checks If-None-Match and If-Match, then writes,
+// in two steps on a threaded server, so on a busy machine two writes can
+// both pass the check.
+var conditionalPuts sync.Mutex
+
 func (h *hookS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
 	if h.beforePut != nil {
 		h.beforePut(ctx, aws.ToString(in.Key), aws.ToString(in.IfMatch), aws.ToString(in.IfNoneMatch))
+	}
+	if in.IfMatch != nil || in.IfNoneMatch != nil {
+		conditionalPuts.Lock()
+		defer conditionalPuts.Unlock()
 	}
 	return h.Client.PutObject(ctx, in, opts...)
 }
