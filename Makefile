@@ -35,6 +35,15 @@ s3fno:
 demo:
 	$(GO) run ./cmd/localrun demo
 
+## up: a long-lived local stack (moto_server, the F&O emulator or a real F&O, the four functions, their
+## queues and schedules) until Ctrl-C; writes .local/up/env.json for s3fno --env-file. UP_FLAGS passes
+## flags on, e.g. UP_FLAGS='-config my-config.json' or, for a sandbox F&O, UP_FLAGS='-fno-base-url https://...'
+## with FNO_TENANT_ID, FNO_CLIENT_ID and FNO_CLIENT_SECRET in the environment (go run ./cmd/localrun up -h).
+.PHONY: up
+UP_FLAGS ?=
+up:
+	$(GO) run ./cmd/localrun up $(UP_FLAGS)
+
 ## bench: the benchmarks in bench/, each sub-case in its own process, ratios to baselines of the same
 ## run; writes bench/RESULTS.md. BENCH_SIZES="16MiB 256MiB" limits sizes, BENCH_ONLY="import export" parts.
 bench:

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # bench/run.sh (make bench): runs every benchmark sub-case of ./bench in its
 # own process, so each one's peak RSS (VmHWM, process-lifetime) is its own,
-# and writes bench/RESULTS.md from what they print.
+# and writes bench/RESULTS.md from what they print, with its SVG charts
+# beside it.
 #
 # The test binary is built once (go test -c) and run once per sub-case with
 # -test.run '^$' -test.bench '^BenchmarkX$/^case$' -test.benchmem
 # -test.count 1: the same process model as one `go test -bench` per case,
 # without compiling each time. Throughput pairs (a benchmark and its
-# baseline) run alternately BENCH_REPEAT times (default 3) and the report
+# baseline) run alternately BENCH_REPEAT times (default 5) and the report
 # takes the median of each metric, so both sides see the same machine load.
 #
 # Knobs:
 #   BENCH_SIZES   sizes of the streaming benchmarks (default "16MiB 256MiB 1GiB")
-#   BENCH_REPEAT  alternating runs per throughput pair (default 3)
-#   BENCH_ONLY    space-separated subset of: import export routing release poller schedule coldstart
+#   BENCH_REPEAT  alternating runs per throughput pair (default 5; the machine is shared)
+#   BENCH_ONLY    space-separated subset of: import export requests routing release poller schedule coldstart
 #   BENCH_OUT     where the report goes (default bench/RESULTS.md)
 #   BENCH_RAW     keep the raw benchmark output here (default: a temporary file)
+#   BENCH_MERGE   the raw output (BENCH_RAW) of an earlier run: its results are kept for every
+#                 sub-benchmark this run does not run again, so one part can be re-run on a
+#                 quieter machine (e.g. BENCH_ONLY=import BENCH_MERGE=raw.txt BENCH_RAW=raw.txt)
 #   BENCH_IDLE    before each process, wait until other work uses less than this % of the
 #                 CPUs (default 25), for at most 30 s per process and BENCH_WAIT seconds in
 #                 all (default 180); the report says how busy the machine was at each start
@@ -24,14 +28,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 SIZES=${BENCH_SIZES:-"16MiB 256MiB 1GiB"}
-REPEAT=${BENCH_REPEAT:-3}
-ONLY=${BENCH_ONLY:-"import export routing release poller schedule coldstart"}
+REPEAT=${BENCH_REPEAT:-5}
+ONLY=${BENCH_ONLY:-"import export requests routing release poller schedule coldstart"}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 RAW=${BENCH_RAW:-$work/raw.txt}
+if [ -n "${BENCH_MERGE:-}" ]; then
+	cp "$BENCH_MERGE" "$work/earlier.txt" # before RAW, which may be the same file, is emptied
+fi
 : >"$RAW"
+# The poll schedule's time series for the charts: beside BENCH_RAW when it
+# is kept (so a merged run still has them), else temporary.
+SERIES=${BENCH_RAW:+$BENCH_RAW.series}
+SERIES=${SERIES:-$work/series}
+mkdir -p "$SERIES"
+if [ -n "${BENCH_MERGE:-}" ] && [ -d "$BENCH_MERGE.series" ] && [ "$BENCH_MERGE.series" != "$SERIES" ]; then
+	cp -n "$BENCH_MERGE.series"/* "$SERIES"/ 2>/dev/null || true
+fi
 
 echo "bench: building the test binary"
 $GO test -c -o "$work/bench.test" ./bench
@@ -106,6 +121,7 @@ benchtime_for() {
 
 # pair TARGET BASELINE [DIAGNOSTIC ENV...]: alternate the two, REPEAT times
 # per size; with DIAGNOSTIC, also TARGET under ENV, reported as DIAGNOSTIC.
+# With ALSO set (a benchmark name), that one runs too, after TARGET.
 pair() {
 	local target=$1 baseline=$2 diag=${3:-} size bt r
 	for size in $SIZES; do
@@ -116,6 +132,9 @@ pair() {
 			if [ -n "$diag" ]; then
 				one "^${target}\$/^${size}\$" "$bt" "$diag" "${@:4}"
 			fi
+			if [ -n "${ALSO:-}" ]; then
+				one "^${ALSO}\$/^${size}\$" "$bt"
+			fi
 		done
 	done
 }
@@ -125,7 +144,10 @@ for part in $ONLY; do
 	# The diagnostic run: the S3 fake does not return the object's
 	# checksum, so the SDK validates nothing (what that validation costs).
 	import) pair BenchmarkImportStreaming BenchmarkImportBaseline BenchmarkImportStreamingNoCRC BENCH_S3_CHECKSUM=off ;;
-	export) pair BenchmarkExportLanding BenchmarkExportBaseline ;;
+	# The export's baseline is a plain SDK multipart upload of the same
+	# download; the download alone (into io.Discard) is the second column.
+	export) ALSO=BenchmarkExportDownload pair BenchmarkExportLanding BenchmarkExportBaseline ;;
+	requests) one '^BenchmarkImportRequests$' 1x ;;
 	routing)
 		one '^BenchmarkRouting$/^fake-sqs$' 2s
 		one '^BenchmarkRouting$/^moto-sqs$' 30x
@@ -139,7 +161,7 @@ for part in $ONLY; do
 		one '^BenchmarkPollerAtScale$/^one-minute$' 1x
 		one '^BenchmarkPollerAtScale$/^lambda-120s$' 1x
 		;;
-	schedule) one '^BenchmarkPollSchedule$' 1x ;;
+	schedule) one '^BenchmarkPollSchedule$' 1x "" BENCH_SERIES_DIR="$SERIES" ;;
 	coldstart)
 		for fn in router enqueue poller dequeue; do
 			one "^BenchmarkColdStart\$/^${fn}\$" 10x
@@ -152,6 +174,17 @@ for part in $ONLY; do
 	esac
 done
 
+# merge: the earlier run's lines for the sub-benchmarks this run did not
+# run, then this run's.
+if [ -n "${BENCH_MERGE:-}" ]; then
+	awk 'FNR == NR { if ($1 ~ /^Benchmark/) { n = $1; sub(/-[0-9]+$/, "", n); fresh[n] = 1 }; next }
+		$1 ~ /^Benchmark/ { n = $1; sub(/-[0-9]+$/, "", n); if (n in fresh) next }
+		{ print }' "$RAW" "$work/earlier.txt" >"$work/merged.txt"
+	cat "$RAW" >>"$work/merged.txt"
+	cp "$work/merged.txt" "$RAW"
+	echo "bench: kept the results of $BENCH_MERGE for what this run did not run"
+fi
+
 took=$(($(date +%s) - started))
-$GO run ./bench/report -raw "$RAW" -out "$OUT" -sizes "$SIZES" -repeat "$REPEAT" -took "${took}s" -idle "$IDLE"
+$GO run ./bench/report -raw "$RAW" -out "$OUT" -sizes "$SIZES" -repeat "$REPEAT" -took "${took}s" -idle "$IDLE" -series "$SERIES"
 echo "bench: wrote $OUT in ${took}s"

@@ -15,7 +15,11 @@ package bench_test
 
 import (
 	"container/heap"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +112,7 @@ type simResult struct {
 	FirstCheck     time.Duration // longest enqueue → first check
 	MaxRunDuration time.Duration // longest run (first to last request)
 	Finalized      int
+	Times          []time.Duration // when each F&O request went out, ascending
 }
 
 // ledger entry order: next-check second, then identity (a hash in the
@@ -259,7 +264,7 @@ func simulate(s schedule, l load) simResult {
 			res.YoungGapRuns = max(res.YoungGapRuns, end-lastRun[i])
 		}
 	}
-	res.Calls = len(calls)
+	res.Calls, res.Times = len(calls), calls
 	res.AvgPerMinute = float64(len(calls)) / l.For.Minutes()
 	res.Max5Min = maxInWindow(calls, odataWindow)
 	res.Max1Min = maxInWindow(calls, time.Minute)
@@ -381,6 +386,35 @@ func TestPollSchedule(t *testing.T) {
 	}
 }
 
+// seriesLoads are the loads whose requests over time BenchmarkPollSchedule
+// writes for the report's chart, when BENCH_SERIES_DIR names a folder.
+var seriesLoads = map[string]bool{"steady-10k": true, "burst-10k": true}
+
+// writeSeries writes, every 10 simulated seconds, the F&O requests made in
+// the 60 seconds and in the 5 minutes before: "seconds,last60s,last5min".
+func writeSeries(path string, times []time.Duration) error {
+	var b strings.Builder
+	b.WriteString("seconds,last60s,last5min\n")
+	if len(times) == 0 {
+		return os.WriteFile(path, []byte(b.String()), 0o644)
+	}
+	end := times[len(times)-1]
+	lo1, lo5, hi := 0, 0, 0
+	for t := time.Duration(0); t <= end+10*time.Second; t += 10 * time.Second {
+		for hi < len(times) && times[hi] <= t {
+			hi++
+		}
+		for lo1 < hi && times[lo1] <= t-time.Minute {
+			lo1++
+		}
+		for lo5 < hi && times[lo5] <= t-odataWindow {
+			lo5++
+		}
+		fmt.Fprintf(&b, "%d,%d,%d\n", int(t.Seconds()), hi-lo1, hi-lo5)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
 // BenchmarkPollSchedule reports the simulation's numbers per load (for
 // RESULTS.md); the time per op is the simulation's, not the poller's.
 func BenchmarkPollSchedule(b *testing.B) {
@@ -401,6 +435,11 @@ func BenchmarkPollSchedule(b *testing.B) {
 			b.ReportMetric(float64(r.MaxRunRecords), "max-run-records")
 			b.ReportMetric(float64(r.Deferred), "deferred")
 			b.ReportMetric(r.MaxRunDuration.Seconds(), "max-run-s")
+			if dir := os.Getenv("BENCH_SERIES_DIR"); dir != "" && seriesLoads[l.Name] {
+				if err := writeSeries(filepath.Join(dir, "schedule-"+l.Name+".csv"), r.Times); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 	b.Run("analysis", func(b *testing.B) {

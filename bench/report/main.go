@@ -14,20 +14,25 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"gonum.org/v1/plot/plotter"
 )
 
 func main() {
 	raw := flag.String("raw", "", "benchmark output (lines starting with Benchmark)")
 	out := flag.String("out", "bench/RESULTS.md", "report to write")
 	sizes := flag.String("sizes", "16MiB 256MiB 1GiB", "sizes run")
-	repeat := flag.Int("repeat", 3, "runs per throughput pair")
+	repeat := flag.Int("repeat", 5, "runs per throughput pair")
 	took := flag.String("took", "", "how long the run took")
 	idle := flag.Int("idle", 25, "the CPU use (%) below which the harness starts a process (BENCH_IDLE)")
+	seriesDir := flag.String("series", "", "folder of the time series BenchmarkPollSchedule wrote (BENCH_SERIES_DIR)")
+	noCharts := flag.Bool("no-charts", false, "write no SVG charts beside the report")
 	flag.Parse()
 	f, err := os.Open(*raw)
 	if err != nil {
@@ -44,7 +49,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
-	r := &report{res: res, busy: busy, date: date, sizes: strings.Fields(*sizes), repeat: *repeat, took: *took, idle: *idle}
+	r := &report{res: res, busy: busy, date: date, sizes: strings.Fields(*sizes), repeat: *repeat, took: *took, idle: *idle,
+		series: *seriesDir}
+	if !*noCharts {
+		r.charts = filepath.Dir(*out)
+	}
 	if err := os.WriteFile(*out, []byte(r.render()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
@@ -166,15 +175,22 @@ type report struct {
 	b      strings.Builder
 	goals  [][]string // every goal: what, verdict
 	open   []string   // the current section's goal lines
+	charts string     // where the SVG charts go ("": none)
+	series string     // where BenchmarkPollSchedule's time series are
 }
 
 func (r *report) p(format string, args ...any) { fmt.Fprintf(&r.b, format, args...) }
 
-// goal records a goal of the current section, met or not.
+// goal records a goal of the current section, met or not. A goal not met
+// while other work kept the machine busy says so (the harness's busy
+// figures), so that part can be run again on a quiet machine.
 func (r *report) goal(met bool, what string) {
 	mark := "**met**"
 	if !met {
 		mark = "**NOT met**"
+		if _, hi := r.busiest(); hi >= float64(r.idle) {
+			mark += fmt.Sprintf(" (up to %.0f%% of the CPUs were busy with other work when a process of this run started)", hi)
+		}
 	}
 	r.open = append(r.open, fmt.Sprintf("- Goal %s: %s", mark, what))
 	r.goals = append(r.goals, []string{what, mark})
@@ -202,10 +218,14 @@ func (r *report) section(title string, setup ...string) {
 
 // table writes a Markdown table: the first column left-aligned, the others
 // right-aligned.
-func (r *report) table(head []string, rows [][]string) {
+func (r *report) table(head []string, rows [][]string) { r.tableLeft(head, 1, rows) }
+
+// tableLeft writes a Markdown table whose first left columns are
+// left-aligned and the others right-aligned.
+func (r *report) tableLeft(head []string, left int, rows [][]string) {
 	r.p("| %s |\n|", strings.Join(head, " | "))
 	for i := range head {
-		if i == 0 {
+		if i < left {
 			r.p(" --- |")
 		} else {
 			r.p(" ---: |")
@@ -363,6 +383,8 @@ func (r *report) render() string {
 
 	r.imports()
 	r.exports()
+	r.memory()
+	r.requests()
 	r.routing()
 	r.release()
 	r.poller()
@@ -445,7 +467,7 @@ func (r *report) imports() {
 			num(1, r.res.v(t+s, "peak-RSS-MiB")), num(1, r.res.v(base+s, "peak-RSS-MiB"))}
 	}))
 	lo, hi := r.ratios(t, base, run)
-	r.goal(lo >= 0.9, fmt.Sprintf("import throughput ≥ 0.9 × baseline at every size (lowest %.2f)", lo))
+	r.goal(lo >= 0.95, fmt.Sprintf("import throughput ≥ 0.95 × baseline at every size (lowest %.2f)", lo))
 	throughput := fmt.Sprintf("Throughput is %s of the baseline", span(2, lo, hi))
 	if diag := r.res.ran(nocrc, run...); len(diag) > 0 {
 		dlo, dhi := r.ratios(nocrc, base, diag)
@@ -465,7 +487,7 @@ func (r *report) imports() {
 }
 
 func (r *report) exports() {
-	const t, base = "BenchmarkExportLanding/", "BenchmarkExportBaseline/"
+	const t, base, dl = "BenchmarkExportLanding/", "BenchmarkExportBaseline/", "BenchmarkExportDownload/"
 	run := r.pairs(t, base)
 	if len(run) == 0 {
 		return
@@ -473,26 +495,34 @@ func (r *report) exports() {
 	part, conc, limit := r.res.v(t+run[0], "part-MiB"), r.res.v(t+run[0], "concurrency"), r.res.v(t+run[0], "memlimit-MiB")
 	bound := part*conc + 32
 	r.section("Export: F&O → dequeue handler → S3 (`BenchmarkExportLanding` vs `BenchmarkExportBaseline`)",
-		"The real dequeue handler (`dequeue.Handler.Run`: dequeue, download, idempotency marker, transfer-manager multipart",
-		fmt.Sprintf("upload with If-None-Match, marker update, ack) with the default part size (%.0f MiB) and concurrency (%.0f), from the", part, conc),
-		"emulator's download (a generated export, never held) to the S3 fake's multipart sink (parts decoded, counted, dropped),",
-		fmt.Sprintf("under the soft memory limit the dequeue function sets at start (`dequeue.ApplyMemoryLimit`: %.0f MiB here).", limit),
-		"The baseline reads the same export with the same d365 client (dequeue, download, ack) into io.Discard; the landing also",
-		"sends every byte to S3 over TLS, with the SDK's checksum trailer. Peak heap is HeapInuse (live objects and garbage not yet",
-		"collected); peak live heap is what the GC found live (`/gc/heap/live:bytes`).")
-	r.table([]string{"size", "landing MB/s", "baseline MB/s", "ratio", "landing B/op", "peak heap MiB", "peak live heap MiB", "bound MiB",
-		"landing peak RSS MiB", "baseline peak RSS MiB"}, rows(run, func(s string) []string {
-		return []string{s, num(0, r.res.v(t+s, "MB/s")), num(0, r.res.v(base+s, "MB/s")), num(2, r.res.pairRatio(t+s, base+s)),
-			bytesPerOp(r.res.v(t+s, "B/op")), num(1, r.res.v(t+s, "peak-heap-MiB")), num(1, r.res.v(t+s, "peak-live-MiB")), num(0, bound),
-			num(1, r.res.v(t+s, "peak-RSS-MiB")), num(1, r.res.v(base+s, "peak-RSS-MiB"))}
-	}))
+		"The real dequeue handler (`dequeue.Handler.Run`: dequeue, download, idempotency marker, multipart upload through",
+		"`internal/exports/s3upload` (part buffers pooled across uploads) with If-None-Match, marker update, ack)",
+		fmt.Sprintf("with the default part size (%.0f MiB) and concurrency (%.0f), from the emulator's download (a generated export,", part, conc),
+		"never held) to the S3 fake's multipart sink (parts decoded, counted, dropped), under the soft memory limit the dequeue",
+		fmt.Sprintf("function sets at start (`dequeue.ApplyMemoryLimit`: %.0f MiB here).", limit),
+		"The baseline streams the same download from the same emulator to the same S3 fake with a plain SDK multipart upload",
+		"of the same part size and concurrency (CreateMultipartUpload, an io.Copy of the download into each part's buffer and",
+		"an UploadPart with the SDK's CRC32, CompleteMultipartUpload; no marker, no If-None-Match, no ack). The download column",
+		"reads the same export into io.Discard (dequeue, download, ack): what the F&O side alone allows. Peak heap is HeapInuse",
+		"(live objects and garbage not yet collected); peak live heap is what the GC found live (`/gc/heap/live:bytes`).")
+	r.table([]string{"size", "landing MB/s", "baseline MB/s", "ratio", "download only MB/s", "landing ÷ download", "landing B/op", "baseline B/op",
+		"peak heap MiB", "peak live heap MiB", "bound MiB", "landing peak RSS MiB", "baseline peak RSS MiB", "download peak RSS MiB"},
+		rows(run, func(s string) []string {
+			dlMBs, dlRatio, dlRSS := "–", "–", "–"
+			if r.res.has(dl + s) {
+				dlMBs, dlRatio, dlRSS = num(0, r.res.v(dl+s, "MB/s")), num(2, r.res.pairRatio(t+s, dl+s)), num(1, r.res.v(dl+s, "peak-RSS-MiB"))
+			}
+			return []string{s, num(0, r.res.v(t+s, "MB/s")), num(0, r.res.v(base+s, "MB/s")), num(2, r.res.pairRatio(t+s, base+s)),
+				dlMBs, dlRatio, bytesPerOp(r.res.v(t+s, "B/op")), bytesPerOp(r.res.v(base+s, "B/op")),
+				num(1, r.res.v(t+s, "peak-heap-MiB")), num(1, r.res.v(t+s, "peak-live-MiB")), num(0, bound),
+				num(1, r.res.v(t+s, "peak-RSS-MiB")), num(1, r.res.v(base+s, "peak-RSS-MiB")), dlRSS}
+		}))
 	lo, hi := r.ratios(t, base, run)
 	_, heap := minMax(run, func(s string) float64 { return r.res.v(t+s, "peak-heap-MiB") })
 	_, live := minMax(run, func(s string) float64 { return r.res.v(t+s, "peak-live-MiB") })
-	_, over := minMax(run, func(s string) float64 { return r.res.v(t+s, "peak-RSS-MiB") - r.res.v(base+s, "peak-RSS-MiB") })
-	r.goal(live <= bound, fmt.Sprintf("export live heap ≤ part size × concurrency + 32 MiB = %.0f MiB (highest %.1f MiB)", bound, live))
-	r.goal(heap <= bound, fmt.Sprintf("export heap in use (live + uncollected garbage) ≤ %.0f MiB (highest %.1f MiB)", bound, heap))
-	r.goal(over <= bound, fmt.Sprintf("export peak RSS above the baseline process's (the floor: binary, runtime, the in-process servers) ≤ %.0f MiB (highest %.1f MiB)", bound, over))
+	r.goal(lo >= 0.9, fmt.Sprintf("export landing ≥ 0.9 × the plain multipart upload at every size (lowest %.2f)", lo))
+	r.goal(heap <= bound, fmt.Sprintf("export heap in use (live + uncollected garbage) ≤ part size × concurrency + 32 MiB = %.0f MiB at every size (highest %.1f MiB)", bound, heap))
+	r.goal(live <= bound, fmt.Sprintf("export live heap ≤ %.0f MiB (highest %.1f MiB)", bound, live))
 	where := map[[2]bool]string{{true, true}: "both within", {true, false}: "the live heap within and the heap in use above",
 		{false, false}: "both above"}[[2]bool{live <= bound, heap <= bound}]
 	if where == "" {
@@ -502,16 +532,161 @@ func (r *report) exports() {
 	if limit == bound {
 		same = ", the soft memory limit"
 	}
-	bop := fmt.Sprintf("B/op is %s per file.", bytesPerOp(r.res.v(t+run[0], "B/op")))
-	if last := run[len(run)-1]; len(run) > 1 {
-		bop = fmt.Sprintf("B/op per file goes from %s at %s to %s at %s.", bytesPerOp(r.res.v(t+run[0], "B/op")), run[0], bytesPerOp(r.res.v(t+last, "B/op")), last)
+	download := ""
+	if dls := r.res.ran(dl, run...); len(dls) > 0 {
+		dlo, dhi := r.ratios(t, dl, dls)
+		download = fmt.Sprintf("Against the download alone it reaches %s: the rest is the upload's own cost (TLS, the CRC32 and aws-chunked framing, the S3 side), which the baseline pays too.", span(2, dlo, dhi))
 	}
-	r.shows(fmt.Sprintf("The landing reaches %s of the baseline's throughput.", span(2, lo, hi)),
+	bop := fmt.Sprintf("B/op is %s per file (the baseline's %s).", bytesPerOp(r.res.v(t+run[0], "B/op")), bytesPerOp(r.res.v(base+run[0], "B/op")))
+	if last := run[len(run)-1]; len(run) > 1 {
+		bop = fmt.Sprintf("B/op per file goes from %s at %s to %s at %s (the baseline's from %s to %s): no part buffer is allocated per upload.",
+			bytesPerOp(r.res.v(t+run[0], "B/op")), run[0], bytesPerOp(r.res.v(t+last, "B/op")), last,
+			bytesPerOp(r.res.v(base+run[0], "B/op")), bytesPerOp(r.res.v(base+last, "B/op")))
+	}
+	r.shows(fmt.Sprintf("The landing reaches %s of the plain multipart upload's throughput.", span(2, lo, hi)), download,
 		r.flat(t, "export", "export memory flat", run, false),
 		fmt.Sprintf("The live heap peaked at %.1f MiB and the heap in use at %.1f MiB, %s part size × concurrency + 32 MiB = %.0f MiB%s.", live, heap, where, bound, same),
-		fmt.Sprintf("The landing process's peak RSS is at most %.1f MiB above the baseline process's.", over),
 		bop)
 	r.end()
+}
+
+// throughput draws throughput against size for imports and exports,
+// beside their baselines.
+func (r *report) throughputCharts() {
+	var sizes []string
+	for _, s := range r.sizes {
+		if r.res.has("BenchmarkImportStreaming/"+s) || r.res.has("BenchmarkExportLanding/"+s) {
+			sizes = append(sizes, s)
+		}
+	}
+	if len(sizes) < 2 {
+		return
+	}
+	r.p("## Charts: throughput and memory against size\n\n")
+	ticks := sizeTicks(sizes)
+	if r.res.has("BenchmarkImportStreaming/" + sizes[0]) {
+		r.figure(chart{file: "throughput-import.svg", title: "Import: S3 → F&O", xLabel: "file size", yLabel: "MB/s (median)",
+			logX: true, legendBottom: true, headroom: 1.1, xTicks: ticks, lines: []series{
+				{name: "import (enqueue handler)", xy: r.bySize("BenchmarkImportStreaming/", "MB/s", sizes), marks: true},
+				{name: "baseline: plain GET → POST", xy: r.bySize("BenchmarkImportBaseline/", "MB/s", sizes), marks: true, dashed: true},
+				{name: "import, fake without checksums", xy: r.bySize("BenchmarkImportStreamingNoCRC/", "MB/s", sizes), marks: true, dashed: true},
+			}}, "import throughput against file size, beside its baseline")
+	}
+	if r.res.has("BenchmarkExportLanding/" + sizes[0]) {
+		r.figure(chart{file: "throughput-export.svg", title: "Export: F&O → S3", xLabel: "export size", yLabel: "MB/s (median)",
+			logX: true, headroom: 1.5, xTicks: ticks, lines: []series{
+				{name: "landing (dequeue handler)", xy: r.bySize("BenchmarkExportLanding/", "MB/s", sizes), marks: true},
+				{name: "baseline: plain SDK multipart upload", xy: r.bySize("BenchmarkExportBaseline/", "MB/s", sizes), marks: true, dashed: true},
+				{name: "download only (io.Discard)", xy: r.bySize("BenchmarkExportDownload/", "MB/s", sizes), marks: true, dashed: true},
+			}}, "export throughput against export size, beside its baselines")
+	}
+}
+
+// memory draws peak heap and peak RSS against size, with the export's
+// heap bound.
+func (r *report) memory() {
+	r.throughputCharts()
+	var sizes []string
+	for _, s := range r.sizes {
+		if r.res.has("BenchmarkImportStreaming/"+s) || r.res.has("BenchmarkExportLanding/"+s) {
+			sizes = append(sizes, s)
+		}
+	}
+	if len(sizes) < 2 {
+		return
+	}
+	lines := []series{
+		{name: "import peak RSS", xy: r.bySize("BenchmarkImportStreaming/", "peak-RSS-MiB", sizes), marks: true, color: palette[0]},
+		{name: "import peak heap", xy: r.bySize("BenchmarkImportStreaming/", "peak-heap-MiB", sizes), marks: true, dashed: true, color: palette[0]},
+		{name: "export peak RSS", xy: r.bySize("BenchmarkExportLanding/", "peak-RSS-MiB", sizes), marks: true, color: palette[1]},
+		{name: "export peak heap", xy: r.bySize("BenchmarkExportLanding/", "peak-heap-MiB", sizes), marks: true, dashed: true, color: palette[1]},
+	}
+	if t := "BenchmarkExportLanding/" + sizes[0]; r.res.has(t) {
+		bound := r.res.v(t, "part-MiB")*r.res.v(t, "concurrency") + 32
+		x0, x1 := sizeBytes(sizes[0])/(1<<20), sizeBytes(sizes[len(sizes)-1])/(1<<20)
+		lines = append(lines, series{name: fmt.Sprintf("export heap bound (%.0f MiB)", bound), xy: constant(x0, x1, bound), dashed: true, color: palette[3]})
+	}
+	r.figure(chart{file: "memory.svg", title: "Memory against size (each size in its own process)", xLabel: "file or export size",
+		yLabel: "MiB", logX: true, xTicks: sizeTicks(sizes), lines: lines, headroom: 1.6}, "peak RSS and peak heap against size, import and export")
+}
+
+// lifeStage says what each stage of BenchmarkImportRequests is.
+var lifeStage = map[string]string{
+	"route":   "router: the S3 notification → a release request for the route",
+	"release": "release pass (enqueue function): the file → the FIFO queue",
+	"enqueue": "enqueue function: the file → F&O",
+	"check-1": "poller run: F&O still has it queued",
+	"check-2": "poller run: still queued",
+	"finish":  "poller run: processed → finalized and filed in processed/",
+}
+
+// requests reports BenchmarkImportRequests: every request one imported
+// file's life costs, by stage.
+func (r *report) requests() {
+	const name = "BenchmarkImportRequests"
+	if !r.res.has(name) {
+		return
+	}
+	m := r.res[name][len(r.res[name])-1]
+	stages := []string{"route", "release", "enqueue", "check-1", "check-2", "finish"}
+	type cell struct {
+		n   float64
+		ops []string
+	}
+	get := func(stage, class string) cell {
+		var c cell
+		var keys []string
+		for k := range m {
+			if strings.HasPrefix(k, stage+":"+class+":") {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			c.n += m[k]
+			c.ops = append(c.ops, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, stage+":"+class+":"), m[k]))
+		}
+		return c
+	}
+	r.section("Requests over an imported file's life (`BenchmarkImportRequests`)",
+		"One file followed from its S3 notification to `processed/` through the real router, enqueue function (release pass,",
+		"then the send) and poller, with the real SDK and d365 clients: S3 is the fake's server face, SQS an in-process sender",
+		"whose messages are handed to the next stage, F&O the emulator. F&O takes the file on the third poller run. Every request",
+		"is counted at the client, by operation. The file's own are those whose key names the file or its identity (the file, its",
+		"markers, ledger record and result document) and the SQS messages that carry it; what a release pass or a poller run does",
+		"for every file at once (listings, the poller's lease, the sweep's state, status documents) is counted apart. The F&O",
+		"token (one per execution environment and hour) is fetched before counting.")
+	var aws, fno, run float64
+	r.tableLeft([]string{"stage", "what", "S3 and SQS requests for the file", "F&O requests", "the pass's or run's own S3 requests (shared)"}, 5,
+		rows(stages, func(st string) []string {
+			a, f, ru := get(st, "aws"), get(st, "fno"), get(st, "run")
+			aws, fno, run = aws+a.n, fno+f.n, run+ru.n
+			show := func(c cell) string {
+				if c.n == 0 {
+					return "–"
+				}
+				return fmt.Sprintf("**%.0f**: %s", c.n, strings.Join(c.ops, ", "))
+			}
+			return []string{st, lifeStage[st], show(a), show(f), show(ru)}
+		}))
+	checks := get("check-1", "aws").n
+	r.shows(fmt.Sprintf("The file cost %.0f S3 and SQS requests and %.0f F&O requests of its own over its life; the release pass and the "+
+		"three poller runs that handled it made %.0f S3 requests of their own besides, shared with whatever else was waiting or in flight.", aws, fno, run),
+		fmt.Sprintf("Each check that finds the file still in F&O's queue costs it %.0f F&O request and %.0f S3 requests (%s).",
+			get("check-1", "fno").n, checks, strings.Join(get("check-1", "aws").ops, ", ")))
+	r.end()
+}
+
+// busiest is the median and highest CPU use by other work at the starts of
+// the run's processes.
+func (r *report) busiest() (med, hi float64) {
+	if len(r.busy.pct) == 0 {
+		return 0, 0
+	}
+	for _, v := range r.busy.pct {
+		hi = max(hi, v)
+	}
+	return median(append([]float64(nil), r.busy.pct...)), hi
 }
 
 func (r *report) routing() {
@@ -762,7 +937,43 @@ func (r *report) schedule() {
 	}
 	r.goal(worst1 <= budget, fmt.Sprintf("≤ %s F&O requests in any 60 seconds (the budget), every load%s (most %.0f)", thou(budget), coldNote, worst1))
 	r.goal(worst5 <= odata, fmt.Sprintf("≤ %s F&O requests in any 5 minutes (OData limit), every load%s (most %.0f)", thou(odata), coldNote, worst5))
+	r.scheduleCharts(budget, odata)
 	r.end()
+}
+
+// chartMinutes is how much of a simulation the schedule charts show.
+const chartMinutes = 90
+
+// scheduleCharts draws, for each load whose series the simulation wrote,
+// the F&O requests a minute over time against the budget and the OData
+// limit.
+func (r *report) scheduleCharts(budget, odata float64) {
+	if r.series == "" {
+		return
+	}
+	for _, load := range []string{"steady-10k", "burst-10k"} {
+		t, last60, last5, err := readSeries(filepath.Join(r.series, "schedule-"+load+".csv"))
+		if err != nil {
+			continue
+		}
+		// The first 90 minutes: the back-off's pattern repeats after that.
+		var per1, per5 plotter.XYs
+		for i := range t {
+			if t[i] > chartMinutes*60 {
+				break
+			}
+			per1 = append(per1, plotter.XY{X: t[i] / 60, Y: last60[i]})
+			per5 = append(per5, plotter.XY{X: t[i] / 60, Y: last5[i] / 5})
+		}
+		x1 := per1[len(per1)-1].X
+		r.figure(chart{file: "schedule-" + load + ".svg", title: "Poll schedule, " + load + ": F&O requests a minute (simulated)",
+			xLabel: "minutes since the start", yLabel: "F&O requests a minute", headroom: 1.55, lines: []series{
+				{name: "requests in the last 60 s", xy: per1, color: palette[0]},
+				{name: "requests in the last 5 min ÷ 5", xy: per5, color: palette[2]},
+				{name: fmt.Sprintf("budget (%s in any 60 s)", thou(budget)), xy: constant(0, x1, budget), dashed: true, color: palette[1]},
+				{name: fmt.Sprintf("OData limit (%s in any 5 min) ÷ 5", thou(odata)), xy: constant(0, x1, odata/5), dashed: true, color: palette[3]},
+			}}, "the poll schedule's F&O requests a minute over time, "+load+", against the budget and the OData limit")
+	}
 }
 
 func contains(list []string, s string) bool {

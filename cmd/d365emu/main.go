@@ -10,7 +10,10 @@
 // secret as KEY=value lines, writes the CA certificate to -ca-out, runs a
 // batch tick every -tick, and stops on SIGINT or SIGTERM. -enqueue-answer
 // makes enqueue answer in another shape than F&O's (a sign-in page, plain
-// text, ...), to see how a client takes it.
+// text, ...), to see how a client takes it. -enhanced-parallel-package-import
+// lets package imports of different data projects run at once;
+// -on-premises serves an on-premises environment (AD FS sign-in, the
+// package API under /namespaces/AXSF) and prints its settings.
 package main
 
 import (

@@ -60,6 +60,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.opts.HTTPDownloadLocation, "http-download-location", false, "hand out DownloadLocation as http://host:80/... (the real quirk)")
 	fs.BoolVar(&cfg.opts.RawNewlinesInErrors, "raw-newlines-in-errors", false, "GetExecutionErrors text with raw CR/LF and quotes")
 	fs.BoolVar(&cfg.opts.Unauthorized403, "unauthorized-403", false, "answer 403 instead of 401 for apps not allowed on an activity")
+	fs.BoolVar(&cfg.opts.EnhancedParallelPackageImport, "enhanced-parallel-package-import", false,
+		"F&O's Data management parameter of that name: package imports of different data projects may run at once (default: one per environment)")
+	fs.BoolVar(&cfg.opts.OnPremises, "on-premises", false,
+		"an on-premises environment: sign-in at AD FS (/adfs), the package API under /namespaces/AXSF, no recurring integrations (302)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request to stderr (never tokens or secrets)")
 	answer := fs.String("enqueue-answer", string(d365test.AnswerJSONString), "shape of every enqueue answer: "+shapeNames()+
 		" (F&O answers json; the others try a client's reading of the message ID)")
@@ -171,8 +175,12 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(*d365test.Em
 	// The names the functions read (internal/shared/fnoenv), so the output can be
 	// pasted into a function's environment as is.
 	au, _ := url.Parse(e.AuthorityURL())
-	fmt.Fprintf(out, "FNO_BASE_URL=%s\nFNO_AUTHORITY_HOST=%s\nFNO_TENANT_ID=%s\nFNO_CLIENT_ID=%s\nFNO_CLIENT_SECRET=%s\nFNO_CA_BUNDLE=%s\n# blob storage (download URLs point here): %s\n",
-		e.URL(), au.Scheme+"://"+au.Host, e.TenantID(), e.ClientID(), e.ClientSecret(), caFile, e.BlobURL())
+	authority, tenant, namespace := au.Scheme+"://"+au.Host, e.TenantID(), ""
+	if cfg.opts.OnPremises {
+		authority, tenant, namespace = e.ADFSAuthorityURL(), "adfs", "\nFNO_NAMESPACE="+d365test.OnPremisesNamespace
+	}
+	fmt.Fprintf(out, "FNO_BASE_URL=%s\nFNO_AUTHORITY_HOST=%s\nFNO_TENANT_ID=%s%s\nFNO_CLIENT_ID=%s\nFNO_CLIENT_SECRET=%s\nFNO_CA_BUNDLE=%s\n# blob storage (download URLs point here): %s\n",
+		e.URL(), authority, tenant, namespace, e.ClientID(), e.ClientSecret(), caFile, e.BlobURL())
 	if ready != nil {
 		ready(e)
 	}

@@ -215,3 +215,74 @@ func TestRun(t *testing.T) {
 		t.Errorf("run after cancel: %v", err)
 	}
 }
+
+// TestOnPremisesAndParallelPackageImport: -on-premises prints the settings
+// of an on-premises environment (AD FS authority, tenant "adfs",
+// FNO_NAMESPACE), and the real client built from them alone imports
+// packages; with -enhanced-parallel-package-import two data projects'
+// imports run side by side and both succeed, without it the second fails.
+func TestOnPremisesAndParallelPackageImport(t *testing.T) {
+	t.Parallel()
+	for _, parallel := range []bool{true, false} {
+		args := []string{"-on-premises", "-tick", "0", "-ca-out", filepath.Join(t.TempDir(), "ca.pem")}
+		if parallel {
+			args = append(args, "-enhanced-parallel-package-import")
+		}
+		cfg, err := parseFlags(args, io.Discard)
+		if err != nil || cfg.opts.EnhancedParallelPackageImport != parallel || !cfg.opts.OnPremises {
+			t.Fatalf("%q: %+v, %v", args, cfg.opts, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var out bytes.Buffer
+		ready := make(chan *d365test.Emulator, 1)
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, cfg, &out, func(e *d365test.Emulator) { ready <- e }) }()
+		var e *d365test.Emulator
+		select {
+		case e = <-ready:
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				env[k] = v
+			}
+		}
+		if env["FNO_TENANT_ID"] != "adfs" || env["FNO_NAMESPACE"] != "AXSF" || !strings.HasSuffix(env["FNO_AUTHORITY_HOST"], "/adfs") {
+			t.Fatalf("printed:\n%s", out.String())
+		}
+		cred, _ := d365.SecretCredential(env["FNO_CLIENT_SECRET"])
+		c, err := d365.New(d365.Config{BaseURL: env["FNO_BASE_URL"], TenantID: env["FNO_TENANT_ID"], ClientID: env["FNO_CLIENT_ID"],
+			Credential: cred, AuthorityHost: env["FNO_AUTHORITY_HOST"], Namespace: env["FNO_NAMESPACE"], HTTPClient: e.HTTPClient()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, project := range []string{"Opening", "Budgets"} {
+			pkg := d365test.NewPackage(project, d365test.PackageEntity{Name: "Customer groups", Data: []byte("A,B\r\n")})
+			w, err := c.GetAzureWriteURL(ctx, project+".zip")
+			if err == nil {
+				err = c.UploadPackageBlocks(ctx, w.BlobURL, bytes.NewReader(pkg), int64(len(pkg)), 1<<20)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := c.ImportFromPackage(ctx, d365.ImportPackageRequest{PackageURL: w.BlobURL, DefinitionGroupID: project, Execute: true,
+				Overwrite: true, LegalEntityID: "USMF"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		e.RunToCompletion()
+		want := map[bool]d365.ExecutionStatus{true: d365.ExecSucceeded, false: d365.ExecFailed}[parallel]
+		if st, err := c.GetExecutionSummaryStatus(ctx, ids[1]); err != nil || st != want {
+			t.Errorf("parallel=%v: the second data project's import ended %q (%v), want %q", parallel, st, err, want)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -14,7 +14,7 @@ import (
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
-// AuthError: Entra ID refused to issue a token for the app (an expired or
+// AuthError: Entra ID (or, on-premises, AD FS) refused to issue a token for the app (an expired or
 // wrong client secret, an unknown app or tenant, a disabled app). It will
 // not pass by retrying; Fix says what to do. It never holds the secret or a
 // token: the description is Entra ID's, with secrets blanked.
@@ -28,6 +28,9 @@ type AuthError struct {
 	// Source is where the credential is kept (Config.CredentialSource),
 	// named in the fix.
 	Source string
+	// ADFS: the refusal is AD FS's (an on-premises environment's
+	// authority), whose codes are MSIS ones, not Entra ID's.
+	ADFS bool
 	// Err is an errors.CallErr (MSAL's error type) holding Entra ID's
 	// answer; the request, which carried the credential, is left out.
 	Err error
@@ -36,7 +39,11 @@ type AuthError struct {
 // Error says what Entra ID refused and what to do about it.
 func (e *AuthError) Error() string {
 	var b strings.Builder
-	b.WriteString("d365: Entra ID refused a token for app " + e.ClientID + ": ")
+	who := "Entra ID"
+	if e.ADFS {
+		who = "AD FS"
+	}
+	b.WriteString("d365: " + who + " refused a token for app " + e.ClientID + ": ")
 	switch {
 	case e.Code != "" && e.OAuthError != "":
 		b.WriteString(e.Code + " (" + e.OAuthError + ")")
@@ -86,6 +93,10 @@ func (e *AuthError) Fix() string {
 	if where == "" {
 		where = "the client secret setting"
 	}
+	if e.ADFS {
+		return "check client " + e.ClientID + " and its secret or certificate in AD FS (the application group's server application) against " +
+			where + ", and that the F&O URL is an identifier of the group's Web API"
+	}
 	switch e.Code {
 	case "AADSTS7000222":
 		return "the client secret has expired: add a new client secret to " + app +
@@ -120,7 +131,10 @@ type entraErrorBody struct {
 	Codes       []int  `json:"error_codes"`
 }
 
-var aadstsCode = regexp.MustCompile(`\bAADSTS(\d+)\b`)
+var (
+	aadstsCode = regexp.MustCompile(`\bAADSTS(\d+)\b`)
+	msisCode   = regexp.MustCompile(`\bMSIS(\d+)\b`) // AD FS's
+)
 
 // maxAuthDescription bounds the description kept from Entra ID.
 const maxAuthDescription = 600
@@ -152,6 +166,8 @@ func authError(err error, tenantID, clientID, source string) *AuthError {
 		code = "AADSTS" + strconv.Itoa(body.Codes[0])
 	} else if m := aadstsCode.FindStringSubmatch(body.Description); m != nil {
 		code = "AADSTS" + m[1]
+	} else if m := msisCode.FindStringSubmatch(body.Description); m != nil {
+		code = "MSIS" + m[1]
 	}
 	// Keep the answer for errors.As, but not the request that carried
 	// the credential.

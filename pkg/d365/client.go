@@ -34,8 +34,16 @@ type Config struct {
 	// CredentialSource says where the credential is kept (e.g. "the
 	// Secrets Manager secret arn:..."), for the fix an *AuthError suggests.
 	CredentialSource string
-	// AuthorityHost is Entra ID's login host; default https://login.microsoftonline.com.
+	// AuthorityHost is Entra ID's login host; default
+	// https://login.microsoftonline.com. An AD FS authority (on-premises
+	// environments) is given whole, ending in /adfs
+	// (https://adfs.contoso.com/adfs): it has no tenants, so TenantID is
+	// then empty or "adfs".
 	AuthorityHost string
+	// Namespace is, for an on-premises environment, the namespace its
+	// OData endpoints sit under: "AXSF" puts the package API at
+	// <BaseURL>/namespaces/AXSF/data/... . Empty for the cloud.
+	Namespace string
 	// Tokens overrides the MSAL token source (tests, other identity setups).
 	Tokens TokenSource
 	// HTTPClient is used for F&O, Entra ID and blob requests. Its redirect
@@ -69,6 +77,7 @@ type Limiter interface {
 // Client calls one F&O environment. It is safe for concurrent use.
 type Client struct {
 	base   *url.URL
+	odata  string // the OData endpoints' path under base: "" or /namespaces/<Namespace>
 	hc     *http.Client
 	tokens TokenSource
 	retry  RetryPolicy
@@ -82,8 +91,12 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	odata, err := namespacePath(cfg.Namespace)
+	if err != nil {
+		return nil, err
+	}
 	hc := noRedirects(cfg.HTTPClient)
-	c := &Client{base: base, hc: hc, tokens: cfg.Tokens, retry: cfg.Retry, limit: cfg.Limiter, log: cfg.Logger}
+	c := &Client{base: base, odata: odata, hc: hc, tokens: cfg.Tokens, retry: cfg.Retry, limit: cfg.Limiter, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -135,6 +148,26 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	}
 	u.Path, u.RawQuery, u.Fragment = strings.TrimRight(u.Path, "/"), "", ""
 	return u, nil
+}
+
+var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// CheckNamespace checks a Config.Namespace: empty, or letters, digits
+// and '_'.
+func CheckNamespace(ns string) error {
+	if ns != "" && !namespacePattern.MatchString(ns) {
+		return fmt.Errorf("d365: Namespace %q must be letters, digits or '_' (an on-premises environment's is AXSF)", truncate(ns, 60))
+	}
+	return nil
+}
+
+// namespacePath is the path of a Namespace's OData endpoints under the
+// base URL.
+func namespacePath(ns string) (string, error) {
+	if err := CheckNamespace(ns); err != nil || ns == "" {
+		return "", err
+	}
+	return "/namespaces/" + ns, nil
 }
 
 // checkScheme accepts https anywhere and http only on loopback.

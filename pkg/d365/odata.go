@@ -25,7 +25,7 @@ func (c *Client) action(ctx context.Context, name string, body any, mode retryMo
 	}
 	resp, err := c.send(ctx, request{
 		op: name, method: http.MethodPost, auth: true, mode: mode,
-		url:    c.endpoint(actionPath+name, nil),
+		url:    c.endpoint(c.odata+actionPath+name, nil),
 		header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}},
 		body:   bytesBody(b),
 	})

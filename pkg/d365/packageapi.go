@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,46 +92,61 @@ func (c *Client) UploadPackage(ctx context.Context, blobURL string, body io.Read
 // package of size bytes needs a block size of at least size/MaxBlocks.
 const MaxBlocks = 50000
 
-// UploadPackageBlocks uploads a package of size bytes, read from body, to
-// the SAS URL from GetAzureWriteURL without the bearer token. A package no
-// larger than blockSize goes up in one Put Blob; a larger one in blocks of
-// blockSize (Put Block), committed in order by one Put Block List, so only
-// one block is ever held in memory. A block that fails is sent again on
-// its own. Nothing is committed unless every byte of body was read: a body
-// that fails or ends early (an S3 stream that broke, a checksum that did
-// not match) leaves only uncommitted blocks, which blob storage discards.
-// A SAS that has expired matches ErrSASRefused; body cannot be read again,
-// so the caller starts over with a new URL.
+// UploadPackageBlocks uploads a package read from body to the SAS URL from
+// GetAzureWriteURL without the bearer token. size is its length, or -1 when
+// it is not known beforehand (a package built while it streams): body is
+// then read to its end. A package that fits in one block goes up in one Put
+// Blob; a larger one in blocks of blockSize (Put Block), committed in order
+// by one Put Block List, so only one block is ever held in memory. A block
+// that fails is sent again on its own. Nothing is committed unless every
+// byte of body was read: a body that fails or ends early (an S3 stream that
+// broke, a checksum that did not match) leaves only uncommitted blocks,
+// which blob storage discards. A SAS that has expired matches
+// ErrSASRefused; body cannot be read again, so the caller starts over with
+// a new URL.
 func (c *Client) UploadPackageBlocks(ctx context.Context, blobURL string, body io.Reader, size, blockSize int64) error {
 	if err := checkBlobURL("blob-put", blobURL); err != nil {
 		return err
 	}
-	if size < 0 || blockSize <= 0 {
-		return fmt.Errorf("d365 blob-put: the package size and a block size are required")
+	if size < -1 || blockSize <= 0 {
+		return fmt.Errorf("d365 blob-put: the package size (or -1) and a block size are required")
 	}
-	if size <= blockSize {
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(body, buf); err != nil {
-			return fmt.Errorf("d365 blob-put: read the package: %w", err)
-		}
-		return c.UploadPackage(ctx, blobURL, bytes.NewReader(buf), size)
-	}
-	if n := (size + blockSize - 1) / blockSize; n > MaxBlocks {
+	if n := (size + blockSize - 1) / blockSize; size > 0 && n > MaxBlocks {
 		return fmt.Errorf("d365 blob-put: %d bytes in blocks of %d would need %d blocks; blob storage allows %d", size, blockSize, n, MaxBlocks)
 	}
-	buf := make([]byte, blockSize)
+	bufSize := blockSize
+	if size >= 0 {
+		bufSize = min(blockSize, size)
+	}
+	buf := make([]byte, bufSize)
 	var ids []string
-	for sent := int64(0); sent < size; {
-		n := min(blockSize, size-sent)
-		if _, err := io.ReadFull(body, buf[:n]); err != nil {
-			return fmt.Errorf("d365 blob-put-block: read the package after %d of %d bytes: %w", sent, size, err)
+	var sent int64
+	for {
+		n, last, err := readBlock(body, buf, size, sent)
+		if err != nil {
+			of := ""
+			if size >= 0 {
+				of = fmt.Sprintf(" of %d", size)
+			}
+			return fmt.Errorf("d365 blob-put-block: read the package after %d%s bytes: %w", sent, of, err)
 		}
-		id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "block-%06d", len(ids)))
-		if err := c.blobPut(ctx, "blob-put-block", withQuery(blobURL, "comp=block&blockid="+url.QueryEscape(id)), nil, buf[:n]); err != nil {
-			return err
+		if len(ids) == 0 && last {
+			return c.UploadPackage(ctx, blobURL, bytes.NewReader(buf[:n]), n)
 		}
-		ids = append(ids, id)
-		sent += n
+		if n > 0 {
+			if len(ids) == MaxBlocks {
+				return fmt.Errorf("d365 blob-put: the package is larger than %d blocks of %d bytes, which blob storage allows", MaxBlocks, blockSize)
+			}
+			id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "block-%06d", len(ids)))
+			if err := c.blobPut(ctx, "blob-put-block", withQuery(blobURL, "comp=block&blockid="+url.QueryEscape(id)), nil, buf[:n]); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			sent += n
+		}
+		if last {
+			break
+		}
 	}
 	var list bytes.Buffer
 	list.WriteString(`<?xml version="1.0" encoding="utf-8"?><BlockList>`)
@@ -140,6 +156,27 @@ func (c *Client) UploadPackageBlocks(ctx context.Context, blobURL string, body i
 	list.WriteString("</BlockList>")
 	return c.blobPut(ctx, "blob-put-block-list", withQuery(blobURL, "comp=blocklist"),
 		http.Header{"Content-Type": {"application/xml"}, "x-ms-blob-content-type": {"application/octet-stream"}}, list.Bytes())
+}
+
+// readBlock reads the next block of a package into buf: of a known size,
+// exactly what is left up to len(buf); of an unknown size (-1), as much as
+// buf holds, and last when body ended.
+func readBlock(body io.Reader, buf []byte, size, sent int64) (n int64, last bool, err error) {
+	if size >= 0 {
+		n = min(int64(len(buf)), size-sent)
+		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+			return 0, false, err
+		}
+		return n, sent+n == size, nil
+	}
+	m, err := io.ReadFull(body, buf)
+	switch {
+	case err == nil:
+		return int64(m), false, nil
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return int64(m), true, nil
+	}
+	return 0, false, err
 }
 
 // withQuery adds q to a URL's query as it is written: the SAS's own

@@ -56,14 +56,16 @@ type msalTokenSource struct {
 	app                        confidential.Client
 	scope                      []string
 	tenantID, clientID, source string
+	adfs                       bool // the authority is AD FS, not Entra ID
 }
 
 // DefaultAuthorityHost is Entra ID's public-cloud login host.
 const DefaultAuthorityHost = "https://login.microsoftonline.com"
 
 func newMSALTokenSource(cfg Config, base *url.URL, hc *http.Client) (*msalTokenSource, error) {
-	if cfg.TenantID == "" {
-		return nil, fmt.Errorf("d365: TenantID is required")
+	authority, adfs, err := Authority(cfg.AuthorityHost, cfg.TenantID)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ClientID == "" {
 		return nil, fmt.Errorf("d365: ClientID is required")
@@ -71,30 +73,59 @@ func newMSALTokenSource(cfg Config, base *url.URL, hc *http.Client) (*msalTokenS
 	if cfg.Credential.kind == "" {
 		return nil, fmt.Errorf("d365: a Credential (secret or certificate) is required")
 	}
-	host := cfg.AuthorityHost
-	if host == "" {
-		host = DefaultAuthorityHost
-	}
-	au, err := url.Parse(strings.TrimRight(host, "/"))
-	if err != nil || au.Host == "" {
-		return nil, fmt.Errorf("d365: AuthorityHost %q is not a URL", host)
-	}
-	if au.Scheme != "https" {
-		return nil, fmt.Errorf("d365: AuthorityHost %q: MSAL requires https", host)
-	}
-	authority := au.String() + "/" + url.PathEscape(cfg.TenantID)
 	opts := []confidential.Option{confidential.WithHTTPClient(hc)}
-	if !isMicrosoftLoginHost(au.Hostname()) {
+	if au, _ := url.Parse(authority); adfs || !isMicrosoftLoginHost(au.Hostname()) {
 		// Instance discovery asks login.microsoftonline.com about the
-		// authority, which a private authority (the emulator) cannot pass.
+		// authority, which a private authority (AD FS, the emulator)
+		// cannot pass.
 		opts = append(opts, confidential.WithInstanceDiscovery(false))
 	}
 	app, err := confidential.New(authority, cfg.ClientID, cfg.Credential.cred, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("d365: MSAL client: %w", err)
 	}
+	tenant := cfg.TenantID
+	if adfs {
+		tenant = adfsTenant
+	}
 	return &msalTokenSource{app: app, scope: []string{base.Scheme + "://" + base.Host + "/.default"},
-		tenantID: cfg.TenantID, clientID: cfg.ClientID, source: cfg.CredentialSource}, nil
+		tenantID: tenant, clientID: cfg.ClientID, source: cfg.CredentialSource, adfs: adfs}, nil
+}
+
+// adfsTenant is what MSAL calls an AD FS authority's tenant: it has none.
+const adfsTenant = "adfs"
+
+// Authority is the MSAL authority for an AuthorityHost and tenant:
+// <host>/<tenant> for Entra ID (host default DefaultAuthorityHost), or, for
+// a host given as an AD FS authority (a URL whose path is /adfs, as
+// on-premises F&O environments sign in with), that URL itself, with adfs
+// true. AD FS has no tenants: tenant must then be empty or "adfs". MSAL
+// for Go's confidential client accepts such an authority and discovers its
+// endpoints at <host>/adfs/.well-known/openid-configuration.
+func Authority(host, tenant string) (authority string, adfs bool, err error) {
+	if host == "" {
+		host = DefaultAuthorityHost
+	}
+	au, err := url.Parse(strings.TrimRight(host, "/"))
+	if err != nil || au.Host == "" || au.RawQuery != "" || au.Fragment != "" {
+		return "", false, fmt.Errorf("d365: AuthorityHost %q is not a URL", host)
+	}
+	if au.Scheme != "https" {
+		return "", false, fmt.Errorf("d365: AuthorityHost %q: MSAL requires https", host)
+	}
+	switch {
+	case strings.EqualFold(au.Path, "/adfs"):
+		if tenant != "" && !strings.EqualFold(tenant, adfsTenant) {
+			return "", false, fmt.Errorf("d365: TenantID %q: an AD FS authority (%s) has no tenants; give %q or nothing", tenant, host, adfsTenant)
+		}
+		return au.Scheme + "://" + au.Host + "/adfs", true, nil
+	case au.Path != "":
+		return "", false, fmt.Errorf("d365: AuthorityHost %q: give Entra ID's host alone (https://login.microsoftonline.com) "+
+			"or an AD FS authority ending in /adfs (https://adfs.contoso.com/adfs)", host)
+	case tenant == "":
+		return "", false, fmt.Errorf("d365: TenantID is required")
+	}
+	return au.String() + "/" + url.PathEscape(tenant), false, nil
 }
 
 func isMicrosoftLoginHost(h string) bool {
@@ -110,6 +141,7 @@ func (s *msalTokenSource) Token(ctx context.Context) (string, error) {
 	res, err := s.app.AcquireTokenByCredential(ctx, s.scope)
 	if err != nil {
 		if ae := authError(err, s.tenantID, s.clientID, s.source); ae != nil {
+			ae.ADFS = s.adfs
 			return "", ae
 		}
 		return "", fmt.Errorf("d365: acquire token: %w", err)

@@ -25,10 +25,14 @@ func TestUploadPackageBlocks(t *testing.T) {
 	for _, tc := range []struct {
 		name              string
 		block             int64
+		unknownSize       bool // size -1: read to the end (a package built as it streams)
 		wantBlocks, lists int
 	}{
-		{"blocks", 100, (len(pkg) + 99) / 100, 1},
-		{"one block exactly", int64(len(pkg)), 0, 0},
+		{"blocks", 100, false, (len(pkg) + 99) / 100, 1},
+		{"one block exactly", int64(len(pkg)), false, 0, 0},
+		{"unknown size in blocks", 100, true, (len(pkg) + 99) / 100, 1},
+		{"unknown size in one block", int64(len(pkg)) + 1, true, 0, 0},
+		{"unknown size filling one block", int64(len(pkg)), true, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, beforeLists := e.Requests("blob-put-block"), e.Requests("blob-put-block-list")
@@ -36,7 +40,12 @@ func TestUploadPackageBlocks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.UploadPackageBlocks(ctx, w.BlobURL, bytes.NewReader(pkg), int64(len(pkg)), tc.block); err != nil {
+			size := int64(len(pkg))
+			if tc.unknownSize {
+				size = -1
+			}
+			// A reader that hides its length, as a pipe does.
+			if err := c.UploadPackageBlocks(ctx, w.BlobURL, io.MultiReader(bytes.NewReader(pkg)), size, tc.block); err != nil {
 				t.Fatal(err)
 			}
 			if got, ok := e.Blob(tc.name + ".zip"); !ok || !bytes.Equal(got, pkg) {
@@ -99,13 +108,19 @@ func TestUploadPackageBlocksCommitsNothingPartial(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		body io.Reader
-	}{{"broken", &brokenReader{n: 250}}, {"short", strings.NewReader(strings.Repeat("x", 250))}} {
+		size int64
+		want string
+	}{
+		{"broken", &brokenReader{n: 250}, 1000, "after 200 of 1000 bytes"},
+		{"short", strings.NewReader(strings.Repeat("x", 250)), 1000, "after 200 of 1000 bytes"},
+		{"broken, unknown size", &brokenReader{n: 250}, -1, "after 200 bytes"},
+	} {
 		w, err := c.GetAzureWriteURL(context.Background(), tc.name+".zip")
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = c.UploadPackageBlocks(context.Background(), w.BlobURL, tc.body, 1000, 100)
-		if err == nil || !strings.Contains(err.Error(), "after 200 of 1000 bytes") {
+		err = c.UploadPackageBlocks(context.Background(), w.BlobURL, tc.body, tc.size, 100)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v", tc.name, err)
 		}
 		if _, ok := e.Blob(tc.name + ".zip"); ok || e.StagedBlocks(tc.name+".zip") != 2 {

@@ -45,6 +45,12 @@ type packageRig struct {
 
 func newPackageRig(t *testing.T, scope string) *packageRig {
 	t.Helper()
+	return newPackageRigWith(t, scope, pipelinetest.PackageRoutes)
+}
+
+// newPackageRigWith is newPackageRig with a route table of its own.
+func newPackageRigWith(t *testing.T, scope, routesJSON string) *packageRig {
+	t.Helper()
 	w := pipelinetest.NewImports(t, pipelinetest.FIFO{MaxReceiveCount: 2})
 	r := &packageRig{t: t, w: w, emu: d365test.NewT(t, d365test.Options{EnhancedParallelPackageImport: scope == "dataProject"})}
 	r.emu.SetFaultFunc(func(endpoint string, _ *http.Request) *d365test.Fault {
@@ -61,7 +67,7 @@ func newPackageRig(t *testing.T, scope string) *packageRig {
 		}
 		return nil
 	})
-	env := w.Env(pipelinetest.PackageRoutes)
+	env := w.Env(routesJSON)
 	env["PACKAGE_IMPORT_SCOPE"] = scope
 	getenv := func(k string) string { return env[k] }
 	log := pipelinetest.Quiet()
@@ -179,7 +185,7 @@ func TestPackagesOneAfterAnother(t *testing.T) {
 			if in := pipelinetest.Keys(t, r.w.S3, r.w.Bucket, "inbound/"); len(in) != 0 {
 				t.Fatalf("still in inbound/ after 20 rounds: %v", in)
 			}
-			r.checkOverlaps(t, scope)
+			r.checkOverlaps(t, scope, 4)
 			r.checkOrder(t, files)
 			r.checkDeliveries(t)
 		})
@@ -190,12 +196,12 @@ func TestPackagesOneAfterAnother(t *testing.T) {
 // while another execution ran; with the dataProject scope the two data
 // projects ran side by side at least once, and one data project never ran
 // two at once.
-func (r *packageRig) checkOverlaps(t *testing.T, scope string) {
+func (r *packageRig) checkOverlaps(t *testing.T, scope string, packages int) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.overlaps) != 4 {
-		t.Fatalf("%d ImportFromPackage calls, want 4 (one per package)", len(r.overlaps))
+	if len(r.overlaps) != packages {
+		t.Fatalf("%d ImportFromPackage calls, want %d (one per package)", len(r.overlaps), packages)
 	}
 	sideBySide := false
 	for _, running := range r.overlaps {
@@ -277,4 +283,64 @@ func (r *packageRig) checkDeliveries(t *testing.T) {
 	if _, err := r.w.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &r.w.Bucket, Key: aws.String("inbound/")}); err == nil {
 		t.Error("a folder object appeared")
 	}
+}
+
+// TestPlainFilesWaitForTheirTemplate: plain files dropped on a route whose
+// package template is not there yet wait in inbound/, in order, while the
+// scope's other packages go (nothing is rejected, no message is spent);
+// once the template is stored, the poller's sweep brings a pass and they
+// are imported one at a time, in drop order, each wrapped in a package
+// built from the template, and filed under processed/ with a result saying
+// so.
+func TestPlainFilesWaitForTheirTemplate(t *testing.T) {
+	t.Parallel()
+	r := newPackageRigWith(t, "environment", pipelinetest.WithRoute(pipelinetest.PackageRoutes, pipelinetest.TemplateRoute))
+	files := map[string][]byte{
+		"inbound/groups/1 retail.csv":    []byte("CUSTGROUP,NAME\r\n10,Retail\r\n"),
+		"inbound/groups/2 wholesale.csv": []byte("CUSTGROUP,NAME\r\n20,Wholesale\r\n"),
+		"inbound/opening/3 vendors.zip":  pipelinetest.Package("Opening balances", "Vendor groups"),
+	}
+	r.drop(files, "inbound/groups/1 retail.csv", "inbound/groups/2 wholesale.csv", "inbound/opening/3 vendors.zip")
+	for range 3 {
+		r.round()
+	}
+	if in := pipelinetest.Keys(t, r.w.S3, r.w.Bucket, "inbound/"); strings.Join(in, ",") != "inbound/groups/1 retail.csv,inbound/groups/2 wholesale.csv" {
+		t.Fatalf("inbound/ holds %v; want the plain files waiting and the package gone", in)
+	}
+	if rej := pipelinetest.Keys(t, r.w.S3, r.w.Bucket, "rejected/"); len(rej) != 0 {
+		t.Fatalf("rejected %v while the template was missing", rej)
+	}
+	pipelinetest.PutTemplate(t, r.w.S3, r.w.Bucket, pipelinetest.TemplateName)
+	for i := 0; i < 10 && len(pipelinetest.Keys(t, r.w.S3, r.w.Bucket, "inbound/")) > 0; i++ {
+		r.round()
+	}
+	res := r.results()
+	var imported []string
+	for _, x := range r.emu.Executions() {
+		for key, rr := range res {
+			if rr.ExecutionID == x.ID {
+				imported = append(imported, layout.Base(key))
+			}
+		}
+		if x.Status != "Succeeded" {
+			t.Errorf("execution %s of %s ended %s", x.ID, x.DefinitionGroupID, x.Status)
+		}
+	}
+	if got := strings.Join(imported, ","); got != "3 vendors.zip,1 retail.csv,2 wholesale.csv" {
+		t.Fatalf("imported %s", got)
+	}
+	for _, key := range []string{"inbound/groups/1 retail.csv", "inbound/groups/2 wholesale.csv"} {
+		rr := res[key]
+		if rr.Outcome != filing.OutcomeProcessed || rr.Wrapped == nil || rr.Wrapped.DataFile != "Customer groups.csv" ||
+			strings.Join(rr.Entities, "|") != "Customer groups" {
+			t.Errorf("%s: result %+v (wrapped %+v)", key, rr, rr.Wrapped)
+		}
+	}
+	r.checkOverlaps(t, "environment", 3)
+	for _, p := range []string{"markers/", "ledger/", "released/", "packages/"} {
+		if left := pipelinetest.Keys(t, r.w.S3, r.w.Bucket, "_state/"+p); len(left) != 0 {
+			t.Errorf("state left: %v", left)
+		}
+	}
+	r.checkDeliveries(t)
 }

@@ -49,6 +49,12 @@ type setup struct {
 	ExportTimeout     time.Duration // the dequeue function's timeout (default 20s)
 	ExportMargin      time.Duration // dequeue.Config.DeadlineMargin (default 2s)
 	PollerConcurrency int           // default: the poller's own (4)
+	// Packages adds the package API routes (packageRoutes) and their
+	// template; packages go up in blocks of 4 KiB.
+	Packages bool
+	// SASLifetime is how long the emulator's blob URLs stay valid on its
+	// clock (default 7 days).
+	SASLifetime time.Duration
 	// PollerKill, if set, kills the first poller invocation whose S3
 	// request it picks, right after that request succeeded.
 	PollerKill func(*http.Request) bool
@@ -187,7 +193,7 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 		t: t, set: set, stack: stack, exports: map[string]queuedExport{},
 		s3:  s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true; o.HTTPClient = awsHTTP }),
 		sqs: sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.HTTPClient = awsHTTP }),
-		emu: d365test.NewT(t, d365test.Options{TokenLifetime: 10000 * time.Hour}),
+		emu: d365test.NewT(t, d365test.Options{TokenLifetime: 10000 * time.Hour, SASLifetime: set.SASLifetime}),
 	}
 	var rs []string
 	for i := range set.Entities {
@@ -198,6 +204,15 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 	}
 	for i := range set.ExportJobs {
 		p.jobs = append(p.jobs, jobFor(i))
+	}
+	if set.Packages {
+		rs = append(rs, packageRoutes...)
+		pipelinetest.PutTemplate(t, p.s3, stack.Bucket, pipelinetest.TemplateName)
+		p.emu.Script(d365test.Rule{Entity: badEntity, Outcome: d365test.Outcome{
+			Status:           d365test.StatusProcessedWithErrors,
+			Errors:           []d365test.ExecutionError{{RecordId: "5637144577", Field: "Code", ErrorMessage: "Code does not exist"}},
+			StagingErrorFile: []byte("line,error\n1,Code does not exist\n"), TargetErrorKeysFile: []byte("RecId\n5637144577\n"),
+		}})
 	}
 	// Files whose name says so end with errors in F&O.
 	p.emu.Script(d365test.Rule{ExternalIDContains: "bad-rows", Outcome: d365test.Outcome{
@@ -241,8 +256,10 @@ func newPipeline(t testing.TB, set setup) *pipeline {
 		t.Fatal(err)
 	}
 	icfg.Margin = set.EnqueueMargin
+	icfg.BlockSize = packageBlock
 	p.src = &flakyS3{S3: p.s3, reads: map[string]int{}, failed: map[string]int{}}
-	p.enq = &crashingEnqueuer{inner: fno(), calls: map[string]int{}, hit: map[afterAccept]map[string]int{die: {}, answer502: {}}}
+	enqFnO := fno()
+	p.enq = &crashingEnqueuer{inner: enqFnO, pkgs: enqFnO, calls: map[string]int{}, hit: map[afterAccept]map[string]int{die: {}, answer502: {}}}
 	ih, err := enqueue.New(icfg, p.src, p.enq, p.fifo, log)
 	if err != nil {
 		t.Fatal(err)
@@ -533,7 +550,8 @@ func (p *pipeline) settle(maxPasses int, before func(pass int) (more bool)) int 
 
 func (p *pipeline) settled() bool {
 	return pipelinetest.Depth(p.t, p.sqs, p.stack.ArrivalsURL) == 0 && pipelinetest.Depth(p.t, p.sqs, p.stack.ImportURL) == 0 &&
-		len(pipelinetest.Keys(p.t, p.s3, p.stack.Bucket, p.layout.LedgerPrefix())) == 0 && p.pendingExports() == 0
+		len(pipelinetest.Keys(p.t, p.s3, p.stack.Bucket, p.layout.LedgerPrefix())) == 0 && p.pendingExports() == 0 &&
+		len(pipelinetest.Keys(p.t, p.s3, p.stack.Bucket, p.layout.PackageLockPrefix())) == 0
 }
 
 // fate is where a dropped file ended.
@@ -556,6 +574,7 @@ type books struct {
 	count    map[string]int  // processed, failed, rejected, dlq
 	statuses map[string]int  // "failed/ProcessedWithErrors", "rejected/no-route", ...
 	ordered  int             // F&O messages whose order was checked
+	imports  map[string]int  // dropped key -> package imports F&O ran (executions)
 }
 
 // account checks that every dropped file is accounted for, exactly once,
@@ -571,7 +590,7 @@ func (p *pipeline) account() *books {
 	bucket := p.stack.Bucket
 	all := pipelinetest.Keys(t, p.s3, bucket, "")
 	b := &books{fates: map[string]fate{}, messages: map[string]int{}, died: map[string]int{}, window: map[string]int{},
-		count: map[string]int{}, statuses: map[string]int{}}
+		count: map[string]int{}, statuses: map[string]int{}, imports: map[string]int{}}
 	dropped := map[string]drop{}
 	byExternalID := map[string]string{}
 	for _, d := range p.drops {
@@ -660,8 +679,8 @@ func (p *pipeline) account() *books {
 		t.Errorf("left in inbound/: %s", k)
 	}
 	// State: nothing but the released markers of dead-lettered files (which
-	// keep the sweep from releasing them again).
-	for _, prefix := range []string{p.layout.LedgerPrefix(), p.layout.MarkerPrefix(), p.layout.ReleasedRoot()} {
+	// keep the sweep from releasing them again); no package import lock.
+	for _, prefix := range []string{p.layout.LedgerPrefix(), p.layout.MarkerPrefix(), p.layout.ReleasedRoot(), p.layout.PackageLockPrefix()} {
 		for _, k := range pipelinetest.Keys(t, p.s3, bucket, prefix) {
 			id := strings.TrimSuffix(k[strings.LastIndex(k, "/")+1:], ".json")
 			if prefix != p.layout.ReleasedRoot() || !dlqIDs[id] {
@@ -698,6 +717,9 @@ func (p *pipeline) account() *books {
 		}
 	}
 	for key, f := range b.fates {
+		if isPackage(f) {
+			continue // checkPackages
+		}
 		if f.where == "processed" || (f.where == "failed" && f.status != enqueue.OutcomeUnknown) {
 			if b.messages[key] == 0 {
 				t.Errorf("%s is in %s/ but F&O never had it", key, f.where)
@@ -713,6 +735,7 @@ func (p *pipeline) account() *books {
 	p.checkOrder(b)
 	p.checkDropOrder()
 	p.checkExports()
+	p.checkPackages(b)
 	return b
 }
 
@@ -725,12 +748,16 @@ func explained(f fate) bool {
 		return false
 	case f.where == "rejected":
 		return f.reason.Detail != ""
-	case f.where == "failed" && f.status == enqueue.OutcomeUnknown:
-		return len(f.result.Notes) > 0
+	case f.where == "failed" && (f.status == enqueue.OutcomeUnknown || f.status == enqueue.ImportOutcomeUnknown):
+		return len(f.result.Notes) > 0 && (f.status == enqueue.OutcomeUnknown || f.result.ExecutionID != "")
+	case f.where == "failed" && isPackage(f) && f.status == "PartiallySucceeded":
+		return len(f.result.Errors) > 0 && len(f.result.EntityErrorFiles) > 0
 	case f.where == "failed" && f.status == "ProcessedWithErrors":
 		return len(f.result.Errors) > 0 && f.result.StagingErrorFile != "" && f.result.TargetErrorKeysFile != ""
 	case f.where == "failed":
 		return f.result.ExecutionStatus != "" || len(f.result.Notes) > 0
+	case isPackage(f):
+		return f.result.ExecutionID != ""
 	}
 	return f.result.MessageID != ""
 }

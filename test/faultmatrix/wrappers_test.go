@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"path"
 	"strings"
 	"sync"
 
@@ -114,13 +116,56 @@ const (
 
 // crashingEnqueuer is the F&O client of the enqueue function. It calls the
 // real client; then, when then says so, it dies or lies, although F&O
-// accepted the file.
+// accepted the file. For package imports (it is an
+// enqueue.PackageImporter too), importThen does the same after F&O
+// answered ImportFromPackage.
 type crashingEnqueuer struct {
 	inner enqueue.Enqueuer
+	pkgs  enqueue.PackageImporter
 	then  func(externalID string, n int) afterAccept // n: accepted enqueues of this file before
-	mu    sync.Mutex
-	calls map[string]int
-	hit   map[afterAccept]map[string]int // what happened -> external ID -> times
+	// importThen says what happens after ImportFromPackage was answered
+	// for the package at blob (the write URL's file name).
+	importThen func(blob string, n int) afterAccept
+	mu         sync.Mutex
+	calls      map[string]int
+	hit        map[afterAccept]map[string]int // what happened -> external ID -> times
+	imports    map[string]int                 // execution ID -> deaths after F&O answered ImportFromPackage
+}
+
+var _ enqueue.PackageImporter = (*crashingEnqueuer)(nil)
+
+func (c *crashingEnqueuer) GetAzureWriteURL(ctx context.Context, name string) (*d365.BlobWriteURL, error) {
+	return c.pkgs.GetAzureWriteURL(ctx, name)
+}
+
+func (c *crashingEnqueuer) UploadPackageBlocks(ctx context.Context, blobURL string, body io.Reader, size, blockSize int64) error {
+	return c.pkgs.UploadPackageBlocks(ctx, blobURL, body, size, blockSize)
+}
+
+func (c *crashingEnqueuer) ImportFromPackage(ctx context.Context, in d365.ImportPackageRequest) (string, error) {
+	id, err := c.pkgs.ImportFromPackage(ctx, in)
+	if err != nil || c.importThen == nil {
+		return id, err
+	}
+	blob := in.PackageURL
+	if u, perr := url.Parse(blob); perr == nil {
+		blob = path.Base(u.Path)
+	}
+	c.mu.Lock()
+	n := c.calls["import "+in.ExecutionID]
+	c.calls["import "+in.ExecutionID]++
+	what := c.importThen(blob, n)
+	if what == die {
+		if c.imports == nil {
+			c.imports = map[string]int{}
+		}
+		c.imports[id]++
+	}
+	c.mu.Unlock()
+	if what == die {
+		panic(fmt.Sprintf("simulated crash: F&O accepted the package import as execution %s, the process died before recording it", id))
+	}
+	return id, nil
 }
 
 func (c *crashingEnqueuer) Enqueue(ctx context.Context, req d365.EnqueueRequest) (string, error) {
@@ -143,6 +188,18 @@ func (c *crashingEnqueuer) Enqueue(ctx context.Context, req d365.EnqueueRequest)
 		return "", &d365.Error{Op: "enqueue", StatusCode: 502, Message: "Bad Gateway (simulated: F&O stored the file as " + id + ")"}
 	}
 	return id, nil
+}
+
+// importDeaths returns, per execution ID, how often the process died
+// after F&O answered ImportFromPackage.
+func (c *crashingEnqueuer) importDeaths() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.imports {
+		out[k] = v
+	}
+	return out
 }
 
 // times returns, per external ID, how often what happened.

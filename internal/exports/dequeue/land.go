@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/notify"
@@ -168,23 +166,15 @@ func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, d *d365.
 	if dl.isZip {
 		contentType = "application/zip"
 	}
-	up := &transfermanager.UploadObjectInput{
-		Bucket:      &h.cfg.Bucket,
-		Key:         &m.Key,
-		Body:        dl.reader(),
-		IfNoneMatch: aws.String("*"),
-		ContentType: &contentType,
-		Metadata:    metadata(in, d.CorrelationID),
-	}
-	if dl.size >= 0 {
-		up.ContentLength = aws.Int64(dl.size)
-	}
-	out, err := h.tm.UploadObject(ctx, up)
+	out, err := h.uploader().Upload(ctx, &s3upload.Input{
+		Bucket: h.cfg.Bucket, Key: m.Key, Body: dl.reader(), ContentLength: dl.size,
+		IfNoneMatch: "*", ContentType: contentType, Metadata: metadata(in, d.CorrelationID),
+	})
 	switch {
 	case err == nil:
 		r.Outcome, r.Bytes = OutcomeLanded, dl.rest.n
 		m.State, m.LandedAt, m.Size = StateLanded, h.cfg.Now().UTC(), dl.rest.n
-		m.ETag, m.VersionID = aws.ToString(out.ETag), aws.ToString(out.VersionID)
+		m.ETag, m.VersionID = out.ETag, out.VersionID
 		log.InfoContext(ctx, "dequeue: landed", "key", m.Key, "bytes", dl.rest.n)
 		h.cfg.Metrics.Add("ExportsLanded", 1, metrics.Job, in.Job)
 		h.cfg.Metrics.Add("ExportBytes", float64(dl.rest.n), metrics.Job, in.Job)
@@ -195,10 +185,18 @@ func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, d *d365.
 		m.State, m.LandedAt = StateLanded, h.cfg.Now().UTC()
 		log.InfoContext(ctx, "dequeue: already landed (conditional write refused)", "key", m.Key)
 	default:
-		h.abortLeftover(err, m.Key)
+		h.leftover(err, m.Key)
 		return err
 	}
 	return nil
+}
+
+// uploader lands exports and entity files: a multipart upload whose part
+// buffers are pooled across uploads (internal/exports/s3upload, which says
+// why it replaced the transfer manager). Making one is cheap: the buffers
+// are the process's.
+func (h *Handler) uploader() *s3upload.Uploader {
+	return s3upload.New(h.s3, s3upload.Options{PartSize: h.cfg.PartSize, Concurrency: h.cfg.Concurrency, AbortTimeout: 10 * time.Second})
 }
 
 // recognise reports whether the export of marker m has landed. A reserved
@@ -237,7 +235,7 @@ func (h *Handler) unpack(ctx context.Context, in Input, d *d365.DequeuedFile, m 
 	src := unpack.Source{
 		Bucket: h.cfg.Bucket, Key: m.Key, Size: aws.ToInt64(head.ContentLength), ETag: aws.ToString(head.ETag),
 	}
-	res, err := unpack.Package(ctx, h.s3, h.tm, src, unpack.Target{
+	res, err := unpack.Package(ctx, h.s3, h.uploader(), src, unpack.Target{
 		Bucket: h.cfg.Bucket, Prefix: strings.TrimSuffix(m.Key, ".zip") + "/",
 		Metadata: metadata(in, d.CorrelationID),
 	})
@@ -328,24 +326,14 @@ func (h *Handler) missingFile(ctx context.Context, log *slog.Logger, in Input, d
 	log.WarnContext(ctx, "dequeue: no file; recorded and acknowledged", "reason", reason, "fnoMessage", msg, "record", key)
 }
 
-// abortLeftover makes sure a failed multipart upload is aborted, so no
-// parts linger. The transfer manager aborts it itself, but reports a failed
-// abort only when the upload failed by cancellation; aborting again is
-// cheap (NoSuchUpload means it is gone). The bucket's lifecycle rule for
+// leftover logs a failed multipart upload that could not be aborted
+// either (the uploader aborts it itself, with a context of its own even
+// when the invocation's failed); the bucket's lifecycle rule for
 // incomplete uploads is the last resort.
-func (h *Handler) abortLeftover(err error, key string) {
-	var mu transfermanager.MultipartUploadError
-	if !errors.As(err, &mu) || mu.UploadID() == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, aerr := h.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: &h.cfg.Bucket, Key: &key, UploadId: aws.String(mu.UploadID()),
-	})
-	var nsu *s3types.NoSuchUpload
-	if aerr != nil && !errors.As(aerr, &nsu) && !isNotFound(aerr) {
-		h.log.Warn("dequeue: multipart upload left for the lifecycle rule", "key", key, "uploadId", mu.UploadID(), "error", aerr.Error())
+func (h *Handler) leftover(err error, key string) {
+	var ue *s3upload.UploadError
+	if errors.As(err, &ue) && ue.AbortErr != nil {
+		h.log.Warn("dequeue: multipart upload left for the lifecycle rule", "key", key, "uploadId", ue.UploadID, "error", ue.AbortErr.Error())
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // MemoryHeadroom is what the memory bound allows besides the parts in
-// flight: the transfer manager's spare buffer and first part, TLS and HTTP
+// flight: the part being filled from the download meanwhile, TLS and HTTP
 // buffers, the SDK clients, the Go runtime.
 const MemoryHeadroom int64 = 32 << 20
 
@@ -15,14 +15,17 @@ const MemoryHeadroom int64 = 32 << 20
 // with c: PartSize × Concurrency + MemoryHeadroom (48 MiB with the
 // defaults), the bound the landing's live heap stays within.
 //
-// Why a limit: the transfer manager allocates its part pool afresh for
-// every upload, so the previous upload's pool is garbage until the next GC,
-// and with GOGC=100 alone the heap in use doubles past the bound before
-// that GC runs. The limit makes the GC collect before it passes the bound.
-// No margin is added: the runtime counts all of its memory (heap, stacks,
-// GC metadata) against the limit, so the heap in use stays under the bound
-// by those overheads; a larger limit would let it pass, and a smaller one
-// would sit closer to the live peak and cost GC CPU for nothing.
+// Why a limit: the part buffers (Concurrency + 1 of PartSize, pooled
+// across uploads by internal/exports/s3upload) stay live for the life of
+// the execution environment, so with GOGC=100 alone the GC would let the
+// heap grow to about twice that before collecting what the HTTP, TLS and
+// SDK code allocate per request, past the bound. The limit makes the GC
+// collect before it passes the bound; since no part buffer is allocated per
+// upload, what it collects is small and the GC runs seldom. No margin is
+// added: the runtime counts all of its memory (heap, stacks, GC metadata)
+// against the limit, so the heap in use stays under the bound by those
+// overheads; a larger limit would let it pass, and a smaller one would sit
+// closer to the live peak and cost GC CPU for nothing.
 //
 // Zero fields take their defaults, as in New.
 func (c Config) MemoryLimit() int64 {

@@ -70,7 +70,7 @@ func (p *heapPeak) Growth() uint64 {
 
 // TestMemoryDoesNotFollowSize lands a 64 MiB export (generated, never held)
 // and checks that the heap grew by far less than the export: the bound is
-// the transfer's part buffers (5 MiB × (2+1) plus the first part), with
+// the upload's part buffers (5 MiB × (2+1), taken from the pool), with
 // room for the GC's slack. It is a memory bound, not a timing.
 func TestMemoryDoesNotFollowSize(t *testing.T) {
 	// Not parallel: other tests' allocations would count.
@@ -95,6 +95,38 @@ func TestMemoryDoesNotFollowSize(t *testing.T) {
 	}
 	if got, n := v.objectSum(sum.Files[0].Key); n != size || got != patternSum(size, 7) {
 		t.Errorf("landed object differs (%d bytes)", n)
+	}
+}
+
+// TestPartBuffersPooledAcrossExports lands two 16 MiB exports one after
+// the other: the second allocates far less than one part, because the
+// upload's part buffers come from the pool the first filled (the transfer
+// manager allocated Concurrency + 1 parts and read the first part with
+// io.ReadAll for every upload). Not parallel: it reads the process's
+// allocation total.
+func TestPartBuffersPooledAcrossExports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lands 32 MiB")
+	}
+	v := newEnv(t, d365test.Options{})
+	const size = 16 << 20
+	h := v.handler(func(c *dequeue.Config) { c.PartSize = 7 << 20 }) // a part size of its own: a pool no other test warmed
+	land := func(seed byte) {
+		v.e.QueueExport(actA, d365test.Export{Size: size, Generate: pattern(size, seed)})
+		sum, err := h.Run(context.Background(), dequeue.Input{Job: "pool", ActivityID: actA})
+		if err != nil || sum.Landed != 1 || sum.Bytes != size {
+			t.Fatalf("run: %v, %+v", err, sum)
+		}
+	}
+	land(1)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	land(2)
+	runtime.ReadMemStats(&after)
+	got := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the second 16 MiB export allocated %.1f MiB", float64(got)/(1<<20))
+	if got > 7<<20 {
+		t.Errorf("the second export allocated %.1f MiB, more than one 7 MiB part: its part buffers were not pooled", float64(got)/(1<<20))
 	}
 }
 

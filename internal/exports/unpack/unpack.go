@@ -1,8 +1,8 @@
 // Package unpack writes the entity data files of a DMF data package (a zip
 // already in S3) beside it, named by the package's Manifest.xml. The zip is
 // read back from S3 through an io.ReaderAt over ranged GETs and each entry
-// is streamed to S3 with the transfer manager: nothing goes to /tmp and no
-// file is held whole in memory.
+// is streamed to S3 in parts (internal/exports/s3upload, buffers pooled
+// across uploads): nothing goes to /tmp and no file is held whole in memory.
 package unpack
 
 import (
@@ -16,18 +16,18 @@ import (
 	"path"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
 )
 
-// Uploader is the transfer manager's upload.
+// Uploader writes one object from a stream.
 type Uploader interface {
-	UploadObject(ctx context.Context, in *transfermanager.UploadObjectInput, opts ...func(*transfermanager.Options)) (*transfermanager.UploadObjectOutput, error)
+	Upload(ctx context.Context, in *s3upload.Input) (*s3upload.Output, error)
 }
 
-var _ Uploader = (*transfermanager.Client)(nil)
+var _ Uploader = (*s3upload.Uploader)(nil)
 
 // Target is where entity files go: Prefix + the file's name in the zip.
 type Target struct {
@@ -165,10 +165,9 @@ func writeEntry(ctx context.Context, up Uploader, f *zip.File, rel, label string
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	_, err = up.UploadObject(ctx, &transfermanager.UploadObjectInput{
-		Bucket: aws.String(dst.Bucket), Key: aws.String(key), Body: rc,
-		ContentLength: aws.Int64(int64(f.UncompressedSize64)),
-		IfNoneMatch:   aws.String("*"), ContentType: aws.String(ct), Metadata: meta,
+	_, err = up.Upload(ctx, &s3upload.Input{
+		Bucket: dst.Bucket, Key: key, Body: rc, ContentLength: int64(f.UncompressedSize64),
+		IfNoneMatch: "*", ContentType: ct, Metadata: meta,
 	})
 	if err != nil {
 		if preconditionFailed(err) {

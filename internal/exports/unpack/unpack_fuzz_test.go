@@ -16,9 +16,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-
+	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
 )
 
@@ -97,24 +95,24 @@ type discardUploader struct {
 
 var errBudget = errors.New("test upload budget exhausted")
 
-func (u *discardUploader) UploadObject(_ context.Context, in *transfermanager.UploadObjectInput, _ ...func(*transfermanager.Options)) (*transfermanager.UploadObjectOutput, error) {
-	u.keys = append(u.keys, aws.ToString(in.Key))
-	u.lengths = append(u.lengths, aws.ToInt64(in.ContentLength))
-	if in.ContentLength != nil && *in.ContentLength < 0 {
-		return nil, fmt.Errorf("negative ContentLength %d", *in.ContentLength)
+func (u *discardUploader) Upload(_ context.Context, in *s3upload.Input) (*s3upload.Output, error) {
+	u.keys = append(u.keys, in.Key)
+	u.lengths = append(u.lengths, in.ContentLength)
+	if in.ContentLength < 0 {
+		return nil, fmt.Errorf("negative ContentLength %d", in.ContentLength)
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(in.Body, u.budget+1))
 	u.budget -= n
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err) // the transfer manager wraps too
+		return nil, fmt.Errorf("read body: %w", err) // the uploader wraps too
 	}
 	if u.budget < 0 {
 		return nil, errBudget
 	}
-	if in.ContentLength != nil && *in.ContentLength != n {
-		return nil, fmt.Errorf("ContentLength %d, body %d", *in.ContentLength, n)
+	if in.ContentLength != n {
+		return nil, fmt.Errorf("ContentLength %d, body %d", in.ContentLength, n)
 	}
-	return &transfermanager.UploadObjectOutput{Key: in.Key}, nil
+	return &s3upload.Output{Size: n}, nil
 }
 
 // zipWith builds a zip whose entries are written with the given names and

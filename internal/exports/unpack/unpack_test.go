@@ -15,10 +15,10 @@ import (
 	"unicode/utf16"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
 )
 
@@ -119,20 +119,20 @@ func newUploader() *memUploader {
 	return &memUploader{objects: map[string][]byte{}, meta: map[string]map[string]string{}, taken: map[string]bool{}}
 }
 
-func (u *memUploader) UploadObject(_ context.Context, in *transfermanager.UploadObjectInput, _ ...func(*transfermanager.Options)) (*transfermanager.UploadObjectOutput, error) {
-	key := aws.ToString(in.Key)
-	if u.taken[key] && aws.ToString(in.IfNoneMatch) == "*" {
+func (u *memUploader) Upload(_ context.Context, in *s3upload.Input) (*s3upload.Output, error) {
+	key := in.Key
+	if u.taken[key] && in.IfNoneMatch == "*" {
 		return nil, &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 412}}, Err: errors.New("PreconditionFailed")}
 	}
 	b, err := io.ReadAll(in.Body)
 	if err != nil {
 		return nil, fmt.Errorf("read body: %w", err)
 	}
-	if in.ContentLength != nil && *in.ContentLength != int64(len(b)) {
-		return nil, fmt.Errorf("ContentLength %d, body %d", *in.ContentLength, len(b))
+	if in.ContentLength != int64(len(b)) {
+		return nil, fmt.Errorf("ContentLength %d, body %d", in.ContentLength, len(b))
 	}
 	u.objects[key], u.meta[key] = b, in.Metadata
-	return &transfermanager.UploadObjectOutput{Key: in.Key}, nil
+	return &s3upload.Output{Size: int64(len(b))}, nil
 }
 
 func (u *memUploader) keys() []string {

@@ -4,9 +4,9 @@
 // central directory and Manifest.xml from S3 with ranged GETs of the exact
 // version: never the whole package.
 //
-// A file that is not a package is refused here (NotAPackageError). Wrapping
-// a plain data file into a package from a template belongs here too, beside
-// Inspect, when routes get a template to do it with.
+// A file that is not a package is refused here (NotAPackageError), unless
+// its route names a package template (template.go): then a plain data file
+// is wrapped, as it streams, into a package built from the template.
 package dmfpackage
 
 import (
@@ -41,6 +41,10 @@ type Package struct {
 // NotAPackageError: the file is not a data package.
 type NotAPackageError struct {
 	Reason string // for people: what is wrong with it
+	// LooksLikePackage: it is a zip holding Manifest.xml or
+	// PackageHeader.xml (in a folder, or one without the other): a package
+	// made wrongly, not a plain data file a template could wrap.
+	LooksLikePackage bool
 }
 
 func (e *NotAPackageError) Error() string {
@@ -75,16 +79,17 @@ func Inspect(ctx context.Context, c s3io.Getter, ref s3io.Ref, size int64) (*Pac
 		}
 		root[strings.ToLower(f.Name)] = f
 	}
+	partial := root["manifest.xml"] != nil || root["packageheader.xml"] != nil
 	for _, must := range []string{"Manifest.xml", "PackageHeader.xml"} {
 		if root[strings.ToLower(must)] != nil {
 			continue
 		}
 		for _, n := range nested {
 			if strings.EqualFold(n[strings.LastIndexAny(n, `/\`)+1:], must) {
-				return nil, &NotAPackageError{Reason: fmt.Sprintf("%s is in a folder (%s), not at the root of the zip", must, n)}
+				return nil, &NotAPackageError{Reason: fmt.Sprintf("%s is in a folder (%s), not at the root of the zip", must, n), LooksLikePackage: true}
 			}
 		}
-		return nil, &NotAPackageError{Reason: "the zip has no " + must + " at its root"}
+		return nil, &NotAPackageError{Reason: "the zip has no " + must + " at its root", LooksLikePackage: partial}
 	}
 	m, err := readManifest(root["manifest.xml"])
 	if ra.err != nil {

@@ -112,6 +112,7 @@ func TestInspect(t *testing.T) {
 		body     []byte
 		entities string // want, joined by "|"
 		reason   string // want a NotAPackageError holding this
+		looks    bool   // and its LooksLikePackage
 	}{
 		{name: "package", body: good, entities: "Customer groups|Vendor groups"},
 		{name: "large package", body: large, entities: "Ledger journal"},
@@ -119,10 +120,13 @@ func TestInspect(t *testing.T) {
 			entities: "Customer groups|Vendor groups"},
 		{name: "unreadable manifest", body: zipOf(t, [2]string{"Manifest.xml", "<nope"}, [2]string{"PackageHeader.xml", "<x/>"})},
 		{name: "a CSV file", body: []byte("CUSTGROUP,NAME\r\n10,Retail\r\n"), reason: "not a zip file"},
-		{name: "no header", body: zipOf(t, [2]string{"Manifest.xml", manifest}, [2]string{"data.csv", "x"}), reason: "no PackageHeader.xml at its root"},
-		{name: "no manifest", body: zipOf(t, [2]string{"PackageHeader.xml", "<x/>"}), reason: "no Manifest.xml at its root"},
+		{name: "a workbook", body: zipOf(t, [2]string{"[Content_Types].xml", "<Types/>"}, [2]string{"xl/workbook.xml", "<workbook/>"}),
+			reason: "no Manifest.xml at its root"},
+		{name: "no header", body: zipOf(t, [2]string{"Manifest.xml", manifest}, [2]string{"data.csv", "x"}), reason: "no PackageHeader.xml at its root",
+			looks: true},
+		{name: "no manifest", body: zipOf(t, [2]string{"PackageHeader.xml", "<x/>"}), reason: "no Manifest.xml at its root", looks: true},
 		{name: "in a folder", body: zipOf(t, [2]string{"pkg/Manifest.xml", manifest}, [2]string{"pkg/PackageHeader.xml", "<x/>"}),
-			reason: "Manifest.xml is in a folder (pkg/Manifest.xml)"},
+			reason: "Manifest.xml is in a folder (pkg/Manifest.xml)", looks: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "inbound/opening/" + tc.name + ".zip"
@@ -133,6 +137,9 @@ func TestInspect(t *testing.T) {
 				var np *dmfpackage.NotAPackageError
 				if !errors.As(err, &np) || !strings.Contains(np.Reason, tc.reason) || !strings.Contains(err.Error(), "Manifest.xml and PackageHeader.xml at its root") {
 					t.Fatalf("err = %v, want not a package: %s", err, tc.reason)
+				}
+				if np.LooksLikePackage != tc.looks {
+					t.Errorf("LooksLikePackage = %v, want %v (a template may wrap only what is no package at all)", np.LooksLikePackage, tc.looks)
 				}
 				return
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/dmfpackage"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
@@ -33,6 +34,12 @@ import (
 // ImportOutcomeUnknown, naming the execution ID, instead of importing it
 // again. Once F&O accepts, the poller follows the execution and removes
 // the lock at its end.
+//
+// On a route with a package template, a file that is no data package at
+// all (a CSV, a workbook) is wrapped, as it streams, into a package made of
+// the template's Manifest.xml and PackageHeader.xml and the file under the
+// name the manifest gives it (dmfpackage.Template.Wrap): a zip written into
+// the block upload through a pipe, never a copy of the file.
 
 // PackageImporter is the part of the F&O client package imports need.
 type PackageImporter interface {
@@ -60,7 +67,28 @@ type pkgJob struct {
 	scope string
 	lock  *ledger.HeldLock
 	info  *dmfpackage.Package
-	size  int64
+	size  int64 // the file's
+	// tmpl wraps the file into a package (a plain file on a route with a
+	// package template); nil when the file is a package itself.
+	tmpl     *dmfpackage.Template
+	modified time.Time // the file's, for the wrapped package's entries
+}
+
+// uploadSize is the size of what goes up to blob storage: the file's, or
+// unknown (-1) for a package built while it streams.
+func (p *pkgJob) uploadSize() int64 {
+	if p.tmpl != nil {
+		return -1
+	}
+	return p.size
+}
+
+// body is what goes up to blob storage of the file version opened.
+func (p *pkgJob) body(out *s3.GetObjectOutput) io.ReadCloser {
+	if p.tmpl != nil {
+		return p.tmpl.Wrap(out.Body, p.size, p.modified)
+	}
+	return out.Body
 }
 
 // importPackage imports one package of a dataProject route.
@@ -119,8 +147,9 @@ func (h *Handler) notItsTurn(ctx context.Context, p *pkgJob) error {
 }
 
 // prepare opens the package's exact version, checks that it is a data
-// package and chooses its execution ID. A nil body means done with it
-// (gone, empty or not a package: filed, and the scope freed).
+// package (or wraps a plain file in its route's template) and chooses its
+// execution ID. A nil body means done with it (gone, empty, not a package:
+// filed; or waiting for its template to be fixed), and the scope freed.
 func (h *Handler) prepare(ctx context.Context, p *pkgJob) (io.ReadCloser, error) {
 	out, err := h.open(ctx, p.msg)
 	if isGone(err) {
@@ -130,7 +159,7 @@ func (h *Handler) prepare(ctx context.Context, p *pkgJob) (io.ReadCloser, error)
 	if err != nil {
 		return nil, err
 	}
-	p.size = aws.ToInt64(out.ContentLength)
+	p.size, p.modified = aws.ToInt64(out.ContentLength), aws.ToTime(out.LastModified)
 	p.replayOf = importmsg.ReplayFromMetadata(out.Metadata)
 	if s := aws.ToString(out.VersionId); p.src.VersionID == "" && s3io.NormalizeVersion(s) != "" {
 		p.src.VersionID = s
@@ -139,25 +168,71 @@ func (h *Handler) prepare(ctx context.Context, p *pkgJob) (io.ReadCloser, error)
 		out.Body.Close()
 		return nil, h.freeScope(ctx, p, &filing.Rejection{Code: "empty-file", Detail: "the file is empty (0 bytes): there is nothing to import"})
 	}
-	if p.info, err = dmfpackage.Inspect(ctx, h.s3, p.src, p.size); err != nil {
-		out.Body.Close()
-		var np *dmfpackage.NotAPackageError
-		if errors.As(err, &np) {
-			return nil, h.freeScope(ctx, p, &filing.Rejection{Code: "not-a-package", Detail: "route " + p.route.Name +
-				" imports data packages into data project " + p.route.DefinitionGroupID + ", and this file is " + err.Error()})
-		}
-		return nil, fmt.Errorf("inspect the package %s: %w", p.msg.Key, err)
+	body, err := h.asPackage(ctx, p, out)
+	if err != nil || body == nil {
+		return nil, err
 	}
 	if p.lock.ExecutionID == "" {
 		now := h.now().UTC()
 		l := p.lock.PackageLock
 		l.State, l.ExecutionID, l.UpdatedAt = ledger.LockImporting, d365.NewExecutionID(p.route.DefinitionGroupID, now), now
 		if p.lock, err = h.ledger.UpdateLock(ctx, p.lock, l); err != nil {
-			out.Body.Close()
+			body.Close()
 			return nil, fmt.Errorf("record the execution ID in the lock of scope %q: %w", p.scope, err)
 		}
 	}
-	return out.Body, nil
+	return body, nil
+}
+
+// asPackage is what goes up of the file opened: the file itself when it is
+// a data package; on a route with a package template, a file that is no
+// package at all wrapped in one. Anything else is refused (not-a-package).
+// A nil body means done with it.
+func (h *Handler) asPackage(ctx context.Context, p *pkgJob, out *s3.GetObjectOutput) (io.ReadCloser, error) {
+	info, err := dmfpackage.Inspect(ctx, h.s3, p.src, p.size)
+	var np *dmfpackage.NotAPackageError
+	switch {
+	case err == nil:
+		p.info = info
+		return out.Body, nil
+	case !errors.As(err, &np):
+		out.Body.Close()
+		return nil, fmt.Errorf("inspect the package %s: %w", p.msg.Key, err)
+	case p.route.PackageTemplate == "" || np.LooksLikePackage:
+		out.Body.Close()
+		detail := "route " + p.route.Name + " imports data packages into data project " + p.route.DefinitionGroupID + ", and this file is " + err.Error()
+		if p.route.PackageTemplate != "" {
+			detail += "; it holds package files, so it is not wrapped in the route's package template as a plain data file would be"
+		}
+		return nil, h.freeScope(ctx, p, &filing.Rejection{Code: "not-a-package", Detail: detail})
+	}
+	if p.tmpl, err = dmfpackage.LoadTemplate(ctx, h.s3, h.cfg.Bucket, p.route.PackageTemplate); err != nil {
+		out.Body.Close()
+		return nil, h.templateUnusable(ctx, p, err)
+	}
+	p.info = &dmfpackage.Package{DefinitionGroup: p.route.DefinitionGroupID, Entities: []string{p.tmpl.Entity}}
+	p.log.InfoContext(ctx, "enqueue: a plain file; wrapping it in the route's package template", "template", p.route.PackageTemplate,
+		"entity", p.tmpl.Entity, "dataFile", p.tmpl.DataFile)
+	return p.body(out), nil
+}
+
+// templateUnusable handles a package template that could not be read for
+// a file. One that cannot be used (*dmfpackage.TemplateError) is the
+// route's configuration, not the file's fault: rejecting the file, and
+// every file dropped until someone notices, would leave a person to replay
+// them one by one, so the file goes back to waiting in inbound/ instead
+// (its released marker and its scope's lock go, so the scope's other
+// routes go on) and the route's release passes hold its files until the
+// template is fixed (release.Releaser.TemplateRefused tells of it). A read
+// that failed is returned and retried.
+func (h *Handler) templateUnusable(ctx context.Context, p *pkgJob, err error) error {
+	var te *dmfpackage.TemplateError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("route %s: %w", p.route.Name, err)
+	}
+	h.releaser.TemplateRefused(ctx, p.route, te)
+	p.tmpl = nil
+	return h.freeScope(ctx, p, nil)
 }
 
 // freeScope files a package that will not be imported (rejected with the
@@ -178,7 +253,7 @@ func (h *Handler) freeScope(ctx context.Context, p *pkgJob, why *filing.Rejectio
 		if err := h.releaser.RequestScope(ctx, p.scope, p.route.Name); err != nil {
 			return err
 		}
-		p.log.InfoContext(ctx, "enqueue: package import scope free again; its routes' next packages go", "scope", p.scope)
+		p.log.InfoContext(ctx, "enqueue: package import scope free again; its routes' next packages go")
 	}
 	return h.done(ctx, p.job, nil)
 }
@@ -199,6 +274,9 @@ func (h *Handler) upload(ctx context.Context, p *pkgJob, body io.ReadCloser) err
 		ETag: s3io.NormalizeETag(p.msg.ETag), Size: p.size, Route: rt.Name, Company: rt.LegalEntityID, Kind: string(rt.Kind),
 		ExecutionID: p.lock.ExecutionID, DefinitionGroupID: rt.DefinitionGroupID, Entities: p.info.Entities, StageOnly: !rt.Execute,
 		Scope: p.scope, EventTime: p.msg.EventTime, EnqueuedAt: start.UTC(), ReplayOf: p.replayOf,
+	}
+	if p.tmpl != nil {
+		rec.Wrapped = p.tmpl.Wrapping()
 	}
 	// The intent: from here on a crash leaves a marker without F&O's
 	// answer, and a redelivery files the package as outcome unknown.
@@ -237,12 +315,12 @@ func (h *Handler) uploadPackage(ctx context.Context, p *pkgJob, body io.ReadClos
 			if err != nil {
 				return "", err
 			}
-			body = out.Body
+			body = p.body(out)
 		}
 		name := fmt.Sprintf("s3fno-%s-%d.zip", p.identity[:16], h.now().UnixNano())
 		w, err := h.pkgs.GetAzureWriteURL(ctx, name)
 		if err == nil {
-			err = h.pkgs.UploadPackageBlocks(ctx, w.BlobURL, body, p.size, h.cfg.BlockSize)
+			err = h.pkgs.UploadPackageBlocks(ctx, w.BlobURL, body, p.uploadSize(), h.cfg.BlockSize)
 		}
 		body.Close()
 		body = nil
@@ -351,7 +429,7 @@ func (h *Handler) packageUnknown(ctx context.Context, p *pkgJob, rec ledger.Reco
 		func(dst string, _ bool) (any, error) {
 			result = filing.Result{
 				Outcome: filing.OutcomeFailed, Status: ImportOutcomeUnknown, ExecutionID: rec.ExecutionID, Route: rt.Name, Company: rt.LegalEntityID,
-				DefinitionGroupID: rt.DefinitionGroupID, Entities: rec.Entities, SourceKey: p.msg.Key, SourceVersionID: p.src.VersionID,
+				DefinitionGroupID: rt.DefinitionGroupID, Entities: rec.Entities, Wrapped: rec.Wrapped, SourceKey: p.msg.Key, SourceVersionID: p.src.VersionID,
 				Identity: p.identity, Size: rec.Size, File: dst, EventTime: p.msg.EventTime, EnqueuedAt: rec.EnqueuedAt.UTC(),
 				FinishedAt: h.now().UTC(), Errors: []d365.ExecutionError{}, ReplayOf: rec.ReplayOf,
 				Notes: []string{

@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/dmfpackage"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
 // TestPackageResultJSON: the result document of a package import (route
 // kind dataProject) is fixed like the others: its data project, entities
-// and per-entity error files, and no message ID.
+// and per-entity error files, how a plain file was wrapped, and no
+// message ID.
 func TestPackageResultJSON(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -25,6 +27,7 @@ func TestPackageResultJSON(t *testing.T) {
 		DefinitionGroupID: "Opening balances", Entities: []string{"Customer groups", "Vendor groups"},
 		EntityErrorFiles: []filing.EntityErrorFiles{{Entity: "Customer groups", StagingErrorFile: file + ".Customer groups.staging-errors.csv"},
 			{Entity: "Vendor groups", TargetErrorKeysFile: file + ".Vendor groups.target-error-keys.csv"}},
+		Wrapped: &dmfpackage.Wrapping{Template: "_config/templates/opening/", ManifestVersion: "m1", HeaderVersion: "h1", DataFile: "Customer groups.csv"},
 	}
 	want, err := os.ReadFile("testdata/result-package.json")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/dmfpackage"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -70,6 +71,9 @@ type Result struct {
 	DefinitionGroupID string             `json:"definitionGroupId,omitempty"`
 	Entities          []string           `json:"entities,omitempty"`
 	EntityErrorFiles  []EntityErrorFiles `json:"entityErrorFiles,omitempty"`
+	// Wrapped: the file was a plain data file, imported wrapped in its
+	// route's package template, and how.
+	Wrapped *dmfpackage.Wrapping `json:"wrapped,omitempty"`
 }
 
 // EntityErrorFiles are the keys of one entity's error files, copied beside

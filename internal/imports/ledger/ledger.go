@@ -34,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/dmfpackage"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
@@ -84,6 +85,9 @@ type Record struct {
 	Entities []string `json:"entities,omitempty"`
 	// StageOnly: imported with execute=false, into staging only.
 	StageOnly bool `json:"stageOnly,omitempty"`
+	// Wrapped: a plain file imported wrapped in its route's package
+	// template, and how.
+	Wrapped *dmfpackage.Wrapping `json:"wrapped,omitempty"`
 	// Scope is the package import scope whose lock the import holds.
 	Scope string `json:"scope,omitempty"`
 }

@@ -77,7 +77,7 @@ func (p *Poller) finalizeAny(ctx context.Context, rec ledger.Record, status stri
 func (p *Poller) finalizePackage(ctx context.Context, rec ledger.Record, status d365.ExecutionStatus, now time.Time, log *slog.Logger) (*filing.Result, error) {
 	res := &filing.Result{
 		Outcome: filing.OutcomeFailed, Status: string(status), ExecutionID: rec.ExecutionID, ExecutionStatus: string(status),
-		Route: rec.Route, Company: rec.Company, DefinitionGroupID: rec.DefinitionGroupID, Entities: rec.Entities,
+		Route: rec.Route, Company: rec.Company, DefinitionGroupID: rec.DefinitionGroupID, Entities: rec.Entities, Wrapped: rec.Wrapped,
 		SourceKey: rec.Key, SourceVersionID: rec.VersionID, Identity: rec.Identity, Size: rec.Size,
 		EventTime: rec.EventTime, EnqueuedAt: rec.EnqueuedAt, FinishedAt: now, Checks: rec.Checks,
 		ProcessingSeconds: now.Sub(rec.EnqueuedAt).Seconds(), Errors: []d365.ExecutionError{}, ReplayOf: rec.ReplayOf,

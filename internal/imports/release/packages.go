@@ -2,12 +2,15 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/dmfpackage"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
+	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
@@ -39,6 +42,13 @@ func (r *Releaser) releasePackage(ctx context.Context, log *slog.Logger, rt rout
 	if err != nil || pick == nil {
 		r.held(rt, 0)
 		return 0, next, err
+	}
+	if broken, err := r.templateBroken(ctx, rt); err != nil || broken {
+		if broken {
+			r.held(rt, unreleased)
+			res.Held += unreleased
+		}
+		return 0, time.Time{}, err
 	}
 	held, err := store.GetLock(ctx, scope)
 	if err != nil {
@@ -81,6 +91,43 @@ func (r *Releaser) releasePackage(ctx context.Context, log *slog.Logger, rt rout
 		log.InfoContext(ctx, "release: released a package under its scope's lock", "scope", scope, "key", pick.Key, "waiting", unreleased-1)
 	}
 	return sent, time.Time{}, err
+}
+
+// templateBroken reports whether the route's package template (if it has
+// one) cannot be used. Then its files wait in inbound/, in order, and the
+// scope is left to the other routes: the template is the route's
+// configuration, so rejecting each file dropped meanwhile would only make
+// a person replay them one by one once it is fixed. The poller's sweep
+// asks for a pass of such waiting files every SWEEP_AFTER, and the first
+// pass after the fix releases them. A read that failed is an error (the
+// pass is retried).
+func (r *Releaser) templateBroken(ctx context.Context, rt routes.Route) (bool, error) {
+	if rt.PackageTemplate == "" {
+		return false, nil
+	}
+	_, err := dmfpackage.LoadTemplate(ctx, r.s3, r.cfg.Bucket, rt.PackageTemplate)
+	var te *dmfpackage.TemplateError
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &te):
+		r.TemplateRefused(ctx, rt, te)
+		return true, nil
+	}
+	return false, fmt.Errorf("release %s: %w", rt.Name, err)
+}
+
+// TemplateRefused tells of a route's package template that cannot be
+// used: at ERROR in the log each time, and to a person once a day per
+// file and reason (kind "config").
+func (r *Releaser) TemplateRefused(ctx context.Context, rt routes.Route, te *dmfpackage.TemplateError) {
+	r.log.ErrorContext(ctx, "release: the route's package template cannot be used; its files wait in inbound/ until it is fixed",
+		"route", rt.Name, "template", te.Key, "reason", te.Reason)
+	r.cfg.Observers.Notify.Send(ctx, notify.Event{Kind: notify.Config, ID: "template\x00" + te.Key + "\x00" + te.Reason + "\x00" + r.now().UTC().Format(time.DateOnly),
+		What: "route " + rt.Name + ": package template " + te.Name + " cannot be used",
+		Body: "The files dropped into route " + rt.Name + " that are not data packages are imported wrapped in its package template, and it cannot be used: " +
+			te.Reason + ". The route's files wait in inbound/, in order, until the template is fixed; nothing is rejected for it.",
+		Fields: [][2]string{{"Route", rt.Name}, {"Template file", te.Key}, {"Reason", te.Reason}}})
 }
 
 // firstPackage is the route's first settled package not released yet, and

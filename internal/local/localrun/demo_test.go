@@ -13,9 +13,14 @@ import (
 )
 
 // TestDemo runs `make demo`'s scenario: the four functions built and run
-// behind Runtime API hosts, on moto and the F&O emulator. It passes only if
-// every file and export ends where it should, and no secret or bearer token
-// appears in any function's log or in the demo's own output.
+// behind Runtime API hosts, on moto and the F&O emulator, going by the
+// configuration document, operated through the operator's tool while they
+// run (config apply, jobs run, a route and a job added, a route paused
+// while files arrive and resumed, status). It passes only if every file
+// (the data package included) and export ends where it should, the paused
+// route's files waited and then went in drop order, and no secret or
+// bearer token appears in any function's log, the env file or the demo's
+// own output.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs all four functions")
@@ -30,7 +35,12 @@ func TestDemo(t *testing.T) {
 	if err := d.Run(context.Background()); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"processed", "failed", "rejected", "══ Notifications", "══ Metrics", "✓ every file and export ended where it should"} {
+	for _, want := range []string{"processed", "failed", "rejected", "══ Notifications", "══ Metrics", "✓ every file and export ended where it should",
+		"$ s3fno config apply config.json", "$ s3fno config apply config-2.json", "add route opening", "create vendor-package",
+		"$ s3fno jobs run customer-groups", "$ s3fno jobs run vendor-package", "deleted after its run",
+		`$ s3fno pause journals --reason "month-end close"`, "while journals is paused: 6 of its files wait in inbound/, 0 reached F&O",
+		"$ s3fno resume journals", "inbound/opening/opening-balances.zip             processed  processed  Succeeded",
+		"══ The stack now, as the operator's tool shows it"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("summary lacks %q:\n%s", want, out.String())
 		}
@@ -39,6 +49,11 @@ func TestDemo(t *testing.T) {
 	checkDemoMetrics(t, d.Metrics(), out.String())
 
 	logs := map[string]string{"demo output": out.String()}
+	env, err := os.ReadFile(filepath.Join(dir, "env.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs["env.json"] = string(env)
 	entries, err := os.ReadDir(filepath.Join(dir, "logs"))
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +135,8 @@ func checkDemoNotifications(t *testing.T, got []localrun.Notification, summary s
 // the exports as the summary shows them, and no notification was missed.
 func checkDemoMetrics(t *testing.T, got []localrun.MetricSum, summary string) {
 	t.Helper()
-	for name, want := range map[string]float64{"FilesProcessed": 11, "FilesFailed": 1, "FilesRejected": 2, "FilesRouted": 12,
-		"FilesEnqueued": 12, "ExportsLanded": 3, "NotificationsSent": 3} {
+	for name, want := range map[string]float64{"FilesProcessed": 12, "FilesFailed": 1, "FilesRejected": 2, "FilesRouted": 13,
+		"FilesEnqueued": 13, "ExportsLanded": 3, "NotificationsSent": 3} {
 		if m, _ := localrun.SumMetric(got, name); m.Sum != want {
 			t.Errorf("metric %s sums to %v, want %v", name, m.Sum, want)
 		}

@@ -73,6 +73,17 @@ func (f *Functions) Invoker(logicalID string) Invoker {
 	})
 }
 
+// PIDs are the function processes running now.
+func (f *Functions) PIDs() []int {
+	var out []int
+	for _, h := range f.hosts {
+		if pid := h.PID(); pid != 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // Close stops every function process and closes the logs.
 func (f *Functions) Close() {
 	for _, h := range f.hosts {

@@ -8,10 +8,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/fno-bridge/s3-fno/internal/local/lambdahost"
 )
 
 // Stack is the template's stateful resources, made on the local stand-ins.
@@ -32,6 +35,13 @@ type Stack struct {
 	// with Subject and Message).
 	NotifyTopicARN string
 	NotifyQueueURL string
+	// ScheduleGroup is the export jobs' EventBridge Scheduler group
+	// (<name>-exports); ScheduleRoleARN the role their schedules name (no
+	// IAM here: moto takes it as given); ScheduleDLQURL and ScheduleDLQARN
+	// the schedules' dead-letter queue.
+	ScheduleGroup                  string
+	ScheduleRoleARN                string
+	ScheduleDLQURL, ScheduleDLQARN string
 	// VisibilityTimeout is the queues' visibility timeout (what MotoFIFO
 	// needs to know).
 	VisibilityTimeout time.Duration
@@ -48,9 +58,9 @@ type StackSpec struct {
 // Provision creates, like template.yaml does: a versioned bucket whose
 // ObjectCreated notifications under inbound/ go to a standard arrivals
 // queue (with a dead-letter queue), the FIFO import queue with its FIFO
-// dead-letter queue, the client secret in Secrets Manager, and the
+// dead-letter queue, the client secret in Secrets Manager, the
 // notification topic with a queue subscribed to it (where an e-mail address
-// would be on AWS).
+// would be on AWS), and the export schedules' group and dead-letter queue.
 func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, error) {
 	if spec.VisibilityTimeout <= 0 {
 		spec.VisibilityTimeout = 5
@@ -138,5 +148,19 @@ func Provision(ctx context.Context, cfg aws.Config, spec StackSpec) (*Stack, err
 		Endpoint: aws.String(notifyQueueARN)}); err != nil {
 		return nil, fmt.Errorf("subscribe the notifications queue: %w", err)
 	}
-	return st, nil
+	if st.ScheduleDLQURL, st.ScheduleDLQARN, err = mk(spec.Name+"-schedules-dlq", nil); err != nil {
+		return nil, err
+	}
+	return st, provisionSchedules(ctx, cfg, st)
+}
+
+// provisionSchedules creates the export schedules' group, as the template's
+// ExportSchedules does, and names the role their schedules pass.
+func provisionSchedules(ctx context.Context, cfg aws.Config, st *Stack) error {
+	st.ScheduleGroup = st.Name + "-exports"
+	st.ScheduleRoleARN = "arn:aws:iam::" + lambdahost.AccountID + ":role/" + st.Name + "-ExportScheduleRole"
+	if _, err := scheduler.NewFromConfig(cfg).CreateScheduleGroup(ctx, &scheduler.CreateScheduleGroupInput{Name: &st.ScheduleGroup}); err != nil {
+		return fmt.Errorf("create the schedule group %s: %w", st.ScheduleGroup, err)
+	}
+	return nil
 }

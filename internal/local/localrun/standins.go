@@ -42,25 +42,42 @@ func authorityHost(emu *d365test.Emulator) string {
 	return strings.TrimSuffix(emu.AuthorityURL(), "/"+emu.TenantID())
 }
 
-// standInEnv points a function at the stand-ins: moto_server's endpoint and
-// test credentials, FNO_* for the emulator (the client secret comes from the
-// stack's Secrets Manager secret), BUCKET, IMPORT_QUEUE_URL,
-// IMPORT_DLQ_URL (the poller tells of what waits there), NOTIFY_TOPIC_ARN
-// and STACK_NAME (the stack's topic and name) and POLL_INTERVAL=1s.
+// standInEnv points a function at the stand-ins: moto_server and the
+// emulator (stackEnv).
 func standInEnv(m *moto.Server, emu *d365test.Emulator, stack *Stack, caBundle string) map[string]string {
+	return stackEnv(m, emulatorSettings(emu, caBundle), stack)
+}
+
+// emulatorSettings are the emulator's F&O settings, its CA certificate in
+// caBundle.
+func emulatorSettings(emu *d365test.Emulator, caBundle string) FnOSettings {
+	return FnOSettings{BaseURL: emu.URL(), TenantID: emu.TenantID(), ClientID: emu.ClientID(), ClientSecret: emu.ClientSecret(),
+		AuthorityHost: authorityHost(emu), CABundle: caBundle}
+}
+
+// stackEnv points a function at moto_server's endpoint and test
+// credentials and at F&O: FNO_* (the client secret comes from the stack's
+// Secrets Manager secret), BUCKET, IMPORT_QUEUE_URL, IMPORT_DLQ_URL (the
+// poller tells of what waits there), NOTIFY_TOPIC_ARN and STACK_NAME (the
+// stack's topic and name) and POLL_INTERVAL=1s.
+func stackEnv(m *moto.Server, f FnOSettings, stack *Stack) map[string]string {
 	env := map[string]string{
-		"FNO_BASE_URL":       emu.URL(),
-		"FNO_TENANT_ID":      emu.TenantID(),
-		"FNO_CLIENT_ID":      emu.ClientID(),
-		"FNO_SECRET_ARN":     stack.SecretARN,
-		"FNO_AUTHORITY_HOST": authorityHost(emu),
-		"FNO_CA_BUNDLE":      caBundle,
-		"BUCKET":             stack.Bucket,
-		"IMPORT_QUEUE_URL":   stack.ImportURL,
-		"IMPORT_DLQ_URL":     stack.ImportDLQURL,
-		"NOTIFY_TOPIC_ARN":   stack.NotifyTopicARN,
-		"STACK_NAME":         stack.Name,
-		"POLL_INTERVAL":      "1s",
+		"FNO_BASE_URL":     f.BaseURL,
+		"FNO_TENANT_ID":    f.TenantID,
+		"FNO_CLIENT_ID":    f.ClientID,
+		"FNO_SECRET_ARN":   stack.SecretARN,
+		"BUCKET":           stack.Bucket,
+		"IMPORT_QUEUE_URL": stack.ImportURL,
+		"IMPORT_DLQ_URL":   stack.ImportDLQURL,
+		"NOTIFY_TOPIC_ARN": stack.NotifyTopicARN,
+		"STACK_NAME":       stack.Name,
+		"POLL_INTERVAL":    "1s",
+	}
+	if f.AuthorityHost != "" {
+		env["FNO_AUTHORITY_HOST"] = f.AuthorityHost
+	}
+	if f.CABundle != "" {
+		env["FNO_CA_BUNDLE"] = f.CABundle
 	}
 	for _, kv := range m.Env() {
 		k, v, _ := strings.Cut(kv, "=")

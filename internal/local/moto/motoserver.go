@@ -68,6 +68,14 @@ func (s *Server) Env() []string {
 	}
 }
 
+// PID is the moto_server process's ID.
+func (s *Server) PID() int {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Close stops the process this package started, by its PID.
 func (s *Server) Close() {
 	if s != nil && s.cmd != nil && s.cmd.Process != nil {

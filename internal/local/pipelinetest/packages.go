@@ -8,13 +8,16 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -28,6 +31,53 @@ const PackageRoutes = `[
  {"route":"budgets","kind":"dataProject","definitionGroupId":"Budgets","legalEntityId":"USMF","settle":"0s"},
  {"route":"staging","kind":"dataProject","definitionGroupId":"Staging only","legalEntityId":"USMF","execute":false,"settle":"0s"},
  {"route":"keep","kind":"dataProject","definitionGroupId":"Kept","legalEntityId":"USMF","overwrite":false,"settle":"0s"}]`
+
+// TemplateRoute is a package API route, "groups" into data project
+// "Customer groups", whose plain files are wrapped in the package template
+// TemplateName (PutTemplate). Add it to a ROUTES array with WithRoute.
+const TemplateRoute = `{"route":"groups","kind":"dataProject","definitionGroupId":"Customer groups","legalEntityId":"USMF",` +
+	`"packageTemplate":"` + TemplateName + `","settle":"0s"}`
+
+// TemplateName is TemplateRoute's package template.
+const TemplateName = "customer-groups"
+
+// WithRoute adds route objects to a ROUTES array.
+func WithRoute(routesJSON string, route ...string) string {
+	return strings.TrimSuffix(strings.TrimSpace(routesJSON), "]") + ",\n " + strings.Join(route, ",\n ") + "]"
+}
+
+// TemplateFiles are the Manifest.xml and PackageHeader.xml of a package of
+// one entity whose data file is dataFile, as F&O exports them: a package
+// template.
+func TemplateFiles(definitionGroup, entity, dataFile string) (manifest, header []byte) {
+	pkg := d365test.NewPackage(definitionGroup, d365test.PackageEntity{Name: entity, FileName: dataFile})
+	zr, err := zip.NewReader(bytes.NewReader(pkg), int64(len(pkg)))
+	if err != nil {
+		panic(err)
+	}
+	read := func(name string) []byte {
+		rc, err := zr.Open(name)
+		if err != nil {
+			panic(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	return read("Manifest.xml"), read("PackageHeader.xml")
+}
+
+// PutTemplate stores the package template name (entity "Customer groups",
+// data file "Customer groups.csv") under _config/templates/<name>/.
+func PutTemplate(t testing.TB, c *s3.Client, bucket, name string) {
+	t.Helper()
+	m, h := TemplateFiles("Customer groups", "Customer groups", "Customer groups.csv")
+	Put(t, c, bucket, layout.TemplateKey(name, "Manifest.xml"), m)
+	Put(t, c, bucket, layout.TemplateKey(name, "PackageHeader.xml"), h)
+}
 
 // Package is a data package F&O imports, with one small data file per
 // entity named.

@@ -255,17 +255,26 @@ func (m *S3) list(bucket, prefix, after string, max int) (page []listed, more bo
 	return page, false
 }
 
-// rangeStart is where a Range header ("bytes=N-", the one form the
-// functions send) starts reading an object of size bytes.
-func rangeStart(r string, size int64) (int64, error) {
+// byteRange is the part of an object of size bytes a Range header asks
+// for ("bytes=N-" or "bytes=N-M", the forms the functions send): its
+// start and length. No header is the whole object.
+func byteRange(r string, size int64) (off, n int64, err error) {
 	if r == "" {
-		return 0, nil
+		return 0, size, nil
 	}
-	n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(r, "bytes="), "-"), 10, 64)
-	if err != nil || n < 0 || n > size {
-		return 0, errInvalidRange
+	first, last, _ := strings.Cut(strings.TrimPrefix(r, "bytes="), "-")
+	off, err = strconv.ParseInt(first, 10, 64)
+	if err != nil || off < 0 || off > size {
+		return 0, 0, errInvalidRange
 	}
-	return n, nil
+	end := size - 1
+	if last != "" {
+		if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < off {
+			return 0, 0, errInvalidRange
+		}
+		end = min(end, size-1)
+	}
+	return off, end - off + 1, nil
 }
 
 // Put stores an object directly (test setup). An empty etag is the body's

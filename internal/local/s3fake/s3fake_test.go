@@ -93,6 +93,12 @@ func TestFaces(t *testing.T) {
 			if got, err := get("k", &s3.GetObjectInput{Range: aws.String("bytes=1-")}); err != nil || got != "ne" {
 				t.Fatalf("ranged get: %q %v", got, err)
 			}
+			if got, err := get("k", &s3.GetObjectInput{Range: aws.String("bytes=0-1")}); err != nil || got != "on" {
+				t.Fatalf("ranged get with an end: %q %v", got, err)
+			}
+			if got, err := get("k", &s3.GetObjectInput{Range: aws.String("bytes=1-99")}); err != nil || got != "ne" {
+				t.Fatalf("ranged get past the end: %q %v", got, err)
+			}
 			if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: b, Key: aws.String("c d"), CopySource: aws.String("b/k"),
 				CopySourceIfMatch: first.ETag, MetadataDirective: s3types.MetadataDirectiveReplace, Metadata: map[string]string{"Z": "2"},
 				ContentType: aws.String("text/csv")}); err != nil {

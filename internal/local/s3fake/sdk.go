@@ -54,7 +54,7 @@ func (m *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.O
 	if err != nil {
 		return nil, sdkError(err)
 	}
-	off, err := rangeStart(aws.ToString(in.Range), o.size)
+	off, n, err := byteRange(aws.ToString(in.Range), o.size)
 	if err != nil {
 		return nil, sdkError(err)
 	}
@@ -62,7 +62,10 @@ func (m *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.O
 	if err != nil {
 		return nil, sdkError(err)
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(body), ContentLength: aws.Int64(o.size - off),
+	if n < o.size-off {
+		body = io.LimitReader(body, n)
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(body), ContentLength: aws.Int64(n),
 		ETag: aws.String(o.etag), VersionId: nonEmpty(o.version), Metadata: o.Meta}, nil
 }
 

@@ -262,7 +262,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, bucket, key st
 	if err != nil {
 		return err
 	}
-	off, err := rangeStart(r.Header.Get("Range"), o.size)
+	off, n, err := byteRange(r.Header.Get("Range"), o.size)
 	if err != nil {
 		return err
 	}
@@ -271,9 +271,12 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, bucket, key st
 		if body, err = o.open(off); err != nil {
 			return err
 		}
+		if n < o.size-off {
+			body = io.LimitReader(body, n)
+		}
 	}
 	h := w.Header()
-	h.Set("Content-Length", strconv.FormatInt(o.size-off, 10))
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	h.Set("ETag", o.etag)
 	h.Set("Last-Modified", o.modified.Format(http.TimeFormat))
 	h.Set("x-amz-version-id", o.version)
@@ -287,7 +290,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, bucket, key st
 	status := http.StatusOK
 	if r.Header.Get("Range") != "" {
 		status = http.StatusPartialContent
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, o.size-1, o.size))
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, o.size))
 	} else if crc := s.checksum(o); crc != "" && strings.EqualFold(r.Header.Get("x-amz-checksum-mode"), "ENABLED") {
 		h.Set("x-amz-checksum-crc64nvme", crc)
 		h.Set("x-amz-checksum-type", "FULL_OBJECT")

@@ -306,6 +306,9 @@ var (
 	// The import functions follow the configuration document, and may go
 	// back to an earlier version of it.
 	readConfig = objectGrant{[]string{"s3:GetObject", "s3:GetObjectVersion"}, []string{"_config/config.json"}}
+	// The enqueue function wraps plain files in their route's package
+	// template.
+	readTemplates = objectGrant{[]string{"s3:GetObject"}, []string{"_config/templates/*"}}
 	// Pauses: the release pass reads them; a failed file may set one.
 	readPauses  = objectGrant{[]string{"s3:GetObject"}, []string{"_state/paused/*"}}
 	setPauses   = objectGrant{[]string{"s3:PutObject"}, []string{"_state/paused/*"}}
@@ -334,6 +337,7 @@ var wantObjects = map[string][]objectGrant{
 		notifyOnce,
 		whereIndex,
 		readConfig,
+		readTemplates,
 		readPauses, setPauses,
 	},
 	"PollerFunction": {
@@ -443,6 +447,9 @@ func sampleKeys() []string {
 		l.State + "notified/x.json",
 		layout.DefaultConfigKey,
 		"_config/other.json",
+		layout.TemplateKey("customer-groups", "Manifest.xml"),
+		layout.TemplateKey("customer-groups", "PackageHeader.xml"),
+		"_config/templates.json",
 		l.PausedKey("customers"),
 		l.BoardKey(),
 		l.State + "status/other.json",
@@ -480,7 +487,7 @@ var bucketActions = []string{
 var listPrefixes = []string{noPrefix, "", "inbound/", "inbound/customers/", "processed/", "failed/", "rejected/",
 	"rejected/_unrouted/", "outbound/", "outbound/customer-groups/2026/03/01/", "_state/", "_state/ledger/",
 	"_state/markers/", "_state/released/", "_state/released/customers/", "_state/packages/", "_state/exports/", "_state/quarantine/", "other/",
-	"_config/", layout.DefaultConfigKey}
+	"_config/", layout.DefaultConfigKey, layout.TemplatesPrefix}
 
 func TestPolicies(t *testing.T) {
 	for _, tc := range []struct{ name, key string }{{"AWS-managed encryption", ""}, {"customer-managed KMS key", testKey}} {

@@ -328,7 +328,7 @@ func stringsOf(v any) []string {
 
 func TestRule_Environment(t *testing.T) {
 	tpl := loadTemplate(t)
-	common := []string{"FNO_BASE_URL", "FNO_TENANT_ID", "FNO_CLIENT_ID", "FNO_SECRET_ARN", "FNO_AUTHORITY_HOST", "BUCKET",
+	common := []string{"FNO_BASE_URL", "FNO_TENANT_ID", "FNO_CLIENT_ID", "FNO_SECRET_ARN", "FNO_AUTHORITY_HOST", "FNO_NAMESPACE", "BUCKET",
 		"STACK_NAME", "NOTIFY_TOPIC_ARN"}
 	extra := map[string][]string{
 		"RouterFunction":  {"IMPORT_QUEUE_URL"},

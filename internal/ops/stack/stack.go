@@ -165,12 +165,17 @@ func Open(ctx context.Context, f Flags) (*Stack, *Clients, error) {
 	return s, c, nil
 }
 
-// apply takes the parts an env file names; the rest is the functions'
+// apply takes the parts an env file names (<ROLE>_FUNCTION, such as
+// DEQUEUE_FUNCTION, names a function); the rest is the functions'
 // environment.
 func (s *Stack) apply(env map[string]string) {
 	for k, v := range env {
 		if p := s.field(k); p != nil {
 			*p = v
+			continue
+		}
+		if role, ok := strings.CutSuffix(k, "_FUNCTION"); ok && slices.Contains(Roles, strings.ToLower(role)) {
+			s.Functions[strings.ToLower(role)] = v
 			continue
 		}
 		s.Env[k] = v

@@ -125,3 +125,26 @@ func TestReadEnvFile(t *testing.T) {
 		t.Errorf("bad: %v", err)
 	}
 }
+
+// TestOpenFromEnvFile: an env file (as the local runner writes it) names
+// the queues, the export schedules' group, role and dead-letter queue and
+// the functions (<ROLE>_FUNCTION); the rest is the functions' environment;
+// --function overrides a function it names.
+func TestOpenFromEnvFile(t *testing.T) {
+	p := envFile(t, map[string]map[string]string{"Parameters": {"BUCKET": "b", "ARRIVALS_QUEUE_URL": "http://q/arrivals",
+		"EXPORT_SCHEDULE_GROUP": "local-exports", "EXPORT_SCHEDULE_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+		"SCHEDULE_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:local-schedules-dlq", "DEQUEUE_FUNCTION": "arn:aws:lambda:us-east-1:123456789012:function:d",
+		"POLLER_FUNCTION": "p", "FNO_BASE_URL": "https://127.0.0.1:8443", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}})
+	s, _, err := stack.Open(context.Background(), stack.Flags{EnvFile: p, Functions: []string{"poller=from-flag"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Bucket != "b" || s.ArrivalsQueue != "http://q/arrivals" || s.ExportScheduleGroup != "local-exports" ||
+		s.ExportScheduleRole != "arn:aws:iam::123456789012:role/r" || !strings.HasSuffix(s.ScheduleDLQArn, "local-schedules-dlq") ||
+		s.Functions["dequeue"] != "arn:aws:lambda:us-east-1:123456789012:function:d" || s.Functions["poller"] != "from-flag" {
+		t.Errorf("from the env file: %+v", s)
+	}
+	if _, ok := s.Env["DEQUEUE_FUNCTION"]; ok || s.Env["FNO_BASE_URL"] != "https://127.0.0.1:8443" {
+		t.Errorf("the functions' environment: %v", s.Env)
+	}
+}

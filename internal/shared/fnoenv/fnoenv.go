@@ -1,6 +1,8 @@
 // Package fnoenv builds the F&O client from the functions' environment:
 // FNO_BASE_URL, FNO_TENANT_ID, FNO_CLIENT_ID, FNO_SECRET_ARN and optionally
-// FNO_AUTHORITY_HOST; for local runs also FNO_CLIENT_SECRET (instead of
+// FNO_AUTHORITY_HOST (Entra ID's host, or an on-premises environment's AD
+// FS authority, https://<host>/adfs) and FNO_NAMESPACE (an on-premises
+// environment's OData namespace, AXSF); for local runs also FNO_CLIENT_SECRET (instead of
 // Secrets Manager) and FNO_CA_BUNDLE (a PEM file to trust, for the emulator).
 //
 // The secret is fetched lazily, on the first token request of an execution
@@ -52,6 +54,7 @@ type Settings struct {
 	SecretARN     string
 	ClientSecret  string // local runs only
 	AuthorityHost string
+	Namespace     string // on-premises: the OData endpoints' namespace (AXSF)
 	CABundle      string // path of a PEM file to trust in addition to the system roots
 }
 
@@ -64,11 +67,10 @@ func FromEnv() (Settings, error) {
 		SecretARN:     os.Getenv("FNO_SECRET_ARN"),
 		ClientSecret:  os.Getenv("FNO_CLIENT_SECRET"),
 		AuthorityHost: os.Getenv("FNO_AUTHORITY_HOST"),
+		Namespace:     strings.TrimSpace(os.Getenv("FNO_NAMESPACE")),
 		CABundle:      os.Getenv("FNO_CA_BUNDLE"),
 	}
-	for _, v := range []struct{ name, val string }{
-		{"FNO_BASE_URL", s.BaseURL}, {"FNO_TENANT_ID", s.TenantID}, {"FNO_CLIENT_ID", s.ClientID},
-	} {
+	for _, v := range []struct{ name, val string }{{"FNO_BASE_URL", s.BaseURL}, {"FNO_CLIENT_ID", s.ClientID}} {
 		if strings.TrimSpace(v.val) == "" {
 			return Settings{}, fmt.Errorf("config: %s is required", v.name)
 		}
@@ -76,7 +78,29 @@ func FromEnv() (Settings, error) {
 	if s.SecretARN == "" && s.ClientSecret == "" {
 		return Settings{}, fmt.Errorf("config: FNO_SECRET_ARN is required (the Secrets Manager secret holding the client secret or certificate)")
 	}
+	if err := s.check(); err != nil {
+		return Settings{}, err
+	}
 	return s, nil
+}
+
+// check checks the sign-in authority and the namespace now, so that a
+// setting that cannot work stops the function at cold start, naming it.
+func (s Settings) check() error {
+	_, adfs, err := d365.Authority(s.AuthorityHost, s.TenantID)
+	switch {
+	case err != nil && strings.TrimSpace(s.TenantID) == "":
+		return fmt.Errorf("config: FNO_TENANT_ID is required (the Entra ID tenant; %q with an AD FS authority in FNO_AUTHORITY_HOST)", "adfs")
+	case err != nil:
+		return fmt.Errorf("config: FNO_AUTHORITY_HOST %q, FNO_TENANT_ID %q: %w", s.AuthorityHost, s.TenantID, err)
+	case adfs && s.Namespace == "":
+		return fmt.Errorf("config: FNO_NAMESPACE is required with an AD FS authority (FNO_AUTHORITY_HOST %s): an on-premises "+
+			"environment serves the package API under /namespaces/<namespace>, normally AXSF", s.AuthorityHost)
+	}
+	if err := d365.CheckNamespace(s.Namespace); err != nil {
+		return fmt.Errorf("config: FNO_NAMESPACE: %w", err)
+	}
+	return nil
 }
 
 // SecretGetter is the part of Secrets Manager the client needs.
@@ -122,7 +146,7 @@ func (s Settings) newClient(sm SecretGetter, opt Options) (*d365.Client, *lazyTo
 		fo = &http.Client{Transport: &refusalWatch{next: hc.Transport, scheme: u.Scheme, host: u.Host, tokens: lt}}
 	}
 	c, err := d365.New(d365.Config{
-		BaseURL: s.BaseURL, TenantID: s.TenantID, ClientID: s.ClientID, AuthorityHost: s.AuthorityHost,
+		BaseURL: s.BaseURL, TenantID: s.TenantID, ClientID: s.ClientID, AuthorityHost: s.AuthorityHost, Namespace: s.Namespace,
 		Tokens: lt, HTTPClient: fo, Limiter: opt.Limiter, Logger: opt.Logger, Retry: opt.Retry,
 	})
 	if err != nil {

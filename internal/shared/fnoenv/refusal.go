@@ -13,7 +13,7 @@ import (
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
-// LogRefusal tells of an Entra ID refusal of the app's credentials found in
+// LogRefusal tells of an Entra ID (or AD FS) refusal of the app's credentials found in
 // err: the one failure that stops every file. It logs it at ERROR with the
 // AADSTS code and what to do, and notifies a person (n may be nil) at most
 // once an hour for a code. It reports whether err was one. Neither the
@@ -23,7 +23,11 @@ func LogRefusal(ctx context.Context, log *slog.Logger, n *notify.Notifier, err e
 	if !errors.As(err, &ae) {
 		return false
 	}
-	log.ErrorContext(ctx, "Entra ID refused the app's credentials: every call to F&O fails until this is fixed",
+	who, codeName := "Entra ID", "AADSTS code"
+	if ae.ADFS {
+		who, codeName = "AD FS", "MSIS code"
+	}
+	log.ErrorContext(ctx, who+" refused the app's credentials: every call to F&O fails until this is fixed",
 		"aadsts", ae.Code, "oauthError", ae.OAuthError, "fix", ae.Fix(), "clientId", ae.ClientID, "error", err.Error())
 	code := ae.Code
 	if code == "" {
@@ -31,8 +35,8 @@ func LogRefusal(ctx context.Context, log *slog.Logger, n *notify.Notifier, err e
 	}
 	n.Send(ctx, notify.Event{Kind: notify.Credentials, ID: code + " " + time.Now().UTC().Format("2006-01-02T15"),
 		What: code + " for app " + ae.ClientID,
-		Body: "Entra ID refused the app's credentials, so every call to F&O fails and files wait (in inbound/ or the import dead-letter queue) until this is fixed. " + ae.Fix(),
-		Fields: [][2]string{{"AADSTS code", ae.Code}, {"OAuth error", ae.OAuthError}, {"App (client) ID", ae.ClientID},
+		Body: who + " refused the app's credentials, so every call to F&O fails and files wait (in inbound/ or the import dead-letter queue) until this is fixed. " + ae.Fix(),
+		Fields: [][2]string{{codeName, ae.Code}, {"OAuth error", ae.OAuthError}, {"App (client) ID", ae.ClientID},
 			{"Tenant", ae.TenantID}, {"Credential kept in", ae.Source}}})
 	return true
 }

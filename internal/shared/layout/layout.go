@@ -48,6 +48,16 @@ const (
 // jobs) is, unless CONFIG_KEY says otherwise.
 const DefaultConfigKey = "_config/config.json"
 
+// TemplatesPrefix is where package templates live: a route's
+// packageTemplate names a folder here holding Manifest.xml and
+// PackageHeader.xml. It is fixed (the enqueue function may read nothing
+// else under _config/).
+const TemplatesPrefix = "_config/templates/"
+
+// TemplateKey is the key of one file (Manifest.xml, PackageHeader.xml) of
+// the package template named name.
+func TemplateKey(name, file string) string { return TemplatesPrefix + name + "/" + file }
+
 // Unrouted is the folder under rejected/ for files without a route.
 const Unrouted = "_unrouted"
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 )
 
 // PackageScope is how far "one package import at a time" reaches
@@ -65,7 +67,7 @@ func (t *Table) InScope(scope string, s PackageScope) []Route {
 }
 
 // dataProjectFields are the fields only a dataProject route has.
-var dataProjectFields = []string{"definitionGroupId", "legalEntityId", "execute", "overwrite"}
+var dataProjectFields = []string{"definitionGroupId", "legalEntityId", "execute", "overwrite", "packageTemplate"}
 
 // flags are the Boolean fields of a dataProject route, read apart so that
 // their absence can mean true.
@@ -108,6 +110,32 @@ func checkDataProject(r *Route, fields map[string]json.RawMessage) error {
 		return fmt.Errorf("execute/overwrite: must be true or false: %w", err)
 	}
 	r.Execute, r.Overwrite = f.Execute == nil || *f.Execute, f.Overwrite == nil || *f.Overwrite
+	return checkTemplate(r, fields)
+}
+
+// maxTemplateName bounds a packageTemplate name (S3 keys are at most 1,024
+// bytes).
+const maxTemplateName = 200
+
+// checkTemplate checks a dataProject route's packageTemplate: the name of
+// one folder under layout.TemplatesPrefix, where the enqueue function may
+// read (and nowhere else under _config/).
+func checkTemplate(r *Route, fields map[string]json.RawMessage) error {
+	if _, ok := fields["packageTemplate"]; !ok {
+		return nil
+	}
+	name := strings.TrimSpace(r.PackageTemplate)
+	r.PackageTemplate = name
+	where := fmt.Sprintf("the name of a folder under %s holding Manifest.xml and PackageHeader.xml, such as %q for %s",
+		layout.TemplatesPrefix, "customer-groups", layout.TemplateKey("customer-groups", "Manifest.xml"))
+	switch {
+	case name == "":
+		return fmt.Errorf("packageTemplate: is empty; give %s, or leave the field out", where)
+	case strings.HasPrefix(name, layout.TemplatesPrefix):
+		return fmt.Errorf("packageTemplate: %q: give the folder's name only (without %s), %s", name, layout.TemplatesPrefix, where)
+	case strings.ContainsAny(name, "/\\") || name == "." || name == ".." || hasControl(name) || len(name) > maxTemplateName:
+		return fmt.Errorf("packageTemplate: %q must be %s (one folder, at most %d bytes, no '/', no control characters)", name, where, maxTemplateName)
+	}
 	return nil
 }
 

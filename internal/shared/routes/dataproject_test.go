@@ -49,6 +49,22 @@ func TestParseDataProject(t *testing.T) {
 			wantErr: []string{"overwrite: only a route of kind \"dataProject\""}},
 		{name: "misspelt field", in: `{"route":"o","kind":"dataProject","definitionGroupID":"P","legalEntityId":"U"}`,
 			wantErr: []string{`unknown field "definitionGroupID"`, "definitionGroupId"}},
+		{name: "package template", in: `{"route":"o","kind":"dataProject","definitionGroupId":"P","legalEntityId":"U","packageTemplate":" customer-groups "}`,
+			check: func(t *testing.T, r routes.Route) {
+				if r.PackageTemplate != "customer-groups" {
+					t.Errorf("PackageTemplate = %q", r.PackageTemplate)
+				}
+			}},
+		{name: "empty package template", in: `{"route":"o","kind":"dataProject","definitionGroupId":"P","legalEntityId":"U","packageTemplate":""}`,
+			wantErr: []string{`ROUTES[0] ("o")`, "packageTemplate: is empty", "_config/templates/"}},
+		{name: "package template as a key", in: `{"route":"o","kind":"dataProject","definitionGroupId":"P","legalEntityId":"U","packageTemplate":"_config/templates/cg/"}`,
+			wantErr: []string{"packageTemplate:", "the folder's name only"}},
+		{name: "package template elsewhere", in: `{"route":"o","kind":"dataProject","definitionGroupId":"P","legalEntityId":"U","packageTemplate":"../config.json"}`,
+			wantErr: []string{"packageTemplate:", "one folder"}},
+		{name: "package template not a string", in: `{"route":"o","kind":"dataProject","definitionGroupId":"P","legalEntityId":"U","packageTemplate":3}`,
+			wantErr: []string{`ROUTES[0] ("o")`, "packageTemplate"}},
+		{name: "package template on a file route", in: `{"route":"c","activityId":"` + guid + `","entity":"E","packageTemplate":"cg"}`,
+			wantErr: []string{"packageTemplate: only a route of kind \"dataProject\""}},
 		{name: "unknown kind names the three", in: `{"route":"o","kind":"project","definitionGroupId":"P","legalEntityId":"U"}`,
 			wantErr: []string{"kind:", `"dataProject"`}},
 	}

@@ -55,6 +55,11 @@ type Route struct {
 	// replace the data project's definition with the package's.
 	Execute   bool `json:"-"`
 	Overwrite bool `json:"-"`
+	// PackageTemplate, on a dataProject route, names a folder under
+	// _config/templates/ holding Manifest.xml and PackageHeader.xml: a
+	// file dropped that is not a data package is imported wrapped in a
+	// package built from them. Empty: such files are refused.
+	PackageTemplate string `json:"packageTemplate"`
 	// Order is how the route's files are ordered: OrderTime (the default)
 	// or OrderName.
 	Order Order `json:"order"`
@@ -229,7 +234,7 @@ func ParseList(raws []json.RawMessage, what string) (*Table, error) {
 }
 
 // routeFields lists the fields a route may have, for messages.
-const routeFields = "route, activityId, entity, company, kind, order, settle, pauseOnFailure; for kind dataProject: route, kind, definitionGroupId, legalEntityId, execute, overwrite, order, settle, pauseOnFailure"
+const routeFields = "route, activityId, entity, company, kind, order, settle, pauseOnFailure; for kind dataProject: route, kind, definitionGroupId, legalEntityId, execute, overwrite, packageTemplate, order, settle, pauseOnFailure"
 
 func parseOne(raw json.RawMessage) (Route, error) {
 	var r Route
@@ -247,7 +252,7 @@ func parseOne(raw json.RawMessage) (Route, error) {
 	for k := range fields {
 		switch k {
 		case "route", "activityId", "entity", "company", "kind", "order", "settle",
-			"definitionGroupId", "legalEntityId", "execute", "overwrite", "pauseOnFailure":
+			"definitionGroupId", "legalEntityId", "execute", "overwrite", "packageTemplate", "pauseOnFailure":
 		default:
 			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are %s)", k, routeFields)
 		}

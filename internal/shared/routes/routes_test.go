@@ -3,6 +3,7 @@ package routes_test
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
@@ -207,6 +208,13 @@ func TestFromEnv(t *testing.T) {
 					t.Errorf("layout = %+v", c.Layout)
 				}
 			}},
+		{name: "config refresh", env: map[string]string{"BUCKET": "b", "CONFIG_REFRESH": "2s"}, check: func(t *testing.T, c routes.Config) {
+			if c.ConfigRefresh != 2*time.Second || c.Routes != nil || c.ConfigKey != layout.DefaultConfigKey {
+				t.Errorf("config = %+v", c)
+			}
+		}},
+		{name: "config refresh too short", env: map[string]string{"BUCKET": "b", "CONFIG_REFRESH": "100ms"}, wantErr: "CONFIG_REFRESH"},
+		{name: "config refresh not a duration", env: map[string]string{"BUCKET": "b", "CONFIG_REFRESH": "30"}, wantErr: "CONFIG_REFRESH"},
 		{name: "no bucket", env: map[string]string{"ROUTES": good}, wantErr: "BUCKET"},
 		{name: "bad routes", env: map[string]string{"BUCKET": "b", "ROUTES": "[]"}, wantErr: "ROUTES"},
 		{name: "overlap", env: map[string]string{"BUCKET": "b", "ROUTES": good, "PROCESSED_PREFIX": "inbound/done/"}, wantErr: "PROCESSED_PREFIX"},

@@ -103,15 +103,20 @@ func (e Env) Notifier(bucket string, l layout.Layout) *notify.Notifier {
 }
 
 // FollowConfig makes the route table follow the configuration document in
-// the bucket, unless ROUTES fixed one. It makes no call now: the document
-// is read on the handler's first Refresh.
+// the bucket, looked at every CONFIG_REFRESH (default 30 seconds), unless
+// ROUTES fixed one. It makes no call now: the document is read on the
+// handler's first Refresh.
 func (e Env) FollowConfig(c *routes.Config) {
 	if c.Routes != nil {
 		return
 	}
 	st := &fnoconfig.Store{S3: e.S3(), Bucket: c.Bucket, Key: c.ConfigKey, Log: e.Log,
 		Notify: e.Notifier(c.Bucket, c.Layout), Metrics: e.Metrics}
-	c.Routes = st.Routes(fnoconfig.RefreshEvery, nil)
+	every := fnoconfig.RefreshEvery
+	if c.ConfigRefresh > 0 {
+		every = c.ConfigRefresh
+	}
+	c.Routes = st.Routes(every, nil)
 }
 
 // Start builds a function's handler from the environment and hands it to

@@ -12,7 +12,9 @@
 // signed by a per-emulator CA (CertPEM, HTTPClient):
 //
 //   - F&O (URL): /api/connector/..., /data/...; every route needs a bearer token.
-//   - Entra ID (AuthorityURL): openid-configuration, v2 and v1 token endpoints.
+//   - Entra ID (AuthorityURL): openid-configuration, v2 and v1 token
+//     endpoints; and, under /adfs (ADFSAuthorityURL), AD FS's, which
+//     on-premises environments sign in with.
 //   - Blob storage (BlobURL): SAS-signed PUT (Put Blob, Put Block, Put
 //     Block List) and GET under /dmf/, no bearer token. Its host is not
 //     F&O's (another port), as Azure storage's is not.
@@ -125,4 +127,18 @@
 //     "<job or definition group name>-<yyyy-MM-dd_HH-mm-ss>-<GUID>" (they can
 //     hold spaces; clients must treat them as opaque).
 //   - GetExecutionErrors answers "[]" until the execution has ended.
+//   - AD FS (ADFSAuthorityURL) issues tokens for the client-credentials
+//     grant to the same apps as Entra ID, with a scope of "<F&O URL>/.default"
+//     (as MSAL asks) or a resource of the F&O URL; it answers token_type
+//     "bearer" in lower case, an issuer of https://HOST/adfs and an
+//     access_token_issuer of http://HOST/adfs/services/trust, as AD FS
+//     does. Refusals are OAuth errors without error_codes: MSIS9607 for an
+//     unknown client, MSIS9622 for a wrong secret or assertion, MSIS9605
+//     for a resource it does not know (other wording is the emulator's).
+//   - Options.OnPremises: the OData endpoints answer only under
+//     /namespaces/AXSF/data/... (anything else is 404 to an authenticated
+//     caller), @odata.context names that path, and every
+//     /api/connector/... request answers 302 to AD FS's sign-in page,
+//     before authentication, as an on-premises environment without
+//     recurring integrations does.
 package d365test

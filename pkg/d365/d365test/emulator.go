@@ -89,6 +89,13 @@ type Options struct {
 	// another runs anywhere in the environment fails; with it, only while
 	// another of the same data project runs.
 	EnhancedParallelPackageImport bool
+	// OnPremises makes F&O an on-premises environment: the OData endpoints
+	// (the package API among them) answer under
+	// /namespaces/AXSF/data/... only, and the recurring-integration
+	// endpoints, which on-premises environments do not have, answer 302 to
+	// the sign-in page. Tokens come from AD FS (ADFSAuthorityURL), which
+	// the emulator serves whatever this says.
+	OnPremises bool
 }
 
 // Emulator is a running F&O + Entra ID + blob storage emulator. All methods

@@ -36,6 +36,8 @@ type TokenGrant struct {
 	Version    int    // 2 for /oauth2/v2.0/token, 1 for /oauth2/token
 	// Thumbprint is the assertion's x5t#S256 (or x5t) header, if any.
 	Thumbprint string
+	// ADFS: issued by the AD FS fake (ADFSAuthorityURL), not Entra ID.
+	ADFS bool
 }
 
 // Grants returns the tokens issued so far, oldest first.
@@ -46,6 +48,9 @@ func (e *Emulator) Grants() []TokenGrant {
 }
 
 func (e *Emulator) entraRoute(r *http.Request, seg []string) route {
+	if rt, ok := e.adfsRoute(seg); ok {
+		return rt
+	}
 	is := func(want ...string) bool {
 		if len(seg) != len(want) {
 			return false

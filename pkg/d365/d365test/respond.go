@@ -42,7 +42,16 @@ type odataValue struct {
 
 func (e *Emulator) writeValue(w http.ResponseWriter, edmType string, v any) {
 	w.Header().Set("OData-Version", "4.0")
-	writeJSON(w, http.StatusOK, odataValue{Context: e.foURL + "/data/$metadata#" + edmType, Value: v})
+	writeJSON(w, http.StatusOK, odataValue{Context: e.dataURL() + "/$metadata#" + edmType, Value: v})
+}
+
+// dataURL is where the OData endpoints are: <F&O>/data, or on-premises
+// <F&O>/namespaces/AXSF/data.
+func (e *Emulator) dataURL() string {
+	if e.opts.OnPremises {
+		return e.foURL + "/namespaces/" + OnPremisesNamespace + "/data"
+	}
+	return e.foURL + "/data"
 }
 
 // genericMessage is the top-level message of most F&O error answers; the

@@ -145,6 +145,28 @@ var langRE = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 // foRoute maps an F&O path to its endpoint. It accepts Microsoft's optional
 // /{lang}/ prefix (/en/api/connector/...).
 func (e *Emulator) foRoute(r *http.Request, seg []string) route {
+	if e.opts.OnPremises {
+		return e.onPremisesRoute(r, seg)
+	}
+	return e.cloudRoute(r, seg)
+}
+
+// onPremisesRoute maps an on-premises environment's paths: the OData
+// actions under /namespaces/AXSF, the connector redirected to the sign-in.
+func (e *Emulator) onPremisesRoute(r *http.Request, seg []string) route {
+	if len(seg) >= 2 && strings.EqualFold(seg[0], "namespaces") && strings.EqualFold(seg[1], OnPremisesNamespace) {
+		if rt := e.cloudRoute(r, seg[2:]); len(seg) > 2 && strings.EqualFold(seg[2], "data") {
+			return rt
+		}
+	}
+	if rt := e.cloudRoute(r, seg); rt.endpoint != "unknown" && len(rt.seg) > 0 && strings.EqualFold(rt.seg[0], "api") {
+		return route{endpoint: rt.endpoint, seg: rt.seg, h: e.onPremisesRedirect}
+	}
+	return route{endpoint: "unknown", seg: seg, h: notFound, auth: true}
+}
+
+// cloudRoute maps a cloud environment's F&O paths.
+func (e *Emulator) cloudRoute(r *http.Request, seg []string) route {
 	if len(seg) >= 2 && langRE.MatchString(seg[0]) && (strings.EqualFold(seg[1], "api") || strings.EqualFold(seg[1], "data")) {
 		seg = seg[1:]
 	}
