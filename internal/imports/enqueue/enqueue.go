@@ -203,7 +203,7 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	}
 	j := &job{msg: *fm, file: file, identity: fm.Identity(), src: fm.Ref(),
 		log: h.log.With("key", fm.Key, "versionId", fm.VersionID, "route", fm.Route, "identity", fm.Identity(), "sqsMessageId", m.MessageId)}
-	rt, ok := h.cfg.Routes.Lookup(fm.Route)
+	rt, ok := h.cfg.Routes.LookupFresh(ctx, fm.Route)
 	if !ok {
 		return h.done(ctx, j, h.reject(ctx, j.log, filing.Rejection{Src: j.src, EventTime: fm.EventTime, File: fm.Route + "/" + file,
 			Code: "no-route", Detail: fmt.Sprintf("route %q is no longer configured", fm.Route)}))

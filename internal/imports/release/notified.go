@@ -91,7 +91,7 @@ func (r *Releaser) classify(ctx context.Context, o Object) (Outcome, error) {
 		log.DebugContext(ctx, "release: skipping a stuck report")
 		return Skipped, nil
 	}
-	if _, ok := r.cfg.Routes.Lookup(route); ok {
+	if _, ok := r.cfg.Routes.LookupFresh(ctx, route); ok {
 		log.InfoContext(ctx, "release: notified", "route", route, "identity", importmsg.Identity(o.Bucket, o.Key, o.VersionID, o.ETag))
 		return Requested, nil
 	}

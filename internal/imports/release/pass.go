@@ -66,7 +66,7 @@ var errNoTime = errors.New("not enough time left to wait")
 // none, it waits for the first to settle, as long as the deadline allows.
 func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, error) {
 	var res Result
-	rt, ok := r.cfg.Routes.Lookup(req.Route)
+	rt, ok := r.cfg.Routes.LookupFresh(ctx, req.Route)
 	if !ok {
 		r.log.WarnContext(ctx, "release: a release request for a route that is not configured; the sweep files its files", "route", req.Route)
 		return res, nil

@@ -207,3 +207,39 @@ func TestLiveRoutesFollowTheDocument(t *testing.T) {
 		t.Errorf("a bad document: %v, %d routes", err, tbl.Len())
 	}
 }
+
+// TestMissLooksAgain: a route added a moment ago is found by the first file
+// that asks for it, before the table's interval has passed; a burst of
+// misses for a folder that is not configured costs one GET, not one each.
+func TestMissLooksAgain(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	clock := pipelinetest.NewClock(time.Now())
+	tbl := r.store().Routes(config.RefreshEvery, clock.Now)
+	r.put(routesDoc("customers"))
+	if err := tbl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.put(routesDoc("customers", "vendors"))
+	clock.Set(clock.Now().Add(3 * time.Second))
+	if _, ok := tbl.Lookup("vendors"); ok {
+		t.Fatal("the plain lookup saw the new route before the interval; the test proves nothing")
+	}
+	if _, ok := tbl.LookupFresh(ctx, "vendors"); !ok {
+		t.Fatal("a route added a moment ago was not found on a miss")
+	}
+	before := r.s3.gets.Load()
+	for range 20 {
+		if _, ok := tbl.LookupFresh(ctx, "nowhere"); ok {
+			t.Fatal("found a route that is not configured")
+		}
+	}
+	if n := r.s3.gets.Load() - before; n > 1 {
+		t.Errorf("20 misses within %s cost %d GETs; want at most 1", 2*time.Second, n)
+	}
+	clock.Set(clock.Now().Add(3 * time.Second))
+	tbl.LookupFresh(ctx, "nowhere")
+	if n := r.s3.gets.Load() - before; n != 1 {
+		t.Errorf("a miss after the recheck window: %d GETs in all, want 1", n)
+	}
+}

@@ -79,6 +79,35 @@ func (t *Table) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// missRecheck is how soon after a load a miss may load the document again:
+// a burst of files for an unknown folder costs one GET, not one each.
+const missRecheck = 2 * time.Second
+
+// LookupFresh is Lookup that, on a miss, looks at the configuration again
+// at once (unless it did within missRecheck) before saying no: a route
+// added a moment ago is found even though the table's interval has not
+// passed, so its first files are not rejected as unrouted. A failed load
+// keeps the answer of the table it had.
+func (t *Table) LookupFresh(ctx context.Context, name string) (Route, bool) {
+	if r, ok := t.Lookup(name); ok || t == nil || t.live == nil {
+		return r, ok
+	}
+	l := t.live
+	l.refresh.Lock()
+	defer l.refresh.Unlock()
+	l.mu.Lock()
+	recent := l.table != nil && l.now().Sub(l.checked) < missRecheck
+	l.mu.Unlock()
+	if !recent {
+		if next, err := l.load(ctx); err == nil && next != nil {
+			l.mu.Lock()
+			l.table, l.checked = next, l.now()
+			l.mu.Unlock()
+		}
+	}
+	return t.Lookup(name)
+}
+
 // Loaded reports whether the table has routes to go by: a fixed table, or
 // a live one that loaded a configuration at least once.
 func (t *Table) Loaded() bool {
