@@ -14,7 +14,7 @@
 # Knobs:
 #   BENCH_SIZES   sizes of the streaming benchmarks (default "16MiB 256MiB 1GiB")
 #   BENCH_REPEAT  alternating runs per throughput pair (default 5; the machine is shared)
-#   BENCH_ONLY    space-separated subset of: import export requests routing release poller schedule coldstart
+#   BENCH_ONLY    space-separated subset of: import package export requests routing release poller schedule coldstart
 #   BENCH_OUT     where the report goes (default bench/RESULTS.md)
 #   BENCH_RAW     keep the raw benchmark output here (default: a temporary file)
 #   BENCH_MERGE   the raw output (BENCH_RAW) of an earlier run: its results are kept for every
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 SIZES=${BENCH_SIZES:-"16MiB 256MiB 1GiB"}
 REPEAT=${BENCH_REPEAT:-5}
-ONLY=${BENCH_ONLY:-"import export requests routing release poller schedule coldstart"}
+ONLY=${BENCH_ONLY:-"import package export requests routing release poller schedule coldstart"}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
 
 work=$(mktemp -d)
@@ -144,6 +144,9 @@ for part in $ONLY; do
 	# The diagnostic run: the S3 fake does not return the object's
 	# checksum, so the SDK validates nothing (what that validation costs).
 	import) pair BenchmarkImportStreaming BenchmarkImportBaseline BenchmarkImportStreamingNoCRC BENCH_S3_CHECKSUM=off ;;
+	# A plain file wrapped in its route's package template on the way to
+	# blob storage, against the same bytes as plain Put Blocks.
+	package) pair BenchmarkPackageImport BenchmarkPackageBaseline ;;
 	# The export's baseline is a plain SDK multipart upload of the same
 	# download; the download alone (into io.Discard) is the second column.
 	export) ALSO=BenchmarkExportDownload pair BenchmarkExportLanding BenchmarkExportBaseline ;;

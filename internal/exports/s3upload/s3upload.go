@@ -405,6 +405,7 @@ type pool struct {
 	mu   sync.Mutex
 	free [][]byte
 	keep int // most free buffers kept
+	made int // buffers allocated, ever (get found none free)
 }
 
 var (
@@ -437,8 +438,16 @@ func (p *pool) get() []byte {
 		p.mu.Unlock()
 		return b
 	}
+	p.made++
 	p.mu.Unlock()
 	return make([]byte, p.size)
+}
+
+// allocated is how many buffers the pool has allocated, ever.
+func (p *pool) allocated() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.made
 }
 
 func (p *pool) put(b []byte) {

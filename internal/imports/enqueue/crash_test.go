@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
+	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -110,5 +112,47 @@ func TestOutcomeUnknownFilingFailureIsFinishedNotResent(t *testing.T) {
 	}
 	if _, ok := pipelinetest.Get(t, f.s3, f.bucket, "inbound/customers/half.csv"); ok {
 		t.Fatal("the file is still in inbound/")
+	}
+}
+
+// A redelivery of a file whose version is gone reads the file's marker (a
+// first delivery reads none: the intent marker's conditional write is its
+// look): an earlier attempt's intent is cleared, since there is nothing
+// left to file, and a sent file's marker is kept for the poller; nothing
+// is sent either way.
+func TestRedeliveryOfAGoneFile(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		messageID  string
+		markerKept bool
+	}{
+		{"intent marker", "", false},
+		{"sent", "msg-earlier", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
+			m := f.drop(t, "inbound/customers/gone.csv", []byte("data"))
+			st := &ledger.Store{S3: f.s3, Bucket: f.bucket, Layout: f.cfg.Layout}
+			id := importmsg.Identity(m.Bucket, m.Key, m.VersionID, m.ETag)
+			if _, _, err := st.PutMarker(context.Background(), ledger.Record{Identity: id, MessageID: tt.messageID, Bucket: m.Bucket,
+				Key: m.Key, VersionID: m.VersionID, Route: "customers", ExternalID: m.Key, EnqueuedAt: time.Now().UTC()}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.s3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: &m.Key, VersionId: &m.VersionID}); err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := f.h.Handle(context.Background(), event(m)); err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("%v %v", failures(resp), err)
+			}
+			if n := f.emu.Requests("enqueue"); n != 0 {
+				t.Fatalf("%d enqueue requests for a gone file", n)
+			}
+			if _, found, err := st.GetMarker(context.Background(), id); err != nil || found != tt.markerKept {
+				t.Fatalf("marker found = %v (%v), want %v", found, err, tt.markerKept)
+			}
+			if keys := pipelinetest.Keys(t, f.s3, f.bucket, "failed/"); len(keys) != 0 {
+				t.Fatalf("filed %v for a file that is gone", keys)
+			}
+		})
 	}
 }

@@ -212,9 +212,6 @@ func (h *Handler) process(ctx context.Context, m events.SQSMessage) error {
 	if rt.Kind == routes.KindDataProject {
 		return h.importPackage(ctx, j)
 	}
-	if done, err := h.checkMarker(ctx, j); done || err != nil {
-		return err
-	}
 	return h.send(ctx, j)
 }
 
@@ -245,34 +242,48 @@ func (h *Handler) decode(ctx context.Context, m events.SQSMessage, fm importmsg.
 	return &fm, file, nil
 }
 
-// checkMarker looks for the file's idempotency marker: with one the file
-// is never sent again (done is true).
-func (h *Handler) checkMarker(ctx context.Context, j *job) (done bool, err error) {
-	mk, found, err := h.ledger.GetMarker(ctx, j.identity)
+// markerFound handles a file whose idempotency marker exists: it is never
+// sent again. mk nil means the marker went between the conditional write
+// that found it and the read: the redelivery looks again.
+func (h *Handler) markerFound(ctx context.Context, j *job, mk *ledger.Record) error {
 	switch {
-	case err != nil:
-		return true, fmt.Errorf("read marker of %s: %w", j.msg.Key, err)
-	case found && mk.Sending():
+	case mk == nil:
+		return fmt.Errorf("the marker of %s changed while it was read; a redelivery looks again", j.msg.Key)
+	case mk.Sending():
 		// An earlier attempt began sending and never recorded an answer
 		// (it died, or filing the outcome failed): F&O may hold the file.
 		j.replayOf = mk.ReplayOf
-		return true, h.done(ctx, j, h.outcomeUnknown(ctx, j, mk.ExternalID, mk.EnqueuedAt,
+		return h.done(ctx, j, h.outcomeUnknown(ctx, j, mk.ExternalID, mk.EnqueuedAt,
 			errors.New("an earlier attempt started sending the file and did not record F&O's answer")))
-	case found:
-		j.log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
-		return true, nil
 	}
-	return false, nil
+	j.log.InfoContext(ctx, "enqueue: already enqueued, skipping", "messageId", mk.MessageID, "enqueuedAt", mk.EnqueuedAt)
+	return nil
+}
+
+// gone handles a file whose version is no longer in S3: an earlier
+// attempt's marker decides (it may have been filed, or sent); without one
+// there is nothing to import.
+func (h *Handler) gone(ctx context.Context, j *job, cause error) error {
+	mk, found, err := h.ledger.GetMarker(ctx, j.identity)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read marker of %s: %w", j.msg.Key, err)
+	case found:
+		return h.markerFound(ctx, j, mk)
+	}
+	j.log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", cause.Error())
+	return h.done(ctx, j, nil)
 }
 
 // send opens the file, writes the intent marker, streams the file to F&O
-// and records the outcome.
+// and records the outcome. The intent marker's conditional write is also
+// the look for an earlier attempt's marker: it fails only when there is
+// one, so a first delivery reads no marker.
 func (h *Handler) send(ctx context.Context, j *job) error {
 	fm, rt, log := j.msg, j.route, j.log
 	body, err := h.open(ctx, fm)
 	if isGone(err) {
-		log.WarnContext(ctx, "enqueue: the file no longer exists in this version; nothing to import", "error", err.Error())
-		return h.done(ctx, j, nil)
+		return h.gone(ctx, j, err)
 	}
 	if err != nil {
 		return err
@@ -292,6 +303,7 @@ func (h *Handler) send(ctx context.Context, j *job) error {
 		VersionID: version, ETag: s3io.NormalizeETag(fm.ETag), Size: size,
 		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
 		ExternalID: req.ExternalID, EventTime: fm.EventTime, EnqueuedAt: start.UTC(), ReplayOf: j.replayOf,
+		SourceHead: &s3io.Head{Size: size, ContentType: aws.ToString(body.ContentType), Metadata: body.Metadata},
 	}
 	// The intent: from here on a crash leaves a marker without a message
 	// ID, and a redelivery files the file as "outcome unknown" instead of
@@ -299,8 +311,8 @@ func (h *Handler) send(ctx context.Context, j *job) error {
 	if created, existing, err := h.ledger.PutMarker(ctx, rec); err != nil {
 		return fmt.Errorf("write the intent marker of %s: %w", fm.Key, err)
 	} else if !created {
-		log.WarnContext(ctx, "enqueue: another delivery of this file got there first", "messageId", existing.MessageID)
-		return nil
+		body.Body.Close()
+		return h.markerFound(ctx, j, existing)
 	}
 	// Stop sending early enough to record the outcome before Lambda ends
 	// the invocation.

@@ -27,6 +27,10 @@ type S3 interface {
 // the suffix of the document written beside it.
 type Move struct {
 	Src s3io.Ref
+	// SrcHead is what the caller knows of Src from reading that version
+	// (size, content type, user metadata): the copy then does not ask S3
+	// again. Nil: it does.
+	SrcHead *s3io.Head
 	// Candidates are the destination keys, first choice first
 	// (s3io.Candidates).
 	Candidates []string
@@ -54,7 +58,7 @@ type Move struct {
 // more beside the file before it returns (the poller copies F&O's error
 // files there). File returns the placed key.
 func File(ctx context.Context, c S3, m Move, doc func(placed string, gone bool) (any, error)) (string, error) {
-	placed, err := s3io.Place(ctx, c, m.Src, m.Candidates, m.Token, m.Meta)
+	placed, err := s3io.PlaceKnown(ctx, c, m.Src, m.SrcHead, m.Candidates, m.Token, m.Meta)
 	gone := errors.Is(err, s3io.ErrSourceGone)
 	switch {
 	case gone && m.KeepDocumentWhenGone:

@@ -58,6 +58,11 @@ type Record struct {
 	Kind       string `json:"kind"`
 	ExternalID string `json:"externalId"`
 
+	// SourceHead is the source version's size, content type and user
+	// metadata as the enqueue function read them, so that filing copies
+	// the version without asking S3 for them again (nil: it asks).
+	SourceHead *s3io.Head `json:"sourceHead,omitempty"`
+
 	EventTime  time.Time `json:"eventTime,omitzero"`
 	EnqueuedAt time.Time `json:"enqueuedAt"`
 	NextCheck  time.Time `json:"nextCheck"`

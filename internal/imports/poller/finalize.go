@@ -67,8 +67,8 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 	if res.Outcome == filing.OutcomeFailed {
 		base = p.cfg.Layout.FailedKey(rec.Route, rec.EnqueuedAt, file)
 	}
-	placed, err := filing.File(ctx, p.s3, filing.Move{Src: rec.Source(), Candidates: s3io.Candidates(base, rec.Identity), Token: rec.Identity,
-		Meta: map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)}, Suffix: layout.ResultSuffix,
+	placed, err := filing.File(ctx, p.s3, filing.Move{Src: rec.Source(), SrcHead: rec.SourceHead, Candidates: s3io.Candidates(base, rec.Identity),
+		Token: rec.Identity, Meta: map[string]string{"fno-message-id": rec.MessageID, "fno-status": string(status)}, Suffix: layout.ResultSuffix,
 		KeepDocumentWhenGone: true},
 		func(placed string, gone bool) (any, error) {
 			if gone {

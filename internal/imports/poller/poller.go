@@ -411,22 +411,6 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 			}
 		}
 	}
-	// A record without a marker belongs to a file finalized already (the
-	// marker goes just before the ledger record).
-	if _, found, err := p.ledger.GetMarker(ctx, rec.Identity); err != nil {
-		log.ErrorContext(ctx, "poller: cannot read the marker", "error", err.Error())
-		c.add(func(s *Summary) { s.Errors++ })
-		return p.stopIf(ctx, err)
-	} else if !found {
-		if err := p.ledger.Delete(ctx, key); err == nil {
-			c.add(func(s *Summary) { s.Retired++ })
-		}
-		retireExtras()
-		c.done(rec.Identity)
-		log.InfoContext(ctx, "poller: retired a record whose file was already finalized", "ledgerKey", key)
-		return nil
-	}
-
 	now := p.cfg.Now().UTC()
 	status, final, err := p.check(ctx, rec)
 	if err != nil {
@@ -448,6 +432,22 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 	if !final {
 		p.reschedule(ctx, rec, key, now, log, c, true)
 		retireExtras()
+		return nil
+	}
+	// A record without a marker belongs to a file finalized already (the
+	// marker goes just before the ledger record): only a final status can
+	// be such a leftover's, so the marker is read only then.
+	if _, found, err := p.ledger.GetMarker(ctx, rec.Identity); err != nil {
+		log.ErrorContext(ctx, "poller: cannot read the marker", "error", err.Error())
+		c.add(func(s *Summary) { s.Errors++ })
+		return p.stopIf(ctx, err) // the record stays due: the next run checks it again
+	} else if !found {
+		if err := p.ledger.Delete(ctx, key); err == nil {
+			c.add(func(s *Summary) { s.Retired++ })
+		}
+		retireExtras()
+		c.done(rec.Identity)
+		log.InfoContext(ctx, "poller: retired a record whose file was already finalized", "ledgerKey", key)
 		return nil
 	}
 	res, err := p.finalizeAny(ctx, rec, status, now, log)

@@ -35,6 +35,26 @@ var CopyPartSize int64 = 512 << 20
 // belongs beside the copy is written. It returns ErrSourceGone when the
 // source is missing and no candidate holds its copy.
 func Place(ctx context.Context, c Copier, src Ref, candidates []string, token string, meta map[string]string) (string, error) {
+	return PlaceKnown(ctx, c, src, nil, candidates, token, meta)
+}
+
+// Head is what a copy takes from its source version besides the bytes:
+// its size (one CopyObject or a multipart copy), content type and user
+// metadata (the copy replaces the metadata, so the source's goes again).
+type Head struct {
+	Size        int64             `json:"size"`
+	ContentType string            `json:"contentType,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// PlaceKnown is Place for a caller that has read src's exact version
+// already and knows its Head: a version never changes, so the source is
+// not asked again (one HeadObject fewer), and a version deleted meanwhile
+// fails the copy itself, with ErrSourceGone as in Place. A source without
+// a version ID (guarded by its ETag) is still asked, with If-Match: that
+// is the guard where a store ignores x-amz-copy-source-if-match (moto
+// does). A nil head is Place.
+func PlaceKnown(ctx context.Context, c Copier, src Ref, head *Head, candidates []string, token string, meta map[string]string) (string, error) {
 	if len(candidates) == 0 {
 		return "", fmt.Errorf("place %s: no destination", src)
 	}
@@ -55,16 +75,11 @@ func Place(ctx context.Context, c Copier, src Ref, candidates []string, token st
 	if dst == "" {
 		return "", fmt.Errorf("place %s: every destination (%s) holds another file", src, strings.Join(candidates, ", "))
 	}
-	hin := &s3.HeadObjectInput{Bucket: &src.Bucket, Key: &src.Key, IfMatch: src.ifMatch()}
-	if src.VersionID != "" {
-		hin.VersionId = &src.VersionID
-	}
-	head, err := c.HeadObject(ctx, hin)
-	if IsNotFound(err) || IsInvalidVersion(err) || IsPreconditionFailed(err) {
-		return "", fmt.Errorf("place %s: %w", src, ErrSourceGone)
-	}
-	if err != nil {
-		return "", fmt.Errorf("place %s: head source: %w", src, err)
+	if head == nil || src.VersionID == "" {
+		var err error
+		if head, err = headOf(ctx, c, src); err != nil {
+			return "", err
+		}
 	}
 	md := map[string]string{}
 	for k, v := range head.Metadata {
@@ -74,22 +89,46 @@ func Place(ctx context.Context, c Copier, src Ref, candidates []string, token st
 		md[strings.ToLower(k)] = v
 	}
 	md[MetaIdentity] = token
-	size := aws.ToInt64(head.ContentLength)
-	if size > MaxSingleCopy {
-		err = copyMultipart(ctx, c, src, dst, size, head.ContentType, md)
+	var err error
+	if head.Size > MaxSingleCopy {
+		err = copyMultipart(ctx, c, src, dst, head.Size, nzString(head.ContentType), md)
 	} else {
 		_, err = c.CopyObject(ctx, &s3.CopyObjectInput{
 			Bucket: &src.Bucket, Key: &dst, CopySource: aws.String(CopySource(src)), CopySourceIfMatch: src.ifMatch(),
-			MetadataDirective: types.MetadataDirectiveReplace, Metadata: md, ContentType: head.ContentType,
+			MetadataDirective: types.MetadataDirectiveReplace, Metadata: md, ContentType: nzString(head.ContentType),
 		})
 	}
-	if IsNotFound(err) || IsPreconditionFailed(err) {
+	if IsNotFound(err) || IsInvalidVersion(err) || IsPreconditionFailed(err) {
 		return "", fmt.Errorf("place %s: %w", src, ErrSourceGone)
 	}
 	if err != nil {
 		return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
 	return dst, nil
+}
+
+// headOf asks S3 for src's Head.
+func headOf(ctx context.Context, c Header, src Ref) (*Head, error) {
+	hin := &s3.HeadObjectInput{Bucket: &src.Bucket, Key: &src.Key, IfMatch: src.ifMatch()}
+	if src.VersionID != "" {
+		hin.VersionId = &src.VersionID
+	}
+	out, err := c.HeadObject(ctx, hin)
+	if IsNotFound(err) || IsInvalidVersion(err) || IsPreconditionFailed(err) {
+		return nil, fmt.Errorf("place %s: %w", src, ErrSourceGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("place %s: head source: %w", src, err)
+	}
+	return &Head{Size: aws.ToInt64(out.ContentLength), ContentType: aws.ToString(out.ContentType), Metadata: out.Metadata}, nil
+}
+
+// nzString is nil for "", else a pointer to s.
+func nzString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func metaGet(m map[string]string, k string) string {

@@ -207,3 +207,82 @@ func TestUploadSizes(t *testing.T) {
 		}
 	}
 }
+
+// headCounter counts HeadObject calls by key.
+type headCounter struct {
+	*s3.Client
+	heads map[string]int
+}
+
+func (h *headCounter) HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	h.heads[aws.ToString(in.Key)]++
+	return h.Client.HeadObject(ctx, in, opts...)
+}
+
+// TestPlaceKnown: a caller that read the source version already gives its
+// Head, and Place does not ask S3 for the source again; the copy still
+// carries the source's content type and metadata, and a source gone (or
+// replaced) meanwhile still fails the copy with ErrSourceGone.
+func TestPlaceKnown(t *testing.T) {
+	c := &headCounter{Client: mototest.S3(t), heads: map[string]int{}}
+	b := mototest.NewBucket(t)
+	ctx := context.Background()
+	key := "inbound/c/known.csv"
+	out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &key, Body: strings.NewReader("known"),
+		ContentType: aws.String("text/csv"), Metadata: map[string]string{"replay-of": "processed/c/x.csv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &key, VersionId: out.VersionId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read.Body.Close()
+	head := &s3io.Head{Size: aws.ToInt64(read.ContentLength), ContentType: aws.ToString(read.ContentType), Metadata: read.Metadata}
+	src := s3io.Ref{Bucket: b, Key: key, VersionID: aws.ToString(out.VersionId)}
+	dst, err := s3io.PlaceKnown(ctx, c, src, head, []string{"processed/c/known.csv"}, "id-k", map[string]string{"fno-status": "Processed"})
+	if err != nil || dst != "processed/c/known.csv" {
+		t.Fatalf("PlaceKnown = %q, %v", dst, err)
+	}
+	if c.heads[key] != 0 || c.heads[dst] != 1 {
+		t.Fatalf("HeadObject calls %v: want the destination's only", c.heads)
+	}
+	copied, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: &dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := copied.Metadata; aws.ToString(copied.ContentType) != "text/csv" || md["replay-of"] != "processed/c/x.csv" ||
+		md[s3io.MetaIdentity] != "id-k" || md["fno-status"] != "Processed" {
+		t.Fatalf("the copy has content type %q and metadata %v", aws.ToString(copied.ContentType), copied.Metadata)
+	}
+
+	// The version deleted meanwhile: the copy fails, as ErrSourceGone.
+	if err := s3io.Delete(ctx, c, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3io.PlaceKnown(ctx, c, src, head, []string{"processed/c/other.csv"}, "id-other", nil); !errors.Is(err, s3io.ErrSourceGone) {
+		t.Fatalf("PlaceKnown of a deleted version: %v, want ErrSourceGone", err)
+	}
+
+	// Unversioned, replaced by other content: the source is asked (with
+	// its ETag), and the guard holds.
+	plain := mototest.Name("plain")
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &plain}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &plain, Key: &key, Body: strings.NewReader("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, c.Client, plain, key, []byte("second upload"))
+	old := s3io.Ref{Bucket: plain, Key: key, ETag: aws.ToString(first.ETag)}
+	if _, err := s3io.PlaceKnown(ctx, c, old, &s3io.Head{Size: 5}, []string{"processed/x.csv"}, "id", nil); !errors.Is(err, s3io.ErrSourceGone) {
+		t.Fatalf("PlaceKnown of replaced content: %v, want ErrSourceGone", err)
+	}
+	if _, _, ok := get(t, c.Client, plain, "processed/x.csv"); ok {
+		t.Fatal("replaced content was copied")
+	}
+	if c.heads[key] != 1 {
+		t.Fatalf("an unversioned source was asked %d times, want once", c.heads[key])
+	}
+}
