@@ -277,16 +277,23 @@ type ExportPackageRequest struct {
 	LegalEntityID     string `json:"legalEntityId"`
 }
 
+// ErrExportNotStarted: ExportToPackage answered the empty execution ID (or
+// none): F&O did not start the export.
+var ErrExportNotStarted = errors.New("d365 ExportToPackage: F&O answered the empty execution ID (the export did not start)")
+
 // ExportToPackage starts an export and returns its execution ID. F&O's
 // answer is read flat or nested ({"value":{"value":id}}); the empty GUID,
-// which it answers when the export could not start, is an error.
+// which it answers when the export could not start, is
+// ErrExportNotStarted. Give in.ExecutionID to follow the export by an ID
+// chosen beforehand (NewExecutionID), even if the answer is lost; it is
+// never re-sent once it reached F&O.
 func (c *Client) ExportToPackage(ctx context.Context, in ExportPackageRequest) (string, error) {
 	id, err := c.stringAction(ctx, "ExportToPackage", in, retryUnsent)
 	if err != nil {
 		return "", err
 	}
 	if id == "" || strings.Trim(id, "{}") == emptyGUID {
-		return "", fmt.Errorf("d365 ExportToPackage: F&O answered the empty execution ID (the export did not start)")
+		return "", ErrExportNotStarted
 	}
 	return id, nil
 }

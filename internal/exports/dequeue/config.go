@@ -34,6 +34,18 @@ type Config struct {
 	// MaxConsecutiveFailures stops an invocation after this many files in a
 	// row failed (S3 or F&O is probably down). Default 3.
 	MaxConsecutiveFailures int
+	// ExecutionPoll is the first wait between two looks at a dataProject
+	// job's running execution (and at its package URL while F&O has none
+	// yet); each wait doubles, up to maxExecutionPoll. Default 5s.
+	ExecutionPoll time.Duration
+	// ExecutionWait bounds how long one run waits for an execution to end
+	// and its package to land (DeadlineMargin before the invocation's
+	// deadline ends the wait sooner); the next run follows it. Default 10m.
+	ExecutionWait time.Duration
+	// ExecutionLostAfter: an execution F&O has said it does not know (400
+	// "not found", or Unknown) for this long is given up, and the job
+	// starts a new one. Default 1h.
+	ExecutionLostAfter time.Duration
 	// Now is the clock for key dates and the deadline check. Default time.Now.
 	Now func() time.Time
 	// Logger gets one line per file and a summary per invocation. Default
@@ -142,6 +154,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxConsecutiveFailures <= 0 {
 		c.MaxConsecutiveFailures = 3
+	}
+	if c.ExecutionPoll <= 0 {
+		c.ExecutionPoll = 5 * time.Second
+	}
+	if c.ExecutionWait <= 0 {
+		c.ExecutionWait = 10 * time.Minute
+	}
+	if c.ExecutionLostAfter <= 0 {
+		c.ExecutionLostAfter = time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now

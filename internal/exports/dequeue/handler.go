@@ -1,15 +1,23 @@
-// Package dequeue is the dequeue function: for one export job per
-// invocation it dequeues F&O recurring-integration exports until the queue
-// is empty (204) or the invocation's deadline is near, streams each file
-// into S3, and acknowledges it only once it has landed.
+// Package dequeue is the dequeue function: it runs one export job per
+// invocation. A recurring export job (the default kind) dequeues F&O
+// recurring-integration exports until the queue is empty (204) or the
+// invocation's deadline is near, streams each file into S3, and
+// acknowledges it only once it has landed. A job of kind dataProject
+// exports a data project through the package API, one execution at a time
+// (ExportToPackage, GetExecutionSummaryStatus, GetExportedPackageUrl), and
+// lands each execution's package once, or reports it with its execution
+// errors (packagejob.go).
 //
 // # Keys
 //
 //	<prefix><yyyy>/<mm>/<dd>/<correlationId>-<name>      the export, named as F&O named the download (else <job>.zip, or .dat if not a zip)
+//	<prefix><yyyy>/<mm>/<dd>/<executionId>-<packageName>.zip  a dataProject job's package
 //	<same key without .zip>/<InputFilePath>               entity files, with "unpack"
-//	<STATE_PREFIX>exports/<job>/<correlationId>.json     idempotency marker
+//	<STATE_PREFIX>exports/<job>/<correlationId>.json     idempotency marker (of an execution ID, for a dataProject job)
 //	<STATE_PREFIX>exports/<job>/<correlationId>.missing.json  answers without a file
+//	<STATE_PREFIX>exports/<job>/package/execution.json   a dataProject job's current execution
 //	<STATE_PREFIX>quarantine/exports/<job>/<correlationId>.json  a marker that could not be used, moved aside
+//	<STATE_PREFIX>status/jobs/<job>/last-run.json, last-landing.json  the last run and the last run that landed, for the status view
 //
 // The date is the first time the export was seen, kept in the marker, so a
 // re-delivered export (lost ack) maps to the same key and is recognised
@@ -110,7 +118,9 @@ func (h *Handler) Config() Config { return h.cfg }
 // runs the job. Bad input is an error naming the field. Per-file failures
 // do not fail the invocation: they are in the summary (and logged at ERROR),
 // and F&O hands the unacknowledged files out again. A dequeue that fails
-// after retries does fail it.
+// after retries does fail it. For a dataProject job, an export F&O failed
+// and a package not landed are in the summary too; an F&O call or a state
+// document that fails after retries fails the invocation.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Summary, error) {
 	defer h.cfg.Metrics.Flush()
 	in, err := DecodeInput(raw, h.cfg.OutboundPrefix)
@@ -130,6 +140,9 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 	}
 	if hasPrefix(in.Prefix, h.cfg.StatePrefix) {
 		return Summary{}, &InputError{Field: "prefix", Reason: fmt.Sprintf("%q is inside STATE_PREFIX %q", in.Prefix, h.cfg.StatePrefix)}
+	}
+	if in.IsPackage() {
+		return h.runPackage(ctx, in)
 	}
 	log := h.log.With("job", in.Job, "activityId", in.ActivityID)
 	sum := Summary{Job: in.Job, ActivityID: in.ActivityID, Prefix: in.Prefix, Files: []FileResult{}}
@@ -188,6 +201,13 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 			failures = 0
 		}
 	}
+	h.finish(ctx, log, sum)
+	return sum, runErr
+}
+
+// finish logs the run's summary (at ERROR when it holds errors) and
+// records the run for the status view.
+func (h *Handler) finish(ctx context.Context, log *slog.Logger, sum Summary) {
 	level := slog.LevelInfo
 	if len(sum.Errors) > 0 {
 		level = slog.LevelError
@@ -197,7 +217,6 @@ func (h *Handler) Run(ctx context.Context, in Input) (Summary, error) {
 	logged.Files = nil
 	log.Log(ctx, level, "export summary", "summary", logged)
 	h.recordRun(ctx, log, logged)
-	return sum, runErr
 }
 
 // JobRun is what the status view reads of a job's last run and last

@@ -13,19 +13,38 @@ import (
 )
 
 // Input is one export job, the constant JSON input of its EventBridge
-// schedule:
+// schedule. A recurring export job (the default kind) dequeues what an F&O
+// recurring export job queued:
 //
 //	{"job":"customer-groups","activityId":"<guid>","prefix":"outbound/customer-groups/",
 //	 "unpack":false,"ackMissingFile":false}
+//
+// A job of kind "dataProject" exports a data project through the package
+// API (packagejob.go):
+//
+//	{"job":"vendors","kind":"dataProject","definitionGroupId":"Vendors export",
+//	 "legalEntityId":"USMF","packageName":"vendors","reExecute":false,"unpack":true}
 //
 // One function serves any number of jobs; each schedule carries its own.
 type Input struct {
 	// Job names the export; it is a path segment of every key the job
 	// writes. Letters, digits, '.', '_' and '-', at most 128 characters.
 	Job string `json:"job"`
+	// Kind is "recurring" (or empty: the default) or "dataProject".
+	Kind string `json:"kind,omitempty"`
 	// ActivityID is the F&O recurring export job's activity ID (a GUID,
-	// braces allowed).
-	ActivityID string `json:"activityId"`
+	// braces allowed). Recurring jobs only.
+	ActivityID string `json:"activityId,omitempty"`
+	// DefinitionGroupID is the data project to export (required for kind
+	// dataProject, which alone has this and the next three fields).
+	DefinitionGroupID string `json:"definitionGroupId,omitempty"`
+	// PackageName names the exported package; default the job's name. The
+	// package lands as <executionId>-<packageName>.zip.
+	PackageName string `json:"packageName,omitempty"`
+	// LegalEntityID is the legal entity to export from (required).
+	LegalEntityID string `json:"legalEntityId,omitempty"`
+	// ReExecute is ExportToPackage's reExecute flag.
+	ReExecute bool `json:"reExecute,omitempty"`
 	// Prefix is where the job's exports land. Optional: the default is
 	// "<OUTBOUND_PREFIX><job>/". A trailing "/" is added when missing. It
 	// must lie under OUTBOUND_PREFIX: an export landed anywhere else (under
@@ -38,9 +57,20 @@ type Input struct {
 	// AckMissingFile acknowledges dequeue answers that have no file
 	// (IsDownLoadFileExist=false or a null DownloadLocation) once recorded.
 	// Without it they are left to F&O, which hands them out again after
-	// 30 minutes.
+	// 30 minutes. Recurring jobs only.
 	AckMissingFile bool `json:"ackMissingFile,omitempty"`
 }
+
+// Job kinds.
+const (
+	// KindRecurring dequeues a recurring export job (the default).
+	KindRecurring = "recurring"
+	// KindDataProject exports a data project through the package API.
+	KindDataProject = "dataProject"
+)
+
+// IsPackage reports whether the job exports through the package API.
+func (in Input) IsPackage() bool { return in.Kind == KindDataProject }
 
 // InputError is an input that cannot be used. Field is the JSON field at
 // fault ("" when the whole document is).
@@ -89,10 +119,62 @@ func DecodeInput(raw []byte, outboundPrefix string) (Input, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Input{}, &InputError{Reason: "unexpected data after the JSON object"}
 	}
+	if err := checkKindFields(in, t); err != nil {
+		return Input{}, err
+	}
 	if err := in.normalize(outboundPrefix); err != nil {
 		return Input{}, err
 	}
 	return in, nil
+}
+
+// recurringOnly and packageOnly are the fields only one kind of job has.
+var (
+	recurringOnly = []string{"activityId", "ackMissingFile"}
+	packageOnly   = []string{"definitionGroupId", "packageName", "legalEntityId", "reExecute"}
+)
+
+// checkKindFields refuses a field the job's kind does not have, even when
+// it is given its zero value.
+func checkKindFields(in Input, raw []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return &InputError{Reason: fmt.Sprintf("not valid JSON: %v", err)}
+	}
+	kind, err := canonicalKind(in.Kind)
+	if err != nil {
+		return err
+	}
+	refuse := packageOnly
+	if kind == KindDataProject {
+		refuse = recurringOnly
+	}
+	for _, f := range refuse {
+		if _, ok := fields[f]; ok {
+			return kindFieldError(f, kind)
+		}
+	}
+	return nil
+}
+
+func kindFieldError(field, kind string) error {
+	if kind == KindDataProject {
+		return &InputError{Field: field, Reason: `a job of kind "dataProject" has none: it exports the data project definitionGroupId through the package API, not a recurring job's queue`}
+	}
+	return &InputError{Field: field, Reason: `only a job of kind "dataProject" has it (this one is a recurring export job)`}
+}
+
+// canonicalKind spells a kind as the constants do ("" stays "": recurring).
+func canonicalKind(k string) (string, error) {
+	switch t := strings.TrimSpace(k); {
+	case t == "":
+		return "", nil
+	case strings.EqualFold(t, KindRecurring):
+		return KindRecurring, nil
+	case strings.EqualFold(t, KindDataProject):
+		return KindDataProject, nil
+	}
+	return "", &InputError{Field: "kind", Reason: fmt.Sprintf("%q: want %q (the default) or %q", clip(k), KindRecurring, KindDataProject)}
 }
 
 // jsonInputError turns an encoding/json error into an InputError that
@@ -116,7 +198,8 @@ func jsonInputError(err error) error {
 	}
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
 		field := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
-		return &InputError{Field: field, Reason: "unknown field (known: job, activityId, prefix, unpack, ackMissingFile)"}
+		return &InputError{Field: field, Reason: "unknown field (known: job, kind, activityId, prefix, unpack, ackMissingFile; " +
+			"for kind dataProject: definitionGroupId, legalEntityId, packageName, reExecute instead of activityId and ackMissingFile)"}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return &InputError{Reason: "not valid JSON: unexpected end of input"}
@@ -139,15 +222,91 @@ func (in *Input) normalize(outboundPrefix string) error {
 	case !jobPattern.MatchString(in.Job):
 		return &InputError{Field: "job", Reason: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", clip(in.Job))}
 	}
+	kind, err := canonicalKind(in.Kind)
+	if err != nil {
+		return err
+	}
+	in.Kind = kind
+	if in.IsPackage() {
+		err = in.normalizePackage()
+	} else {
+		err = in.normalizeRecurring()
+	}
+	if err != nil {
+		return err
+	}
+	return in.normalizePrefix(outboundPrefix)
+}
+
+// normalizeRecurring checks a recurring job's activity ID.
+func (in *Input) normalizeRecurring() error {
+	switch {
+	case in.DefinitionGroupID != "":
+		return kindFieldError("definitionGroupId", in.Kind)
+	case in.PackageName != "":
+		return kindFieldError("packageName", in.Kind)
+	case in.LegalEntityID != "":
+		return kindFieldError("legalEntityId", in.Kind)
+	case in.ReExecute:
+		return kindFieldError("reExecute", in.Kind)
+	}
 	in.ActivityID = strings.TrimSpace(in.ActivityID)
 	if in.ActivityID == "" {
 		return &InputError{Field: "activityId", Reason: "required (the recurring export job's activity ID)"}
 	}
-	if g := strings.TrimSuffix(strings.TrimPrefix(in.ActivityID, "{"), "}"); !guidPattern.MatchString(g) {
+	g := strings.TrimSuffix(strings.TrimPrefix(in.ActivityID, "{"), "}")
+	if !guidPattern.MatchString(g) {
 		return &InputError{Field: "activityId", Reason: fmt.Sprintf("%q is not a GUID", clip(in.ActivityID))}
-	} else {
-		in.ActivityID = g
 	}
+	in.ActivityID = g
+	return nil
+}
+
+// maxPackageField bounds the data project, legal entity and package names.
+const maxPackageField = 200
+
+// normalizePackage checks a dataProject job's fields and fills the default
+// package name.
+func (in *Input) normalizePackage() error {
+	switch {
+	case in.ActivityID != "":
+		return kindFieldError("activityId", in.Kind)
+	case in.AckMissingFile:
+		return kindFieldError("ackMissingFile", in.Kind)
+	}
+	in.DefinitionGroupID = strings.TrimSpace(in.DefinitionGroupID)
+	in.LegalEntityID = strings.TrimSpace(in.LegalEntityID)
+	in.PackageName = strings.TrimSpace(in.PackageName)
+	if in.PackageName == "" {
+		in.PackageName = in.Job
+	}
+	for _, f := range []struct{ name, v, what string }{
+		{"definitionGroupId", in.DefinitionGroupID, "the data project to export, as named in F&O's Data management workspace"},
+		{"legalEntityId", in.LegalEntityID, `the legal entity to export from, e.g. "USMF"`},
+	} {
+		if f.v == "" {
+			return &InputError{Field: f.name, Reason: "required for kind \"dataProject\" (" + f.what + ")"}
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"definitionGroupId", in.DefinitionGroupID}, {"legalEntityId", in.LegalEntityID}, {"packageName", in.PackageName},
+	} {
+		switch {
+		case len(f.v) > maxPackageField:
+			return &InputError{Field: f.name, Reason: fmt.Sprintf("longer than %d bytes", maxPackageField)}
+		case strings.IndexFunc(f.v, unicode.IsControl) >= 0:
+			return &InputError{Field: f.name, Reason: fmt.Sprintf("%q holds control characters", clip(f.v))}
+		}
+	}
+	if strings.ContainsAny(in.PackageName, `/\`) || in.PackageName == "." || in.PackageName == ".." {
+		return &InputError{Field: "packageName", Reason: fmt.Sprintf("%q names the package file: no '/' or '\\', not '.' or '..'", clip(in.PackageName))}
+	}
+	return nil
+}
+
+// normalizePrefix fills the default prefix and checks it lies under
+// outboundPrefix.
+func (in *Input) normalizePrefix(outboundPrefix string) error {
 	if strings.TrimSpace(outboundPrefix) == "" {
 		outboundPrefix = defaultOutboundPrefix
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
+	"github.com/fno-bridge/s3-fno/internal/ops/configdoc"
 )
 
 const testActivity = "5b6c2f1e-3a4d-4e8f-9a0b-1c2d3e4f5a6b"
@@ -26,6 +27,15 @@ func TestDecodeInput(t *testing.T) {
 			dequeue.Input{Job: "a.b_c", ActivityID: testActivity, Prefix: "outbound/a.b_c/"}},
 		{"whitespace around", " \n" + `{"job":" cg ","activityId":" ` + testActivity + ` "}` + "\n",
 			dequeue.Input{Job: "cg", ActivityID: testActivity, Prefix: "outbound/cg/"}},
+		{"recurring kind named", `{"job":"cg","kind":"Recurring","activityId":"` + testActivity + `"}`,
+			dequeue.Input{Job: "cg", Kind: "recurring", ActivityID: testActivity, Prefix: "outbound/cg/"}},
+		{"data project, minimal", `{"job":"vendors","kind":"dataProject","definitionGroupId":" Vendors export ","legalEntityId":"USMF"}`,
+			dequeue.Input{Job: "vendors", Kind: "dataProject", DefinitionGroupID: "Vendors export", LegalEntityID: "USMF",
+				PackageName: "vendors", Prefix: "outbound/vendors/"}},
+		{"data project, all fields", `{"job":"v","kind":"DATAPROJECT","definitionGroupId":"Vendors export","legalEntityId":"usmf",` +
+			`"packageName":"Vendor master.zip","reExecute":true,"unpack":true,"prefix":"outbound/erp/v"}`,
+			dequeue.Input{Job: "v", Kind: "dataProject", DefinitionGroupID: "Vendors export", LegalEntityID: "usmf",
+				PackageName: "Vendor master.zip", ReExecute: true, Unpack: true, Prefix: "outbound/erp/v/"}},
 	}
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +74,29 @@ func TestDecodeInput(t *testing.T) {
 		{"prefix double slash", `{"job":"cg","activityId":"` + testActivity + `","prefix":"out//x/"}`, "prefix", "empty"},
 		{"prefix control char", `{"job":"cg","activityId":"` + testActivity + `","prefix":"out\u0001/"}`, "prefix", "control"},
 		{"unknown field", `{"job":"cg","activityId":"` + testActivity + `","entity":"x"}`, "entity", "unknown field"},
+		{"unknown kind", `{"job":"cg","kind":"package","activityId":"` + testActivity + `"}`, "kind", `"dataProject"`},
+		{"data project field on a recurring job", `{"job":"cg","activityId":"` + testActivity + `","definitionGroupId":"G"}`,
+			"definitionGroupId", `only a job of kind "dataProject"`},
+		{"reExecute false on a recurring job", `{"job":"cg","activityId":"` + testActivity + `","reExecute":false}`,
+			"reExecute", `only a job of kind "dataProject"`},
+		{"activityId on a data project job", `{"job":"v","kind":"dataProject","activityId":"` + testActivity +
+			`","definitionGroupId":"G","legalEntityId":"USMF"}`, "activityId", "has none"},
+		{"ackMissingFile false on a data project job", `{"job":"v","kind":"dataProject","ackMissingFile":false,` +
+			`"definitionGroupId":"G","legalEntityId":"USMF"}`, "ackMissingFile", "has none"},
+		{"missing definitionGroupId", `{"job":"v","kind":"dataProject","legalEntityId":"USMF"}`, "definitionGroupId", "required"},
+		{"blank definitionGroupId", `{"job":"v","kind":"dataProject","definitionGroupId":" ","legalEntityId":"USMF"}`, "definitionGroupId", "required"},
+		{"missing legalEntityId", `{"job":"v","kind":"dataProject","definitionGroupId":"G"}`, "legalEntityId", "required"},
+		{"legalEntityId not a string", `{"job":"v","kind":"dataProject","definitionGroupId":"G","legalEntityId":1}`, "legalEntityId", "want a string"},
+		{"reExecute not a bool", `{"job":"v","kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","reExecute":"no"}`,
+			"reExecute", "true or false"},
+		{"packageName with a slash", `{"job":"v","kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","packageName":"a/b"}`,
+			"packageName", "no '/'"},
+		{"packageName dot-dot", `{"job":"v","kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","packageName":".."}`,
+			"packageName", "'..'"},
+		{"definitionGroupId control char", `{"job":"v","kind":"dataProject","definitionGroupId":"G\u0007","legalEntityId":"USMF"}`,
+			"definitionGroupId", "control"},
+		{"data project prefix outside outbound", `{"job":"v","kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","prefix":"inbound/v/"}`,
+			"prefix", "not under OUTBOUND_PREFIX"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +137,10 @@ func FuzzDecodeInput(f *testing.F) {
 		`{"job":"cg","activityId":"%7B` + testActivity + `%7D"}`,
 		`{"job":"` + strings.Repeat("j", 129) + `","activityId":"` + testActivity + `"}`,
 		`{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`,
+		`{"job":"v","kind":"dataProject","definitionGroupId":"Vendors export","legalEntityId":"USMF","packageName":"p","reExecute":true}`,
+		`{"job":"v","kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","activityId":""}`,
+		`{"job":"v","kind":"dataproject","definitionGroupId":"G\u0000","legalEntityId":"USMF","packageName":"a\\b"}`,
+		`{"job":"v","kind":"recurring","activityId":"` + testActivity + `","packageName":""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -123,8 +160,13 @@ func FuzzDecodeInput(f *testing.F) {
 			strings.Contains(in.Prefix, "//") || strings.Contains("/"+in.Prefix, "/../") {
 			t.Fatalf("accepted prefix %q", in.Prefix)
 		}
-		if len(in.ActivityID) != 36 {
-			t.Fatalf("accepted activityId %q", in.ActivityID)
+		if in.IsPackage() {
+			if in.ActivityID != "" || in.AckMissingFile || in.DefinitionGroupID == "" || in.LegalEntityID == "" ||
+				in.PackageName == "" || strings.ContainsAny(in.PackageName, "/\\") {
+				t.Fatalf("accepted data project job %+v", in)
+			}
+		} else if len(in.ActivityID) != 36 || in.DefinitionGroupID != "" || in.PackageName != "" || in.LegalEntityID != "" || in.ReExecute {
+			t.Fatalf("accepted recurring job %+v", in)
 		}
 		// A decoded input survives a round trip unchanged.
 		again, err := json.Marshal(in)
@@ -136,4 +178,34 @@ func FuzzDecodeInput(f *testing.F) {
 			t.Fatalf("round trip: %+v -> %s -> %+v, %v", in, again, back, err)
 		}
 	})
+}
+
+// TestConfigValidatesPackageJobs: the configuration document checks its
+// jobs with this decoder (s3fno config validate, apply), so a package job
+// it refuses is named there, with the field and the reason.
+func TestConfigValidatesPackageJobs(t *testing.T) {
+	t.Parallel()
+	m := &configdoc.Manager{}
+	good := `{"routes":[],"jobs":[{"job":"vendors","schedule":"cron(0 6 * * ? *)","kind":"dataProject",` +
+		`"definitionGroupId":"Vendors export","legalEntityId":"USMF","unpack":true}]}`
+	doc, err := m.Validate([]byte(good))
+	if err != nil {
+		t.Fatalf("a good package job: %v", err)
+	}
+	if in, err := dequeue.DecodeInput(doc.Jobs[0].Input, ""); err != nil || !in.IsPackage() || in.PackageName != "vendors" {
+		t.Errorf("the schedule's input %s decodes to %+v, %v", doc.Jobs[0].Input, in, err)
+	}
+	for _, tc := range []struct{ job, want string }{
+		{`"kind":"dataProject","legalEntityId":"USMF"`, `jobs[0] ("vendors"): input: definitionGroupId: required`},
+		{`"kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","activityId":"` + testActivity + `"`,
+			`jobs[0] ("vendors"): input: activityId: a job of kind "dataProject" has none`},
+		{`"kind":"dataProject","definitionGroupId":"G","legalEntityId":"USMF","ackMissingFile":true`,
+			`jobs[0] ("vendors"): input: ackMissingFile: a job of kind "dataProject" has none`},
+		{`"activityId":"` + testActivity + `","legalEntityId":"USMF"`, `jobs[0] ("vendors"): input: legalEntityId: only a job of kind "dataProject"`},
+	} {
+		_, err := m.Validate([]byte(`{"routes":[],"jobs":[{"job":"vendors","schedule":"rate(1 hour)",` + tc.job + `}]}`))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.job, err, tc.want)
+		}
+	}
 }

@@ -37,65 +37,81 @@ func (h *Handler) handleFile(ctx context.Context, log *slog.Logger, in Input, d 
 		h.exportFailed(ctx, in, d.CorrelationID, stage, r.Key, err)
 		return r
 	}
-	markerKey := h.MarkerKey(in.Job, d.CorrelationID)
-	m, reserve, err := h.currentMarker(ctx, log, in, d, markerKey, &r)
+	open := func(ctx context.Context) (*download, error) { return h.openDownload(ctx, d) }
+	if stage, err := h.landOnce(ctx, log, in, d.CorrelationID, open, &r); err != nil {
+		return fail(stage, err)
+	}
+	return h.ack(ctx, log, in, d, r, fail)
+}
+
+// landOnce lands the export id names (a dequeued file's correlation ID, or
+// a package job's execution ID) at most once: its marker reserves the key
+// before the object is written with If-None-Match, and an export whose
+// marker says it landed (or whose object is there) is only unpacked if
+// that is still to do. open is called only when there is something to
+// land. A failure returns the stage it happened at (state, download, land,
+// unpack).
+func (h *Handler) landOnce(ctx context.Context, log *slog.Logger, in Input, id string,
+	open func(context.Context) (*download, error), r *FileResult) (string, error) {
+	markerKey := h.MarkerKey(in.Job, id)
+	m, reserve, err := h.currentMarker(ctx, log, in, id, markerKey, r)
 	if err != nil {
-		return fail("state", err)
+		return "state", err
 	}
 	if m != nil {
 		r.Key = m.Key
 		done, err := h.recognise(ctx, m)
 		if err != nil {
-			return fail("state", err)
+			return "state", err
 		}
 		if done {
 			r.Outcome = OutcomeAlreadyLanded
-			log.InfoContext(ctx, "dequeue: already landed (re-delivered)", "key", m.Key)
+			log.InfoContext(ctx, "dequeue: already landed", "key", m.Key)
 			if in.Unpack && m.Unpacked == nil {
-				if err := h.unpack(ctx, in, d, m, markerKey, &r); err != nil {
-					return fail("unpack", err)
+				if err := h.unpack(ctx, in, id, m, markerKey, r); err != nil {
+					return "unpack", err
 				}
 			}
-			return h.ack(ctx, log, in, d, r, fail)
+			return "", nil
 		}
 	}
-	dl, err := h.openDownload(ctx, d)
+	dl, err := open(ctx)
 	if err != nil {
-		return fail("download", err)
+		return "download", err
 	}
 	defer dl.body.Close()
 	if m == nil {
-		if m, err = h.reserveMarker(ctx, in, d, dl, markerKey, reserve); err != nil {
-			return fail("state", err)
+		if m, err = h.reserveMarker(ctx, in, id, dl, markerKey, reserve); err != nil {
+			return "state", err
 		}
 	}
 	r.Key = m.Key
-	if err := h.land(ctx, log, in, d, m, dl, &r); err != nil {
-		return fail("land", err)
+	if err := h.land(ctx, log, in, id, m, dl, r); err != nil {
+		return "land", err
 	}
 	if err := h.putJSON(ctx, markerKey, m, false); err != nil {
 		// The object is complete; the marker only guards against re-landing
-		// an object people have since moved. Go on and acknowledge.
+		// an object people have since moved. Go on.
 		log.WarnContext(ctx, "dequeue: landed but the marker was not updated", "marker", markerKey, "error", err.Error())
 	}
 	if in.Unpack {
-		if err := h.unpack(ctx, in, d, m, markerKey, &r); err != nil {
-			return fail("unpack", err)
+		if err := h.unpack(ctx, in, id, m, markerKey, r); err != nil {
+			return "unpack", err
 		}
 	}
-	return h.ack(ctx, log, in, d, r, fail)
+	return "", nil
 }
 
 // currentMarker reads the export's marker. A damaged one is set aside; then
 // reserve is the condition a new marker is written under (in place of the
 // one quarantined), else "*" (only where there is none).
-func (h *Handler) currentMarker(ctx context.Context, log *slog.Logger, in Input, d *d365.DequeuedFile, markerKey string,
+func (h *Handler) currentMarker(ctx context.Context, log *slog.Logger, in Input, id, markerKey string,
 	r *FileResult) (*Marker, string, error) {
 	m, err := h.readMarker(ctx, markerKey)
 	reserve := "*"
 	var dm *DamagedMarkerError
 	if errors.As(err, &dm) {
-		m, reserve, err = h.setAside(ctx, log, in, d, dm, r)
+		m, reserve, err = h.setAside(ctx, log, in, id, dm, r)
 	}
 	return m, reserve, err
 }
@@ -126,7 +142,15 @@ func (h *Handler) openDownload(ctx context.Context, d *d365.DequeuedFile) (*down
 		h.log.WarnContext(ctx, "dequeue: F&O's Content-Disposition names no usable file name; the export is named after its job",
 			"contentDisposition", dl.UnreadableDisposition, "correlationId", d.CorrelationID)
 	}
-	out := &download{body: dl.Body, rest: &countingReader{r: dl.Body, want: dl.Size}, size: dl.Size, name: dl.FileName}
+	return startDownload(dl, dl.FileName)
+}
+
+// startDownload reads the first bytes of an opened download (to tell a
+// package from a file) and keeps them for the landing; name is the file
+// name the export lands under ("": after the job). The body is closed when
+// that fails.
+func startDownload(dl *d365.Download, name string) (*download, error) {
+	out := &download{body: dl.Body, rest: &countingReader{r: dl.Body, want: dl.Size}, size: dl.Size, name: name}
 	head := make([]byte, 4)
 	n, err := io.ReadFull(out.rest, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
@@ -140,11 +164,11 @@ func (h *Handler) openDownload(ctx context.Context, d *d365.DequeuedFile) (*down
 
 // reserveMarker writes a new marker naming the key the export lands at. When
 // another invocation reserved it first, its marker (and key) is used.
-func (h *Handler) reserveMarker(ctx context.Context, in Input, d *d365.DequeuedFile, dl *download, markerKey, reserve string) (*Marker, error) {
+func (h *Handler) reserveMarker(ctx context.Context, in Input, id string, dl *download, markerKey, reserve string) (*Marker, error) {
 	now := h.cfg.Now().UTC()
 	m := &Marker{
-		Job: in.Job, ActivityID: in.ActivityID, CorrelationID: d.CorrelationID, State: StateReserved,
-		FirstSeen: now, Key: ObjectKey(in.Prefix, now, d.CorrelationID, exportName(in.Job, dl.name, dl.isZip)),
+		Job: in.Job, ActivityID: in.ActivityID, CorrelationID: id, State: StateReserved,
+		FirstSeen: now, Key: ObjectKey(in.Prefix, now, id, exportName(in.Job, dl.name, dl.isZip)),
 	}
 	err := h.putJSONIf(ctx, markerKey, m, reserve)
 	if err == nil {
@@ -161,14 +185,14 @@ func (h *Handler) reserveMarker(ctx context.Context, in Input, d *d365.DequeuedF
 
 // land streams the export to its key, never over an existing object, and
 // brings the marker up to date (written by the caller).
-func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, d *d365.DequeuedFile, m *Marker, dl *download, r *FileResult) error {
+func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, id string, m *Marker, dl *download, r *FileResult) error {
 	contentType := "application/octet-stream"
 	if dl.isZip {
 		contentType = "application/zip"
 	}
 	out, err := h.uploader().Upload(ctx, &s3upload.Input{
 		Bucket: h.cfg.Bucket, Key: m.Key, Body: dl.reader(), ContentLength: dl.size,
-		IfNoneMatch: "*", ContentType: contentType, Metadata: metadata(in, d.CorrelationID),
+		IfNoneMatch: "*", ContentType: contentType, Metadata: metadata(in, id),
 	})
 	switch {
 	case err == nil:
@@ -221,7 +245,7 @@ func (h *Handler) recognise(ctx context.Context, m *Marker) (bool, error) {
 // package that cannot be unpacked (not a zip, no manifest) is reported and
 // does not hold back the ack; any other failure (S3) does, so a re-delivery
 // tries again.
-func (h *Handler) unpack(ctx context.Context, in Input, d *d365.DequeuedFile, m *Marker, markerKey string, r *FileResult) error {
+func (h *Handler) unpack(ctx context.Context, in Input, id string, m *Marker, markerKey string, r *FileResult) error {
 	head, err := h.headObject(ctx, m.Key)
 	if err != nil {
 		return err
@@ -237,12 +261,12 @@ func (h *Handler) unpack(ctx context.Context, in Input, d *d365.DequeuedFile, m 
 	}
 	res, err := unpack.Package(ctx, h.s3, h.uploader(), src, unpack.Target{
 		Bucket: h.cfg.Bucket, Prefix: strings.TrimSuffix(m.Key, ".zip") + "/",
-		Metadata: metadata(in, d.CorrelationID),
+		Metadata: metadata(in, id),
 	})
 	var fe *unpack.FormatError
 	if errors.As(err, &fe) {
 		r.UnpackError = "unpack: " + err.Error()
-		h.log.WarnContext(ctx, "dequeue: package not unpacked", "job", in.Job, "correlationId", d.CorrelationID, "key", m.Key, "error", err.Error())
+		h.log.WarnContext(ctx, "dequeue: package not unpacked", "job", in.Job, idAttr(in), id, "key", m.Key, "error", err.Error())
 		return nil
 	}
 	if err != nil {
@@ -338,14 +362,39 @@ func (h *Handler) leftover(err error, key string) {
 }
 
 // metadata is the F&O identity stored with every object written for an
-// export. Values that are not printable ASCII are percent-encoded (S3
-// metadata travels in HTTP headers).
-func metadata(in Input, correlationID string) map[string]string {
+// export: the job, and the recurring job's activity and the file's
+// correlation ID, or the data project and the execution ID. Values that
+// are not printable ASCII are percent-encoded (S3 metadata travels in HTTP
+// headers).
+func metadata(in Input, id string) map[string]string {
+	if in.IsPackage() {
+		return map[string]string{
+			"job":                 unpack.MetaValue(in.Job),
+			"definition-group-id": unpack.MetaValue(in.DefinitionGroupID),
+			"execution-id":        unpack.MetaValue(id),
+		}
+	}
 	return map[string]string{
 		"job":            unpack.MetaValue(in.Job),
 		"activity-id":    unpack.MetaValue(in.ActivityID),
-		"correlation-id": unpack.MetaValue(correlationID),
+		"correlation-id": unpack.MetaValue(id),
 	}
+}
+
+// idMeta is the metadata key that names the export's ID (metadata).
+func idMeta(in Input) string {
+	if in.IsPackage() {
+		return "execution-id"
+	}
+	return "correlation-id"
+}
+
+// idAttr is the log attribute that names the export's ID.
+func idAttr(in Input) string {
+	if in.IsPackage() {
+		return "executionId"
+	}
+	return "correlationId"
 }
 
 // countingReader counts bytes and, when the length is known, turns a short

@@ -16,7 +16,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
-	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
 // An export whose marker cannot be used (DamagedMarkerError: not JSON,
@@ -40,18 +39,18 @@ import (
 // midnight UTC.
 const lookBackDays = 8
 
-// setAside quarantines the damaged marker dm of export d and looks for an
+// setAside quarantines the damaged marker dm of the export id names and looks for an
 // earlier landing. It returns the marker written in dm's place for a
 // landing it recognised, or nil and the ETag the reservation of a new
 // landing must replace.
-func (h *Handler) setAside(ctx context.Context, log *slog.Logger, in Input, d *d365.DequeuedFile, dm *DamagedMarkerError, r *FileResult) (*Marker, string, error) {
+func (h *Handler) setAside(ctx context.Context, log *slog.Logger, in Input, id string, dm *DamagedMarkerError, r *FileResult) (*Marker, string, error) {
 	q, err := h.quarantine(ctx, dm)
 	if err != nil {
 		return nil, "", fmt.Errorf("%v; could not move it to quarantine: %w", dm, err)
 	}
 	r.Quarantined = q
-	days := h.searchDays(d.CorrelationID, dm.Raw)
-	found, err := h.findLanded(ctx, in, d.CorrelationID, days)
+	days := h.searchDays(id, dm.Raw)
+	found, err := h.findLanded(ctx, in, id, days)
 	if err != nil {
 		return nil, "", fmt.Errorf("%v; moved to %s; looking for an earlier landing: %w", dm, q, err)
 	}
@@ -60,7 +59,7 @@ func (h *Handler) setAside(ctx context.Context, log *slog.Logger, in Input, d *d
 		log.ErrorContext(ctx, "dequeue: marker unusable, moved to quarantine; no earlier landing of this export found, landing it as new "+
 			"(a copy landed before the days searched, under another prefix, or since moved away would be a second copy)",
 			append(attrs, "searched", fmt.Sprintf("%s{%s..%s}/%s-*", in.Prefix, days[0].Format("2006/01/02"),
-				days[len(days)-1].Format("2006/01/02"), KeyID(d.CorrelationID)))...)
+				days[len(days)-1].Format("2006/01/02"), KeyID(id)))...)
 		return nil, dm.ETag, nil
 	}
 	if err := h.putJSONIf(ctx, dm.Key, found, dm.ETag); err != nil {
@@ -126,7 +125,7 @@ func (h *Handler) findLanded(ctx context.Context, in Input, correlationID string
 				if err != nil {
 					return nil, err
 				}
-				if head == nil || head.Metadata["correlation-id"] != unpack.MetaValue(correlationID) {
+				if head == nil || head.Metadata[idMeta(in)] != unpack.MetaValue(correlationID) {
 					continue
 				}
 				firstSeen := day

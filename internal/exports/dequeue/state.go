@@ -35,7 +35,9 @@ const (
 // the object (reserving the key, whose date part is the first time the
 // export was seen) and updated once the object is complete, so a
 // re-delivered export lands at the same key or, once landed, is only
-// acknowledged, even if people have since moved the object away.
+// acknowledged, even if people have since moved the object away. A
+// dataProject job's package has one too, with the execution ID as its
+// CorrelationID.
 type Marker struct {
 	Job           string    `json:"job"`
 	ActivityID    string    `json:"activityId"`

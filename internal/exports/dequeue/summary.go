@@ -1,5 +1,11 @@
 package dequeue
 
+import (
+	"time"
+
+	"github.com/fno-bridge/s3-fno/pkg/d365"
+)
+
 // Outcomes of one dequeued file.
 const (
 	// OutcomeLanded: a new object was written.
@@ -14,9 +20,11 @@ const (
 	OutcomeFailed = "failed"
 )
 
-// FileResult is what happened to one dequeued file.
+// FileResult is what happened to one dequeued file, or to the package of
+// one execution of a dataProject job.
 type FileResult struct {
-	CorrelationID string `json:"correlationId"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	ExecutionID   string `json:"executionId,omitempty"`
 	Outcome       string `json:"outcome"`
 	Key           string `json:"key,omitempty"`
 	Bytes         int64  `json:"bytes,omitempty"`
@@ -34,11 +42,21 @@ type FileResult struct {
 	UnpackError string `json:"unpackError,omitempty"`
 }
 
+// id is the export's ID: its correlation ID or its execution ID.
+func (r FileResult) id() string {
+	if r.ExecutionID != "" {
+		return r.ExecutionID
+	}
+	return r.CorrelationID
+}
+
 // Summary is the handler's output for one invocation, also logged.
 type Summary struct {
-	Job        string `json:"job"`
-	ActivityID string `json:"activityId"`
-	Prefix     string `json:"prefix"`
+	Job               string `json:"job"`
+	Kind              string `json:"kind,omitempty"`
+	ActivityID        string `json:"activityId,omitempty"`
+	DefinitionGroupID string `json:"definitionGroupId,omitempty"`
+	Prefix            string `json:"prefix"`
 
 	Dequeued      int   `json:"dequeued"`
 	Landed        int   `json:"landed"`
@@ -64,8 +82,32 @@ type Summary struct {
 	// MoreMayRemain: the queue was not seen empty.
 	MoreMayRemain bool `json:"moreMayRemain"`
 
+	// Executions are, for a dataProject job, the executions the run
+	// followed or started, in order; the last one's outcome is "in-flight"
+	// when it was still running in F&O as the run ended (the next run
+	// follows it and starts none).
+	Executions []ExecutionResult `json:"executions,omitempty"`
+
 	Errors []string     `json:"errors,omitempty"`
 	Files  []FileResult `json:"files"`
+}
+
+// ExecutionResult is where one execution of a dataProject job stands.
+type ExecutionResult struct {
+	ExecutionID string    `json:"executionId"`
+	StartedAt   time.Time `json:"startedAt"`
+	// Started: this run started it.
+	Started bool `json:"started,omitempty"`
+	// Status is F&O's last GetExecutionSummaryStatus of it.
+	Status string `json:"status,omitempty"`
+	// Outcome is one of the Exec* outcomes, or "in-flight".
+	Outcome string `json:"outcome"`
+	// Key is where its package landed.
+	Key string `json:"key,omitempty"`
+	// ErrorRows counts GetExecutionErrors' rows; Errors are the first
+	// maxReportedRows of them.
+	ErrorRows int                   `json:"errorRows,omitempty"`
+	Errors    []d365.ExecutionError `json:"errors,omitempty"`
 }
 
 func (s *Summary) add(r FileResult) {
@@ -92,10 +134,10 @@ func (s *Summary) add(r FileResult) {
 		s.Quarantined++
 	}
 	if r.Error != "" {
-		s.addError(r.CorrelationID + ": " + r.Error)
+		s.addError(r.id() + ": " + r.Error)
 	}
 	if r.UnpackError != "" {
-		s.addError(r.CorrelationID + ": " + r.UnpackError)
+		s.addError(r.id() + ": " + r.UnpackError)
 	}
 }
 

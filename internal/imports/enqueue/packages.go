@@ -282,6 +282,10 @@ func (h *Handler) upload(ctx context.Context, p *pkgJob, body io.ReadCloser) err
 	// answer, and a redelivery files the package as outcome unknown.
 	if created, existing, err := h.ledger.PutMarker(ctx, rec); err != nil {
 		return fmt.Errorf("write the intent marker of %s: %w", p.msg.Key, err)
+	} else if !created && existing == nil {
+		// The marker that refused the write was gone when read: try again
+		// on the next delivery rather than guess.
+		return fmt.Errorf("the intent marker of %s refused the write but was gone when read; retrying", p.msg.Key)
 	} else if !created {
 		p.log.WarnContext(ctx, "enqueue: another delivery of this package got there first", "executionId", existing.ExecutionID)
 		return nil

@@ -207,6 +207,7 @@ func startDemoEmulator() (*d365test.Emulator, error) {
 	emu.AddActivity(actJournals, d365test.Activity{Name: "Import general journals", InOrder: true})
 	emu.AddActivity(actExportCSV, d365test.Activity{Name: "Export customer groups"})
 	emu.AddActivity(actExportPkg, d365test.Activity{Name: "Export vendor package", Kind: d365test.Package})
+	emu.SetExportPackage(vendorMasterProject, vendorMasterPackage)
 	emu.Script(d365test.Rule{ActivityID: actVendors, ExternalIDContains: "vendor-groups-bad", Outcome: d365test.Outcome{
 		Status: "ProcessedWithErrors",
 		Errors: []d365test.ExecutionError{
@@ -357,7 +358,7 @@ func (d *Demo) waitSettled(ctx context.Context, r *demoRun) error {
 				d.say("  + %s", k)
 			}
 		}
-		if settled(keys) && r.emu.Pending(actExportCSV) == 0 && r.emu.Pending(actExportPkg) == 0 {
+		if settled(keys) && r.emu.Pending(actExportCSV) == 0 && r.emu.Pending(actExportPkg) == 0 && packageExportLanded(keys) != "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -366,6 +367,25 @@ func (d *Demo) waitSettled(ctx context.Context, r *demoRun) error {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// vendorMasterProject is the data project the demo's vendor-master job
+// exports through the package API, and vendorMasterPackage what F&O
+// exports of it.
+const vendorMasterProject = "Vendor master"
+
+var vendorMasterPackage = d365test.NewPackage(vendorMasterProject,
+	d365test.PackageEntity{Name: "Vendors V2", Data: []byte("VENDORACCOUNTNUMBER,NAME\r\nUS-101,Fabrikam\r\nUS-102,Contoso\r\n")})
+
+// packageExportLanded is the key the vendor-master job's package landed
+// at, or "".
+func packageExportLanded(keys []string) string {
+	for _, k := range keys {
+		if strings.HasPrefix(k, "outbound/vendor-master/") && strings.HasSuffix(k, "-vendor-master.zip") {
+			return k
+		}
+	}
+	return ""
 }
 
 // settled: every dropped file has left inbound/.

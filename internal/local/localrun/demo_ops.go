@@ -40,7 +40,8 @@ func allDemoFiles() []droppedFile {
 
 // demoConfig is the demo's configuration document: four file routes and
 // an export job; with added, also the dataProject route opening and the
-// export job vendor-package.
+// export jobs vendor-package and vendor-master (a data project exported
+// through the package API).
 func demoConfig(added bool) []byte {
 	type obj = map[string]any
 	routes := []obj{
@@ -54,7 +55,9 @@ func demoConfig(added bool) []byte {
 	if added {
 		routes = append(routes, obj{"route": "opening", "kind": "dataProject", "definitionGroupId": "Opening balances", "legalEntityId": "USMF", "settle": "0s"})
 		jobs = append(jobs, obj{"job": "vendor-package", "schedule": "rate(1 hour)", "activityId": actExportPkg,
-			"prefix": "outbound/vendor-package/", "unpack": true})
+			"prefix": "outbound/vendor-package/", "unpack": true},
+			obj{"job": "vendor-master", "schedule": "cron(0 5 * * ? *)", "kind": "dataProject", "definitionGroupId": vendorMasterProject,
+				"legalEntityId": "USMF"})
 	}
 	b, _ := json.MarshalIndent(obj{"routes": routes, "jobs": jobs}, "", "  ")
 	return append(b, '\n')
@@ -75,7 +78,8 @@ func (d *Demo) operate(ctx context.Context, r *demoRun) (map[string]string, erro
 	if code, _ := d.s3fno(ctx, true, "jobs", "run", "customer-groups"); code != 0 {
 		return nil, fmt.Errorf("s3fno jobs run customer-groups: exit %d", code)
 	}
-	d.say("▶ adding a route, opening (a data project: packages go in through F&O's package API), and an export job, vendor-package")
+	d.say("▶ adding a route, opening (a data project: packages go in through F&O's package API), and export jobs vendor-package " +
+		"and vendor-master (a data project exported through the package API)")
 	d.s3fno(ctx, true, "config", "diff", d.writeDoc("config-2.json", demoConfig(true)))
 	if err := d.applyConfig(ctx, "config-2.json", demoConfig(true)); err != nil {
 		return nil, err
@@ -85,8 +89,10 @@ func (d *Demo) operate(ctx context.Context, r *demoRun) (map[string]string, erro
 	if err := d.dropFiles(ctx, r.s3, r.stack.Bucket, []droppedFile{packageFile}, 0); err != nil {
 		return nil, err
 	}
-	if code, _ := d.s3fno(ctx, true, "jobs", "run", "vendor-package"); code != 0 {
-		return nil, fmt.Errorf("s3fno jobs run vendor-package: exit %d", code)
+	for _, job := range []string{"vendor-package", "vendor-master"} {
+		if code, _ := d.s3fno(ctx, true, "jobs", "run", job); code != 0 {
+			return nil, fmt.Errorf("s3fno jobs run %s: exit %d", job, code)
+		}
 	}
 	return exports, d.pauseWhileFilesArrive(ctx, r)
 }

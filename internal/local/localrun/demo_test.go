@@ -37,7 +37,8 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{"processed", "failed", "rejected", "══ Notifications", "══ Metrics", "✓ every file and export ended where it should",
 		"$ s3fno config apply config.json", "$ s3fno config apply config-2.json", "add route opening", "create vendor-package",
-		"$ s3fno jobs run customer-groups", "$ s3fno jobs run vendor-package", "deleted after its run",
+		"$ s3fno jobs run customer-groups", "$ s3fno jobs run vendor-package", "$ s3fno jobs run vendor-master", "create vendor-master",
+		"deleted after its run", "vendor-master: execution vendor-master-",
 		`$ s3fno pause journals --reason "month-end close"`, "while journals is paused: 6 of its files wait in inbound/, 0 reached F&O",
 		"$ s3fno resume journals", "inbound/opening/opening-balances.zip             processed  processed  Succeeded",
 		"══ The stack now, as the operator's tool shows it"} {
@@ -136,7 +137,7 @@ func checkDemoNotifications(t *testing.T, got []localrun.Notification, summary s
 func checkDemoMetrics(t *testing.T, got []localrun.MetricSum, summary string) {
 	t.Helper()
 	for name, want := range map[string]float64{"FilesProcessed": 12, "FilesFailed": 1, "FilesRejected": 2, "FilesRouted": 13,
-		"FilesEnqueued": 13, "ExportsLanded": 3, "NotificationsSent": 3} {
+		"FilesEnqueued": 13, "ExportsLanded": 4, "NotificationsSent": 3} {
 		if m, _ := localrun.SumMetric(got, name); m.Sum != want {
 			t.Errorf("metric %s sums to %v, want %v", name, m.Sum, want)
 		}

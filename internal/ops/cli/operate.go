@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -277,7 +278,15 @@ func (r statusReport) Table(w io.Writer) error {
 	for _, j := range r.Jobs {
 		fmt.Fprintf(tw, "%s\t%s (%s)\t%v\t%s\t%s\t%s\n", j.Job, j.Schedule, j.Timezone, j.Enabled, when(j.LastRun), when(j.LastLanding), when(j.NextRun))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, j := range r.Jobs {
+		if x := j.Execution; x != nil {
+			fmt.Fprintf(w, "%s: execution %s, started %s: %s (%s)\n", j.Job, x.ExecutionID, when(x.StartedAt), cmp.Or(x.Status, "-"), x.Outcome)
+		}
+	}
+	return nil
 }
 
 func when(t time.Time) string {

@@ -10,6 +10,7 @@ package status
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,6 +72,18 @@ type JobView struct {
 	LastRun     time.Time `json:"lastRun,omitzero"`
 	LastLanding time.Time `json:"lastLanding,omitzero"`
 	NextRun     time.Time `json:"nextRun,omitzero"`
+	// Execution is, for a job of kind dataProject, the last execution its
+	// last run followed or started (outcome "in-flight" while F&O runs it).
+	Execution *JobExecution `json:"execution,omitempty"`
+}
+
+// JobExecution is a dataProject job's execution as its last run left it.
+type JobExecution struct {
+	ExecutionID string    `json:"executionId"`
+	StartedAt   time.Time `json:"startedAt"`
+	Status      string    `json:"status,omitempty"`
+	Outcome     string    `json:"outcome"`
+	Key         string    `json:"key,omitempty"`
 }
 
 // NotChecked is the status of an import released but not checked yet.
@@ -193,6 +206,9 @@ func (v *Viewer) jobs(ctx context.Context, now time.Time) ([]JobView, error) {
 		if j.Enabled {
 			jv.NextRun = NextRun(j.Schedule, j.Timezone, now, jv.LastRun)
 		}
+		if !jv.LastRun.IsZero() && isPackageJob(j.Input) {
+			jv.Execution = v.lastExecution(ctx, root+j.Name+"/last-run.json")
+		}
 		out = append(out, jv)
 	}
 	slices.SortFunc(out, func(a, b JobView) int { return strings.Compare(a.Job, b.Job) })
@@ -200,6 +216,27 @@ func (v *Viewer) jobs(ctx context.Context, now time.Time) ([]JobView, error) {
 		out = []JobView{}
 	}
 	return out, err
+}
+
+// isPackageJob: the job's input is of kind dataProject.
+func isPackageJob(input []byte) bool {
+	var in struct{ Kind string }
+	return json.Unmarshal(input, &in) == nil && strings.EqualFold(strings.TrimSpace(in.Kind), "dataProject")
+}
+
+// lastExecution reads the last execution from a dataProject job's run
+// record (one GET per such job); nil when there is none or it cannot be
+// read.
+func (v *Viewer) lastExecution(ctx context.Context, key string) *JobExecution {
+	var rec struct {
+		Summary struct {
+			Executions []JobExecution `json:"executions"`
+		} `json:"summary"`
+	}
+	if found, err := s3io.GetJSON(ctx, v.S3, v.Bucket, key, &rec); !found || err != nil || len(rec.Summary.Executions) == 0 {
+		return nil
+	}
+	return &rec.Summary.Executions[len(rec.Summary.Executions)-1]
 }
 
 // list calls fn with every key under prefix and its time.

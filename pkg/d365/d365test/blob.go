@@ -133,7 +133,7 @@ func (e *Emulator) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	e.mu.Lock()
-	b := e.st.blobs[name]
+	b := e.liveBlobLocked(name)
 	e.mu.Unlock()
 	if b == nil {
 		writeBlobError(w, http.StatusNotFound, "BlobNotFound", "The specified blob does not exist.", "")
@@ -175,6 +175,16 @@ func blobUnsupported(w http.ResponseWriter, _ *http.Request, _ *call) {
 func (e *Emulator) putBlobLocked(name string, data []byte) {
 	sum := md5.Sum(data)
 	e.st.blobs[name] = &blob{data: data, size: int64(len(data)), md5: sum[:], modified: e.clock.Now(), etag: newETag()}
+}
+
+// liveBlobLocked is the blob stored under name, or nil when there is none
+// or it is older than Options.BlobRetention (F&O has deleted it).
+func (e *Emulator) liveBlobLocked(name string) *blob {
+	b := e.st.blobs[name]
+	if b == nil || e.opts.BlobRetention < 0 || e.clock.Now().Before(b.modified.Add(e.opts.BlobRetention)) {
+		return b
+	}
+	return nil
 }
 
 // newETag makes an ETag in Azure's style ("0x8D...").

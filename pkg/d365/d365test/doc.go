@@ -96,7 +96,16 @@
 //     the message and issues a PopReceipt, so it can be acked.
 //   - A package import starts NotRun; with execute=true a Tick makes it
 //     Executing and the next one terminal; with execute=false it stays
-//     NotRun. An export is Executing until the next Tick.
+//     NotRun. An export is Executing until the next Tick. Outcome.RunTicks
+//     keeps either Executing for more Ticks (a long run).
+//   - An export (ExportToPackage and its variants) ends as the Rule whose
+//     ActivityID names its definition group says: Succeeded (the default)
+//     or PartiallySucceeded store the package, Failed or Canceled store
+//     none; the rule's Errors are GetExecutionErrors' rows. Until the
+//     package is stored GetExportedPackageUrl answers "", and
+//     Outcome.URLEmptyPolls more times after, then a SAS URL for reading.
+//   - Blobs are deleted after Options.BlobRetention (7 days, as F&O does):
+//     a GET of an older blob is 404 BlobNotFound, even with a fresh SAS.
 //   - ImportFromPackage reads the package through its SAS, so the URL must
 //     be one GetAzureWriteUrl issued, still valid, and uploaded. A package
 //     import into a definition group that exists (AddProject, or any earlier

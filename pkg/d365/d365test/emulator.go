@@ -73,6 +73,11 @@ type Options struct {
 	// SASLifetime is how long blob SAS URLs stay valid on the fake clock.
 	// Default 7 days (F&O deletes the blobs after 7 days).
 	SASLifetime time.Duration
+	// BlobRetention is how long a blob (an uploaded or exported package,
+	// an error file) stays in blob storage on the fake clock: F&O deletes
+	// them after 7 days, the default. After it, the blob answers 404
+	// BlobNotFound, whatever the SAS. Negative keeps blobs for ever.
+	BlobRetention time.Duration
 	// ClientCertificate, if set, is the certificate whose key must have
 	// signed client assertions (RS256/PS256/ES256). Without it any
 	// well-formed assertion for a known client is accepted.
@@ -223,6 +228,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.SASLifetime <= 0 {
 		o.SASLifetime = 7 * 24 * time.Hour
+	}
+	if o.BlobRetention == 0 {
+		o.BlobRetention = 7 * 24 * time.Hour
 	}
 	return o
 }

@@ -71,6 +71,14 @@ type Outcome struct {
 	// NeverProcess keeps the message Enqueued for ever, as a wrong entity
 	// name does. In an InOrder File job it blocks the messages behind it.
 	NeverProcess bool
+	// RunTicks keeps a package execution (import or export) Executing for
+	// this many more Ticks before it ends, as a long export or import
+	// runs for several batch runs; 0 ends it on the next Tick.
+	RunTicks int
+	// URLEmptyPolls: GetExportedPackageUrl answers "" this many more times
+	// after the export has ended, as F&O does while it still writes the
+	// package, before it answers the URL.
+	URLEmptyPolls int
 }
 
 // ExecutionError is one row of GetExecutionErrors.
@@ -297,6 +305,10 @@ func (e *Emulator) advanceExecLocked(x *execution, now time.Time) bool {
 		o := e.outcomeForExecLocked(x)
 		if o.NeverProcess {
 			return false
+		}
+		if x.runTicks < o.RunTicks {
+			x.runTicks++
+			return true
 		}
 		x.status, x.outcome, x.completed = o.ExecutionStatus, &o, now
 		if x.kind == execExport && (x.status == ExecSucceeded || x.status == ExecPartiallySucceeded) {

@@ -117,7 +117,7 @@ func (e *Emulator) blobForURL(raw string) (string, *blob, error) {
 		return "", nil, errors.New("the remote server returned an error: (403) Forbidden")
 	}
 	e.mu.Lock()
-	b := e.st.blobs[name]
+	b := e.liveBlobLocked(name)
 	e.mu.Unlock()
 	if b == nil {
 		return "", nil, errors.New("the remote server returned an error: (404) Not Found")
@@ -293,10 +293,14 @@ func (e *Emulator) storeExportedPackageLocked(x *execution) {
 
 func (e *Emulator) getExportedPackageURL(w http.ResponseWriter, r *http.Request, c *call, p params) {
 	e.executionValue(w, p, "Edm.String", func(x *execution) any {
-		if x.kind == execExport && x.blobName != "" {
-			return e.sasURL(x.blobName, "r")
+		if x.kind != execExport || x.blobName == "" {
+			return ""
 		}
-		return ""
+		if x.outcome != nil && x.urlPolls < x.outcome.URLEmptyPolls {
+			x.urlPolls++
+			return ""
+		}
+		return e.sasURL(x.blobName, "r")
 	})
 }
 

@@ -389,3 +389,101 @@ func TestExportToPackage(t *testing.T) {
 		}
 	})
 }
+
+// TestPackageExportLifecycle: an export F&O runs for a while (Executing
+// over several batch runs), ends PartiallySucceeded with execution errors
+// and its package, whose URL comes only after a few empty answers; one
+// that ends Failed stores no package; before an execution exists every
+// execution action answers 400.
+func TestPackageExportLifecycle(t *testing.T) {
+	t.Parallel()
+	v := setup(t, d365test.Options{TokenLifetime: 30 * 24 * time.Hour})
+	v.e.Script(d365test.Rule{ActivityID: "Slow export", Outcome: d365test.Outcome{
+		ExecutionStatus: "PartiallySucceeded", RunTicks: 2, URLEmptyPolls: 2,
+		Errors: []d365test.ExecutionError{{RecordId: "5", Field: "NAME", ErrorMessage: "too long"}}}})
+	v.e.Script(d365test.Rule{ActivityID: "Broken export", Outcome: d365test.Outcome{Status: "PreProcessingError",
+		Errors: []d365test.ExecutionError{{ErrorMessage: "The entity Vendors V2 is not in the data project"}}}})
+	exec := func(id string) map[string]string { return map[string]string{"executionId": id} }
+
+	if a := v.action("GetExecutionSummaryStatus", exec("Slow export-1")); a.status != 400 || !strings.Contains(string(a.body), "were not found") {
+		t.Fatalf("before ExportToPackage: %d %s", a.status, a.body)
+	}
+	id := v.str("ExportToPackage", map[string]any{"definitionGroupId": "Slow export", "packageName": "p",
+		"executionId": "Slow export-1", "reExecute": false, "legalEntityId": "USMF"})
+	if id != "Slow export-1" {
+		t.Fatalf("execution ID %q, want the one sent", id)
+	}
+	for tick := range 3 {
+		if got := v.str("GetExecutionSummaryStatus", exec(id)); got != "Executing" {
+			t.Fatalf("after %d ticks: %s, want Executing", tick, got)
+		}
+		if u := v.str("GetExportedPackageUrl", exec(id)); u != "" {
+			t.Fatalf("URL while executing: %q", u)
+		}
+		if tick < 2 {
+			v.e.Tick()
+		}
+	}
+	v.e.Tick()
+	if got := v.str("GetExecutionSummaryStatus", exec(id)); got != "PartiallySucceeded" {
+		t.Fatalf("status %s", got)
+	}
+	if got := v.str("GetExecutionErrors", exec(id)); !strings.Contains(got, "too long") {
+		t.Errorf("errors %s", got)
+	}
+	var u string
+	for polls := 0; u == ""; polls++ {
+		if polls > 2 {
+			t.Fatal("no URL after URLEmptyPolls empty answers")
+		}
+		u = v.str("GetExportedPackageUrl", exec(id))
+		if u != "" && polls != 2 {
+			t.Fatalf("URL after %d empty answers, want 2", polls)
+		}
+	}
+	if r := v.do(context.Background(), http.MethodGet, u, nil); r.StatusCode != 200 {
+		t.Fatalf("GET %d", r.StatusCode)
+	}
+
+	failed := v.str("ExportToPackage", map[string]any{"definitionGroupId": "Broken export", "packageName": "p"})
+	v.e.RunToCompletion()
+	if got := v.str("GetExecutionSummaryStatus", exec(failed)); got != "Failed" {
+		t.Fatalf("status %s", got)
+	}
+	if u := v.str("GetExportedPackageUrl", exec(failed)); u != "" {
+		t.Errorf("a failed export has a package URL %q", u)
+	}
+	if got := v.str("GetExecutionErrors", exec(failed)); !strings.Contains(got, "not in the data project") {
+		t.Errorf("errors %s", got)
+	}
+	if a := v.action("ExportToPackage", map[string]any{"definitionGroupId": "G", "packageName": "p", "executionId": id}); a.status != 400 {
+		t.Errorf("an execution ID used before: %d %s", a.status, a.body)
+	}
+}
+
+// TestExportedPackageIsDeletedAfterSevenDays: a package F&O exported is in
+// blob storage for 7 days; after that even a fresh SAS URL finds no blob.
+func TestExportedPackageIsDeletedAfterSevenDays(t *testing.T) {
+	t.Parallel()
+	v := setup(t, d365test.Options{TokenLifetime: 30 * 24 * time.Hour})
+	id := v.str("ExportToPackage", map[string]any{"definitionGroupId": "G", "packageName": "p"})
+	v.e.Tick()
+	exec := map[string]string{"executionId": id}
+	v.e.Advance(7*24*time.Hour - time.Minute)
+	if r := v.do(context.Background(), http.MethodGet, v.str("GetExportedPackageUrl", exec), nil); r.StatusCode != 200 {
+		t.Fatalf("on day 7: %d", r.StatusCode)
+	}
+	v.e.Advance(time.Minute)
+	r := v.do(context.Background(), http.MethodGet, v.str("GetExportedPackageUrl", exec), nil)
+	if r.StatusCode != 404 || !bytes.Contains(r.body, []byte("BlobNotFound")) {
+		t.Fatalf("after 7 days: %d %s", r.StatusCode, r.body)
+	}
+
+	keep := setup(t, d365test.Options{TokenLifetime: 30 * 24 * time.Hour, BlobRetention: -1, SASLifetime: 30 * 24 * time.Hour})
+	id = keep.str("ExportToPackage", map[string]any{"definitionGroupId": "G", "packageName": "p"})
+	keep.e.Tick()
+	keep.e.Advance(20 * 24 * time.Hour)
+	if r := keep.do(context.Background(), http.MethodGet, keep.str("GetExportedPackageUrl", map[string]string{"executionId": id}), nil); r.StatusCode != 200 {
+		t.Errorf("with BlobRetention -1 after 20 days: %d", r.StatusCode)
+	}
+}

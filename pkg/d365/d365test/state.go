@@ -228,6 +228,8 @@ type execution struct {
 
 	targetKeysRequested bool
 	targetKeysPolls     int
+	runTicks            int // Ticks spent Executing (Outcome.RunTicks)
+	urlPolls            int // empty GetExportedPackageUrl answers given (Outcome.URLEmptyPolls)
 	// lockedBy is the package import that was running when this one was
 	// created: this one ends Failed when it starts.
 	lockedBy *execution
