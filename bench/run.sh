@@ -14,7 +14,7 @@
 # Knobs:
 #   BENCH_SIZES   sizes of the streaming benchmarks (default "16MiB 256MiB 1GiB")
 #   BENCH_REPEAT  alternating runs per throughput pair (default 5; the machine is shared)
-#   BENCH_ONLY    space-separated subset of: import package export requests routing release poller schedule coldstart
+#   BENCH_ONLY    space-separated subset of: import package export requests routing release poller schedule coldstart config
 #   BENCH_OUT     where the report goes (default bench/RESULTS.md)
 #   BENCH_RAW     keep the raw benchmark output here (default: a temporary file)
 #   BENCH_MERGE   the raw output (BENCH_RAW) of an earlier run: its results are kept for every
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 SIZES=${BENCH_SIZES:-"16MiB 256MiB 1GiB"}
 REPEAT=${BENCH_REPEAT:-5}
-ONLY=${BENCH_ONLY:-"import package export requests routing release poller schedule coldstart"}
+ONLY=${BENCH_ONLY:-"import package export requests routing release poller schedule coldstart config"}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
 
 work=$(mktemp -d)
@@ -111,6 +111,22 @@ one() {
 	grep '^Benchmark.*/op' <<<"$out" | tee -a "$RAW"
 }
 
+# pkgbench PKG: every benchmark of one package outside bench/ (small, in
+# one process of its own test binary).
+pkgbench() {
+	local pkg=$1 bin out
+	bin="$work/$(basename "$pkg").test"
+	$GO test -c -o "$bin" "$pkg"
+	[ -r /proc/stat ] && quiet "$pkg"
+	echo "bench: $pkg"
+	if ! out=$(cd "$pkg" && "$bin" -test.run '^$' -test.bench . -test.benchmem -test.count 1 -test.timeout 30m 2>&1); then
+		echo "$out" >&2
+		echo "bench: $pkg failed" >&2
+		exit 1
+	fi
+	grep '^Benchmark.*/op' <<<"$out" | tee -a "$RAW"
+}
+
 benchtime_for() {
 	case $1 in
 	16MiB) echo 30x ;;
@@ -169,6 +185,11 @@ for part in $ONLY; do
 		for fn in router enqueue poller dequeue; do
 			one "^BenchmarkColdStart\$/^${fn}\$" 10x
 		done
+		;;
+	# The configuration document at scale and the status view's requests.
+	config)
+		pkgbench ./internal/shared/config
+		pkgbench ./internal/ops/status
 		;;
 	*)
 		echo "bench: unknown part $part" >&2

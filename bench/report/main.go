@@ -391,6 +391,7 @@ func (r *report) render() string {
 	r.poller()
 	r.schedule()
 	r.coldStart()
+	r.configScale()
 
 	r.p("## Goals\n\n")
 	r.table([]string{"goal", ""}, r.goals)
@@ -1051,5 +1052,50 @@ func (r *report) coldStart() {
 	r.shows(fmt.Sprintf("Every bootstrap is %.2f MiB or less stripped.", size), starts)
 	r.goal(size < 15, fmt.Sprintf("bootstrap under 15 MiB stripped (largest %.2f MiB)", size))
 	r.goal(start(slow) < 50, fmt.Sprintf("cold start under 50 ms, median per function (slowest %.1f ms)", start(slow)))
+	r.end()
+}
+
+// configScale reports the configuration document's benchmarks
+// (internal/shared/config) and the status view's (internal/ops/status).
+func (r *report) configScale() {
+	docs := r.res.ran("BenchmarkParse/", "routes=10/jobs=2", "routes=100/jobs=20", "routes=1000/jobs=200")
+	lookups := r.res.ran("BenchmarkLookup/", "routes=10", "routes=100", "routes=1000")
+	views := r.res.ran("BenchmarkStatus/", "100", "1000", "10000")
+	if len(docs)+len(lookups)+len(views) == 0 {
+		return
+	}
+	r.section("Configuration and status at scale (`BenchmarkParse`, `BenchmarkLookup`, `BenchmarkStatus`)",
+		"internal/shared/config: what a cold start pays to read and validate the configuration document (`config.Sample`: N routes,",
+		"N/5 export jobs), and a route's lookup by folder, which every notification and release pass makes. internal/ops/status:",
+		"one `s3fno status` view over the S3 fake with N imports in flight over 50 routes and 200 jobs, requests counted at the client.")
+	if len(docs) > 0 {
+		r.table([]string{"document", "ms to load", "MB/s", "B/op", "allocs/op"}, rows(docs, func(d string) []string {
+			n := "BenchmarkParse/" + d
+			return []string{d, num(2, r.res.v(n, "ns/op")/1e6), num(0, r.res.v(n, "MB/s")), bytesPerOp(r.res.v(n, "B/op")), num(0, r.res.v(n, "allocs/op"))}
+		}))
+	}
+	if len(lookups) > 0 {
+		r.table([]string{"routes", "ns per lookup", "allocs/op"}, rows(lookups, func(l string) []string {
+			n := "BenchmarkLookup/" + l
+			return []string{strings.TrimPrefix(l, "routes="), num(1, r.res.v(n, "ns/op")), num(0, r.res.v(n, "allocs/op"))}
+		}))
+	}
+	if len(views) > 0 {
+		r.table([]string{"imports in flight", "requests per view", "ms per view", "B/op"}, rows(views, func(v string) []string {
+			n := "BenchmarkStatus/" + v
+			return []string{v, num(0, r.res.v(n, "requests/op")), num(1, r.res.v(n, "ns/op")/1e6), bytesPerOp(r.res.v(n, "B/op"))}
+		}))
+	}
+	if big := "BenchmarkParse/routes=1000/jobs=200"; r.res.has(big) {
+		r.shows(fmt.Sprintf("Loading a 1,000-route, 200-job document takes %.1f ms and allocates %s.", r.res.v(big, "ns/op")/1e6, bytesPerOp(r.res.v(big, "B/op"))))
+	}
+	if lo, hi := "BenchmarkLookup/routes=10", "BenchmarkLookup/routes=1000"; r.res.has(lo) && r.res.has(hi) && r.res.v(lo, "ns/op") > 0 {
+		ratio := r.res.v(hi, "ns/op") / r.res.v(lo, "ns/op")
+		r.goal(ratio <= 2, fmt.Sprintf("route lookup flat in the number of routes (1,000 routes ÷ 10 routes: %.2f)", ratio))
+	}
+	if v := "BenchmarkStatus/10000"; r.res.has(v) {
+		n := r.res.v(v, "requests/op")
+		r.goal(n <= 200, fmt.Sprintf("status with 10,000 imports in flight from at most 200 AWS requests (%.0f)", n))
+	}
 	r.end()
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// "not found", or Unknown) for this long is given up, and the job
 	// starts a new one. Default 1h.
 	ExecutionLostAfter time.Duration
+	// ExecutionStuckAfter: an execution F&O still runs (or has not begun,
+	// NotRun) this long after it started is told to a person once, since
+	// the job starts no other while it runs. Default 24h.
+	ExecutionStuckAfter time.Duration
 	// Now is the clock for key dates and the deadline check. Default time.Now.
 	Now func() time.Time
 	// Logger gets one line per file and a summary per invocation. Default
@@ -163,6 +167,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ExecutionLostAfter <= 0 {
 		c.ExecutionLostAfter = time.Hour
+	}
+	if c.ExecutionStuckAfter <= 0 {
+		c.ExecutionStuckAfter = 24 * time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -184,6 +184,7 @@ func (j *pkgRun) watch(ctx context.Context, log *slog.Logger) error {
 			}
 		default:
 			j.x.UnknownSince = time.Time{}
+			changed = j.stuck(ctx, log) || changed
 		}
 		if changed {
 			if err := j.save(ctx); err != nil {
@@ -289,6 +290,24 @@ func (j *pkgRun) keep(ctx context.Context, err error) error {
 func (j *pkgRun) done(ctx context.Context, outcome string) error {
 	j.x.Phase, j.x.Outcome, j.x.FinishedAt = PhaseDone, outcome, j.h.cfg.Now().UTC()
 	return j.save(ctx)
+}
+
+// stuck tells a person, once, of an execution that has run for longer
+// than ExecutionStuckAfter: the job starts no other while it runs. It
+// reports whether it told (the document must then be saved).
+func (j *pkgRun) stuck(ctx context.Context, log *slog.Logger) bool {
+	age := j.x.CheckedAt.Sub(j.x.StartedAt)
+	if j.x.StuckReported || age < j.h.cfg.ExecutionStuckAfter {
+		return false
+	}
+	j.x.StuckReported = true
+	log.ErrorContext(ctx, "dequeue: the package export has run for longer than it should; the job starts no other until it ends",
+		"status", j.x.Status, "startedAt", j.x.StartedAt, "stuckAfter", j.h.cfg.ExecutionStuckAfter.String())
+	j.alert(ctx, "stuck", fmt.Sprintf("%s for %s", j.x.Status, age.Round(time.Minute)),
+		fmt.Sprintf("F&O's export %s of data project %s started at %s and is still %s. The job starts no other export until it ends. "+
+			"Look at the execution in F&O's Data management workspace (job history): a NotRun export waits for its batch job; "+
+			"cancel it there to let the job start afresh.", j.x.ExecutionID, j.in.DefinitionGroupID, j.x.StartedAt.Format(time.RFC3339), j.x.Status))
+	return true
 }
 
 // lost gives up an execution F&O has not known for ExecutionLostAfter.

@@ -592,3 +592,37 @@ func TestPackageJobPackageGone(t *testing.T) {
 		t.Errorf("notifications %q", got)
 	}
 }
+
+// TestPackageJobStuck: an export F&O still runs a day after it started is
+// told to a person once (ERROR, ExportFailures, one notification), however
+// many runs find it so, and the job still starts no other.
+func TestPackageJobStuck(t *testing.T) {
+	t.Parallel()
+	v := newPkgEnv(t, d365test.Options{})
+	v.e.Script(d365test.Rule{ActivityID: vendorsGroup, Outcome: d365test.Outcome{RunTicks: 1000}})
+	h := v.handler(func(c *dequeue.Config) { c.ExecutionWait = 30 * time.Millisecond })
+	first := v.run(h, pkgInput("vendors", ""))
+	if x := lastExecution(t, first); !x.Started || x.Outcome != "in-flight" {
+		t.Fatalf("first run: %+v", first)
+	}
+	if s := v.subjects(); len(s) != 0 || v.exportFailures() != 0 {
+		t.Fatalf("told of a young export: %q", s)
+	}
+	v.ahead.Store(int64(25 * time.Hour))
+	for range 3 {
+		v.run(h, pkgInput("vendors", ""))
+	}
+	s := v.subjects()
+	if len(s) != 1 || !strings.Contains(s[0], "export-failed: vendors: Executing for") {
+		t.Errorf("notifications %q, want one telling the export is stuck", s)
+	}
+	if n := v.exportFailures(); n != 1 {
+		t.Errorf("ExportFailures %d, want 1", n)
+	}
+	if n := v.e.Requests("ExportToPackage"); n != 1 {
+		t.Errorf("%d ExportToPackage calls while the first export ran, want 1", n)
+	}
+	if x := v.execution("vendors"); !x.StuckReported || x.Phase == dequeue.PhaseDone {
+		t.Errorf("execution %+v", x)
+	}
+}

@@ -72,8 +72,11 @@ type Execution struct {
 	UnknownSince time.Time `json:"unknownSince,omitzero"`
 	// Reported: its failure (Failed, Canceled, PartiallySucceeded, gone)
 	// was logged, counted and notified, with ErrorRows execution errors.
-	Reported  bool `json:"reported,omitempty"`
-	ErrorRows int  `json:"errorRows,omitempty"`
+	Reported bool `json:"reported,omitempty"`
+	// StuckReported: it was told once that it had run for longer than
+	// ExecutionStuckAfter.
+	StuckReported bool `json:"stuckReported,omitempty"`
+	ErrorRows     int  `json:"errorRows,omitempty"`
 	// Key is where its package landed.
 	Key        string    `json:"key,omitempty"`
 	Outcome    string    `json:"outcome,omitempty"`

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/ops/cli"
 	"github.com/fno-bridge/s3-fno/internal/ops/status"
+	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -33,9 +35,16 @@ var packageFile = droppedFile{"inbound/opening/opening-balances.zip", string(d36
 	d365test.PackageEntity{Name: "Main accounts", Data: []byte("MAINACCOUNTID,NAME\r\n110110,Bank\r\n")},
 	d365test.PackageEntity{Name: "General journal", Data: []byte("JOURNAL,ACCOUNT,AMOUNT\r\nOB1,110110,5000.00\r\n")})), "processed"}
 
-// allDemoFiles are the files the demo drops, the package included.
+// templateFile is a plain file the demo imports through its dataProject
+// route groups, whose package template wraps it into a package on the way.
+var templateFile = droppedFile{"inbound/groups/customer-groups-2027.csv", "CUSTOMERGROUPID,DESCRIPTION\r\nCG27,Customers of 2027\r\n", "processed"}
+
+// demoTemplate is the package template of the route groups.
+const demoTemplate = "customer-groups"
+
+// allDemoFiles are the files the demo drops, the packages included.
 func allDemoFiles() []droppedFile {
-	return slices.Concat(demoFiles, []droppedFile{packageFile}, burstFiles)
+	return slices.Concat(demoFiles, []droppedFile{packageFile, templateFile}, burstFiles)
 }
 
 // demoConfig is the demo's configuration document: four file routes and
@@ -53,7 +62,9 @@ func demoConfig(added bool) []byte {
 	jobs := []obj{{"job": "customer-groups", "schedule": "cron(0 6 * * ? *)", "timezone": "Europe/Amsterdam",
 		"activityId": actExportCSV, "prefix": "outbound/customer-groups/"}}
 	if added {
-		routes = append(routes, obj{"route": "opening", "kind": "dataProject", "definitionGroupId": "Opening balances", "legalEntityId": "USMF", "settle": "0s"})
+		routes = append(routes, obj{"route": "opening", "kind": "dataProject", "definitionGroupId": "Opening balances", "legalEntityId": "USMF", "settle": "0s"},
+			obj{"route": "groups", "kind": "dataProject", "definitionGroupId": "Customer groups", "legalEntityId": "USMF",
+				"packageTemplate": demoTemplate, "settle": "0s"})
 		jobs = append(jobs, obj{"job": "vendor-package", "schedule": "rate(1 hour)", "activityId": actExportPkg,
 			"prefix": "outbound/vendor-package/", "unpack": true},
 			obj{"job": "vendor-master", "schedule": "cron(0 5 * * ? *)", "kind": "dataProject", "definitionGroupId": vendorMasterProject,
@@ -78,15 +89,18 @@ func (d *Demo) operate(ctx context.Context, r *demoRun) (map[string]string, erro
 	if code, _ := d.s3fno(ctx, true, "jobs", "run", "customer-groups"); code != 0 {
 		return nil, fmt.Errorf("s3fno jobs run customer-groups: exit %d", code)
 	}
-	d.say("▶ adding a route, opening (a data project: packages go in through F&O's package API), and export jobs vendor-package " +
-		"and vendor-master (a data project exported through the package API)")
+	d.say("▶ storing the package template %s (the Manifest.xml and PackageHeader.xml of a package exported once from the data project)", demoTemplate)
+	if err := putTemplate(ctx, r.s3, r.stack.Bucket, demoTemplate); err != nil {
+		return nil, err
+	}
+	d.say("▶ adding routes opening (a data project: packages go in through F&O's package API) and groups (plain files wrapped in " +
+		"the template on the way), and export jobs vendor-package and vendor-master (a data project exported through the package API)")
 	d.s3fno(ctx, true, "config", "diff", d.writeDoc("config-2.json", demoConfig(true)))
 	if err := d.applyConfig(ctx, "config-2.json", demoConfig(true)); err != nil {
 		return nil, err
 	}
-	d.say("  (the functions look at the document every %s here, every 30s on AWS: files go into the new folder after that)", demoConfigRefresh)
-	time.Sleep(2 * demoConfigRefresh)
-	if err := d.dropFiles(ctx, r.s3, r.stack.Bucket, []droppedFile{packageFile}, 0); err != nil {
+	d.say("  (dropped at once: a file for a folder the functions do not know yet makes them look at the document again)")
+	if err := d.dropFiles(ctx, r.s3, r.stack.Bucket, []droppedFile{packageFile, templateFile}, 0); err != nil {
 		return nil, err
 	}
 	for _, job := range []string{"vendor-package", "vendor-master"} {
@@ -227,4 +241,17 @@ func (d *Demo) s3fno(ctx context.Context, show bool, args ...string) (int, strin
 		d.mu.Unlock()
 	}
 	return code, out.String()
+}
+
+// putTemplate stores a package template for the entity Customer groups, as
+// a person would copy the two files into the bucket.
+func putTemplate(ctx context.Context, c *s3.Client, bucket, name string) error {
+	manifest, header := d365test.TemplateFiles("Customer groups", "Customer groups", "Customer groups.csv")
+	for file, body := range map[string][]byte{"Manifest.xml": manifest, "PackageHeader.xml": header} {
+		key := layout.TemplateKey(name, file)
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)}); err != nil {
+			return fmt.Errorf("store the package template %s: %w", key, err)
+		}
+	}
+	return nil
 }

@@ -36,7 +36,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"processed", "failed", "rejected", "══ Notifications", "══ Metrics", "✓ every file and export ended where it should",
-		"$ s3fno config apply config.json", "$ s3fno config apply config-2.json", "add route opening", "create vendor-package",
+		"$ s3fno config apply config.json", "$ s3fno config apply config-2.json", "add route opening", "add route groups", "storing the package template customer-groups", "create vendor-package",
 		"$ s3fno jobs run customer-groups", "$ s3fno jobs run vendor-package", "$ s3fno jobs run vendor-master", "create vendor-master",
 		"deleted after its run", "vendor-master: execution vendor-master-",
 		`$ s3fno pause journals --reason "month-end close"`, "while journals is paused: 6 of its files wait in inbound/, 0 reached F&O",
@@ -136,8 +136,8 @@ func checkDemoNotifications(t *testing.T, got []localrun.Notification, summary s
 // the exports as the summary shows them, and no notification was missed.
 func checkDemoMetrics(t *testing.T, got []localrun.MetricSum, summary string) {
 	t.Helper()
-	for name, want := range map[string]float64{"FilesProcessed": 12, "FilesFailed": 1, "FilesRejected": 2, "FilesRouted": 13,
-		"FilesEnqueued": 13, "ExportsLanded": 4, "NotificationsSent": 3} {
+	for name, want := range map[string]float64{"FilesProcessed": 13, "FilesFailed": 1, "FilesRejected": 2, "FilesRouted": 14,
+		"FilesEnqueued": 14, "ExportsLanded": 4, "NotificationsSent": 3} {
 		if m, _ := localrun.SumMetric(got, name); m.Sum != want {
 			t.Errorf("metric %s sums to %v, want %v", name, m.Sum, want)
 		}

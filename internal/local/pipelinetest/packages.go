@@ -47,27 +47,9 @@ func WithRoute(routesJSON string, route ...string) string {
 }
 
 // TemplateFiles are the Manifest.xml and PackageHeader.xml of a package of
-// one entity whose data file is dataFile, as F&O exports them: a package
-// template.
+// one entity (d365test.TemplateFiles).
 func TemplateFiles(definitionGroup, entity, dataFile string) (manifest, header []byte) {
-	pkg := d365test.NewPackage(definitionGroup, d365test.PackageEntity{Name: entity, FileName: dataFile})
-	zr, err := zip.NewReader(bytes.NewReader(pkg), int64(len(pkg)))
-	if err != nil {
-		panic(err)
-	}
-	read := func(name string) []byte {
-		rc, err := zr.Open(name)
-		if err != nil {
-			panic(err)
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(rc)
-		if err != nil {
-			panic(err)
-		}
-		return b
-	}
-	return read("Manifest.xml"), read("PackageHeader.xml")
+	return d365test.TemplateFiles(definitionGroup, entity, dataFile)
 }
 
 // PutTemplate stores the package template name (entity "Customer groups",

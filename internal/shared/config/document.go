@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+
 	// Lambda's provided.al2023 runtime has no zoneinfo: the time zones
 	// jobs name come with the binary.
 	_ "time/tzdata"

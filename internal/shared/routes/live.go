@@ -80,8 +80,10 @@ func (t *Table) Refresh(ctx context.Context) error {
 }
 
 // missRecheck is how soon after a load a miss may load the document again:
-// a burst of files for an unknown folder costs one GET, not one each.
-const missRecheck = 2 * time.Second
+// the misses of one batch of files for an unknown folder cost one GET, not
+// one each. It is short, since a route stored a moment before the last
+// load must still be found.
+const missRecheck = 100 * time.Millisecond
 
 // LookupFresh is Lookup that, on a miss, looks at the configuration again
 // at once (unless it did within missRecheck) before saying no: a route

@@ -304,6 +304,30 @@ func (e *Emulator) getExportedPackageURL(w http.ResponseWriter, r *http.Request,
 	})
 }
 
+// TemplateFiles are the Manifest.xml and PackageHeader.xml of a package of
+// one entity whose data file is dataFile, as F&O exports them: what a
+// package template holds.
+func TemplateFiles(definitionGroup, entity, dataFile string) (manifest, header []byte) {
+	pkg := NewPackage(definitionGroup, PackageEntity{Name: entity, FileName: dataFile})
+	zr, err := zip.NewReader(bytes.NewReader(pkg), int64(len(pkg)))
+	if err != nil {
+		panic(err) // NewPackage's zip is well formed
+	}
+	read := func(name string) []byte {
+		rc, err := zr.Open(name)
+		if err != nil {
+			panic(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	return read("Manifest.xml"), read("PackageHeader.xml")
+}
+
 // PackageEntity is one entity of a data package built by NewPackage.
 type PackageEntity struct {
 	Name         string // the DMF entity label, e.g. "Customer groups"
