@@ -160,12 +160,21 @@ func (m *S3) stamp(o *Object) {
 }
 
 // write stores o at bucket/key; with ifNoneMatch only where no object is.
-func (m *S3) write(bucket, key string, o *Object, ifNoneMatch bool) error {
+// write stores o under the conditions a PUT may carry, checked and applied
+// at once as S3 does: ifNoneMatch ("*": only where there is no object) and
+// ifMatch (only over the current object of that ETag; none there is
+// NoSuchKey).
+func (m *S3) write(bucket, key string, o *Object, ifNoneMatch bool, ifMatch string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := objKey(bucket, key)
 	if _, ok := m.objs[k]; ok && ifNoneMatch {
 		return errPrecondition
+	}
+	if ifMatch != "" {
+		if _, err := m.find(bucket, key, "", ifMatch); err != nil {
+			return err
+		}
 	}
 	m.stamp(o)
 	m.objs[k] = o
@@ -285,7 +294,7 @@ func (m *S3) Put(bucket, key string, body []byte, etag, version string) *Object 
 	if etag != "" {
 		o.etag = `"` + strings.Trim(etag, `"`) + `"`
 	}
-	m.write(bucket, key, o, false)
+	m.write(bucket, key, o, false, "")
 	return o
 }
 
@@ -294,7 +303,7 @@ func (m *S3) Put(bucket, key string, body []byte, etag, version string) *Object 
 // CRC64NVME (PatternCRC, computed once per content) or "".
 func (m *S3) PutGenerated(bucket, key string, block []byte, size int64, crc string) *Object {
 	o := &Object{gen: block, size: size, crc: crc, ctype: "text/csv"}
-	m.write(bucket, key, o, false)
+	m.write(bucket, key, o, false, "")
 	return o
 }
 

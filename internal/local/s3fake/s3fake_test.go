@@ -84,6 +84,17 @@ func TestFaces(t *testing.T) {
 			if _, err := get("k", &s3.GetObjectInput{IfMatch: aws.String(`"other"`)}); !isCode(err, "PreconditionFailed") {
 				t.Fatalf("get with another etag: %v", err)
 			}
+			// A conditional overwrite: only over the object of that ETag,
+			// and none where there is no object.
+			if _, err := put("k", "one", func(in *s3.PutObjectInput) { in.IfMatch = aws.String(`"other"`) }); !isCode(err, "PreconditionFailed") {
+				t.Fatalf("put over another etag: %v", err)
+			}
+			if _, err := put("absent", "x", func(in *s3.PutObjectInput) { in.IfMatch = first.ETag }); !isCode(err, "NoSuchKey") {
+				t.Fatalf("put if-match where there is no object: %v", err)
+			}
+			if _, err := put("k", "one", func(in *s3.PutObjectInput) { in.IfMatch = first.ETag }); err != nil {
+				t.Fatalf("put over the same etag: %v", err)
+			}
 			if _, err := get("k", &s3.GetObjectInput{VersionId: aws.String("v-none")}); !isCode(err, "NoSuchVersion") {
 				t.Fatalf("get of another version: %v", err)
 			}

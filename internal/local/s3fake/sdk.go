@@ -43,7 +43,7 @@ func (m *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.O
 		}
 	}
 	o := &Object{Body: b, size: int64(len(b)), Meta: lowerKeys(in.Metadata), ctype: aws.ToString(in.ContentType)}
-	if err := m.write(aws.ToString(in.Bucket), aws.ToString(in.Key), o, aws.ToString(in.IfNoneMatch) == "*"); err != nil {
+	if err := m.write(aws.ToString(in.Bucket), aws.ToString(in.Key), o, aws.ToString(in.IfNoneMatch) == "*", aws.ToString(in.IfMatch)); err != nil {
 		return nil, sdkError(err)
 	}
 	return &s3.PutObjectOutput{ETag: aws.String(o.etag), VersionId: nonEmpty(o.version)}, nil

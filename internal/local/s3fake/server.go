@@ -402,7 +402,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, bucket, key st
 		s.sunk.Add(int64(len(b)) + n)
 		o.Body, o.size = nil, int64(len(b))+n
 	}
-	if err := s.write(bucket, key, o, ifNone); err != nil {
+	if err := s.write(bucket, key, o, ifNone, r.Header.Get("If-Match")); err != nil {
 		return err
 	}
 	w.Header().Set("ETag", o.etag)
@@ -474,7 +474,7 @@ func (s *Server) serveCompleteUpload(w http.ResponseWriter, r *http.Request, buc
 		return errNoSuchUpload
 	}
 	o := &Object{size: size, etag: fmt.Sprintf(`"%032x-%d"`, s.seq.Add(1), len(u.parts))}
-	if err := s.write(bucket, key, o, r.Header.Get("If-None-Match") == "*"); err != nil {
+	if err := s.write(bucket, key, o, r.Header.Get("If-None-Match") == "*", r.Header.Get("If-Match")); err != nil {
 		return err
 	}
 	s.opsMu.Lock()
