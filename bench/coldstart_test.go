@@ -76,7 +76,11 @@ func BenchmarkColdStart(b *testing.B) {
 			queue, _ := pipelinetest.NewFIFO(b, mototest.SQS(b), pipelinetest.FIFO{})
 			env := map[string]string{
 				"FNO_BASE_URL": emu.URL(), "FNO_TENANT_ID": emu.TenantID(), "FNO_CLIENT_ID": emu.ClientID(),
-				"FNO_CLIENT_SECRET": emu.ClientSecret(), "FNO_CA_BUNDLE": ca,
+				// The emulator's CA as the system roots, not FNO_CA_BUNDLE:
+				// on AWS no bundle is set and the roots are read at the
+				// first TLS handshake, not at init; a bundle makes init
+				// parse the system roots too.
+				"FNO_CLIENT_SECRET": emu.ClientSecret(), "SSL_CERT_FILE": ca, "SSL_CERT_DIR": dir,
 				"FNO_AUTHORITY_HOST": strings.TrimSuffix(emu.AuthorityURL(), "/"+emu.TenantID()),
 				"BUCKET":             mototest.NewBucket(b), "ROUTES": importRoutes, "IMPORT_QUEUE_URL": queue,
 			}
