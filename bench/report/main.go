@@ -893,30 +893,7 @@ func (r *report) schedule() {
 	a := func(unit string) float64 { return r.res.v(pre+"analysis", unit) }
 	l := func(load, unit string) float64 { return r.res.v(pre+load, unit) }
 	budget, odata, young, life, perRun := a("budget/min"), a("odata-limit/5min"), a("young-age-min"), a("import-life-h"), a("requests/run")
-	what := map[string]string{
-		"steady-10k":      fmt.Sprintf("*steady-10k* has imports arriving evenly, each taking %.0f h in F&O.", life),
-		"capacity-95pct":  "*capacity-95pct* arrives at 95% of the lower analytic capacity (below).",
-		"capacity-110pct": "*capacity-110pct* arrives at 110% of the higher one.",
-		"burst-10k":       fmt.Sprintf("*burst-10k* is %s imports arriving within a minute.", thou(l("burst-10k", "in-flight"))),
-	}
-	setup := []string{
-		fmt.Sprintf("A deterministic simulation (bench/schedule_test.go; simulated time, no wall clock): EventBridge runs the poller every %.0f minutes", a("interval-min")),
-		fmt.Sprintf("(%.0f s timeout, %.0f s margin); each run takes the due records oldest first, up to the poller's per-run quota", a("timeout-s"), a("margin-s")),
-		fmt.Sprintf("(`poller.RunQuota`: %s, what the limiter lets through in %.0f s), and checks them under the poller's own limiter", thou(perRun), a("timeout-s")-a("margin-s")),
-		fmt.Sprintf("(x/time/rate with `poller.BudgetRate`'s parameters, imported, not copied; budget %s a minute), %.0f ms per record and worker", thou(budget), a("per-record-ms")),
-		fmt.Sprintf("besides F&O waits; unfinished records are rescheduled with the real `poller.NextDelay` (%.0f min unit), finished ones", a("unit-min")),
-		fmt.Sprintf("cost %.0f more requests. Loads:", a("finalize-calls")),
-	}
-	cold := false
-	for _, n := range loads {
-		if w := what[n]; w != "" {
-			setup = append(setup, w)
-		}
-		cold = cold || strings.HasSuffix(n, "-cold")
-	}
-	if cold {
-		setup = append(setup, "A *-cold* load gives every run a fresh execution environment (a fresh limiter).")
-	}
+	setup, cold := r.scheduleSetup(pre, loads)
 	r.section("Poll schedule: back-off against the budget and the OData limit (`TestPollSchedule`, `BenchmarkPollSchedule`)", setup...)
 	lo, hi := a("calls-per-import-lo"), a("calls-per-import-hi")
 	dayLo, dayHi := a("imports/day-lo"), a("imports/day-hi")
@@ -1001,6 +978,38 @@ func (r *report) schedule() {
 	r.goal(worst5 <= odata, fmt.Sprintf("≤ %s F&O requests in any 5 minutes (OData limit), every load%s (most %.0f)", thou(odata), coldNote, worst5))
 	r.scheduleCharts(budget, odata)
 	r.end()
+}
+
+// scheduleSetup is the schedule section's description of the simulation
+// and its loads, and whether a cold load ran.
+func (r *report) scheduleSetup(pre string, loads []string) (setup []string, cold bool) {
+	a := func(unit string) float64 { return r.res.v(pre+"analysis", unit) }
+	life, budget, perRun := a("import-life-h"), a("budget/min"), a("requests/run")
+	l := func(load, unit string) float64 { return r.res.v(pre+load, unit) }
+	what := map[string]string{
+		"steady-10k":      fmt.Sprintf("*steady-10k* has imports arriving evenly, each taking %.0f h in F&O.", life),
+		"capacity-95pct":  "*capacity-95pct* arrives at 95% of the lower analytic capacity (below).",
+		"capacity-110pct": "*capacity-110pct* arrives at 110% of the higher one.",
+		"burst-10k":       fmt.Sprintf("*burst-10k* is %s imports arriving within a minute.", thou(l("burst-10k", "in-flight"))),
+	}
+	setup = []string{
+		fmt.Sprintf("A deterministic simulation (bench/schedule_test.go; simulated time, no wall clock): EventBridge runs the poller every %.0f minutes", a("interval-min")),
+		fmt.Sprintf("(%.0f s timeout, %.0f s margin); each run takes the due records oldest first, up to the poller's per-run quota", a("timeout-s"), a("margin-s")),
+		fmt.Sprintf("(`poller.RunQuota`: %s, what the limiter lets through in %.0f s), and checks them under the poller's own limiter", thou(perRun), a("timeout-s")-a("margin-s")),
+		fmt.Sprintf("(x/time/rate with `poller.BudgetRate`'s parameters, imported, not copied; budget %s a minute), %.0f ms per record and worker", thou(budget), a("per-record-ms")),
+		fmt.Sprintf("besides F&O waits; unfinished records are rescheduled with the real `poller.NextDelay` (%.0f min unit), finished ones", a("unit-min")),
+		fmt.Sprintf("cost %.0f more requests. Loads:", a("finalize-calls")),
+	}
+	for _, n := range loads {
+		if w := what[n]; w != "" {
+			setup = append(setup, w)
+		}
+		cold = cold || strings.HasSuffix(n, "-cold")
+	}
+	if cold {
+		setup = append(setup, "A *-cold* load gives every run a fresh execution environment (a fresh limiter).")
+	}
+	return setup, cold
 }
 
 // chartMinutes is how much of a simulation the schedule charts show.
