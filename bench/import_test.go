@@ -53,13 +53,18 @@ func newImportRig(b *testing.B, size int64) *importRig {
 // object puts the i-th generated file in inbound/ and returns the FIFO
 // message the router would send for it.
 func (r *importRig) object(i int, size int64) importmsg.File {
-	key := fmt.Sprintf("inbound/%s/bench-%06d.csv", importRoute, i)
+	return r.generated(importRoute, fmt.Sprintf("inbound/%s/bench-%06d.csv", importRoute, i), size)
+}
+
+// generated puts a generated file of size at key, on route, and returns
+// the FIFO message naming it.
+func (r *importRig) generated(route, key string, size int64) importmsg.File {
 	crc := r.crc
 	if size != r.size {
 		crc = s3fake.PatternCRC(r.block, size)
 	}
 	v := r.stand.PutGenerated(benchBucket, key, r.block, size, crc).VersionID()
-	return importmsg.File{Bucket: benchBucket, Key: key, VersionID: v, Size: size, Route: importRoute, EventTime: time.Now().UTC()}
+	return importmsg.File{Bucket: benchBucket, Key: key, VersionID: v, Size: size, Route: route, EventTime: time.Now().UTC()}
 }
 
 func fifoEvent(msgs ...importmsg.File) events.SQSEvent {

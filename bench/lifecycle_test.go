@@ -117,25 +117,10 @@ func (c *s3Counter) wrap(cl *s3.Client) *s3.Client {
 }
 
 func (c *s3Counter) Do(r *http.Request) (*http.Response, error) {
-	q := r.URL.Query()
-	op := q.Get("x-id")
-	switch {
-	case op != "":
-	case r.Method == http.MethodHead:
-		op = "HeadObject"
-	case q.Has("list-type"):
-		op = "ListObjectsV2"
-	case q.Has("versions"):
-		op = "ListObjectVersions"
-	default:
-		op = r.Method + " " + r.URL.Path
-	}
+	op, own := pipelinetest.S3Request(r, c.mine)
 	class := "run"
-	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	for _, m := range c.mine {
-		if key != "" && strings.Contains(key, m) {
-			class = "aws"
-		}
+	if own {
+		class = "aws"
 	}
 	c.mu.Lock()
 	c.ops[class+":"+op]++

@@ -18,7 +18,6 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
-	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
@@ -52,13 +51,7 @@ func newPackageRig(b *testing.B, size int64) *packageRig {
 // plainFile puts the i-th generated plain file on the route and returns
 // the FIFO message its release pass would send.
 func (r *packageRig) plainFile(i int, size int64) importmsg.File {
-	key := fmt.Sprintf("inbound/%s/groups-%06d.csv", packageRoute, i)
-	crc := r.crc
-	if size != r.size {
-		crc = s3fake.PatternCRC(r.block, size)
-	}
-	v := r.stand.PutGenerated(benchBucket, key, r.block, size, crc).VersionID()
-	return importmsg.File{Bucket: benchBucket, Key: key, VersionID: v, Size: size, Route: packageRoute, EventTime: time.Now().UTC()}
+	return r.generated(packageRoute, fmt.Sprintf("inbound/%s/groups-%06d.csv", packageRoute, i), size)
 }
 
 // BenchmarkPackageImport imports a generated plain file through the package

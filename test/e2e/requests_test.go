@@ -135,24 +135,9 @@ func (c *reqCounter) take() map[string]int {
 
 // s3Op names an S3 request and says whose it is.
 func (c *reqCounter) s3Op(r *http.Request) string {
-	q := r.URL.Query()
-	op := q.Get("x-id")
-	switch {
-	case op != "":
-	case r.Method == http.MethodHead:
-		op = "HeadObject"
-	case q.Has("list-type"):
-		op = "ListObjectsV2"
-	case q.Has("versions"):
-		op = "ListObjectVersions"
-	default:
-		op = r.Method + " " + r.URL.Path
-	}
-	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	for _, m := range c.mine {
-		if key != "" && strings.Contains(key, m) {
-			return "file " + op
-		}
+	op, own := pipelinetest.S3Request(r, c.mine)
+	if own {
+		return "file " + op
 	}
 	return "run " + op
 }

@@ -50,8 +50,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-
+	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -67,11 +66,13 @@ type FnO interface {
 
 var _ FnO = (*d365.Client)(nil)
 
-// S3 is what the dequeue function calls: uploads through the transfer
-// manager, its state documents, and the server-side copy that quarantines a
-// damaged marker.
+// S3 is what the dequeue function calls: uploads (s3upload), reads and
+// listings of its state documents, and the server-side copy that
+// quarantines a damaged marker.
 type S3 interface {
-	transfermanager.S3APIClient
+	s3io.Uploader
+	s3io.Getter
+	s3io.Lister
 	s3io.Copier
 	s3io.Deleter
 }
@@ -82,7 +83,7 @@ type Handler struct {
 	cfg Config
 	fno FnO
 	s3  S3
-	tm  *transfermanager.Client
+	up  *s3upload.Uploader // part buffers from the process-wide pool
 	log *slog.Logger
 }
 
@@ -98,17 +99,11 @@ func New(cfg Config, fno FnO, s3c S3) (*Handler, error) {
 	if s3c == nil {
 		return nil, errors.New("dequeue: an S3 client is required")
 	}
-	tm := transfermanager.New(s3c, func(o *transfermanager.Options) {
-		o.PartSizeBytes = cfg.PartSize
-		// The first part is read whole before the upload starts: keep it
-		// one part, not the default 16 MiB threshold.
-		o.MultipartUploadThreshold = cfg.PartSize
-		o.Concurrency = cfg.Concurrency
-		// Abort a failed multipart upload even when the invocation's
-		// context is what failed.
-		o.FailTimeout = 10 * time.Second
-	})
-	return &Handler{cfg: cfg, fno: fno, s3: s3c, tm: tm, log: cfg.Logger}, nil
+	// A failed multipart upload is aborted with a context of its own
+	// (s3upload.DefaultAbortTimeout), even when the invocation's is what
+	// failed.
+	up := s3upload.New(s3c, s3upload.Options{PartSize: cfg.PartSize, Concurrency: cfg.Concurrency})
+	return &Handler{cfg: cfg, fno: fno, s3: s3c, up: up, log: cfg.Logger}, nil
 }
 
 // Config is the handler's configuration, defaults filled.

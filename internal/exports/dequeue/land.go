@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -190,7 +189,7 @@ func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, id strin
 	if dl.isZip {
 		contentType = "application/zip"
 	}
-	out, err := h.uploader().Upload(ctx, &s3upload.Input{
+	out, err := h.up.Upload(ctx, &s3upload.Input{
 		Bucket: h.cfg.Bucket, Key: m.Key, Body: dl.reader(), ContentLength: dl.size,
 		IfNoneMatch: "*", ContentType: contentType, Metadata: metadata(in, id),
 	})
@@ -213,14 +212,6 @@ func (h *Handler) land(ctx context.Context, log *slog.Logger, in Input, id strin
 		return err
 	}
 	return nil
-}
-
-// uploader lands exports and entity files: a multipart upload whose part
-// buffers are pooled across uploads (internal/exports/s3upload, which says
-// why it replaced the transfer manager). Making one is cheap: the buffers
-// are the process's.
-func (h *Handler) uploader() *s3upload.Uploader {
-	return s3upload.New(h.s3, s3upload.Options{PartSize: h.cfg.PartSize, Concurrency: h.cfg.Concurrency, AbortTimeout: 10 * time.Second})
 }
 
 // recognise reports whether the export of marker m has landed. A reserved
@@ -259,7 +250,7 @@ func (h *Handler) unpack(ctx context.Context, in Input, id string, m *Marker, ma
 	src := unpack.Source{
 		Bucket: h.cfg.Bucket, Key: m.Key, Size: aws.ToInt64(head.ContentLength), ETag: aws.ToString(head.ETag),
 	}
-	res, err := unpack.Package(ctx, h.s3, h.uploader(), src, unpack.Target{
+	res, err := unpack.Package(ctx, h.s3, h.up, src, unpack.Target{
 		Bucket: h.cfg.Bucket, Prefix: strings.TrimSuffix(m.Key, ".zip") + "/",
 		Metadata: metadata(in, id),
 	})

@@ -47,22 +47,11 @@ type pkgEnv struct {
 		topic string
 		queue string
 	}
-	emf   syncBuffer
+	emf   pipelinetest.SyncBuffer
 	ahead atomic.Int64 // the handler's clock runs this far ahead
 	ticks atomic.Bool
 	mu    sync.Mutex
 	hook  func(endpoint string) // also called at each request
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
 }
 
 func newPkgEnv(t *testing.T, opts d365test.Options) *pkgEnv {
@@ -138,15 +127,10 @@ func (v *pkgEnv) subjects() []string {
 
 // exportFailures sums the ExportFailures metric written so far.
 func (v *pkgEnv) exportFailures() int {
-	v.emf.mu.Lock()
-	defer v.emf.mu.Unlock()
 	n := 0
-	for _, line := range strings.Split(v.emf.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			if f, ok := m["ExportFailures"].(float64); ok {
-				n += int(f)
-			}
+	for _, m := range v.emf.Lines() {
+		if f, ok := m["ExportFailures"].(float64); ok {
+			n += int(f)
 		}
 	}
 	return n

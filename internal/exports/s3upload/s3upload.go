@@ -160,9 +160,6 @@ func New(api API, o Options) *Uploader {
 		pool: poolFor(o.PartSize, o.Concurrency+1)}
 }
 
-// PartSize is the uploader's part size.
-func (u *Uploader) PartSize() int64 { return u.part }
-
 // Upload writes in.Body to in.Bucket/in.Key. A body that fits in one part
 // is one PutObject; a longer one is a multipart upload, aborted if anything
 // fails. A failure of the body's reads is returned as is (wrapped in an

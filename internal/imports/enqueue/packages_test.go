@@ -50,15 +50,15 @@ type pkgFixture struct {
 	cfg     enqueue.Config
 	fno     *importer
 	h       *enqueue.Handler
-	logs    *syncBuffer
-	metrics *syncBuffer
+	logs    *pipelinetest.SyncBuffer
+	metrics *pipelinetest.SyncBuffer
 	store   *ledger.Store
 }
 
 func newPkgFixture(t *testing.T, opts d365test.Options, env map[string]string) *pkgFixture {
 	t.Helper()
 	w := pipelinetest.NewImports(t, pipelinetest.FIFO{})
-	f := &pkgFixture{w: w, emu: d365test.NewT(t, opts), logs: &syncBuffer{}, metrics: &syncBuffer{}}
+	f := &pkgFixture{w: w, emu: d365test.NewT(t, opts), logs: &pipelinetest.SyncBuffer{}, metrics: &pipelinetest.SyncBuffer{}}
 	e := w.Env(pipelinetest.PackageRoutes)
 	for k, v := range env {
 		e[k] = v
@@ -188,10 +188,10 @@ func mustIdentity(t *testing.T, f *pkgFixture, key string) string {
 
 // heldMetric is the FilesHeld value the EMF lines recorded for a route
 // (-1: none).
-func heldMetric(t *testing.T, b *syncBuffer, route string) float64 {
+func heldMetric(t *testing.T, b *pipelinetest.SyncBuffer, route string) float64 {
 	t.Helper()
 	v := -1.0
-	for _, l := range b.lines() {
+	for _, l := range b.Lines() {
 		if l["Route"] == route {
 			if n, ok := l["FilesHeld"].(float64); ok {
 				v = n
@@ -487,34 +487,4 @@ func TestPackageOutOfTurnWaits(t *testing.T) {
 	if _, ok := pipelinetest.Get(t, f.w.S3, f.w.Bucket, "inbound/budgets/b.zip"); !ok {
 		t.Error("the package left inbound/")
 	}
-}
-
-// syncBuffer is a log (or metrics) sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines are the JSON lines written.
-func (s *syncBuffer) lines() []map[string]any {
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
 }

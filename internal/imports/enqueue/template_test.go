@@ -128,7 +128,7 @@ func TestMissingTemplateFilesWait(t *testing.T) {
 		t.Errorf("FilesHeld of groups = %v, want 2", v)
 	}
 	refusal := false
-	for _, l := range f.logs.lines() {
+	for _, l := range f.logs.Lines() {
 		if l["level"] == "ERROR" && l["route"] == "groups" && strings.HasSuffix(l["template"].(string), "/_config/templates/customer-groups/Manifest.xml") {
 			refusal = true
 		}

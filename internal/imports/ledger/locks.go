@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -124,19 +123,13 @@ func (s *Store) putLock(ctx context.Context, l PackageLock, in *s3.PutObjectInpu
 	in.Bucket, in.Key, in.Body = &s.Bucket, &key, bytes.NewReader(b)
 	in.ContentLength, in.ContentType = aws.Int64(int64(len(b))), aws.String("application/json")
 	out, err := s.S3.PutObject(ctx, in)
-	if s3io.IsPreconditionFailed(err) || isConflict(err) {
+	if s3io.IsPreconditionFailed(err) || s3io.IsConflict(err) {
 		return "", fmt.Errorf("put s3://%s/%s: %w", s.Bucket, key, ErrLockLost)
 	}
 	if err != nil {
 		return "", fmt.Errorf("put s3://%s/%s: %w", s.Bucket, key, err)
 	}
 	return aws.ToString(out.ETag), nil
-}
-
-// isConflict is S3's 409 ConditionalRequestConflict: another conditional
-// write to the key raced this one.
-func isConflict(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "ConditionalRequestConflict")
 }
 
 // ReleaseLock removes a scope's lock if identity holds it. released is
@@ -155,7 +148,7 @@ func (s *Store) DeleteLock(ctx context.Context, held *HeldLock) (bool, error) {
 	key := s.LockKey(held.Scope)
 	_, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: &key, IfMatch: aws.String(held.ETag)})
 	switch {
-	case s3io.IsPreconditionFailed(err) || isConflict(err):
+	case s3io.IsPreconditionFailed(err) || s3io.IsConflict(err):
 		return false, nil
 	case s3io.IsNotFound(err):
 		return false, nil

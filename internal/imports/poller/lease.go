@@ -6,16 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 )
@@ -179,15 +175,7 @@ func (p *Poller) releaseLease(ctx context.Context, l *heldLease) {
 // changed (412), gone (404 on If-Match) or being written by another run
 // (409 ConditionalRequestConflict).
 func lostLeaseRace(err error) bool {
-	if s3io.IsPreconditionFailed(err) || s3io.IsNotFound(err) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "ConditionalRequestConflict" {
-		return true
-	}
-	var re *smithyhttp.ResponseError
-	return errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusConflict
+	return s3io.IsPreconditionFailed(err) || s3io.IsNotFound(err) || s3io.IsConflict(err)
 }
 
 func newHolderID() string {

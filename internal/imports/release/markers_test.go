@@ -1,7 +1,6 @@
 package release_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
@@ -91,31 +91,6 @@ func (m *memSender) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatch
 		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("m")})
 	}
 	return out, nil
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 const oneRoute = `[{"route":"customers","activityId":"5d3c1e0a-7b64-4e7a-9b2f-8f6b3a521c0d","entity":"Customer groups","company":"USMF","settle":"0s"}]`
@@ -204,7 +179,7 @@ func TestReleasedMarkerFailureIsOnlyLogged(t *testing.T) {
 	putFiles(mem, 12)
 	s3c := &markerS3{S3: mem, prefix: layout.Default().ReleasedRoot(), failKey: markerKeyOf(5)}
 	q := &memSender{fail: map[string]bool{key(11): true}}
-	var logs syncBuffer
+	var logs pipelinetest.SyncBuffer
 	r := memReleaser(t, s3c, q, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	res, err := memPass(t, context.Background(), r)
 	if err == nil || !strings.Contains(err.Error(), key(11)) || res.Released != 11 {
@@ -220,7 +195,7 @@ func TestReleasedMarkerFailureIsOnlyLogged(t *testing.T) {
 		}
 	}
 	count := map[string][]string{}
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		msg, _ := l["msg"].(string)
 		k, _ := l["key"].(string)
 		count[msg] = append(count[msg], k)

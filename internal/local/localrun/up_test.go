@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/fno-bridge/s3-fno/internal/local/localrun"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/ops/cli"
 	"github.com/fno-bridge/s3-fno/internal/ops/status"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -37,7 +37,7 @@ func TestUp(t *testing.T) {
 		t.Skip("builds and runs all four functions")
 	}
 	ctx := context.Background()
-	var out lockedBuffer
+	var out pipelinetest.SyncBuffer
 	u := &localrun.Up{Repo: repoRoot(t), Dir: t.TempDir(), Out: &out, PollEvery: time.Second, ScheduleEvery: time.Second, ConfigRefresh: time.Second}
 	r, err := u.Start(ctx)
 	if err != nil {
@@ -118,7 +118,7 @@ func TestUpWithARealFnO(t *testing.T) {
 			}
 		}
 	}()
-	var out lockedBuffer
+	var out pipelinetest.SyncBuffer
 	dir := t.TempDir()
 	u := &localrun.Up{Repo: repoRoot(t), Dir: dir, Out: &out, Name: "sandbox", PollEvery: time.Second, ConfigRefresh: time.Second,
 		Config: []byte(`{"routes":[{"route":"customers","activityId":"` + act + `","entity":"Customer groups"}],"jobs":[]}`),
@@ -192,7 +192,7 @@ func drop(t *testing.T, c *s3.Client, bucket, key, body string) {
 }
 
 // waitKey waits for a key under prefix ending in name.
-func waitKey(t *testing.T, c *s3.Client, bucket, prefix, name string, out *lockedBuffer) {
+func waitKey(t *testing.T, c *s3.Client, bucket, prefix, name string, out *pipelinetest.SyncBuffer) {
 	t.Helper()
 	waitFor(t, out, prefix+"…"+name, func() bool {
 		res, err := c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
@@ -210,7 +210,7 @@ func waitKey(t *testing.T, c *s3.Client, bucket, prefix, name string, out *locke
 
 // waitFor polls cond; it gives up (a hung stack, not a slow one) after
 // three minutes.
-func waitFor(t *testing.T, out *lockedBuffer, what string, cond func() bool) {
+func waitFor(t *testing.T, out *pipelinetest.SyncBuffer, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(3 * time.Minute); !cond(); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(end) {
@@ -249,24 +249,6 @@ func checkStopped(t *testing.T, pids []int, endpoints []string) {
 			t.Errorf("%s still listens after Close", e)
 		}
 	}
-}
-
-// lockedBuffer is an io.Writer the stack's loops share with the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestUpRefusesBadSettings: a starting document that does not validate,

@@ -159,7 +159,6 @@ func (m *S3) stamp(o *Object) {
 	}
 }
 
-// write stores o at bucket/key; with ifNoneMatch only where no object is.
 // write stores o under the conditions a PUT may carry, checked and applied
 // at once as S3 does: ifNoneMatch ("*": only where there is no object) and
 // ifMatch (only over the current object of that ETag; none there is

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
+	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -41,7 +42,7 @@ type rotationWorld struct {
 	e       *d365test.Emulator
 	sm      *secretsmanager.Client
 	arn     string
-	logs    *lockedBuffer
+	logs    *pipelinetest.SyncBuffer
 	secrets []string // every secret value used, to check the log
 	envs    []*execEnv
 	n       int // rotations so far
@@ -57,24 +58,6 @@ type execEnv struct {
 	tokenReq map[int]int // token requests it made, by minute
 }
 
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newRotationWorld(t *testing.T, envs int) *rotationWorld {
 	t.Helper()
 	ctx := context.Background()
@@ -87,7 +70,7 @@ func newRotationWorld(t *testing.T, envs int) *rotationWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &rotationWorld{t: t, e: e, sm: sm, arn: *sec.ARN, logs: &lockedBuffer{}, secrets: []string{first}}
+	w := &rotationWorld{t: t, e: e, sm: sm, arn: *sec.ARN, logs: &pipelinetest.SyncBuffer{}, secrets: []string{first}}
 	log := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for range envs {
 		reads := &countingSM{SecretGetter: sm}

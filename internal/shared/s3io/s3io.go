@@ -155,6 +155,16 @@ func IsPreconditionFailed(err error) bool {
 	return statusCode(err) == http.StatusPreconditionFailed
 }
 
+// IsConflict reports S3's 409 ConditionalRequestConflict: another
+// conditional write to the key was under way. Read again and decide again.
+func IsConflict(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "ConditionalRequestConflict" {
+		return true
+	}
+	return statusCode(err) == http.StatusConflict
+}
+
 // IsNotModified reports a 304: If-None-Match found the same ETag.
 func IsNotModified(err error) bool {
 	var ae smithy.APIError

@@ -40,6 +40,12 @@ type Env struct {
 	// Metrics is the execution environment's recorder (STACK_NAME);
 	// handlers flush it at the end of each invocation.
 	Metrics *metrics.Recorder
+
+	// The AWS clients, made once by Load (no network) and shared by all
+	// that ask; an Env made otherwise makes a new one each time.
+	s3  *s3.Client
+	sqs *sqs.Client
+	sns *sns.Client
 }
 
 // Load reads the shared AWS configuration (region defaults to us-east-1).
@@ -55,7 +61,9 @@ func Load(ctx context.Context, getenv func(string) string, log *slog.Logger) (En
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	return Env{Getenv: getenv, AWS: cfg, Log: log, Metrics: metrics.FromEnv(getenv)}, nil
+	e := Env{Getenv: getenv, AWS: cfg, Log: log, Metrics: metrics.FromEnv(getenv)}
+	e.s3, e.sqs, e.sns = e.S3(), e.SQS(), e.SNS()
+	return e, nil
 }
 
 // sdkLogger sends the AWS SDK's own log lines (such as "Response has no
@@ -73,13 +81,29 @@ func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 
 // S3 is an S3 client, path-style when S3_FORCE_PATH_STYLE=true (moto).
 func (e Env) S3() *s3.Client {
+	if e.s3 != nil {
+		return e.s3
+	}
 	return s3.NewFromConfig(e.AWS, func(o *s3.Options) {
 		o.UsePathStyle = e.Getenv("S3_FORCE_PATH_STYLE") == "true"
 	})
 }
 
 // SQS is an SQS client.
-func (e Env) SQS() *sqs.Client { return sqs.NewFromConfig(e.AWS) }
+func (e Env) SQS() *sqs.Client {
+	if e.sqs != nil {
+		return e.sqs
+	}
+	return sqs.NewFromConfig(e.AWS)
+}
+
+// SNS is an SNS client.
+func (e Env) SNS() *sns.Client {
+	if e.sns != nil {
+		return e.sns
+	}
+	return sns.NewFromConfig(e.AWS)
+}
 
 // FnO is the F&O client from the FNO_* settings; limiter (may be nil)
 // paces every request. F&O's 429 and 5xx answers are counted.
@@ -99,7 +123,7 @@ func (e Env) FnO(limiter d365.Limiter) (*d365.Client, error) {
 // bucket.
 func (e Env) Notifier(bucket string, l layout.Layout) *notify.Notifier {
 	return &notify.Notifier{Topic: e.Getenv("NOTIFY_TOPIC_ARN"), Stack: e.Getenv("STACK_NAME"), Function: e.Function,
-		SNS: sns.NewFromConfig(e.AWS), S3: e.S3(), Bucket: bucket, Layout: l, Log: e.Log, Metrics: e.Metrics}
+		SNS: e.SNS(), S3: e.S3(), Bucket: bucket, Layout: l, Log: e.Log, Metrics: e.Metrics}
 }
 
 // FollowConfig makes the route table follow the configuration document in
