@@ -64,6 +64,10 @@ func (s *Store) Load(ctx context.Context) (*Document, error) {
 		in.IfNoneMatch = aws.String(s.seen)
 	}
 	out, err := s.S3.GetObject(ctx, in)
+	var data []byte
+	if err == nil {
+		data, err = readBody(out.Body)
+	}
 	switch {
 	case s3io.IsNotModified(err):
 		return s.good, nil
@@ -81,8 +85,10 @@ func (s *Store) Load(ctx context.Context) (*Document, error) {
 		}
 		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, s.Key, err)
 	}
+	// Only a document read whole is judged: one whose download broke off
+	// is an error above, read again next time, not a bad version.
 	etag, ver := s3io.NormalizeETag(aws.ToString(out.ETag)), aws.ToString(out.VersionId)
-	doc, perr := s.parse(out.Body)
+	doc, perr := Parse(data, s.Check)
 	s.seen = etag
 	if perr == nil {
 		if s.goodVer != ver {
@@ -98,13 +104,14 @@ func (s *Store) Load(ctx context.Context) (*Document, error) {
 	return s.fallBack(ctx, ver)
 }
 
-func (s *Store) parse(body io.ReadCloser) (*Document, error) {
+// readBody reads a document's body (Parse refuses one over MaxSize).
+func readBody(body io.ReadCloser) ([]byte, error) {
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read the document: %w", err)
 	}
-	return Parse(data, s.Check)
+	return data, nil
 }
 
 // fallBack finds the newest version, other than bad, that validates.
@@ -125,7 +132,11 @@ func (s *Store) fallBack(ctx context.Context, bad string) (*Document, error) {
 		if err != nil {
 			continue
 		}
-		doc, err := s.parse(got.Body)
+		data, err := readBody(got.Body)
+		if err != nil {
+			continue
+		}
+		doc, err := Parse(data, s.Check)
 		if err != nil {
 			continue
 		}

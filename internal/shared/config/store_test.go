@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,11 +30,30 @@ func TestMain(m *testing.M) { pipelinetest.Main(m) }
 type countingS3 struct {
 	*s3.Client
 	gets, lists atomic.Int32
+	breakBody   atomic.Bool // the next GetObject's body breaks off after a few bytes
 }
 
 func (c *countingS3) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	c.gets.Add(1)
-	return c.Client.GetObject(ctx, in, o...)
+	out, err := c.Client.GetObject(ctx, in, o...)
+	if err == nil && c.breakBody.CompareAndSwap(true, false) {
+		out.Body = brokenBody{io.LimitReader(out.Body, 5), out.Body}
+	}
+	return out, err
+}
+
+// brokenBody is a download that breaks off: a connection reset mid-body.
+type brokenBody struct {
+	r io.Reader
+	io.Closer
+}
+
+func (b brokenBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		err = errors.New("connection reset by peer")
+	}
+	return n, err
 }
 
 func (c *countingS3) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, o ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
@@ -241,5 +261,34 @@ func TestMissLooksAgain(t *testing.T) {
 	tbl.LookupFresh(ctx, "nowhere")
 	if n := r.s3.gets.Load() - before; n != 1 {
 		t.Errorf("a miss after the recheck window: %d GETs in all, want 1", n)
+	}
+}
+
+// TestBrokenDownloadIsNotABadDocument: a document whose download breaks off
+// is not judged: the last good one is kept without a notification or a
+// ConfigRejected, and the next load reads it whole and applies it.
+func TestBrokenDownloadIsNotABadDocument(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	s := r.store()
+	r.put(routesDoc("customers"))
+	d, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.put(routesDoc("customers", "vendors"))
+	r.s3.breakBody.Store(true)
+	if got, err := s.Load(ctx); err != nil || got != d {
+		t.Fatalf("a broken download: %v; the last good one kept: %v", err, got == d)
+	}
+	if got, err := s.Load(ctx); err != nil || got.Routes.Len() != 2 {
+		t.Fatalf("the next load: %v; want the new document applied", err)
+	}
+	if subjects := r.subjects(); len(subjects) != 0 {
+		t.Errorf("notifications %q for a download that broke off", subjects)
+	}
+	r.rec.Flush()
+	if strings.Contains(r.emf.String(), `"ConfigRejected"`) {
+		t.Errorf("ConfigRejected counted for a download that broke off: %s", r.emf.String())
 	}
 }
