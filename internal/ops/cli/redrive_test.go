@@ -19,7 +19,7 @@ import (
 
 // TestRedriveInOrder: files whose enqueue kept failing end in the import
 // dead-letter queue; once F&O is back, redrive moves them to the import
-// queue in their order, keeping group and deduplication IDs, lists their
+// queue in their order, in their message group, lists their
 // files, and the enqueue function sends them to F&O in that order. A
 // second redrive finds nothing to move.
 func TestRedriveInOrder(t *testing.T) {

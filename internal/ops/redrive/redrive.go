@@ -7,15 +7,22 @@
 // test here runs against) does not implement it. So the messages are moved
 // one at a time: received from the dead-letter queue in order (a FIFO
 // queue hands out a group's messages oldest first), sent to the import
-// queue with the same message group and deduplication IDs, and deleted
-// from the dead-letter queue only once the send succeeded. A run that
-// stops half way leaves every message in one queue or, if the delete
-// failed, in both: the deduplication ID drops the second copy within SQS's
-// five minutes, and the enqueue function's idempotency marker after that.
+// queue with the same message group and a deduplication ID of their own
+// (RedriveDedupID: the original one would make SQS drop the message if it
+// was first sent less than five minutes ago, as on a local stack with short
+// timeouts; so would a repeat of one redrive's ID), and deleted from the
+// dead-letter queue only once the send succeeded. A run that stops half way
+// leaves every message in one queue or, if the delete failed, in both: the
+// enqueue function's idempotency marker makes the second copy harmless (a
+// file sent already is skipped; a release request is a pass like any
+// other).
 package redrive
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -49,7 +56,7 @@ type Moved struct {
 	MessageID    string `json:"messageId"`    // in the dead-letter queue
 	NewMessageID string `json:"newMessageId"` // in the import queue
 	Group        string `json:"group"`
-	DedupID      string `json:"dedupId"`
+	DedupID      string `json:"dedupId"` // sent with (RedriveDedupID of the original)
 	// Kind is "file", "release" (a release request) or "unknown" (a body
 	// that is neither: the enqueue function keeps it under
 	// rejected/_malformed/).
@@ -127,7 +134,7 @@ func (r *Redriver) move(ctx context.Context, m sqstypes.Message) (Moved, error) 
 	mv.NewMessageID = aws.ToString(out.MessageId)
 	if _, err := r.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &r.DLQ, ReceiptHandle: m.ReceiptHandle}); err != nil {
 		return mv, fmt.Errorf("message %s (%s) was sent to the import queue but not deleted from the dead-letter queue: %w; "+
-			"a later redrive sends it again, which the deduplication ID and the idempotency marker make harmless", id, mv.what(), err)
+			"a later redrive sends it again, which the idempotency marker makes harmless", id, mv.what(), err)
 	}
 	return mv, nil
 }
@@ -136,9 +143,7 @@ func (r *Redriver) move(ctx context.Context, m sqstypes.Message) (Moved, error) 
 func describe(m sqstypes.Message) Moved {
 	mv := Moved{MessageID: aws.ToString(m.MessageId), Group: m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)],
 		DedupID: m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageDeduplicationId)], Kind: "unknown"}
-	if mv.DedupID == "" {
-		mv.DedupID = mv.MessageID
-	}
+	mv.DedupID = RedriveDedupID(cmp.Or(mv.DedupID, mv.MessageID), aws.ToString(m.ReceiptHandle))
 	msg, err := importmsg.Decode([]byte(aws.ToString(m.Body)))
 	switch {
 	case err != nil:
@@ -171,4 +176,14 @@ func (r *Redriver) stop(ctx context.Context, rep Report, unmoved []sqstypes.Mess
 	}
 	rep.Problem = err.Error()
 	return rep, fmt.Errorf("redrive: %w", err)
+}
+
+// RedriveDedupID is the deduplication ID a dead letter is sent back with,
+// from its original one and the receipt of this receive: never the
+// original (which SQS would drop within five minutes of the first send),
+// nor an earlier redrive's (a message dead-lettered again and redriven
+// soon after must not be dropped either).
+func RedriveDedupID(original, receipt string) string {
+	sum := sha256.Sum256([]byte(original + "\x00" + receipt))
+	return "redrive-" + hex.EncodeToString(sum[:])
 }
