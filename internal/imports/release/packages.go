@@ -43,13 +43,6 @@ func (r *Releaser) releasePackage(ctx context.Context, log *slog.Logger, rt rout
 		r.held(rt, 0)
 		return 0, next, err
 	}
-	if broken, err := r.templateBroken(ctx, rt); err != nil || broken {
-		if broken {
-			r.held(rt, unreleased)
-			res.Held += unreleased
-		}
-		return 0, time.Time{}, err
-	}
 	held, err := store.GetLock(ctx, scope)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("release %s: read the lock of package import scope %q: %w", rt.Name, scope, err)
@@ -62,6 +55,28 @@ func (r *Releaser) releasePackage(ctx context.Context, log *slog.Logger, rt rout
 		}
 		log.WarnContext(ctx, "release: removed the lock of a package that left inbound/ before its import began", "scope", scope, "lockedBy", held.Key)
 		held = nil
+	}
+	busy := func(held *ledger.HeldLock) bool {
+		if held == nil || (held.Identity == pick.identity && held.State == ledger.LockReleased) {
+			return false
+		}
+		r.held(rt, unreleased)
+		res.Held += unreleased
+		log.InfoContext(ctx, "release: a package import of this route's scope is in flight; the route's packages wait in inbound/",
+			"scope", scope, "waiting", unreleased, "lockedBy", held.Key, "lockState", held.State, "executionId", held.ExecutionID, "next", pick.Key)
+		return true
+	}
+	if busy(held) {
+		return 0, time.Time{}, nil
+	}
+	// The template is read only once the scope is free for this package:
+	// a busy scope can hold the route's files for hours of passes.
+	if broken, err := r.templateBroken(ctx, rt); err != nil || broken {
+		if broken {
+			r.held(rt, unreleased)
+			res.Held += unreleased
+		}
+		return 0, time.Time{}, err
 	}
 	if held == nil {
 		now := r.now().UTC()
@@ -76,11 +91,7 @@ func (r *Releaser) releasePackage(ctx context.Context, log *slog.Logger, rt rout
 			}
 		}
 	}
-	if held != nil && (held.Identity != pick.identity || held.State != ledger.LockReleased) {
-		r.held(rt, unreleased)
-		res.Held += unreleased
-		log.InfoContext(ctx, "release: a package import of this route's scope is in flight; the route's packages wait in inbound/",
-			"scope", scope, "waiting", unreleased, "lockedBy", held.Key, "lockState", held.State, "executionId", held.ExecutionID, "next", pick.Key)
+	if busy(held) {
 		return 0, time.Time{}, nil
 	}
 	r.held(rt, unreleased-1)
