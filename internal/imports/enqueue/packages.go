@@ -72,6 +72,9 @@ type pkgJob struct {
 	// package template); nil when the file is a package itself.
 	tmpl     *dmfpackage.Template
 	modified time.Time // the file's, for the wrapped package's entries
+	// head is the file's size, content type and metadata as opened, so
+	// that filing copies it without asking S3 again.
+	head *s3io.Head
 }
 
 // uploadSize is the size of what goes up to blob storage: the file's, or
@@ -160,6 +163,7 @@ func (h *Handler) prepare(ctx context.Context, p *pkgJob) (io.ReadCloser, error)
 		return nil, err
 	}
 	p.size, p.modified = aws.ToInt64(out.ContentLength), aws.ToTime(out.LastModified)
+	p.head = &s3io.Head{Size: p.size, ContentType: aws.ToString(out.ContentType), Metadata: out.Metadata}
 	p.replayOf = importmsg.ReplayFromMetadata(out.Metadata)
 	if s := aws.ToString(out.VersionId); p.src.VersionID == "" && s3io.NormalizeVersion(s) != "" {
 		p.src.VersionID = s
@@ -273,7 +277,7 @@ func (h *Handler) upload(ctx context.Context, p *pkgJob, body io.ReadCloser) err
 		Identity: p.identity, Bucket: p.msg.Bucket, Key: p.msg.Key, VersionID: s3io.NormalizeVersion(p.src.VersionID),
 		ETag: s3io.NormalizeETag(p.msg.ETag), Size: p.size, Route: rt.Name, Company: rt.LegalEntityID, Kind: string(rt.Kind),
 		ExecutionID: p.lock.ExecutionID, DefinitionGroupID: rt.DefinitionGroupID, Entities: p.info.Entities, StageOnly: !rt.Execute,
-		Scope: p.scope, EventTime: p.msg.EventTime, EnqueuedAt: start.UTC(), ReplayOf: p.replayOf,
+		Scope: p.scope, EventTime: p.msg.EventTime, EnqueuedAt: start.UTC(), ReplayOf: p.replayOf, SourceHead: p.head,
 	}
 	if p.tmpl != nil {
 		rec.Wrapped = p.tmpl.Wrapping()

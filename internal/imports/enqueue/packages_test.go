@@ -160,6 +160,10 @@ func TestPackageImportedUnderItsLock(t *testing.T) {
 		strings.Join(mk.Entities, "|") != "Customer groups|Vendor groups|Currencies" || mk.Kind != "dataProject" || mk.Scope != "environment" {
 		t.Fatalf("marker %+v %v %v", mk, found, err)
 	}
+	// Filing copies the file with what the enqueue read of it, without a HEAD.
+	if h := mk.SourceHead; h == nil || h.Size != int64(len(pkg)) {
+		t.Errorf("source head %+v: want the package's, %d bytes", h, len(pkg))
+	}
 	if n := len(f.keys(t, "_state/ledger/")); n != 1 {
 		t.Errorf("%d ledger records", n)
 	}

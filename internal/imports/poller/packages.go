@@ -97,7 +97,7 @@ func (p *Poller) finalizePackage(ctx context.Context, rec ledger.Record, status 
 	if res.Outcome == filing.OutcomeFailed {
 		base = p.cfg.Layout.FailedKey(rec.Route, rec.EnqueuedAt, p.fileOf(rec))
 	}
-	placed, err := filing.File(ctx, p.s3, filing.Move{Src: rec.Source(), Candidates: s3io.Candidates(base, rec.Identity), Token: rec.Identity,
+	placed, err := filing.File(ctx, p.s3, filing.Move{Src: rec.Source(), SrcHead: rec.SourceHead, Candidates: s3io.Candidates(base, rec.Identity), Token: rec.Identity,
 		Meta: map[string]string{"fno-execution-id": rec.ExecutionID, "fno-status": string(status)}, Suffix: layout.ResultSuffix,
 		KeepDocumentWhenGone: true},
 		func(placed string, gone bool) (any, error) {
