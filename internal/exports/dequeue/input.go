@@ -135,7 +135,8 @@ var (
 )
 
 // checkKindFields refuses a field the job's kind does not have, even when
-// it is given its zero value.
+// it is given its zero value. The names match as encoding/json matches
+// them to Input's fields: without regard to case.
 func checkKindFields(in Input, raw []byte) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
@@ -149,9 +150,11 @@ func checkKindFields(in Input, raw []byte) error {
 	if kind == KindDataProject {
 		refuse = recurringOnly
 	}
-	for _, f := range refuse {
-		if _, ok := fields[f]; ok {
-			return kindFieldError(f, kind)
+	for name := range fields {
+		for _, f := range refuse {
+			if strings.EqualFold(name, f) {
+				return kindFieldError(f, kind)
+			}
 		}
 	}
 	return nil

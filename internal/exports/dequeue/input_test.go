@@ -83,6 +83,10 @@ func TestDecodeInput(t *testing.T) {
 			`","definitionGroupId":"G","legalEntityId":"USMF"}`, "activityId", "has none"},
 		{"ackMissingFile false on a data project job", `{"job":"v","kind":"dataProject","ackMissingFile":false,` +
 			`"definitionGroupId":"G","legalEntityId":"USMF"}`, "ackMissingFile", "has none"},
+		{"another job's field spelt in another case", `{"job":"v","kind":"dataProject","AckMissingFile":false,` +
+			`"definitionGroupId":"G","legalEntityId":"USMF"}`, "ackMissingFile", "has none"},
+		{"data project field in capitals on a recurring job", `{"job":"cg","activityId":"` + testActivity + `","DEFINITIONGROUPID":""}`,
+			"definitionGroupId", `only a job of kind "dataProject"`},
 		{"missing definitionGroupId", `{"job":"v","kind":"dataProject","legalEntityId":"USMF"}`, "definitionGroupId", "required"},
 		{"blank definitionGroupId", `{"job":"v","kind":"dataProject","definitionGroupId":" ","legalEntityId":"USMF"}`, "definitionGroupId", "required"},
 		{"missing legalEntityId", `{"job":"v","kind":"dataProject","definitionGroupId":"G"}`, "legalEntityId", "required"},
