@@ -14,6 +14,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/ops/replay"
 	"github.com/fno-bridge/s3-fno/internal/ops/where"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -82,6 +83,11 @@ func TestFailuresThenReplay(t *testing.T) {
 	if code, _, errOut := r.run("failures", "--since", "soon"); code != cli.ExitUsage || !strings.Contains(errOut, "--since") {
 		t.Errorf("--since soon: exit %d, %s", code, errOut)
 	}
+	// A file larger than one CopyObject takes (5 GiB; a limit of a byte
+	// stands in for it) is replayed part by part.
+	oldMax := s3io.MaxSingleCopy
+	s3io.MaxSingleCopy = 1
+	t.Cleanup(func() { s3io.MaxSingleCopy = oldMax })
 	replayFailed(t, r, failed.Key, failed.Identity)
 }
 

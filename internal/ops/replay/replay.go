@@ -27,8 +27,7 @@ import (
 // S3 is what replaying calls.
 type S3 interface {
 	s3io.Getter
-	s3io.Header
-	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	s3io.Copier
 	GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
 }
 
@@ -103,7 +102,8 @@ func (r *Replayer) versioned(ctx context.Context) error {
 
 // copy copies the filed file's current version to dst with the replay's
 // metadata (and no other: the filed copy's own, such as its identity,
-// would be wrong on the new version), keeping its content type and tags.
+// would be wrong on the new version), keeping its content type (and its
+// tags, up to 5 GiB: a copy in parts does not carry them).
 func (r *Replayer) copy(ctx context.Context, src, dst string, replay importmsg.Replay) (string, error) {
 	head, err := r.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.Bucket, Key: &src})
 	if s3io.IsNotFound(err) {
@@ -112,14 +112,11 @@ func (r *Replayer) copy(ctx context.Context, src, dst string, replay importmsg.R
 	if err != nil {
 		return "", fmt.Errorf("replay: head s3://%s/%s: %w", r.Bucket, src, err)
 	}
-	if size := aws.ToInt64(head.ContentLength); size > s3io.MaxSingleCopy {
-		return "", fmt.Errorf("replay: %s is %d bytes, more than one copy takes (%d); copy it into %s yourself", src, size, s3io.MaxSingleCopy, dst)
-	}
 	ref := s3io.Ref{Bucket: r.Bucket, Key: src, VersionID: aws.ToString(head.VersionId)}
-	out, err := r.S3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &r.Bucket, Key: &dst, CopySource: aws.String(s3io.CopySource(ref)),
-		MetadataDirective: types.MetadataDirectiveReplace, Metadata: replay.Metadata(), ContentType: head.ContentType})
+	v, err := s3io.CopyVersion(ctx, r.S3, ref, dst, s3io.Head{Size: aws.ToInt64(head.ContentLength),
+		ContentType: aws.ToString(head.ContentType), Metadata: replay.Metadata()})
 	if err != nil {
-		return "", fmt.Errorf("replay: copy s3://%s/%s to %s: %w", r.Bucket, src, dst, err)
+		return "", fmt.Errorf("replay: %w", err)
 	}
-	return aws.ToString(out.VersionId), nil
+	return v, nil
 }

@@ -89,22 +89,36 @@ func PlaceKnown(ctx context.Context, c Copier, src Ref, head *Head, candidates [
 		md[strings.ToLower(k)] = v
 	}
 	md[MetaIdentity] = token
-	var err error
-	if head.Size > MaxSingleCopy {
-		err = copyMultipart(ctx, c, src, dst, head.Size, nzString(head.ContentType), md)
-	} else {
-		_, err = c.CopyObject(ctx, &s3.CopyObjectInput{
-			Bucket: &src.Bucket, Key: &dst, CopySource: aws.String(CopySource(src)), CopySourceIfMatch: src.ifMatch(),
-			MetadataDirective: types.MetadataDirectiveReplace, Metadata: md, ContentType: nzString(head.ContentType),
-		})
-	}
+	_, err := CopyVersion(ctx, c, src, dst, Head{Size: head.Size, ContentType: head.ContentType, Metadata: md})
 	if IsNotFound(err) || IsInvalidVersion(err) || IsPreconditionFailed(err) {
 		return "", fmt.Errorf("place %s: %w", src, ErrSourceGone)
 	}
 	if err != nil {
-		return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		return "", err
 	}
 	return dst, nil
+}
+
+// CopyVersion copies src (the exact version, or without one the object
+// guarded by its ETag) to dst with as's size, content type and metadata
+// (replacing the source's): one CopyObject up to MaxSingleCopy, part by
+// part beyond. It returns the new version's ID.
+func CopyVersion(ctx context.Context, c Copier, src Ref, dst string, as Head) (string, error) {
+	if as.Size > MaxSingleCopy {
+		v, err := copyMultipart(ctx, c, src, dst, as.Size, nzString(as.ContentType), as.Metadata)
+		if err != nil {
+			return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		}
+		return v, nil
+	}
+	out, err := c.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: &src.Bucket, Key: &dst, CopySource: aws.String(CopySource(src)), CopySourceIfMatch: src.ifMatch(),
+		MetadataDirective: types.MetadataDirectiveReplace, Metadata: as.Metadata, ContentType: nzString(as.ContentType),
+	})
+	if err != nil {
+		return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return aws.ToString(out.VersionId), nil
 }
 
 // headOf asks S3 for src's Head.
@@ -140,8 +154,9 @@ func metaGet(m map[string]string, k string) string {
 	return ""
 }
 
-// copyMultipart copies an object over 5 GiB with UploadPartCopy.
-func copyMultipart(ctx context.Context, c Copier, src Ref, dst string, size int64, contentType *string, md map[string]string) error {
+// copyMultipart copies an object over 5 GiB with UploadPartCopy and
+// returns the new version's ID.
+func copyMultipart(ctx context.Context, c Copier, src Ref, dst string, size int64, contentType *string, md map[string]string) (string, error) {
 	part := CopyPartSize
 	if min := (size + 9999) / 10000; part < min {
 		part = min
@@ -150,7 +165,7 @@ func copyMultipart(ctx context.Context, c Copier, src Ref, dst string, size int6
 		Bucket: &src.Bucket, Key: &dst, Metadata: md, ContentType: contentType,
 	})
 	if err != nil {
-		return fmt.Errorf("create multipart upload: %w", err)
+		return "", fmt.Errorf("create multipart upload: %w", err)
 	}
 	abort := func() {
 		// A fresh context: the caller's may be what failed.
@@ -167,7 +182,7 @@ func copyMultipart(ctx context.Context, c Copier, src Ref, dst string, size int6
 		})
 		if err != nil {
 			abort()
-			return fmt.Errorf("upload part copy %d: %w", n, err)
+			return "", fmt.Errorf("upload part copy %d: %w", n, err)
 		}
 		cp := types.CompletedPart{PartNumber: aws.Int32(n)}
 		if out.CopyPartResult != nil {
@@ -175,14 +190,15 @@ func copyMultipart(ctx context.Context, c Copier, src Ref, dst string, size int6
 		}
 		parts = append(parts, cp)
 	}
-	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	done, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &src.Bucket, Key: &dst, UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	}); err != nil {
+	})
+	if err != nil {
 		abort()
-		return fmt.Errorf("complete multipart copy: %w", err)
+		return "", fmt.Errorf("complete multipart copy: %w", err)
 	}
-	return nil
+	return aws.ToString(done.VersionId), nil
 }
 
 // Move places src at the first free candidate and deletes the source
