@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -263,8 +265,8 @@ func (r statusReport) Table(w io.Writer) error {
 			oldest = r.At.Sub(rv.Oldest).Round(time.Second).String() + " ago"
 		}
 		var st []string
-		for k, n := range rv.Statuses {
-			st = append(st, fmt.Sprintf("%s %d", k, n))
+		for _, k := range slices.Sorted(maps.Keys(rv.Statuses)) {
+			st = append(st, fmt.Sprintf("%s %d", k, rv.Statuses[k]))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%d\n", rv.Route, paused, rv.Waiting, rv.InFlight, oldest, strings.Join(st, ", "), rv.Stuck)
 	}
