@@ -115,6 +115,11 @@ func (e *Emulator) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
 		os.Remove(old.path)
 	}
 	e.st.blobs[name] = b
+	// Azure: Put Blob discards the blob's uncommitted blocks.
+	for _, s := range e.st.staged[name] {
+		os.Remove(s.path)
+	}
+	delete(e.st.staged, name)
 	e.mu.Unlock()
 	h := w.Header()
 	h.Set("ETag", b.etag)

@@ -69,6 +69,29 @@ func TestBlockUpload(t *testing.T) {
 	}
 }
 
+// TestPutBlobDiscardsStagedBlocks: as in Azure, a Put Blob discards the
+// blob's uncommitted blocks; a block list naming one is then refused.
+func TestPutBlobDiscardsStagedBlocks(t *testing.T) {
+	t.Parallel()
+	v := setup(t, d365test.Options{})
+	_, u := v.writeURL("again.zip")
+	if r := v.putBlock(u, blockID("b-0"), []byte("staged")); r.StatusCode != 201 {
+		t.Fatalf("Put Block: %d %s", r.StatusCode, r.body)
+	}
+	if r := v.putBlob(u, []byte("whole"), "x-ms-blob-type", "BlockBlob"); r.StatusCode != 201 {
+		t.Fatalf("Put Blob: %d %s", r.StatusCode, r.body)
+	}
+	if n := v.e.StagedBlocks("again.zip"); n != 0 {
+		t.Fatalf("%d staged blocks kept after Put Blob", n)
+	}
+	if r := v.putBlockList(u, blockID("b-0")); r.StatusCode != 400 || !bytes.Contains(r.body, []byte("InvalidBlockList")) {
+		t.Errorf("a list naming a discarded block: %d %s", r.StatusCode, r.body)
+	}
+	if got, ok := v.e.Blob("again.zip"); !ok || string(got) != "whole" {
+		t.Errorf("blob %q %v, want the Put Blob's", got, ok)
+	}
+}
+
 // TestBlockUploadSASExpires: a block sent after the SAS expired is 403
 // AuthenticationFailed with Azure's XML body, and so is its block list.
 func TestBlockUploadSASExpires(t *testing.T) {
