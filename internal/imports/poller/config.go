@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/deadletter"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
 )
 
@@ -62,7 +63,7 @@ type Config struct {
 	// DLQURL is the import dead-letter queue (IMPORT_DLQ_URL, optional):
 	// each run tells of the messages that reached it, once each.
 	DLQURL string
-	DLQ    DeadLetters
+	DLQ    deadletter.Queue
 }
 
 // ConfigFromEnv reads BUCKET, ROUTES, the prefixes, IMPORT_QUEUE_URL,

@@ -9,21 +9,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/deadletter"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 )
-
-// DeadLetters is the part of SQS that reads the import dead-letter queue.
-type DeadLetters interface {
-	ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
-}
-
-var _ DeadLetters = (*sqs.Client)(nil)
 
 // runMetrics writes what a run did, for the dashboard and alarms.
 func (p *Poller) runMetrics(s Summary, took time.Duration) {
@@ -90,35 +83,34 @@ const maxDeadLetters = 50
 // deadLetters tells, once each, of the messages in the import dead-letter
 // queue: a file whose message got there waits in inbound/ and its entity's
 // later files have gone on without it (for a package, its scope is freed:
-// freeDeadPackage). Reading leaves the messages there (visible again at
-// once) for a redrive.
+// freeDeadPackage). Reading leaves the messages there, visible, for a
+// redrive (deadletter.Peek: the first messages of each group). What the
+// last run of this execution environment settled is not done again (the
+// notification's own marker keeps it once across environments).
 func (p *Poller) deadLetters(ctx context.Context) {
 	if p.cfg.DLQ == nil || p.cfg.DLQURL == "" {
 		return
 	}
-	seen := map[string]bool{}
-	for len(seen) < maxDeadLetters {
-		out, err := p.cfg.DLQ.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &p.cfg.DLQURL, MaxNumberOfMessages: 10, VisibilityTimeout: 0})
-		if err != nil {
-			p.log.WarnContext(ctx, "poller: cannot read the import dead-letter queue", "error", err.Error())
-			return
-		}
-		fresh := 0
-		for _, m := range out.Messages {
-			id := aws.ToString(m.MessageId)
-			if seen[id] {
-				continue
-			}
-			seen[id], fresh = true, fresh+1
-			p.cfg.Observers.Notify.Send(ctx, deadLetterEvent(id, aws.ToString(m.Body)))
-			if msg, err := importmsg.Decode([]byte(aws.ToString(m.Body))); err == nil && msg.File != nil {
-				p.freeDeadPackage(ctx, msg.File)
-			}
-		}
-		if fresh == 0 {
-			return
-		}
+	msgs, err := deadletter.Peek(ctx, p.cfg.DLQ, p.cfg.DLQURL, maxDeadLetters)
+	if err != nil {
+		p.log.WarnContext(ctx, "poller: the import dead-letter queue could not be read in full", "error", err.Error())
 	}
+	p.toldMu.Lock()
+	defer p.toldMu.Unlock()
+	told := map[string]bool{}
+	for _, m := range msgs {
+		id := aws.ToString(m.MessageId)
+		if p.told[id] {
+			told[id] = true
+			continue
+		}
+		settled := p.cfg.Observers.Notify.Send(ctx, deadLetterEvent(id, aws.ToString(m.Body)))
+		if msg, err := importmsg.Decode([]byte(aws.ToString(m.Body))); err == nil && msg.File != nil {
+			settled = p.freeDeadPackage(ctx, msg.File) && settled
+		}
+		told[id] = settled
+	}
+	p.told = told
 }
 
 func deadLetterEvent(id, body string) notify.Event {

@@ -347,21 +347,26 @@ func (p *Poller) heldPackages(ctx context.Context) func(o release.Object, identi
 // file whose message is there, it stays in inbound/ with its released
 // marker, which passes skip; a redrive of its message puts it back in line
 // (the enqueue function finds the lock not its own and lets the route's
-// next pass release it in order).
-func (p *Poller) freeDeadPackage(ctx context.Context, f *importmsg.File) {
+// next pass release it in order). settled is false when the lock could
+// not be read or freed: a later run tries again.
+func (p *Poller) freeDeadPackage(ctx context.Context, f *importmsg.File) (settled bool) {
 	rt, ok := p.cfg.Routes.Lookup(f.Route)
 	if !ok || rt.Kind != routes.KindDataProject {
-		return
+		return true
 	}
 	scope := rt.ImportScope(p.cfg.PackageScope)
 	held, err := p.ledger.GetLock(ctx, scope)
-	if err != nil || held == nil || held.Identity != f.Identity() || (held.State != ledger.LockReleased && held.State != ledger.LockImporting) {
-		return
+	if err != nil {
+		return false
+	}
+	if held == nil || held.Identity != f.Identity() || (held.State != ledger.LockReleased && held.State != ledger.LockImporting) {
+		return true
 	}
 	log := p.log.With("scope", scope, "key", f.Key, "identity", held.Identity)
 	if err := p.freeScope(ctx, scope, held.Identity, f.Route, log); err != nil {
 		log.ErrorContext(ctx, "poller: cannot free the scope of a package in the dead-letter queue", "error", err.Error())
-		return
+		return false
 	}
 	log.WarnContext(ctx, "poller: a package's message is in the import dead-letter queue; its scope goes on without it")
+	return true
 }

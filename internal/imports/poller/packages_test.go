@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/enqueue"
@@ -32,6 +34,20 @@ type pkgFixture struct {
 	clock *pipelinetest.Clock
 	st    *ledger.Store
 	cfg   poller.Config
+	locks *lockReads // the poller's S3
+}
+
+// lockReads counts the reads of package import locks through it.
+type lockReads struct {
+	*s3.Client
+	n atomic.Int32
+}
+
+func (c *lockReads) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.Key), "_state/packages/") {
+		c.n.Add(1)
+	}
+	return c.Client.GetObject(ctx, in, opts...)
 }
 
 func newPkgFixture(t *testing.T, opts d365test.Options) *pkgFixture {
@@ -53,7 +69,8 @@ func newPkgFixture(t *testing.T, opts d365test.Options) *pkgFixture {
 	}
 	f.cfg.Now, f.cfg.TargetKeysWait, f.cfg.SweepEvery, f.cfg.DLQ = f.clock.Now, 10*time.Millisecond, -1, w.SQS
 	b := poller.NewBudget(f.cfg.BudgetPerMinute)
-	if f.p, err = poller.New(f.cfg, w.S3, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, w.SQS, pipelinetest.Quiet()); err != nil {
+	f.locks = &lockReads{Client: w.S3}
+	if f.p, err = poller.New(f.cfg, f.locks, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, w.SQS, pipelinetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	f.st = &ledger.Store{S3: w.S3, Bucket: w.Bucket, Layout: icfg.Layout}
@@ -262,5 +279,18 @@ func TestDeadLetteredPackageFreesItsScope(t *testing.T) {
 	}
 	if got := strings.Join(f.requested(t), ","); got != "budgets,keep,opening,staging" {
 		t.Errorf("passes asked for %s", got)
+	}
+	// The next run of the same execution environment leaves the message
+	// it settled alone: no second look at the scope's lock.
+	before := f.locks.n.Load()
+	f.run(t, 2*time.Minute)
+	if n := f.locks.n.Load() - before; n != 0 {
+		t.Errorf("the next run read the lock %d more times for a dead letter already settled", n)
+	}
+	// What the runs read is visible at once for a redrive: in a FIFO queue
+	// a hidden message would hold back its group.
+	out, err := f.w.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &f.w.DLQ, MaxNumberOfMessages: 10})
+	if err != nil || len(out.Messages) != 1 {
+		t.Errorf("a redrive right after the run receives %d messages (%v), want the dead letter", len(out.Messages), err)
 	}
 }

@@ -90,6 +90,13 @@ type Poller struct {
 	ledger   *ledger.Store
 	releaser *release.Releaser
 	log      *slog.Logger
+
+	// told holds the dead-letter messages the last run of this execution
+	// environment told of (and freed the scopes of): the next run does
+	// not again, which would cost a write and a lock read per message per
+	// run for as long as it waits there.
+	toldMu sync.Mutex
+	told   map[string]bool
 }
 
 // New builds the poller. budget must be the limiter the F&O client waits

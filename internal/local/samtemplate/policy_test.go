@@ -388,9 +388,9 @@ var wantQueues = map[string]map[string][]string{
 	},
 	"EnqueueFunction": {"ImportQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}},
 	"PollerFunction": {
-		"ImportQueue": {"sqs:SendMessage"},    // the sweep's release requests
-		"ImportDLQ":   {"sqs:ReceiveMessage"}, // telling of dead letters, which stay for a redrive
-		"ScheduleDLQ": {"sqs:SendMessage"},    // a failed run, as its on-failure destination
+		"ImportQueue": {"sqs:SendMessage"},                                   // the sweep's release requests
+		"ImportDLQ":   {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"}, // telling of dead letters, which stay (visible) for a redrive
+		"ScheduleDLQ": {"sqs:SendMessage"},                                   // a failed run, as its on-failure destination
 	},
 	"DequeueFunction":    {"ScheduleDLQ": {"sqs:SendMessage"}}, // a failed run, as its on-failure destination
 	"PollerFunctionPoll": {"ScheduleDLQ": {"sqs:SendMessage"}},

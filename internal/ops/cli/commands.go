@@ -39,7 +39,7 @@ func runWhere(ctx context.Context, a *App, args []string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	f := &where.Finder{S3: a.Clients.S3, Bucket: a.Stack.Bucket, Layout: l}
+	f := &where.Finder{S3: a.Clients.S3, Bucket: a.Stack.Bucket, Layout: l, DLQ: a.Clients.SQS, DLQURL: a.Stack.ImportDLQ}
 	r, err := f.Find(ctx, args[0])
 	if err != nil {
 		return Result{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/ops/cli"
 	"github.com/fno-bridge/s3-fno/internal/ops/redrive"
+	"github.com/fno-bridge/s3-fno/internal/ops/where"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
@@ -43,6 +44,14 @@ func TestRedriveInOrder(t *testing.T) {
 		t.Fatalf("%d messages in the dead-letter queue, want the 3 files'", n)
 	}
 	r.emu.ClearFaults()
+
+	// where finds a file there, and its look takes nothing out.
+	if e := whereOne(t, r, "r2.csv"); e.Stage != where.DeadLetter || e.At.IsZero() || !strings.Contains(e.Note, "s3fno redrive") {
+		t.Errorf("where r2.csv: %+v", e)
+	}
+	if n := pipelinetest.Depth(t, r.w.SQS, r.w.DLQ); n != 3 {
+		t.Fatalf("%d messages in the dead-letter queue after where, want all 3", n)
+	}
 
 	// A send that fails moves nothing: every message stays, visible.
 	var stopped redrive.Report

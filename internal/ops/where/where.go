@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/imports/deadletter"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
@@ -31,13 +32,16 @@ type S3 interface {
 
 // The stages of a file, in the order it passes them.
 const (
-	Inbound   = "inbound"   // dropped, not released yet
-	Released  = "released"  // sent to the import queue in its route's order
-	Sending   = "sending"   // an attempt began sending it and recorded no answer
-	Enqueued  = "enqueued"  // F&O has it: the ledger follows it
-	Processed = "processed" // filed under processed/
-	Failed    = "failed"    // filed under failed/
-	Rejected  = "rejected"  // filed under rejected/
+	Inbound  = "inbound"  // dropped, not released yet
+	Released = "released" // sent to the import queue in its route's order
+	Sending  = "sending"  // an attempt began sending it and recorded no answer
+	Enqueued = "enqueued" // F&O has it: the ledger follows it
+	// DeadLetter: in inbound/, and its message is in the import
+	// dead-letter queue.
+	DeadLetter = "dead-letter"
+	Processed  = "processed" // filed under processed/
+	Failed     = "failed"    // filed under failed/
+	Rejected   = "rejected"  // filed under rejected/
 )
 
 // Entry is one version of the file and where it is.
@@ -70,6 +74,10 @@ type Finder struct {
 	S3     S3
 	Bucket string
 	Layout layout.Layout
+	// DLQ and DLQURL, when set, let a released file be found in the
+	// import dead-letter queue.
+	DLQ    deadletter.Queue
+	DLQURL string
 }
 
 // query is what the operator asked for.
@@ -124,6 +132,7 @@ func (f *Finder) Find(ctx context.Context, q string) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	f.deadLetters(ctx, inFlight)
 	r.Found = append(done, inFlight...)
 	slices.SortStableFunc(r.Found, func(a, b Entry) int { return cmp.Compare(a.At.UnixNano(), b.At.UnixNano()) })
 	return r, nil

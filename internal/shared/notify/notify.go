@@ -80,10 +80,13 @@ type Notifier struct {
 }
 
 // Send tells a person about ev, once. It never fails: a miss is logged at
-// ERROR and counted (NotificationsFailed).
-func (n *Notifier) Send(ctx context.Context, ev Event) {
+// ERROR and counted (NotificationsFailed). settled is false only when the
+// once-only marker could not be written, so that sending ev again later
+// may still tell of it; a caller that remembers what it has told can
+// forget ev then.
+func (n *Notifier) Send(ctx context.Context, ev Event) (settled bool) {
 	if n == nil {
-		return
+		return true
 	}
 	log := n.Log
 	if log == nil {
@@ -92,7 +95,7 @@ func (n *Notifier) Send(ctx context.Context, ev Event) {
 	subject := Subject(n.Stack, ev)
 	if n.Topic == "" || n.SNS == nil {
 		log.InfoContext(ctx, "notify: no topic configured; not sent", "kind", ev.Kind, "subject", subject)
-		return
+		return true
 	}
 	marker := n.Layout.NotifiedKey(markerName(ev))
 	created, err := s3io.PutJSONIfAbsent(ctx, n.S3, n.Bucket, marker, map[string]any{
@@ -100,18 +103,20 @@ func (n *Notifier) Send(ctx context.Context, ev Event) {
 	switch {
 	case err != nil:
 		n.miss(ctx, log, ev, subject, fmt.Errorf("once-only marker: %w", err))
-		return
+		return false
 	case !created:
 		log.DebugContext(ctx, "notify: sent before; not again", "kind", ev.Kind, "subject", subject)
-		return
+		return true
 	}
 	_, err = n.SNS.Publish(ctx, &sns.PublishInput{TopicArn: &n.Topic, Subject: aws.String(subject), Message: aws.String(Message(ev))})
 	if err != nil {
+		// The marker stands: no later Send tells of ev either.
 		n.miss(ctx, log, ev, subject, err)
-		return
+		return true
 	}
 	n.Metrics.Add("NotificationsSent", 1, metrics.Function, n.Function)
 	log.InfoContext(ctx, "notify: sent", "kind", ev.Kind, "subject", subject)
+	return true
 }
 
 func (n *Notifier) miss(ctx context.Context, log *slog.Logger, ev Event, subject string, err error) {
