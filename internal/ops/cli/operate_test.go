@@ -14,6 +14,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/ops/doctor"
+	"github.com/fno-bridge/s3-fno/internal/ops/routectl"
 	"github.com/fno-bridge/s3-fno/internal/ops/status"
 	"github.com/fno-bridge/s3-fno/internal/shared/config"
 )
@@ -25,6 +26,12 @@ func TestPauseStatusResume(t *testing.T) {
 	r := newRig(t, pipelinetest.Routes, pipelinetest.FIFO{}, nil)
 	if code, out, errOut := r.run("pause", "customers", "--reason", "month-end close"); code != 0 || !strings.Contains(out, "paused") {
 		t.Fatalf("pause: %d %s %s", code, out, errOut)
+	}
+	// A second pause changes nothing and tells of the first.
+	var again routectl.Result
+	if code := r.runJSON(&again, "pause", "customers", "--reason", "another"); code != 0 || again.Changed || !again.Paused ||
+		again.Marker == nil || again.Marker.Reason != "month-end close" || again.Marker.At.IsZero() {
+		t.Errorf("pause again: exit %d, %+v", code, again)
 	}
 	for _, k := range []string{"inbound/customers/1-first.csv", "inbound/customers/2-second.csv", "inbound/vendors/v.csv"} {
 		r.drop(k, "row\n")

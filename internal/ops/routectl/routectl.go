@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -49,13 +50,16 @@ func (c *Controller) Pause(ctx context.Context, route, by, reason string) (Resul
 	if _, ok := c.Routes.Lookup(route); !ok {
 		return Result{}, c.unknown(route)
 	}
-	set, err := pause.Set(ctx, c.S3, c.Bucket, c.Layout, pause.Marker{Route: route, By: by, Reason: reason})
+	m := &pause.Marker{Route: route, By: by, Reason: reason, At: time.Now().UTC()}
+	set, err := pause.Set(ctx, c.S3, c.Bucket, c.Layout, *m)
 	if err != nil {
 		return Result{}, err
 	}
-	m, err := pause.Get(ctx, c.S3, c.Bucket, c.Layout, route)
-	if err != nil {
-		return Result{}, err
+	if !set {
+		// Paused already: by whom, since when and why is the marker's.
+		if m, err = pause.Get(ctx, c.S3, c.Bucket, c.Layout, route); err != nil {
+			return Result{}, err
+		}
 	}
 	n, err := c.waiting(ctx, route)
 	return Result{Route: route, Paused: true, Changed: set, Marker: m, Waiting: n}, err
