@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fno-bridge/s3-fno/internal/ops/configdoc"
@@ -15,6 +16,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/ops/redrive"
 	"github.com/fno-bridge/s3-fno/internal/ops/replay"
 	"github.com/fno-bridge/s3-fno/internal/ops/where"
+	"github.com/fno-bridge/s3-fno/internal/shared/config"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
@@ -123,11 +125,27 @@ func runRedrive(ctx context.Context, a *App, _ []string) (Result, error) {
 
 func runDoctor(ctx context.Context, a *App, _ []string) (Result, error) {
 	c := a.Clients
-	d := &doctor.Doctor{Stack: a.Stack, Routes: func(ctx context.Context) ([]routes.Route, error) { return a.Stack.Routes(ctx, c.S3) },
-		AWS: doctor.AWS{S3: c.S3, SQS: c.SQS, SNS: c.SNS, Secrets: c.Secrets, Lambda: c.Lambda, Scheduler: c.Scheduler}}
+	// The routes' checks and the schedules' share one read of the document.
+	var loaded struct {
+		sync.Once
+		doc *config.Document
+		err error
+	}
+	document := func(ctx context.Context) (*config.Document, error) {
+		loaded.Do(func() { loaded.doc, loaded.err = a.document(ctx) })
+		return loaded.doc, loaded.err
+	}
+	d := &doctor.Doctor{Stack: a.Stack, AWS: doctor.AWS{S3: c.S3, SQS: c.SQS, SNS: c.SNS, Secrets: c.Secrets, Lambda: c.Lambda, Scheduler: c.Scheduler},
+		Routes: func(ctx context.Context) ([]routes.Route, error) {
+			doc, err := document(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return doc.Routes.All(), nil
+		}}
 	if m, err := a.manager(); err == nil && m.Schedules != nil {
 		d.Exports = func(ctx context.Context) ([]configdoc.ScheduleChange, error) {
-			doc, err := a.document(ctx)
+			doc, err := document(ctx)
 			if err != nil {
 				return nil, err
 			}

@@ -53,18 +53,7 @@ func reasonFlag(fs *flag.FlagSet, o *Options) {
 // document is the configuration in force: the stored document, or the
 // routes ROUTES fixes (local runs).
 func (a *App) document(ctx context.Context) (*config.Document, error) {
-	if err := a.Stack.NeedBucket(); err != nil {
-		return nil, err
-	}
-	rc, err := routes.FromEnv(a.Stack.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	if rc.Routes != nil {
-		return &config.Document{Routes: rc.Routes}, nil
-	}
-	st := &config.Store{S3: a.Clients.S3, Bucket: a.Stack.Bucket, Key: rc.ConfigKey, Log: slog.New(slog.DiscardHandler)}
-	return st.Load(ctx)
+	return a.Stack.Document(ctx, a.Clients.S3)
 }
 
 // manager stores the document and keeps the schedules.

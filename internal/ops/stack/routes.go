@@ -9,9 +9,10 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 )
 
-// Routes is the route table the import functions go by: ROUTES when it is
-// set, else the configuration document in the bucket.
-func (s *Stack) Routes(ctx context.Context, c config.S3) ([]routes.Route, error) {
+// Document is the configuration the import functions go by: the routes of
+// ROUTES when it is set (a document without jobs), else the configuration
+// document in the bucket.
+func (s *Stack) Document(ctx context.Context, c config.S3) (*config.Document, error) {
 	if err := s.NeedBucket(); err != nil {
 		return nil, err
 	}
@@ -20,14 +21,14 @@ func (s *Stack) Routes(ctx context.Context, c config.S3) ([]routes.Route, error)
 		return nil, err
 	}
 	if rc.Routes != nil {
-		return rc.Routes.All(), nil
+		return &config.Document{Routes: rc.Routes}, nil
 	}
 	// The functions log and tell of a document they refuse; the tool only
-	// needs the routes they go by.
+	// needs what they go by.
 	st := &config.Store{S3: c, Bucket: s.Bucket, Key: rc.ConfigKey, Log: slog.New(slog.DiscardHandler)}
 	doc, err := st.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("routes: %w", err)
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	return doc.Routes.All(), nil
+	return doc, nil
 }

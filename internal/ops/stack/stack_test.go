@@ -82,9 +82,9 @@ func TestOpenFromCloudFormation(t *testing.T) {
 	if !ok || st.BaseURL != "https://contoso.operations.dynamics.com" || st.SecretARN == "" {
 		t.Errorf("F&O settings from the poller's environment: %+v (%v)", st, ok)
 	}
-	rts, err := s.Routes(ctx, c.S3)
-	if err != nil || len(rts) != 1 || rts[0].Name != "customers" {
-		t.Errorf("routes: %v %v", rts, err)
+	doc, err := s.Document(ctx, c.S3)
+	if err != nil || len(doc.Routes.All()) != 1 || doc.Routes.All()[0].Name != "customers" {
+		t.Errorf("routes: %v %v", doc, err)
 	}
 
 	over := envFile(t, map[string]map[string]string{"Parameters": {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
