@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/fno-bridge/s3-fno/internal/local/lambdahost"
 	"github.com/fno-bridge/s3-fno/internal/local/moto"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
@@ -106,6 +105,8 @@ type demoRun struct {
 	emu   *d365test.Emulator
 	s3    *s3.Client
 	loops *Loops
+	// arns are the functions moto's Lambda registered, by logical ID.
+	arns map[string]string
 }
 
 // Run executes the demo and returns an error unless every file and export
@@ -166,12 +167,11 @@ func (d *Demo) setUp(ctx context.Context, m *moto.Server, r *demoRun) (*Function
 	for i, s := range specs {
 		ids[i] = s.LogicalID
 	}
-	arns, err := registerFunctions(ctx, r.cfg, r.stack, ids)
-	if err != nil {
+	if r.arns, err = registerFunctions(ctx, r.cfg, r.stack, ids); err != nil {
 		return nil, err
 	}
 	d.envFile = filepath.Join(d.Dir, "env.json")
-	if err := writeEnvFile(d.envFile, specs[0].Env, r.stack, arns); err != nil {
+	if err := writeEnvFile(d.envFile, specs[0].Env, r.stack, r.arns); err != nil {
 		return nil, err
 	}
 	d.say("▶ building the functions and starting them behind Runtime API hosts (logs in %s)", filepath.Join(d.Dir, "logs"))
@@ -273,7 +273,7 @@ func demoLoops(r *demoRun, fns *Functions, say func(string, ...any)) *Loops {
 	return &Loops{Mappings: demoMappings(r.cfg, r.stack, fns),
 		Poller: &Schedule{Name: "poller schedule", Every: 2 * time.Second, Input: []byte(`{"task":"poll"}`), Function: fns.Invoker("PollerFunction")},
 		Exports: &Scheduler{Client: scheduler.NewFromConfig(r.cfg), Group: r.stack.ScheduleGroup, Function: fns.Invoker("DequeueFunction"),
-			FunctionARN: "arn:aws:lambda:us-east-1:" + lambdahost.AccountID + ":function:DequeueFunction"},
+			FunctionARN: r.arns["DequeueFunction"]},
 		ExportsEvery: time.Second, Batch: r.emu.Tick, Say: say}
 }
 
