@@ -80,6 +80,32 @@ func failing(rep doctor.Report) []string {
 	return out
 }
 
+// TestDoctorOnPremises: against an on-premises environment (AD FS, the
+// AXSF namespace) doctor signs in and reaches F&O's OData under the
+// namespace; a package API route checks out, and a recurring-job route is
+// refused with what to do instead, since on-premises F&O has no recurring
+// integrations.
+func TestDoctorOnPremises(t *testing.T) {
+	r := newRigWith(t, `[{"route":"customers","activityId":"`+pipelinetest.ActCustomers+`","entity":"Customer groups","company":"USMF"},
+ {"route":"opening","kind":"dataProject","definitionGroupId":"Opening balances","legalEntityId":"USMF"}]`,
+		pipelinetest.FIFO{MaxReceiveCount: 3}, nil, d365test.Options{OnPremises: true})
+	schedule := healthy(t, r)
+	// AD FS has no tenant: none is given.
+	r.env["FNO_AUTHORITY_HOST"], r.env["FNO_TENANT_ID"], r.env["FNO_NAMESPACE"] = r.emu.ADFSAuthorityURL(), "", "AXSF"
+	r.saveEnv()
+	code, rep, byName := runDoctor(t, r, "--schedule", schedule)
+	if got := strings.Join(failing(rep), ","); code != cli.ExitProblems || got != "route customers job "+pipelinetest.ActCustomers {
+		t.Fatalf("exit %d, failed %q: %+v", code, got, rep.Checks)
+	}
+	c := byName["route customers job "+pipelinetest.ActCustomers]
+	if !strings.Contains(c.Detail, "on-premises") || !strings.Contains(c.Fix, "dataProject") {
+		t.Errorf("the recurring-job route's check: %+v", c)
+	}
+	if c := byName["F&O "+r.emu.URL()]; c.Result != doctor.OK {
+		t.Errorf("F&O check: %+v", c)
+	}
+}
+
 // TestDoctorHealthy: every link of a whole deployment on the stand-ins
 // checks out, and the table says so.
 func TestDoctorHealthy(t *testing.T) {

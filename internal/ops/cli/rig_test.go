@@ -48,7 +48,13 @@ type rig struct {
 // functions' F&O client.
 func newRig(t *testing.T, routesDoc string, fifo pipelinetest.FIFO, fno func(*d365.Config)) *rig {
 	t.Helper()
-	r := &rig{t: t, w: pipelinetest.NewImports(t, fifo), emu: pipelinetest.Emulator(t, d365test.Options{}, false),
+	return newRigWith(t, routesDoc, fifo, fno, d365test.Options{})
+}
+
+// newRigWith is newRig with an emulator of opts.
+func newRigWith(t *testing.T, routesDoc string, fifo pipelinetest.FIFO, fno func(*d365.Config), opts d365test.Options) *rig {
+	t.Helper()
+	r := &rig{t: t, w: pipelinetest.NewImports(t, fifo), emu: pipelinetest.Emulator(t, opts, false),
 		clk: pipelinetest.NewClock(time.Now())}
 	r.env = r.w.Env(routesDoc)
 	r.env["IMPORT_DLQ_URL"] = r.w.DLQ

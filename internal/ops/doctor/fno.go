@@ -52,7 +52,7 @@ func (d *Doctor) fno(ctx context.Context, r *Report) {
 		source = "FNO_CLIENT_SECRET"
 	}
 	cfg := d365.Config{BaseURL: settings.BaseURL, TenantID: settings.TenantID, ClientID: settings.ClientID, Credential: cred,
-		CredentialSource: source, AuthorityHost: settings.AuthorityHost, HTTPClient: hc,
+		CredentialSource: source, AuthorityHost: settings.AuthorityHost, Namespace: settings.Namespace, HTTPClient: hc,
 		Retry: d365.RetryPolicy{MaxAttempts: 2}}
 	tokens, err := d365.NewTokenSource(cfg)
 	if err == nil {
@@ -174,6 +174,14 @@ func job(ctx context.Context, client *d365.Client, rt routes.Route, s fnoenv.Set
 	c := Check{Name: "route " + rt.Name + " job " + rt.ActivityID, Result: OK, Detail: "F&O knows the recurring job and lets the app use it"}
 	if rt.ActivityID == "" {
 		return Check{Name: "route " + rt.Name, Result: Skip, Detail: "imports through the package API, not a recurring job"}
+	}
+	if _, adfs, _ := d365.Authority(s.AuthorityHost, s.TenantID); adfs {
+		c.Result = Fail
+		c.Detail = "the environment is on-premises (its authority is AD FS), and on-premises F&O has no recurring integrations: " +
+			"every file of this route would be rejected"
+		c.Fix = "import the route's files through the package API: make it a route of kind dataProject " +
+			"(definitionGroupId, legalEntityId, and a package template for plain files)"
+		return c
 	}
 	_, err := client.JobStatus(ctx, rt.ActivityID, zeroID)
 	if err == nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/shared/fnoenv"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
 // Stack is one deployment's parts.
@@ -78,8 +79,10 @@ func (s *Stack) NeedBucket() error {
 func (s *Stack) FnO() (fnoenv.Settings, bool) {
 	st := fnoenv.Settings{BaseURL: s.Env["FNO_BASE_URL"], TenantID: s.Env["FNO_TENANT_ID"], ClientID: s.Env["FNO_CLIENT_ID"],
 		SecretARN: s.Env["FNO_SECRET_ARN"], ClientSecret: s.Env["FNO_CLIENT_SECRET"], AuthorityHost: s.Env["FNO_AUTHORITY_HOST"],
-		CABundle: s.Env["FNO_CA_BUNDLE"]}
-	return st, st.BaseURL != "" && st.TenantID != "" && st.ClientID != "" && (st.SecretARN != "" || st.ClientSecret != "")
+		CABundle: s.Env["FNO_CA_BUNDLE"], Namespace: s.Env["FNO_NAMESPACE"]}
+	// An AD FS authority (on-premises) has no tenant.
+	_, adfs, _ := d365.Authority(st.AuthorityHost, st.TenantID)
+	return st, st.BaseURL != "" && (st.TenantID != "" || adfs) && st.ClientID != "" && (st.SecretARN != "" || st.ClientSecret != "")
 }
 
 // Flags are how the operator names a deployment.
@@ -91,6 +94,7 @@ type Flags struct {
 	Routes, ConfigKey                           string
 	FnoBaseURL, FnoTenantID, FnoClientID        string
 	FnoSecretARN, FnoAuthorityHost, FnoCABundle string
+	FnoNamespace                                string
 	ScheduleGroup, ScheduleRole, ScheduleDLQArn string
 	Schedules                                   list
 	Functions                                   list
@@ -123,7 +127,8 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 		{&f.FnoTenantID, "fno-tenant-id", "Entra ID tenant of the app registration"},
 		{&f.FnoClientID, "fno-client-id", "the app registration's client ID"},
 		{&f.FnoSecretARN, "fno-secret-arn", "the Secrets Manager secret holding the client secret or certificate"},
-		{&f.FnoAuthorityHost, "fno-authority-host", "Entra ID host (default https://login.microsoftonline.com)"},
+		{&f.FnoAuthorityHost, "fno-authority-host", "Entra ID host (default https://login.microsoftonline.com), or an on-premises AD FS authority (https://adfs.contoso.com/adfs)"},
+		{&f.FnoNamespace, "fno-namespace", "the OData namespace of an on-premises environment (AXSF)"},
 		{&f.FnoCABundle, "fno-ca-bundle", "a PEM file of CAs to trust for F&O (the local emulator)"},
 	} {
 		fs.StringVar(v.p, v.name, "", v.help)
@@ -225,7 +230,7 @@ func (s *Stack) applyFlags(f Flags) error {
 	}
 	for k, v := range map[string]string{"ROUTES": f.Routes, "CONFIG_KEY": f.ConfigKey, "FNO_BASE_URL": f.FnoBaseURL,
 		"FNO_TENANT_ID": f.FnoTenantID, "FNO_CLIENT_ID": f.FnoClientID, "FNO_SECRET_ARN": f.FnoSecretARN,
-		"FNO_AUTHORITY_HOST": f.FnoAuthorityHost, "FNO_CA_BUNDLE": f.FnoCABundle} {
+		"FNO_AUTHORITY_HOST": f.FnoAuthorityHost, "FNO_CA_BUNDLE": f.FnoCABundle, "FNO_NAMESPACE": f.FnoNamespace} {
 		if v != "" {
 			s.Env[k] = v
 		}
