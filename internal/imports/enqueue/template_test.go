@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +204,55 @@ func TestTemplateGoneBeforeTheImport(t *testing.T) {
 	}
 	if f.emu.Requests("GetAzureWriteUrl") != 0 || len(f.emu.Executions()) != 0 {
 		t.Error("something went to F&O")
+	}
+}
+
+// templateReads counts the reads of package template files through it.
+type templateReads struct {
+	*s3.Client
+	n atomic.Int32
+}
+
+func (c *templateReads) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.Key), layout.TemplatesPrefix) {
+		c.n.Add(1)
+	}
+	return c.Client.GetObject(ctx, in, opts...)
+}
+
+// TestBusyScopeLeavesTheTemplateUnread: while another route's package
+// holds the scope, a template route's passes hold its files without
+// reading its template (an import can hold the scope for hours of
+// passes); once the scope is free, the pass reads it and the file goes.
+func TestBusyScopeLeavesTheTemplateUnread(t *testing.T) {
+	t.Parallel()
+	f := newPkgFixture(t, d365test.Options{}, templateEnv)
+	pipelinetest.PutTemplate(t, f.w.S3, f.w.Bucket, pipelinetest.TemplateName)
+	pipelinetest.Put(t, f.w.S3, f.w.Bucket, "inbound/opening/a.zip", pipelinetest.Package("Opening balances", "Customer groups"))
+	f.passes(t, f.h, "opening")
+	if l := f.lock(t, "environment"); l == nil || !strings.HasSuffix(l.Key, "/a.zip") {
+		t.Fatalf("lock %+v, want the opening package's", l)
+	}
+	reads := &templateReads{Client: f.w.S3}
+	h, err := enqueue.New(f.cfg, reads, f.fno, f.w.SQS, pipelinetest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Put(t, f.w.S3, f.w.Bucket, "inbound/groups/1.csv", []byte("ID,NAME\r\n1,A\r\n"))
+	f.passes(t, h, "groups")
+	f.passes(t, h, "groups")
+	if n := reads.n.Load(); n != 0 || len(f.keys(t, "_state/released/groups/")) != 0 {
+		t.Fatalf("%d template reads, released %v while the scope was busy: want none", n, f.keys(t, "_state/released/groups/"))
+	}
+	f.emu.RunToCompletion()
+	if _, err := f.store.ReleaseLock(context.Background(), "environment", f.lock(t, "environment").Identity); err != nil {
+		t.Fatal(err)
+	}
+	f.passes(t, h, "groups")
+	if n := reads.n.Load(); n == 0 {
+		t.Error("the pass that released the file did not read the template")
+	}
+	if xs := f.emu.Executions(); len(xs) != 2 || xs[1].DefinitionGroupID != "Customer groups" {
+		t.Fatalf("executions %+v", xs)
 	}
 }
