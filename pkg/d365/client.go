@@ -303,10 +303,19 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		opts = append(opts, backoff.WithMaxElapsedTime(0))
 	}
 	var last error
+	refusedOnce := false
 	return backoff.Retry(ctx, func() (*http.Response, error) {
 		resp, sent, err := c.attempt(ctx, r)
 		if err == nil {
 			return resp, nil
+		}
+		var rf *refusal
+		if errors.As(err, &rf) {
+			err = rf.err
+			if tr, ok := c.tokens.(TokenRefuser); ok && !refusedOnce && tr.Refused(ctx, rf.token) {
+				refusedOnce, last = true, err
+				return nil, err // once more, with the token the source hands out now
+			}
 		}
 		if errors.Is(err, errNoReopen) && last != nil {
 			return nil, backoff.Permanent(last) // the previous failure is the one to report
@@ -381,8 +390,9 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
+	var tok string
 	if r.auth {
-		tok, err := c.tokens.Token(ctx)
+		tok, err = c.tokens.Token(ctx)
 		if err != nil {
 			if body != nil {
 				body.Close()
@@ -413,10 +423,24 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, s
 		return nil, sent, fmt.Errorf("d365 %s: %w", r.op, redactURLError(err))
 	}
 	if err := checkResponse(r.op, resp); err != nil {
+		var fe *Error
+		if r.auth && errors.As(err, &fe) && fe.StatusCode == http.StatusUnauthorized {
+			return nil, true, &refusal{err: err, token: tok}
+		}
 		return nil, true, err
 	}
 	return resp, true, nil
 }
+
+// refusal is F&O's 401 to the token a request carried, for send to tell
+// the token source.
+type refusal struct {
+	err   error
+	token string
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // redactURLError drops the query string (which may carry a SAS signature)
 // from a *url.Error.

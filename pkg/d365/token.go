@@ -17,6 +17,15 @@ type TokenSource interface {
 	Token(ctx context.Context) (string, error)
 }
 
+// TokenRefuser is what a TokenSource may also be. Told that F&O answered
+// 401 to a token it handed out (revoked with its secret, say), it stops
+// handing that token out and reports whether a request may be sent again
+// with the one it hands out now; the client then sends the request once
+// more (F&O did not act on a request it refused).
+type TokenRefuser interface {
+	Refused(ctx context.Context, token string) bool
+}
+
 // Credential proves the app's identity to Entra ID: a client secret or a
 // certificate.
 type Credential struct {

@@ -21,7 +21,6 @@
 package fnoenv
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -29,11 +28,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -139,15 +135,11 @@ func (s Settings) newClient(sm SecretGetter, opt Options) (*d365.Client, *lazyTo
 	if opt.Now != nil {
 		lt.now = opt.Now
 	}
-	// MSAL talks to Entra ID over hc; the F&O client's requests pass the
-	// watch for refused tokens.
-	fo := hc
-	if u, err := url.Parse(strings.TrimRight(s.BaseURL, "/")); err == nil && u.Host != "" {
-		fo = &http.Client{Transport: &refusalWatch{next: hc.Transport, scheme: u.Scheme, host: u.Host, tokens: lt}}
-	}
+	// MSAL talks to Entra ID over hc, and so does the F&O client, which
+	// tells lt of a token F&O refused (lt is a d365.TokenRefuser).
 	c, err := d365.New(d365.Config{
 		BaseURL: s.BaseURL, TenantID: s.TenantID, ClientID: s.ClientID, AuthorityHost: s.AuthorityHost, Namespace: s.Namespace,
-		Tokens: lt, HTTPClient: fo, Limiter: opt.Limiter, Logger: opt.Logger, Retry: opt.Retry,
+		Tokens: lt, HTTPClient: hc, Limiter: opt.Limiter, Logger: opt.Logger, Retry: opt.Retry,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: FNO_BASE_URL: %w", err)
@@ -231,6 +223,8 @@ func newLazyTokens(s Settings, sm SecretGetter, hc *http.Client, log *slog.Logge
 	return &lazyTokens{settings: s, sm: sm, hc: hc, log: log, now: time.Now}
 }
 
+var _ d365.TokenRefuser = (*lazyTokens)(nil)
+
 // Token hands out a token; a refused credential is read again and, if it
 // changed, tried once more.
 func (l *lazyTokens) Token(ctx context.Context) (string, error) {
@@ -310,7 +304,7 @@ func (l *lazyTokens) ask(ctx context.Context, src d365.TokenSource) (string, err
 	return tok, nil
 }
 
-// refused is told that F&O answered 401 to tok: the token was revoked
+// Refused is told that F&O answered 401 to tok: the token was revoked
 // (with the secret it came from, after a rotation) or expired early. If
 // tok is still the token in use, it reads the secret again when the last
 // read is a minute old; if the secret changed, the new source serves,
@@ -320,7 +314,7 @@ func (l *lazyTokens) ask(ctx context.Context, src d365.TokenSource) (string, err
 // another), and callers that arrive meanwhile share the outcome. It
 // reports whether a request may be sent again with the token Token hands
 // out now.
-func (l *lazyTokens) refused(ctx context.Context, tok string) bool {
+func (l *lazyTokens) Refused(ctx context.Context, tok string) bool {
 	sum := sha256.Sum256([]byte(tok))
 	l.mu.Lock()
 	replaced := l.current != sum
@@ -527,113 +521,4 @@ func ClientFromEnv(awsCfg aws.Config, opt Options) (*d365.Client, error) {
 		return nil, err
 	}
 	return s.NewClient(secretsmanager.NewFromConfig(awsCfg), opt)
-}
-
-// refusalWatch passes the F&O client's requests on and watches for F&O's
-// 401 to a bearer token. It tells the token source, which drops the token
-// (reading the secret again), and sends the request once more with a
-// fresh token when its body can be had again: none, GetBody, or JSON
-// parameters (OData actions, ack) of at most maxReplayBody bytes, read
-// before the first send. A 401 means F&O did not act on the request, so a
-// second send is safe. Files (enqueue's streamed octet-stream bodies) are
-// never held, so d365 can still tell a body cut off from one sent whole:
-// their 401 is answered, and the next request gets the fresh token.
-// Requests to other hosts (Entra ID, blob storage) pass untouched. The
-// second send does not wait on the client's Limiter.
-type refusalWatch struct {
-	next         http.RoundTripper
-	scheme, host string
-	tokens       *lazyTokens
-}
-
-// maxReplayBody bounds the JSON bodies held for a second send.
-const maxReplayBody = 64 << 10
-
-func (w *refusalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, ok := w.bearer(req)
-	if !ok {
-		return w.next.RoundTrip(req)
-	}
-	first, again, err := replayable(req)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := w.next.RoundTrip(first)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
-	}
-	ctx := req.Context()
-	if !w.tokens.refused(ctx, tok) || again == nil {
-		return resp, nil
-	}
-	fresh, err := w.tokens.Token(ctx)
-	if err != nil || fresh == tok {
-		// F&O's answer stands; the next request meets the reason (an
-		// Entra ID refusal names its fix).
-		return resp, nil
-	}
-	retry, err := again()
-	if err != nil {
-		return resp, nil
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxReplayBody))
-	resp.Body.Close()
-	retry.Header.Set("Authorization", "Bearer "+fresh)
-	return w.next.RoundTrip(retry)
-}
-
-// bearer is the token of a request to the F&O host, if it carries one.
-func (w *refusalWatch) bearer(req *http.Request) (string, bool) {
-	if req.URL == nil || req.URL.Scheme != w.scheme || !strings.EqualFold(req.URL.Host, w.host) {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", false
-	}
-	return tok, true
-}
-
-// replayable is the request to send first and, when its body can be had
-// again, a function making a copy to send once more. A small JSON body of
-// known length is read here (and req's closed), so both sends get it.
-func replayable(req *http.Request) (first *http.Request, again func() (*http.Request, error), err error) {
-	ctx := req.Context()
-	switch {
-	case req.Body == nil || req.Body == http.NoBody:
-		return req, func() (*http.Request, error) { return req.Clone(ctx), nil }, nil
-	case req.GetBody != nil:
-		return req, func() (*http.Request, error) {
-			b, err := req.GetBody()
-			if err != nil {
-				return nil, err
-			}
-			r := req.Clone(ctx)
-			r.Body = b
-			return r, nil
-		}, nil
-	case req.ContentLength > 0 && req.ContentLength <= maxReplayBody && isJSON(req.Header.Get("Content-Type")):
-		buf, err := io.ReadAll(io.LimitReader(req.Body, req.ContentLength+1))
-		req.Body.Close()
-		if err != nil {
-			return nil, nil, err
-		}
-		if int64(len(buf)) != req.ContentLength {
-			return nil, nil, fmt.Errorf("fno: request body of %d bytes, ContentLength %d", len(buf), req.ContentLength)
-		}
-		copyOf := func() *http.Request {
-			r := req.Clone(ctx)
-			r.Body = io.NopCloser(bytes.NewReader(buf))
-			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-			return r
-		}
-		return copyOf(), func() (*http.Request, error) { return copyOf(), nil }, nil
-	}
-	return req, nil, nil
-}
-
-// isJSON reports whether a Content-Type is application/json.
-func isJSON(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == "application/json"
 }
