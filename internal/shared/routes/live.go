@@ -56,27 +56,35 @@ func (t *Table) Refresh(ctx context.Context) error {
 	l := t.live
 	l.refresh.Lock()
 	defer l.refresh.Unlock()
+	had, err := l.reload(ctx, l.every)
+	if err != nil && !had {
+		return errors.Join(ErrNotLoaded, err)
+	}
+	return err
+}
+
+// reload loads the table again unless the one held was loaded less than
+// within ago. had reports that a table was held before. The caller holds
+// l.refresh.
+func (l *live) reload(ctx context.Context, within time.Duration) (had bool, err error) {
 	l.mu.Lock()
-	fresh := l.table != nil && l.now().Sub(l.checked) < l.every
-	had := l.table != nil
+	fresh := l.table != nil && l.now().Sub(l.checked) < within
+	had = l.table != nil
 	l.mu.Unlock()
 	if fresh {
-		return nil
+		return had, nil
 	}
 	next, err := l.load(ctx)
 	if err == nil && next == nil {
 		err = errors.New("routes: the loader returned no table")
 	}
 	if err != nil {
-		if !had {
-			return errors.Join(ErrNotLoaded, err)
-		}
-		return err
+		return had, err
 	}
 	l.mu.Lock()
 	l.table, l.checked = next, l.now()
 	l.mu.Unlock()
-	return nil
+	return had, nil
 }
 
 // missRecheck is how soon after a load a miss may load the document again:
@@ -97,16 +105,7 @@ func (t *Table) LookupFresh(ctx context.Context, name string) (Route, bool) {
 	l := t.live
 	l.refresh.Lock()
 	defer l.refresh.Unlock()
-	l.mu.Lock()
-	recent := l.table != nil && l.now().Sub(l.checked) < missRecheck
-	l.mu.Unlock()
-	if !recent {
-		if next, err := l.load(ctx); err == nil && next != nil {
-			l.mu.Lock()
-			l.table, l.checked = next, l.now()
-			l.mu.Unlock()
-		}
-	}
+	l.reload(ctx, missRecheck) // a failed load leaves the table as it was
 	return t.Lookup(name)
 }
 
