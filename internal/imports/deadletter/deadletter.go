@@ -41,7 +41,7 @@ func Peek(ctx context.Context, q Queue, url string, max int) ([]sqstypes.Message
 		var out *sqs.ReceiveMessageOutput
 		out, err = q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: int32(min(10, max-len(msgs))),
 			VisibilityTimeout: scanTimeout, MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{
-				sqstypes.MessageSystemAttributeNameMessageGroupId, sqstypes.MessageSystemAttributeNameSentTimestamp}})
+				sqstypes.MessageSystemAttributeNameSentTimestamp}}) // when it was first sent, for where
 		if err != nil {
 			err = fmt.Errorf("read the dead-letter queue %s: %w", url, err)
 			break
