@@ -225,3 +225,79 @@ func TestReleasedMarkerFailureIsOnlyLogged(t *testing.T) {
 		t.Fatalf("next pass sent %v", last)
 	}
 }
+
+// TestRefusedFileIsNotOvertaken: SQS may refuse one entry of a batch and
+// take the next. A pass whose send of f03 is refused sends nothing behind
+// it; the next pass sends f03 and then the rest, so the queue holds every
+// file in drop order.
+func TestRefusedFileIsNotOvertaken(t *testing.T) {
+	mem := s3fake.New()
+	putFiles(mem, 12)
+	q := &memSender{fail: map[string]bool{fileKey(3): true}}
+	r := memReleaser(t, mem, q, slog.New(slog.DiscardHandler))
+	res, err := memPass(t, context.Background(), r)
+	if err == nil || !strings.Contains(err.Error(), fileKey(3)) || res.Released != 3 {
+		t.Fatalf("pass = %+v, %v; want f00-f02 released, then the refused send of %s", res, err, fileKey(3))
+	}
+	q.fail = nil
+	if res, err := memPass(t, context.Background(), r); err != nil || res.Released != 9 {
+		t.Fatalf("next pass = %+v, %v; want the other 9", res, err)
+	}
+	var got, want []string
+	for i, e := range q.entries {
+		var fm importmsg.File
+		json.Unmarshal([]byte(aws.ToString(e.MessageBody)), &fm)
+		got = append(got, fm.Key)
+		want = append(want, fileKey(i))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != 12 {
+		t.Fatalf("queue order %v, want %v", got, want)
+	}
+}
+
+// TestPassHandsOverWhenTimeRunsShort: files are sent one request each, so
+// a long backlog can outlast the invocation. With less than the reserve
+// left, a pass sends one round of ten and hands the rest to a follow-up
+// request; the next pass sends them, after the first ten.
+func TestPassHandsOverWhenTimeRunsShort(t *testing.T) {
+	mem := s3fake.New()
+	putFiles(mem, 25)
+	q := &memSender{}
+	r := memReleaser(t, mem, q, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if res, err := memPass(t, ctx, r); err != nil || res.Released != 10 {
+		t.Fatalf("pass = %+v, %v; want 10 released, then a hand-over", res, err)
+	}
+	var files []string
+	var followUps int
+	decode := func() {
+		files, followUps = nil, 0
+		for _, e := range q.entries {
+			msg, err := importmsg.Decode([]byte(aws.ToString(e.MessageBody)))
+			switch {
+			case err != nil:
+				t.Fatalf("message %s: %v", aws.ToString(e.MessageBody), err)
+			case msg.Release != nil && msg.Release.FollowUp:
+				followUps++
+			case msg.File != nil:
+				files = append(files, msg.File.Key)
+			}
+		}
+	}
+	decode()
+	if len(files) != 10 || followUps != 1 {
+		t.Fatalf("sent %d files and %d follow-up requests; want 10 and 1", len(files), followUps)
+	}
+	if res, err := memPass(t, context.Background(), r); err != nil || res.Released != 15 {
+		t.Fatalf("next pass = %+v, %v; want the other 15", res, err)
+	}
+	decode()
+	var want []string
+	for i := range 25 {
+		want = append(want, fileKey(i))
+	}
+	if fmt.Sprint(files) != fmt.Sprint(want) {
+		t.Fatalf("queue order %v, want %v", files, want)
+	}
+}

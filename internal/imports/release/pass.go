@@ -54,16 +54,19 @@ const skewMargin = time.Second
 const reserve = 10 * time.Second
 
 // markerConcurrency bounds the released-marker writes in flight: one
-// SendMessageBatch's worth.
+// sendFiles' worth.
 const markerConcurrency = 10
 
-// errNoTime: waiting would run into the invocation's deadline.
+// errNoTime: waiting, or sending more, would run into the invocation's
+// deadline.
 var errNoTime = errors.New("not enough time left to wait")
 
 // Pass releases a route's settled files in order. When it released some and
 // others have not settled, it hands over to a follow-up request (so the
-// files it released are not held behind it in the group); when it released
-// none, it waits for the first to settle, as long as the deadline allows.
+// files it released are not held behind it in the group), as it does when
+// the invocation's time runs short with files still to send; when it
+// released none, it waits for the first to settle, as long as the deadline
+// allows.
 func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, error) {
 	var res Result
 	rt, ok := r.cfg.Routes.LookupFresh(ctx, req.Route)
@@ -101,6 +104,9 @@ func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, err
 		}
 		res.Listed = len(files)
 		n, next, err := r.releaseSettled(ctx, log, rt, files, &res)
+		if errors.Is(err, errNoTime) {
+			return res, r.handOver(ctx, log, rt, res, err)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -115,7 +121,8 @@ func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, err
 	}
 }
 
-// handOver sends a follow-up request for the files left waiting.
+// handOver sends a follow-up request for the files left waiting (still
+// settling, or not sent for lack of time).
 func (r *Releaser) handOver(ctx context.Context, log *slog.Logger, rt routes.Route, res Result, why error) error {
 	if err := r.Request(ctx, rt, true); err != nil {
 		return err
@@ -124,8 +131,15 @@ func (r *Releaser) handOver(ctx context.Context, log *slog.Logger, rt routes.Rou
 	if why != nil {
 		args = append(args, "reason", why.Error())
 	}
-	log.InfoContext(ctx, "release: files still settling; a follow-up pass takes them", args...)
+	log.InfoContext(ctx, "release: files still waiting; a follow-up pass takes them", args...)
 	return nil
+}
+
+// outOfTime reports whether less than reserve is left before ctx's
+// deadline: a pass with many files to send hands the rest over then.
+func (r *Releaser) outOfTime(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < reserve
 }
 
 // waitUntil sleeps until t, unless that would leave less than reserve
@@ -257,6 +271,9 @@ func (r *Releaser) releaseSettled(ctx context.Context, log *slog.Logger, rt rout
 		batch = append(batch, f)
 	}
 	for start := 0; start < len(batch); start += 10 {
+		if start > 0 && r.outOfTime(ctx) {
+			return res.Released, time.Time{}, errNoTime
+		}
 		sent, err := r.sendFiles(ctx, log, rt, batch[start:min(start+10, len(batch))])
 		res.Released += sent
 		if err != nil {
@@ -266,46 +283,33 @@ func (r *Releaser) releaseSettled(ctx context.Context, log *slog.Logger, rt rout
 	return len(batch), next, nil
 }
 
-// sendFiles sends up to ten files, in order, in one SendMessageBatch, then
-// writes the released markers of those sent, together. It returns how many
-// were sent; a file that was not ends the pass there (a later pass sends
-// it), so nothing behind it is sent before it.
+// sendFiles sends up to ten files, in order, each in a request of its own,
+// then writes the released markers of those sent, together. It returns how
+// many were sent; a file that was not ends the pass there (a later pass
+// sends it), so nothing behind it is sent before it. One request per file
+// because SQS may refuse one entry of a batch and take the next: in a FIFO
+// group that later file would then be ahead of the refused one for good.
 func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Route, files []file) (int, error) {
-	entries := make([]sqstypes.SendMessageBatchRequestEntry, len(files))
-	msgs := make([]importmsg.File, len(files))
-	for i, f := range files {
-		msgs[i] = importmsg.File{Bucket: r.cfg.Bucket, Key: f.Key, VersionID: f.VersionID, ETag: f.ETag, Size: f.Size,
-			Route: rt.Name, EventTime: f.LastModified}
-		body, err := json.Marshal(msgs[i])
-		if err != nil {
-			return 0, fmt.Errorf("encode message for %s: %w", f.Key, err)
-		}
-		entries[i] = sqstypes.SendMessageBatchRequestEntry{MessageBody: aws.String(string(body)),
-			MessageGroupId: aws.String(rt.GroupID()), MessageDeduplicationId: aws.String(importmsg.DedupID(msgs[i]))}
-	}
-	errs := r.send(ctx, entries)
-	var first error
 	var g errgroup.Group
 	g.SetLimit(markerConcurrency)
+	defer g.Wait() // the writes log their failures and return none
 	at := r.now().UTC()
-	sent := 0
 	for i, f := range files {
-		if errs[i] != nil {
-			if first == nil {
-				first = fmt.Errorf("release %s: %w", f.Key, errs[i])
-			}
-			continue
+		m := importmsg.File{Bucket: r.cfg.Bucket, Key: f.Key, VersionID: f.VersionID, ETag: f.ETag, Size: f.Size,
+			Route: rt.Name, EventTime: f.LastModified}
+		body, err := json.Marshal(m)
+		if err != nil {
+			return i, fmt.Errorf("encode message for %s: %w", f.Key, err)
 		}
-		if first != nil {
-			// SQS took a file behind one it refused: it is ahead of that
-			// one in the queue now.
-			log.WarnContext(ctx, "release: sent ahead of a file the queue refused", "key", f.Key, "refusedBefore", first.Error())
+		entry := sqstypes.SendMessageBatchRequestEntry{MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String(rt.GroupID()), MessageDeduplicationId: aws.String(importmsg.DedupID(m))}
+		if err := r.send(ctx, []sqstypes.SendMessageBatchRequestEntry{entry})[0]; err != nil {
+			return i, fmt.Errorf("release %s: %w", f.Key, err)
 		}
-		sent++
 		r.cfg.Observers.Metrics.Add("FilesRouted", 1, metrics.Route, rt.Name)
 		log.InfoContext(ctx, "release: sent to the import queue", "key", f.Key, "versionId", f.VersionID, "identity", f.identity,
 			"lastModified", f.LastModified, "group", rt.GroupID())
-		doc := Released{Key: f.Key, VersionID: f.VersionID, DedupID: importmsg.DedupID(msgs[i]), ReleasedAt: at}
+		doc := Released{Key: f.Key, VersionID: f.VersionID, DedupID: importmsg.DedupID(m), ReleasedAt: at}
 		g.Go(func() error {
 			// A marker not written costs at most a second send, which the
 			// deduplication ID or the idempotency marker absorbs.
@@ -315,8 +319,7 @@ func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Ro
 			return nil
 		})
 	}
-	_ = g.Wait() // the writes log their failures and return none
-	return sent, first
+	return len(files), nil
 }
 
 // rejectEmpty files an empty file under rejected/: there is nothing to
