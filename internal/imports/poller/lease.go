@@ -23,9 +23,10 @@ import (
 // would each spend a full budget against the one OData allowance.
 //
 // A run takes the lease before anything else, with a conditional write:
-// If-None-Match: * when there is none, If-Match: <its ETag> to take over one
-// that has expired (by its own expires field, not LastModified) or that is
-// not a lease document at all. Of two runs racing, S3 lets exactly one
+// If-None-Match: * first, without reading (there is none, usually); when
+// one is there, it reads it and writes If-Match: <its ETag> to take over
+// one that has expired (by its own expires field, not LastModified) or that
+// is not a lease document at all. Of two runs racing, S3 lets exactly one
 // write succeed; the other sees 412 (or 409, a conflicting conditional
 // write in progress), reads the lease again and finds it held. A lease
 // lasts until the invocation's deadline plus leaseSlack, so a run that dies
@@ -83,6 +84,15 @@ func (p *Poller) takeLease(ctx context.Context, deadline time.Time) (*heldLease,
 		length = max(time.Until(deadline), 0) + leaseSlack
 	}
 	mine := leaseDoc{Holder: newHolderID(), AcquiredAt: now, Expires: now.Add(length)}
+	// Most runs find no lease (the run before released it): write first,
+	// and read only when there is one.
+	etag, err := p.putLease(ctx, key, mine, &s3.PutObjectInput{IfNoneMatch: aws.String("*")})
+	if err == nil {
+		return &heldLease{key: key, etag: etag, doc: mine}, nil, nil
+	}
+	if !lostLeaseRace(err) {
+		return nil, nil, err
+	}
 	for range leaseTries {
 		cur, etag, found, err := p.readLease(ctx, key)
 		if err != nil {

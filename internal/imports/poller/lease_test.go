@@ -111,8 +111,10 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
 }
 
 // TestLeaseOneRunAtATime: two runs in two execution environments start
-// together; both read the lease before either writes it, so both try the
-// conditional write and S3 (here moto) lets exactly one through. The other
+// together and both try the conditional write before either has written
+// (with no lease, the unread If-None-Match; with an expired one, the
+// If-Match on the ETag both read), and S3 (here moto) lets exactly one
+// through. The other
 // reads the winner's lease and does nothing: one F&O status check, not
 // two. The winner's release is held back until the loser has answered, so
 // the loser cannot simply run after it. Then the lease is gone and the
@@ -129,22 +131,20 @@ func TestLeaseOneRunAtATime(t *testing.T) {
 				f.plantLease(t, mustJSON(t, lease{Holder: "dead run", AcquiredAt: now.Add(-3 * time.Minute), Expires: now.Add(-time.Second)}))
 			}
 			key := f.layout.PollerLeaseKey()
-			var bothRead sync.WaitGroup
-			bothRead.Add(2)
+			var both sync.WaitGroup
+			both.Add(2)
 			release := make(chan struct{})
 			contender := func() *poller.Poller {
 				var first sync.Once
-				return f.pollerWith(t, &hookS3{Client: f.s3,
-					afterGet: func(k string) {
-						if k == key {
-							first.Do(func() {
-								bothRead.Done()
-								if !waitFor(&bothRead, 10*time.Second) {
-									t.Error("the other run never read the lease")
-								}
-							})
+				together := func() {
+					first.Do(func() {
+						both.Done()
+						if !waitFor(&both, 10*time.Second) {
+							t.Error("the other run never got as far")
 						}
-					},
+					})
+				}
+				h := &hookS3{Client: f.s3,
 					beforeDel: func(_ context.Context, k, _, _ string) {
 						if k == key {
 							select {
@@ -154,7 +154,21 @@ func TestLeaseOneRunAtATime(t *testing.T) {
 							}
 						}
 					},
-				})
+				}
+				if start == "no lease" {
+					h.beforePut = func(_ context.Context, k, _, ifNoneMatch string) {
+						if k == key && ifNoneMatch == "*" {
+							together()
+						}
+					}
+				} else {
+					h.afterGet = func(k string) {
+						if k == key {
+							together()
+						}
+					}
+				}
+				return f.pollerWith(t, h)
 			}
 			before := f.emu.TotalRequests()
 			results := make(chan poller.Summary, 2)
@@ -277,8 +291,10 @@ func TestLeaseTakeover(t *testing.T) {
 			if err != nil || s.Skipped != "" || s.Finalized != 1 || s.Errors != 0 {
 				t.Fatalf("summary = %+v, %v", s, err)
 			}
-			if len(writes) != 1 || strings.Trim(writes[0].ifMatch, `"`) != etag || writes[0].ifNoneMatch != "" {
-				t.Fatalf("lease writes %+v, want one with If-Match on %s", writes, etag)
+			// The unread If-None-Match finds the lease there; the take-over
+			// is conditional on the ETag read.
+			if len(writes) != 2 || writes[0] != (write{"", "*"}) || strings.Trim(writes[1].ifMatch, `"`) != etag || writes[1].ifNoneMatch != "" {
+				t.Fatalf("lease writes %+v, want If-None-Match: *, then If-Match on %s", writes, etag)
 			}
 			if !written.AcquiredAt.Equal(now) || written.Holder == "" || written.Holder == "x" {
 				t.Fatalf("lease written = %+v", written)
@@ -322,12 +338,14 @@ func TestLeaseReleaseLeavesATakenOverLease(t *testing.T) {
 	}
 }
 
-// TestLeaseUnreadable: when S3 cannot say who holds the lease, the run does
-// nothing (no F&O call) and counts an error; the next run tries again.
+// TestLeaseUnreadable: when S3 cannot say who holds the lease that is
+// there, the run does nothing (no F&O call) and counts an error; the next
+// run tries again (and takes the expired lease over).
 func TestLeaseUnreadable(t *testing.T) {
 	f := newFixture(t, options{})
 	f.enqueue(t, map[string]string{"inbound/customers/u.csv": "x"})
 	f.emu.RunToCompletion()
+	f.plantLease(t, mustJSON(t, lease{Holder: "dead run", AcquiredAt: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)}))
 	key := f.layout.PollerLeaseKey()
 	broken := true
 	p := f.pollerWith(t, &hookS3{Client: f.s3, getErr: func(k string) error {
