@@ -210,6 +210,18 @@ func (e *Emulator) Blob(name string) ([]byte, bool) {
 	return data, err == nil
 }
 
+// BlobSize returns a stored blob's size without reading it, so a check
+// of a large upload costs no memory.
+func (e *Emulator) BlobSize(name string) (int64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	b := e.st.blobs[name]
+	if b == nil {
+		return 0, false
+	}
+	return b.size, true
+}
+
 // writeBlobError writes Azure Storage's XML error body.
 func writeBlobError(w http.ResponseWriter, status int, code, msg, detail string) {
 	var extra string

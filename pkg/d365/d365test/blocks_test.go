@@ -61,6 +61,12 @@ func TestBlockUpload(t *testing.T) {
 	if got, ok := v.e.Blob("big.zip"); !ok || string(got) != "hello, world" || v.e.StagedBlocks("big.zip") != 0 {
 		t.Fatalf("blob %q %v, staged %d", got, ok, v.e.StagedBlocks("big.zip"))
 	}
+	if n, ok := v.e.BlobSize("big.zip"); !ok || n != int64(len("hello, world")) {
+		t.Errorf("BlobSize = %d, %v; want %d", n, ok, len("hello, world"))
+	}
+	if _, ok := v.e.BlobSize("none.zip"); ok {
+		t.Error("BlobSize of a blob never stored says it exists")
+	}
 	if v.e.Requests("blob-put-block") != 4 || v.e.Requests("blob-put-block-list") != 2 || v.e.TotalRequests() != 1 {
 		t.Errorf("requests: block %d, list %d, F&O %d", v.e.Requests("blob-put-block"), v.e.Requests("blob-put-block-list"), v.e.TotalRequests())
 	}
