@@ -15,7 +15,7 @@
 #   BENCH_SIZES   sizes of the streaming benchmarks (default "16MiB 256MiB 1GiB")
 #   BENCH_REPEAT  alternating runs per throughput pair (default 5, and 9 for the import pair,
 #                 whose ratio sits within this shared machine's noise of its goal; each of its
-#                 processes also moves about 2 GiB, see benchtime_for)
+#                 processes also moves about 2 GiB at the default sizes, see benchtime_for)
 #   BENCH_ONLY    space-separated subset of: import package export requests routing release poller schedule coldstart config
 #   BENCH_OUT     where the report goes (default bench/RESULTS.md)
 #   BENCH_RAW     keep the raw benchmark output here (default: a temporary file)

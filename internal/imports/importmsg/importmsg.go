@@ -64,7 +64,8 @@ type Release struct {
 	// pass lists the folder only after this second has ended, so it sees
 	// every file whose notification led to the request.
 	RequestedAt time.Time `json:"requestedAt"`
-	// FollowUp marks a request a pass made for files that had not settled.
+	// FollowUp marks a request a pass made for files that had not settled,
+	// or that it had no time left to send.
 	FollowUp bool `json:"followUp,omitempty"`
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
@@ -23,6 +24,7 @@ import (
 type hookS3 struct {
 	*s3.Client
 	getErr   func(key string) error // non-nil: GetObject fails with it
+	putErr   func(key string) error // non-nil: PutObject fails with it
 	afterGet func(key string)
 	beforePut,
 	beforeDel func(ctx context.Context, key string, ifMatch, ifNoneMatch string)
@@ -50,6 +52,11 @@ var conditionalPuts sync.Mutex
 func (h *hookS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
 	if h.beforePut != nil {
 		h.beforePut(ctx, aws.ToString(in.Key), aws.ToString(in.IfMatch), aws.ToString(in.IfNoneMatch))
+	}
+	if h.putErr != nil {
+		if err := h.putErr(aws.ToString(in.Key)); err != nil {
+			return nil, err
+		}
 	}
 	if in.IfMatch != nil || in.IfNoneMatch != nil {
 		conditionalPuts.Lock()
@@ -360,6 +367,40 @@ func TestLeaseUnreadable(t *testing.T) {
 		t.Fatalf("summary = %+v", s)
 	}
 	broken = false
+	if s, _ := p.Handle(context.Background(), nil); s.Skipped != "" || s.Finalized != 1 {
+		t.Fatalf("next run = %+v", s)
+	}
+}
+
+// TestLeaseWriteRefused: when S3 refuses the lease write for another
+// reason than a lost race (here a 403), the run does not read the lease or
+// go on without it: it does nothing (no F&O call) and counts an error; the
+// next run takes the lease.
+func TestLeaseWriteRefused(t *testing.T) {
+	f := newFixture(t, options{})
+	f.enqueue(t, map[string]string{"inbound/customers/w.csv": "x"})
+	f.emu.RunToCompletion()
+	key := f.layout.PollerLeaseKey()
+	refused, reads := true, 0
+	p := f.pollerWith(t, &hookS3{Client: f.s3,
+		putErr: func(k string) error {
+			if k == key && refused {
+				return &smithy.GenericAPIError{Code: "AccessDenied", Message: "injected"}
+			}
+			return nil
+		},
+		afterGet: func(k string) {
+			if k == key {
+				reads++
+			}
+		},
+	})
+	f.clock.Set(time.Now().Add(2 * time.Minute))
+	s, _ := p.Handle(context.Background(), nil)
+	if s.Errors != 1 || !strings.Contains(s.Skipped, "lease could not be taken") || s.Calls != 0 || f.emu.Requests("GetMessageStatus") != 0 || reads != 0 {
+		t.Fatalf("summary = %+v, lease read %d times", s, reads)
+	}
+	refused = false
 	if s, _ := p.Handle(context.Background(), nil); s.Skipped != "" || s.Finalized != 1 {
 		t.Fatalf("next run = %+v", s)
 	}

@@ -131,8 +131,8 @@ func memPass(t *testing.T, ctx context.Context, r *release.Releaser) (release.Re
 	return r.Pass(ctx, importmsg.Release{Route: "customers", RequestedAt: time.Now().Add(-time.Hour)})
 }
 
-// TestReleasedMarkersAreWrittenTogether: the ten released markers of one
-// send are written concurrently. The fake S3 holds every marker write until
+// TestReleasedMarkersAreWrittenTogether: the released markers of a round
+// of ten sends are written concurrently. The fake S3 holds every marker write until
 // ten are in flight at once, which never happens when they are written one
 // after another; the timeout is only there so that such a run ends.
 func TestReleasedMarkersAreWrittenTogether(t *testing.T) {
@@ -256,18 +256,28 @@ func TestRefusedFileIsNotOvertaken(t *testing.T) {
 }
 
 // TestPassHandsOverWhenTimeRunsShort: files are sent one request each, so
-// a long backlog can outlast the invocation. With less than the reserve
-// left, a pass sends one round of ten and hands the rest to a follow-up
-// request; the next pass sends them, after the first ten.
+// a long backlog can outlast the invocation. With a minute left a pass
+// sends all 25 files; with less than the reserve left, it sends one file
+// (a pass always makes progress) and hands the rest to a follow-up
+// request; the next pass sends them, after the first.
 func TestPassHandsOverWhenTimeRunsShort(t *testing.T) {
+	ample := s3fake.New()
+	putFiles(ample, 25)
+	aq := &memSender{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if res, err := memPass(t, ctx, memReleaser(t, ample, aq, slog.New(slog.DiscardHandler))); err != nil || res.Released != 25 || len(aq.entries) != 25 {
+		t.Fatalf("pass with a minute left = %+v, %v, %d messages; want all 25 sent and no follow-up", res, err, len(aq.entries))
+	}
+
 	mem := s3fake.New()
 	putFiles(mem, 25)
 	q := &memSender{}
 	r := memReleaser(t, mem, q, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if res, err := memPass(t, ctx, r); err != nil || res.Released != 10 {
-		t.Fatalf("pass = %+v, %v; want 10 released, then a hand-over", res, err)
+	if res, err := memPass(t, ctx, r); err != nil || res.Released != 1 || res.Waiting != 24 {
+		t.Fatalf("pass = %+v, %v; want 1 released and 24 waiting, then a hand-over", res, err)
 	}
 	var files []string
 	var followUps int
@@ -286,11 +296,11 @@ func TestPassHandsOverWhenTimeRunsShort(t *testing.T) {
 		}
 	}
 	decode()
-	if len(files) != 10 || followUps != 1 {
-		t.Fatalf("sent %d files and %d follow-up requests; want 10 and 1", len(files), followUps)
+	if len(files) != 1 || followUps != 1 {
+		t.Fatalf("sent %d files and %d follow-up requests; want 1 and 1", len(files), followUps)
 	}
-	if res, err := memPass(t, context.Background(), r); err != nil || res.Released != 15 {
-		t.Fatalf("next pass = %+v, %v; want the other 15", res, err)
+	if res, err := memPass(t, context.Background(), r); err != nil || res.Released != 24 {
+		t.Fatalf("next pass = %+v, %v; want the other 24", res, err)
 	}
 	decode()
 	var want []string

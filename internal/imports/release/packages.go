@@ -96,7 +96,7 @@ func (r *Releaser) releasePackage(ctx context.Context, log *slog.Logger, rt rout
 	}
 	r.held(rt, unreleased-1)
 	res.Held += unreleased - 1
-	sent, err := r.sendFiles(ctx, log, rt, []file{*pick})
+	sent, err := r.sendFiles(ctx, log, rt, []file{*pick}, false)
 	res.Released += sent
 	if err == nil {
 		log.InfoContext(ctx, "release: released a package under its scope's lock", "scope", scope, "key", pick.Key, "waiting", unreleased-1)

@@ -50,7 +50,8 @@ type Released struct {
 const skewMargin = time.Second
 
 // reserve is the time a pass keeps free before its deadline to hand over
-// to a follow-up request.
+// to a follow-up request: one send (with its retries), the markers in
+// flight and the follow-up request must fit in it.
 const reserve = 10 * time.Second
 
 // markerConcurrency bounds the released-marker writes in flight: one
@@ -59,7 +60,7 @@ const markerConcurrency = 10
 
 // errNoTime: waiting, or sending more, would run into the invocation's
 // deadline.
-var errNoTime = errors.New("not enough time left to wait")
+var errNoTime = errors.New("not enough time left before the deadline")
 
 // Pass releases a route's settled files in order. When it released some and
 // others have not settled, it hands over to a follow-up request (so the
@@ -271,11 +272,11 @@ func (r *Releaser) releaseSettled(ctx context.Context, log *slog.Logger, rt rout
 		batch = append(batch, f)
 	}
 	for start := 0; start < len(batch); start += 10 {
-		if start > 0 && r.outOfTime(ctx) {
-			return res.Released, time.Time{}, errNoTime
-		}
-		sent, err := r.sendFiles(ctx, log, rt, batch[start:min(start+10, len(batch))])
+		sent, err := r.sendFiles(ctx, log, rt, batch[start:min(start+10, len(batch))], start > 0)
 		res.Released += sent
+		if errors.Is(err, errNoTime) {
+			res.Waiting += len(batch) - start - sent
+		}
 		if err != nil {
 			return res.Released, time.Time{}, err
 		}
@@ -284,17 +285,23 @@ func (r *Releaser) releaseSettled(ctx context.Context, log *slog.Logger, rt rout
 }
 
 // sendFiles sends up to ten files, in order, each in a request of its own,
-// then writes the released markers of those sent, together. It returns how
+// and writes the released markers of those sent, together. It returns how
 // many were sent; a file that was not ends the pass there (a later pass
 // sends it), so nothing behind it is sent before it. One request per file
 // because SQS may refuse one entry of a batch and take the next: in a FIFO
 // group that later file would then be ahead of the refused one for good.
-func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Route, files []file) (int, error) {
+// With less than reserve left before the deadline it stops (errNoTime),
+// unless this is the pass's first send (sentBefore false): a pass always
+// sends one file.
+func (r *Releaser) sendFiles(ctx context.Context, log *slog.Logger, rt routes.Route, files []file, sentBefore bool) (int, error) {
 	var g errgroup.Group
 	g.SetLimit(markerConcurrency)
 	defer g.Wait() // the writes log their failures and return none
 	at := r.now().UTC()
 	for i, f := range files {
+		if (sentBefore || i > 0) && r.outOfTime(ctx) {
+			return i, errNoTime
+		}
 		m := importmsg.File{Bucket: r.cfg.Bucket, Key: f.Key, VersionID: f.VersionID, ETag: f.ETag, Size: f.Size,
 			Route: rt.Name, EventTime: f.LastModified}
 		body, err := json.Marshal(m)
