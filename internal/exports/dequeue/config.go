@@ -22,6 +22,10 @@ type Config struct {
 	// StatePrefix holds idempotency markers and missing-file records, under
 	// StatePrefix + "exports/<job>/". Default "_state/".
 	StatePrefix string
+	// FailedPrefix holds the result documents of package exports that F&O
+	// ended with errors, under FailedPrefix + "_exports/<job>/". Default
+	// "failed/".
+	FailedPrefix string
 	// DeadlineMargin: no new file is dequeued when less than this remains
 	// before the invocation's deadline. Default 30s.
 	DeadlineMargin time.Duration
@@ -73,7 +77,7 @@ const (
 	maxMarginSeconds = int64(1<<63-1) / int64(time.Second)
 )
 
-// ConfigFromEnv reads BUCKET (required), OUTBOUND_PREFIX, STATE_PREFIX,
+// ConfigFromEnv reads BUCKET (required), OUTBOUND_PREFIX, STATE_PREFIX, FAILED_PREFIX,
 // DEADLINE_MARGIN (a Go duration like "45s", or whole seconds),
 // UPLOAD_PART_MIB and UPLOAD_CONCURRENCY. An error names the variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -81,6 +85,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Bucket:         strings.TrimSpace(getenv("BUCKET")),
 		OutboundPrefix: getenv("OUTBOUND_PREFIX"),
 		StatePrefix:    getenv("STATE_PREFIX"),
+		FailedPrefix:   getenv("FAILED_PREFIX"),
 	}
 	if c.Bucket == "" {
 		return Config{}, fmt.Errorf("config: BUCKET is required")
@@ -143,6 +148,12 @@ func (c Config) withDefaults() (Config, error) {
 	c.StatePrefix = p
 	if strings.HasPrefix(c.OutboundPrefix, c.StatePrefix) || strings.HasPrefix(c.StatePrefix, c.OutboundPrefix) {
 		return Config{}, fmt.Errorf("config: OUTBOUND_PREFIX %q and STATE_PREFIX %q must not contain each other", c.OutboundPrefix, c.StatePrefix)
+	}
+	if strings.TrimSpace(c.FailedPrefix) == "" {
+		c.FailedPrefix = "failed/"
+	}
+	if c.FailedPrefix, err = CheckPrefix(c.FailedPrefix); err != nil {
+		return Config{}, fmt.Errorf("config: FAILED_PREFIX: %w", err)
 	}
 	if c.DeadlineMargin <= 0 {
 		c.DeadlineMargin = 30 * time.Second

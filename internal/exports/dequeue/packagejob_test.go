@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
@@ -182,6 +183,26 @@ func (v *pkgEnv) landedOnce(key, executionID string, want []byte) {
 	}
 	if meta["execution-id"] != executionID || meta["definition-group-id"] != vendorsGroup || meta["job"] == "" {
 		v.t.Errorf("%s metadata %v", key, meta)
+	}
+}
+
+// resultDocument checks the result document of a job's execution F&O
+// ended with errors: at failed/_exports/<job>/<day it started>/, named in
+// the run's record, with F&O's status and every error row.
+func (v *pkgEnv) resultDocument(x dequeue.ExecutionResult, job, status string, rows int) {
+	v.t.Helper()
+	want := layout.Default().FailedExportKey(job, x.StartedAt, dequeue.KeyID(x.ExecutionID)+"-"+job+layout.ResultSuffix)
+	if x.ResultKey != want {
+		v.t.Fatalf("execution %s: result document %q, want %q", x.ExecutionID, x.ResultKey, want)
+	}
+	raw, _ := v.get(want)
+	var doc dequeue.ExportResult
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		v.t.Fatalf("%s: %v (%s)", want, err, raw)
+	}
+	if doc.Outcome != "failed" || doc.Status != status || doc.Job != job || doc.ExecutionID != x.ExecutionID || len(doc.Errors) != rows ||
+		doc.FinishedAt.IsZero() || len(doc.Notes) != 1 {
+		v.t.Fatalf("%s = %+v", want, doc)
 	}
 }
 
@@ -410,6 +431,8 @@ func TestPackageJobFailures(t *testing.T) {
 		sum.Landed != 0 || !strings.Contains(strings.Join(sum.Errors, "\n"), "Failed, 2 execution error(s): The entity Vendors V9 does not exist") {
 		t.Fatalf("failed export: %+v", sum)
 	}
+	// Every row is kept in the result document, named in the run's record.
+	v.resultDocument(x, "broken", "Failed", 2)
 	v.run(h, broken) // the next export, still running: nothing to tell
 	if got := v.subjects(); len(got) != 1 || got[0] != "[test] export-failed: broken: Failed, 2 rows" {
 		t.Errorf("notifications %q", got)
@@ -430,6 +453,7 @@ func TestPackageJobFailures(t *testing.T) {
 	if x.Outcome != dequeue.ExecLanded || sum.Landed < 1 {
 		t.Fatalf("partial export: %+v", sum)
 	}
+	v.resultDocument(x, "vendors", "PartiallySucceeded", 1)
 	v.landedOnce(x.Key, x.ExecutionID, vendorsPackage)
 	got := v.subjects()
 	want := []string{"[test] export-failed: vendors: PartiallySucceeded, 1 rows", "[test] export-failed: vendors: PartiallySucceeded, 1 rows",
@@ -608,5 +632,47 @@ func TestPackageJobStuck(t *testing.T) {
 	}
 	if x := v.execution("vendors"); !x.StuckReported || x.Phase == dequeue.PhaseDone {
 		t.Errorf("execution %+v", x)
+	}
+}
+
+// refusingS3 refuses every PutObject under prefix.
+type refusingS3 struct {
+	dequeue.S3
+	prefix string
+}
+
+func (r refusingS3) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.Key), r.prefix) {
+		return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "injected"}
+	}
+	return r.S3.PutObject(ctx, in, o...)
+}
+
+// TestPackageJobResultNotWritten: a result document S3 refuses does not
+// hold the job back: the failure is told all the same (once), the run
+// counts the refusal, and the execution is done, naming no document.
+func TestPackageJobResultNotWritten(t *testing.T) {
+	t.Parallel()
+	v := newPkgEnv(t, d365test.Options{})
+	v.e.Script(d365test.Rule{ActivityID: "Broken export", Outcome: d365test.Outcome{Status: "PreProcessingError",
+		Errors: []d365test.ExecutionError{{ErrorMessage: "The entity Vendors V9 does not exist"}}}})
+	h := v.handler(func(c *dequeue.Config) { c.ExecutionWait = 30 * time.Millisecond })
+	refusing, err := dequeue.New(h.Config(), v.fno, refusingS3{S3: v.s3, prefix: "failed/_exports/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := `{"job":"broken","kind":"dataProject","definitionGroupId":"Broken export","legalEntityId":"USMF"}`
+	v.run(refusing, broken)
+	v.e.Tick()
+	sum := v.run(refusing, broken)
+	x := sum.Executions[0]
+	if x.Outcome != dequeue.ExecFailed || x.ResultKey != "" || !strings.Contains(strings.Join(sum.Errors, "\n"), "result document not written") {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if keys := v.keys("failed/"); len(keys) != 0 {
+		t.Errorf("written under failed/: %v", keys)
+	}
+	if got := v.subjects(); len(got) != 1 || got[0] != "[test] export-failed: broken: Failed, 1 rows" {
+		t.Errorf("notifications %q", got)
 	}
 }

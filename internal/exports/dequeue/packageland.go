@@ -91,13 +91,39 @@ func (j *pkgRun) report(ctx context.Context, log *slog.Logger) error {
 	} else {
 		body += " No package was exported; the next scheduled run starts a new export."
 	}
-	extra := make([][2]string, 0, maxNotifiedRows+2)
+	extra := make([][2]string, 0, maxNotifiedRows+3)
 	extra = append(extra, [2]string{"Status", j.x.Status}, [2]string{"Error rows", strconv.Itoa(len(rows))})
+	if key := j.writeResult(ctx, log, errs, body); key != "" {
+		extra = append(extra, [2]string{"Result document", "s3://" + j.h.cfg.Bucket + "/" + key})
+	}
 	for i, row := range rows[:min(len(rows), maxNotifiedRows)] {
 		extra = append(extra, [2]string{"Error " + strconv.Itoa(i+1), rowText(row)})
 	}
 	j.alert(ctx, "", fmt.Sprintf("%s, %d rows", j.x.Status, len(rows)), body, extra...)
 	return nil
+}
+
+// writeResult writes the execution's result document and returns its key,
+// or "" when it could not be written: that is logged and counted, and the
+// report goes on (the notification and the run's record still tell of it).
+func (j *pkgRun) writeResult(ctx context.Context, log *slog.Logger, errs *d365.ExecutionErrors, note string) string {
+	doc := ExportResult{Outcome: "failed", Status: j.x.Status, Job: j.in.Job, DefinitionGroupID: j.in.DefinitionGroupID,
+		LegalEntityID: j.in.LegalEntityID, PackageName: j.x.PackageName, ExecutionID: j.x.ExecutionID, StartedAt: j.x.StartedAt,
+		FinishedAt: j.h.cfg.Now().UTC(), Errors: errs.Rows, ErrorsLenient: errs.Lenient, Notes: []string{note}}
+	if doc.Errors == nil {
+		doc.Errors = []d365.ExecutionError{}
+	}
+	if errs.Lenient {
+		doc.ErrorsRaw = errs.Raw
+	}
+	key := j.h.ExportResultKey(j.in.Job, j.x.StartedAt, j.x.ExecutionID, j.x.PackageName)
+	if err := j.h.putJSON(ctx, key, doc, false); err != nil {
+		log.ErrorContext(ctx, "dequeue: the package export's result document was not written", "key", key, "error", err.Error())
+		j.sum.addError(fmt.Sprintf("%s: result document not written: %v", j.x.ExecutionID, err))
+		return ""
+	}
+	j.x.ResultKey = key
+	return key
 }
 
 // gone reports a package F&O no longer keeps.

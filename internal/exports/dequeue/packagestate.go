@@ -77,8 +77,9 @@ type Execution struct {
 	// ExecutionStuckAfter.
 	StuckReported bool `json:"stuckReported,omitempty"`
 	ErrorRows     int  `json:"errorRows,omitempty"`
-	// Key is where its package landed.
+	// Key is where its package landed; ResultKey is its result document.
 	Key        string    `json:"key,omitempty"`
+	ResultKey  string    `json:"resultKey,omitempty"`
 	Outcome    string    `json:"outcome,omitempty"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 }
@@ -86,7 +87,7 @@ type Execution struct {
 // result is the execution as a run's summary shows it.
 func (x *Execution) result() ExecutionResult {
 	out := ExecutionResult{ExecutionID: x.ExecutionID, StartedAt: x.StartedAt, Status: x.Status,
-		Outcome: x.Outcome, Key: x.Key, ErrorRows: x.ErrorRows}
+		Outcome: x.Outcome, Key: x.Key, ErrorRows: x.ErrorRows, ResultKey: x.ResultKey}
 	if x.Phase != PhaseDone {
 		out.Outcome = execInFlight
 	}

@@ -108,6 +108,9 @@ type ExecutionResult struct {
 	// maxReportedRows of them.
 	ErrorRows int                   `json:"errorRows,omitempty"`
 	Errors    []d365.ExecutionError `json:"errors,omitempty"`
+	// ResultKey is its result document (every error row), when F&O ended
+	// it with errors.
+	ResultKey string `json:"resultKey,omitempty"`
 }
 
 func (s *Summary) add(r FileResult) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/ops/cli"
@@ -15,6 +16,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/ops/where"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
 	"github.com/fno-bridge/s3-fno/pkg/d365/d365test"
 )
 
@@ -136,5 +138,34 @@ func TestFailuresListsAnUnreadableDocument(t *testing.T) {
 	if code := r.runJSON(&rep, "failures"); code != cli.ExitProblems || len(rep.Failures) != 1 ||
 		rep.Failures[0].Key != key || rep.Failures[0].Status != "unreadable document" || rep.Failures[0].Outcome != filing.OutcomeFailed {
 		t.Errorf("exit %d, %+v", code, rep.Failures)
+	}
+}
+
+// TestFailuresListsExportResults: the result document a package export F&O
+// ended with errors leaves under failed/_exports/<job>/ is listed beside
+// the files, as its job's, with F&O's status and first rows; a route's
+// listing leaves it out.
+func TestFailuresListsExportResults(t *testing.T) {
+	r := newRig(t, pipelinetest.Routes, pipelinetest.FIFO{}, nil)
+	now := time.Now().UTC()
+	doc := dequeue.ExportResult{Outcome: filing.OutcomeFailed, Status: "Failed", Job: "vendors", DefinitionGroupID: "Vendors export",
+		LegalEntityID: "USMF", PackageName: "vendors", ExecutionID: "vendors-x1", StartedAt: now.Add(-time.Hour), FinishedAt: now,
+		Errors: []d365.ExecutionError{{RecordID: "7", Field: "VENDORACCOUNT", ErrorMessage: "duplicate"}}}
+	key := layout.Default().FailedExportKey(doc.Job, doc.StartedAt, dequeue.KeyID(doc.ExecutionID)+"-"+doc.PackageName+layout.ResultSuffix)
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Put(t, r.w.S3, r.w.Bucket, key, raw)
+
+	code, out, _ := r.run("failures", "--since", "1h")
+	t.Logf("s3fno failures:\n%s", out)
+	if code != cli.ExitProblems || !strings.Contains(out, "export job vendors") || !strings.Contains(out, "Failed, 1 error row") ||
+		!strings.Contains(out, "record 7, field VENDORACCOUNT: duplicate") {
+		t.Errorf("failures: exit %d\n%s", code, out)
+	}
+	var rep failures.Report
+	if code := r.runJSON(&rep, "failures", "--route", "customers", "--since", "1h"); code != cli.ExitOK || len(rep.Failures) != 0 {
+		t.Errorf("--route customers: exit %d, %+v", code, rep)
 	}
 }

@@ -84,17 +84,39 @@ func (l *Lister) List(ctx context.Context, q Query) (Report, error) {
 }
 
 // routeFolders are the route folders under failed/ or rejected/: the one
-// asked for, or every one there (one listing with a delimiter).
+// asked for, or every one there (one listing with a delimiter), with
+// failed/_exports/ taken as the export jobs' folders in it.
 func (l *Lister) routeFolders(ctx context.Context, top, route string) ([]string, error) {
 	if route != "" {
 		return []string{top + route + "/"}, nil
 	}
+	folders, err := l.subfolders(ctx, top)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	p := s3.NewListObjectsV2Paginator(l.S3, &s3.ListObjectsV2Input{Bucket: &l.Bucket, Prefix: &top, Delimiter: aws.String("/")})
+	for _, f := range folders {
+		if f != l.Layout.Failed+layout.ExportsFolder+"/" {
+			out = append(out, f)
+			continue
+		}
+		jobs, err := l.subfolders(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, jobs...)
+	}
+	return out, nil
+}
+
+// subfolders lists the folders directly under prefix.
+func (l *Lister) subfolders(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(l.S3, &s3.ListObjectsV2Input{Bucket: &l.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list s3://%s/%s: %w", l.Bucket, top, err)
+			return nil, fmt.Errorf("list s3://%s/%s: %w", l.Bucket, prefix, err)
 		}
 		for _, cp := range page.CommonPrefixes {
 			out = append(out, aws.ToString(cp.Prefix))

@@ -26,10 +26,14 @@ func (r Report) Table(w io.Writer) error {
 	fmt.Fprintln(tw, "FILED AT\tOUTCOME\tROUTE\tFILE\tSTATUS")
 	for _, g := range r.Failures {
 		route := g.Route
-		if route == "" { // _unrouted or _malformed: the folder says which
+		if route == "" { // _unrouted, _malformed or an export job: the folders say which
 			route = layout.Unrouted
-			if parts := strings.SplitN(g.Key, "/", 3); len(parts) == 3 {
+			parts := strings.SplitN(g.Key, "/", 4)
+			if len(parts) >= 3 {
 				route = parts[1]
+			}
+			if len(parts) == 4 && parts[1] == layout.ExportsFolder {
+				route = "export job " + parts[2]
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.At.UTC().Format(time.RFC3339), g.Outcome, route, g.Key, g.Line())

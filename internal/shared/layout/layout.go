@@ -61,6 +61,10 @@ func TemplateKey(name, file string) string { return TemplatesPrefix + name + "/"
 // Unrouted is the folder under rejected/ for files without a route.
 const Unrouted = "_unrouted"
 
+// ExportsFolder is the folder under failed/ for the result documents of
+// package exports F&O did not finish cleanly, one folder per job.
+const ExportsFolder = "_exports"
+
 // Split takes a key under the inbound prefix apart: route is its first
 // folder, file the rest. ok is false for keys outside inbound/. A key
 // directly in inbound/ (no folder) gives route "".
@@ -87,6 +91,11 @@ func (l Layout) ProcessedKey(route string, t time.Time, file string) string {
 // FailedKey is failed/<route>/<yyyy>/<mm>/<dd>/<file>.
 func (l Layout) FailedKey(route string, t time.Time, file string) string {
 	return dated(l.Failed, route, t, file)
+}
+
+// FailedExportKey is failed/_exports/<job>/<yyyy>/<mm>/<dd>/<file>.
+func (l Layout) FailedExportKey(job string, t time.Time, file string) string {
+	return dated(l.Failed+ExportsFolder+"/", job, t, file)
 }
 
 // RejectedKey is rejected/<route>/<yyyy>/<mm>/<dd>/<file>; route "" means
