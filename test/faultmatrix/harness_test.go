@@ -600,6 +600,8 @@ func (p *pipeline) account() *books {
 	homes := map[string][]fate{}
 	for _, k := range all {
 		switch {
+		case strings.HasPrefix(k, p.layout.Failed+layout.ExportsFolder+"/"):
+			// A package export's result document: no imported file's.
 		case strings.HasSuffix(k, layout.ResultSuffix) && (strings.HasPrefix(k, p.layout.Processed) || strings.HasPrefix(k, p.layout.Failed)):
 			var r filing.Result
 			if _, err := s3io.GetJSON(ctx, p.s3, bucket, k, &r); err != nil {

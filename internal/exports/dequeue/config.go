@@ -155,6 +155,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FailedPrefix, err = CheckPrefix(c.FailedPrefix); err != nil {
 		return Config{}, fmt.Errorf("config: FAILED_PREFIX: %w", err)
 	}
+	for _, o := range []struct{ name, p string }{{"OUTBOUND_PREFIX", c.OutboundPrefix}, {"STATE_PREFIX", c.StatePrefix}} {
+		if strings.HasPrefix(c.FailedPrefix, o.p) || strings.HasPrefix(o.p, c.FailedPrefix) {
+			return Config{}, fmt.Errorf("config: FAILED_PREFIX %q and %s %q must not contain each other", c.FailedPrefix, o.name, o.p)
+		}
+	}
 	if c.DeadlineMargin <= 0 {
 		c.DeadlineMargin = 30 * time.Second
 	}

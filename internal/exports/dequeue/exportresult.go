@@ -29,7 +29,8 @@ type ExportResult struct {
 	Notes             []string              `json:"notes,omitempty"`
 }
 
-// ExportResultKey is where the result document of a job's execution goes.
-func (h *Handler) ExportResultKey(job string, started time.Time, executionID, packageName string) string {
-	return layout.Layout{Failed: h.cfg.FailedPrefix}.FailedExportKey(job, started, KeyID(executionID)+"-"+packageName+layout.ResultSuffix)
+// ResultKey is where the result document of a job's execution goes, under
+// the failed prefix.
+func ResultKey(failedPrefix, job string, started time.Time, executionID, packageName string) string {
+	return layout.Layout{Failed: failedPrefix}.FailedExportKey(job, started, KeyID(executionID)+"-"+packageName+layout.ResultSuffix)
 }

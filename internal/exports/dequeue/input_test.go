@@ -213,3 +213,25 @@ func TestConfigValidatesPackageJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedPrefix: FAILED_PREFIX defaults to failed/, takes an override
+// (with its "/"), and is refused when it and another prefix contain each
+// other, naming both variables.
+func TestFailedPrefix(t *testing.T) {
+	for _, tc := range []struct{ failed, outbound, want, err string }{
+		{"", "", "failed/", ""},
+		{"errors", "", "errors/", ""},
+		{"outbound/failed/", "", "", "FAILED_PREFIX \"outbound/failed/\" and OUTBOUND_PREFIX"},
+		{"_state/", "", "", "FAILED_PREFIX \"_state/\" and STATE_PREFIX"},
+		{"failed/", "failed/out/", "", "and OUTBOUND_PREFIX \"failed/out/\""},
+	} {
+		env := map[string]string{"BUCKET": "b", "FAILED_PREFIX": tc.failed, "OUTBOUND_PREFIX": tc.outbound}
+		c, err := dequeue.ConfigFromEnv(func(k string) string { return env[k] })
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("FAILED_PREFIX %q, OUTBOUND_PREFIX %q: err = %v, want one saying %q", tc.failed, tc.outbound, err, tc.err)
+		case tc.err == "" && (err != nil || c.FailedPrefix != tc.want):
+			t.Errorf("FAILED_PREFIX %q: %q, %v; want %q", tc.failed, c.FailedPrefix, err, tc.want)
+		}
+	}
+}

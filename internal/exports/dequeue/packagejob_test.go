@@ -189,9 +189,9 @@ func (v *pkgEnv) landedOnce(key, executionID string, want []byte) {
 // resultDocument checks the result document of a job's execution F&O
 // ended with errors: at failed/_exports/<job>/<day it started>/, named in
 // the run's record, with F&O's status and every error row.
-func (v *pkgEnv) resultDocument(x dequeue.ExecutionResult, job, status string, rows int) {
+func (v *pkgEnv) resultDocument(x dequeue.ExecutionResult, job, pkg, status string, rows int) {
 	v.t.Helper()
-	want := layout.Default().FailedExportKey(job, x.StartedAt, dequeue.KeyID(x.ExecutionID)+"-"+job+layout.ResultSuffix)
+	want := layout.Default().FailedExportKey(job, x.StartedAt, dequeue.KeyID(x.ExecutionID)+"-"+pkg+layout.ResultSuffix)
 	if x.ResultKey != want {
 		v.t.Fatalf("execution %s: result document %q, want %q", x.ExecutionID, x.ResultKey, want)
 	}
@@ -200,7 +200,7 @@ func (v *pkgEnv) resultDocument(x dequeue.ExecutionResult, job, status string, r
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		v.t.Fatalf("%s: %v (%s)", want, err, raw)
 	}
-	if doc.Outcome != "failed" || doc.Status != status || doc.Job != job || doc.ExecutionID != x.ExecutionID || len(doc.Errors) != rows ||
+	if doc.Outcome != "failed" || doc.Status != status || doc.Job != job || doc.PackageName != pkg || doc.ExecutionID != x.ExecutionID || len(doc.Errors) != rows ||
 		doc.FinishedAt.IsZero() || len(doc.Notes) != 1 {
 		v.t.Fatalf("%s = %+v", want, doc)
 	}
@@ -421,7 +421,7 @@ func TestPackageJobFailures(t *testing.T) {
 	v.e.Script(d365test.Rule{ActivityID: vendorsGroup, Outcome: d365test.Outcome{ExecutionStatus: "PartiallySucceeded",
 		Errors: []d365test.ExecutionError{{RecordId: "7", Field: "VENDORACCOUNT", ErrorMessage: "duplicate"}}}})
 	h := v.handler(func(c *dequeue.Config) { c.ExecutionWait = 30 * time.Millisecond })
-	broken := `{"job":"broken","kind":"dataProject","definitionGroupId":"Broken export","legalEntityId":"USMF"}`
+	broken := `{"job":"broken","kind":"dataProject","definitionGroupId":"Broken export","legalEntityId":"USMF","packageName":"broken-pkg"}`
 
 	v.run(h, broken) // starts it
 	v.e.Tick()       // F&O fails it
@@ -432,7 +432,7 @@ func TestPackageJobFailures(t *testing.T) {
 		t.Fatalf("failed export: %+v", sum)
 	}
 	// Every row is kept in the result document, named in the run's record.
-	v.resultDocument(x, "broken", "Failed", 2)
+	v.resultDocument(x, "broken", "broken-pkg", "Failed", 2)
 	v.run(h, broken) // the next export, still running: nothing to tell
 	if got := v.subjects(); len(got) != 1 || got[0] != "[test] export-failed: broken: Failed, 2 rows" {
 		t.Errorf("notifications %q", got)
@@ -453,7 +453,7 @@ func TestPackageJobFailures(t *testing.T) {
 	if x.Outcome != dequeue.ExecLanded || sum.Landed < 1 {
 		t.Fatalf("partial export: %+v", sum)
 	}
-	v.resultDocument(x, "vendors", "PartiallySucceeded", 1)
+	v.resultDocument(x, "vendors", "vendors", "PartiallySucceeded", 1)
 	v.landedOnce(x.Key, x.ExecutionID, vendorsPackage)
 	got := v.subjects()
 	want := []string{"[test] export-failed: vendors: PartiallySucceeded, 1 rows", "[test] export-failed: vendors: PartiallySucceeded, 1 rows",

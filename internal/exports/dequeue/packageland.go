@@ -87,13 +87,18 @@ func (j *pkgRun) report(ctx context.Context, log *slog.Logger) error {
 	j.sum.addError(fmt.Sprintf("%s: %s, %d execution error(s)%s", j.x.ExecutionID, j.x.Status, len(rows), first))
 	body := fmt.Sprintf("F&O's export of data project %s ended %s with %d execution error(s).", j.in.DefinitionGroupID, j.x.Status, len(rows))
 	if j.x.Status == string(d365.ExecPartiallySucceeded) {
-		body += " Its package is landed all the same, under " + j.in.Prefix + "."
+		body += " Its package lands all the same, under " + j.in.Prefix + " (unless F&O no longer has it)."
 	} else {
 		body += " No package was exported; the next scheduled run starts a new export."
 	}
 	extra := make([][2]string, 0, maxNotifiedRows+3)
 	extra = append(extra, [2]string{"Status", j.x.Status}, [2]string{"Error rows", strconv.Itoa(len(rows))})
-	if key := j.writeResult(ctx, log, errs, body); key != "" {
+	// The SDK has retried a refused write already: a person hears of one
+	// that failed all the same here.
+	key, werr := j.writeResult(ctx, log, errs, body)
+	if werr != nil {
+		extra = append(extra, [2]string{"Result document", "not written: " + werr.Error()})
+	} else {
 		extra = append(extra, [2]string{"Result document", "s3://" + j.h.cfg.Bucket + "/" + key})
 	}
 	for i, row := range rows[:min(len(rows), maxNotifiedRows)] {
@@ -103,10 +108,10 @@ func (j *pkgRun) report(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// writeResult writes the execution's result document and returns its key,
-// or "" when it could not be written: that is logged and counted, and the
-// report goes on (the notification and the run's record still tell of it).
-func (j *pkgRun) writeResult(ctx context.Context, log *slog.Logger, errs *d365.ExecutionErrors, note string) string {
+// writeResult writes the execution's result document and returns its key.
+// One that cannot be written is logged and counted, and the report goes on
+// (the notification says so; the run's record keeps the first rows).
+func (j *pkgRun) writeResult(ctx context.Context, log *slog.Logger, errs *d365.ExecutionErrors, note string) (string, error) {
 	doc := ExportResult{Outcome: "failed", Status: j.x.Status, Job: j.in.Job, DefinitionGroupID: j.in.DefinitionGroupID,
 		LegalEntityID: j.in.LegalEntityID, PackageName: j.x.PackageName, ExecutionID: j.x.ExecutionID, StartedAt: j.x.StartedAt,
 		FinishedAt: j.h.cfg.Now().UTC(), Errors: errs.Rows, ErrorsLenient: errs.Lenient, Notes: []string{note}}
@@ -116,14 +121,14 @@ func (j *pkgRun) writeResult(ctx context.Context, log *slog.Logger, errs *d365.E
 	if errs.Lenient {
 		doc.ErrorsRaw = errs.Raw
 	}
-	key := j.h.ExportResultKey(j.in.Job, j.x.StartedAt, j.x.ExecutionID, j.x.PackageName)
+	key := ResultKey(j.h.cfg.FailedPrefix, j.in.Job, j.x.StartedAt, j.x.ExecutionID, j.x.PackageName)
 	if err := j.h.putJSON(ctx, key, doc, false); err != nil {
 		log.ErrorContext(ctx, "dequeue: the package export's result document was not written", "key", key, "error", err.Error())
 		j.sum.addError(fmt.Sprintf("%s: result document not written: %v", j.x.ExecutionID, err))
-		return ""
+		return "", err
 	}
 	j.x.ResultKey = key
-	return key
+	return key, nil
 }
 
 // gone reports a package F&O no longer keeps.

@@ -151,7 +151,7 @@ func TestFailuresListsExportResults(t *testing.T) {
 	doc := dequeue.ExportResult{Outcome: filing.OutcomeFailed, Status: "Failed", Job: "vendors", DefinitionGroupID: "Vendors export",
 		LegalEntityID: "USMF", PackageName: "vendors", ExecutionID: "vendors-x1", StartedAt: now.Add(-time.Hour), FinishedAt: now,
 		Errors: []d365.ExecutionError{{RecordID: "7", Field: "VENDORACCOUNT", ErrorMessage: "duplicate"}}}
-	key := layout.Default().FailedExportKey(doc.Job, doc.StartedAt, dequeue.KeyID(doc.ExecutionID)+"-"+doc.PackageName+layout.ResultSuffix)
+	key := dequeue.ResultKey(layout.Default().Failed, doc.Job, doc.StartedAt, doc.ExecutionID, doc.PackageName)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -167,5 +167,8 @@ func TestFailuresListsExportResults(t *testing.T) {
 	var rep failures.Report
 	if code := r.runJSON(&rep, "failures", "--route", "customers", "--since", "1h"); code != cli.ExitOK || len(rep.Failures) != 0 {
 		t.Errorf("--route customers: exit %d, %+v", code, rep)
+	}
+	if code, out, errOut := r.run("replay", key); code == cli.ExitOK || !strings.Contains(out+errOut, "the result of a package export") {
+		t.Errorf("replay of an export's result: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -63,6 +63,10 @@ func (r *Replayer) Replay(ctx context.Context, key string) (Result, error) {
 	if strings.HasPrefix(key, l.Rejected+"_malformed/") {
 		return Result{}, fmt.Errorf("replay: %s is a queue message kept because it could not be used, not a file: there is nothing to replay", key)
 	}
+	if strings.HasPrefix(key, l.Failed+layout.ExportsFolder+"/") {
+		return Result{}, fmt.Errorf("replay: %s is the result of a package export, not an imported file: there is nothing to replay "+
+			"(the job's next scheduled run starts a new export)", key)
+	}
 	g, found, err := outcome.Read(ctx, r.S3, l, r.Bucket, key)
 	if err != nil {
 		return Result{}, fmt.Errorf("replay: %w", err)
