@@ -111,17 +111,17 @@ func FuzzKeyID(f *testing.F) {
 // what they say: DEADLINE_MARGIN in whole seconds is that many seconds,
 // part size and concurrency are in range, the prefixes are usable and apart.
 func FuzzConfigFromEnv(f *testing.F) {
-	for _, s := range [][5]string{
-		{"", "", "", "", ""}, {"45s", "8", "2", "outbound/", "_state/"}, {"30", "5", "16", "out", "st"},
-		{"9999999999", "", "", "", ""}, {"18446744074", "", "", "", ""}, {"-5s", "", "", "", ""}, {"0", "", "", "", ""},
-		{"1h", "4", "0", "", ""}, {"", "513", "17", "", ""}, {"", "", "", "a/", "a/b/"}, {"", "", "", "../x", "/s"},
-		{"2562047h", "", "", "", ""}, {"+30", " 8 ", "2", "", ""},
+	for _, s := range [][6]string{
+		{"", "", "", "", "", ""}, {"45s", "8", "2", "outbound/", "_state/", "failed/"}, {"30", "5", "16", "out", "st", "f"},
+		{"9999999999", "", "", "", "", ""}, {"18446744074", "", "", "", "", ""}, {"-5s", "", "", "", "", ""}, {"0", "", "", "", "", ""},
+		{"1h", "4", "0", "", "", ""}, {"", "513", "17", "", "", ""}, {"", "", "", "a/", "a/b/", ""}, {"", "", "", "../x", "/s", ""},
+		{"2562047h", "", "", "", "", ""}, {"+30", " 8 ", "2", "", "", ""}, {"", "", "", "", "", "outbound/x"}, {"", "", "", "", "", "_"},
 	} {
-		f.Add(s[0], s[1], s[2], s[3], s[4])
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5])
 	}
-	f.Fuzz(func(t *testing.T, margin, part, conc, outbound, state string) {
+	f.Fuzz(func(t *testing.T, margin, part, conc, outbound, state, failed string) {
 		env := map[string]string{"BUCKET": "b", "DEADLINE_MARGIN": margin, "UPLOAD_PART_MIB": part, "UPLOAD_CONCURRENCY": conc,
-			"OUTBOUND_PREFIX": outbound, "STATE_PREFIX": state}
+			"OUTBOUND_PREFIX": outbound, "STATE_PREFIX": state, "FAILED_PREFIX": failed}
 		c, err := dequeue.ConfigFromEnv(func(k string) string { return env[k] })
 		if err != nil {
 			return
@@ -143,13 +143,16 @@ func FuzzConfigFromEnv(f *testing.F) {
 				}
 			}
 		}
-		for _, p := range []string{c.OutboundPrefix, c.StatePrefix} {
+		prefixes := []string{c.OutboundPrefix, c.StatePrefix, c.FailedPrefix}
+		for i, p := range prefixes {
 			if q, err := dequeue.CheckPrefix(p); err != nil || q != p {
 				t.Fatalf("prefix %q does not pass its own check: %v", p, err)
 			}
-		}
-		if strings.HasPrefix(c.OutboundPrefix, c.StatePrefix) || strings.HasPrefix(c.StatePrefix, c.OutboundPrefix) {
-			t.Fatalf("prefixes %q and %q overlap", c.OutboundPrefix, c.StatePrefix)
+			for _, o := range prefixes[i+1:] {
+				if strings.HasPrefix(p, o) || strings.HasPrefix(o, p) {
+					t.Fatalf("prefixes %q and %q overlap", p, o)
+				}
+			}
 		}
 	})
 }
