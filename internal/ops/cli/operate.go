@@ -275,6 +275,9 @@ func (r statusReport) Table(w io.Writer) error {
 	for _, j := range r.Jobs {
 		if x := j.Execution; x != nil {
 			fmt.Fprintf(w, "%s: execution %s, started %s: %s (%s)\n", j.Job, x.ExecutionID, when(x.StartedAt), cmp.Or(x.Status, "-"), x.Outcome)
+			if x.ResultKey != "" {
+				fmt.Fprintf(w, "  F&O's errors: %s\n", x.ResultKey)
+			}
 		}
 	}
 	return nil

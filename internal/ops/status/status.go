@@ -84,6 +84,8 @@ type JobExecution struct {
 	Status      string    `json:"status,omitempty"`
 	Outcome     string    `json:"outcome"`
 	Key         string    `json:"key,omitempty"`
+	// ResultKey is its result document, when F&O ended it with errors.
+	ResultKey string `json:"resultKey,omitempty"`
 }
 
 // NotChecked is the status of an import released but not checked yet.

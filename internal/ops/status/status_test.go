@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/fno-bridge/s3-fno/internal/exports/dequeue"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
 	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/local/s3fake"
@@ -127,5 +128,31 @@ func BenchmarkStatus(b *testing.B) {
 			}
 			b.ReportMetric(float64(c.n.Load())/float64(b.N), "requests/op")
 		})
+	}
+}
+
+// TestStatusNamesAnExportResult: a dataProject job's last execution, as its
+// run record has it (here as the dequeue function writes it), comes with
+// the key of its result document when F&O ended it with errors.
+func TestStatusNamesAnExportResult(t *testing.T) {
+	fake := s3fake.New()
+	l := layout.Default()
+	doc, err := config.Parse([]byte(`{"routes":[],"jobs":[{"job":"vendors","schedule":"rate(1 hour)","kind":"dataProject",
+		"definitionGroupId":"Vendors export","legalEntityId":"USMF"}]}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().UTC().Add(-time.Hour)
+	x := dequeue.ExecutionResult{ExecutionID: "vendors-x1", StartedAt: started, Status: "Failed", Outcome: dequeue.ExecFailed, ErrorRows: 3,
+		ResultKey: dequeue.ResultKey(l.Failed, "vendors", started, "vendors-x1", "vendors")}
+	rec, _ := json.Marshal(map[string]any{"summary": dequeue.Summary{Job: "vendors", Executions: []dequeue.ExecutionResult{x}}})
+	fake.Put(bucket, l.JobStatusPrefix()+"vendors/last-run.json", rec, "", "")
+	v := &status.Viewer{S3: fake, Bucket: bucket, Layout: l, Doc: doc, Now: time.Now}
+	rep, err := v.View(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Jobs) != 1 || rep.Jobs[0].Execution == nil || rep.Jobs[0].Execution.ResultKey != x.ResultKey || rep.Jobs[0].Execution.Outcome != "failed" {
+		t.Fatalf("jobs = %+v", rep.Jobs)
 	}
 }
