@@ -6,7 +6,6 @@
 package routes
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -237,35 +236,33 @@ func ParseList(raws []json.RawMessage, what string) (*Table, error) {
 const routeFields = "route, activityId, entity, company, kind, order, settle, pauseOnFailure; for kind dataProject: route, kind, definitionGroupId, legalEntityId, execute, overwrite, packageTemplate, order, settle, pauseOnFailure"
 
 func parseOne(raw json.RawMessage) (Route, error) {
-	var r Route
-	// Still report the name when it is readable.
-	var named struct {
-		Name string `json:"route"`
-	}
-	_ = json.Unmarshal(raw, &named)
 	// encoding/json matches field names case-insensitively; a typo such as
 	// "activityID" must not pass silently, so check the exact spelling.
+	// The fields are decoded once and read from here on.
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields %s)", routeFields)
+		return Route{}, fmt.Errorf("not a route object (fields %s)", routeFields)
 	}
+	// Still report the name when it is readable.
+	var name string
+	_ = json.Unmarshal(fields["route"], &name)
 	for k := range fields {
 		switch k {
 		case "route", "activityId", "entity", "company", "kind", "order", "settle",
 			"definitionGroupId", "legalEntityId", "execute", "overwrite", "packageTemplate", "pauseOnFailure":
 		default:
-			return Route{Name: named.Name}, fmt.Errorf("unknown field %q (fields are %s)", k, routeFields)
+			return Route{Name: name}, fmt.Errorf("unknown field %q (fields are %s)", k, routeFields)
 		}
 	}
-	var extra struct {
-		Settle *string `json:"settle"`
+	var r Route
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Route{Name: name}, fmt.Errorf("not a route object (fields %s): %w", routeFields, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&r); err != nil {
-		return Route{Name: named.Name}, fmt.Errorf("not a route object (fields %s): %w", routeFields, err)
-	}
-	if err := json.Unmarshal(raw, &extra); err != nil {
-		return Route{Name: named.Name}, fmt.Errorf("settle: not a string: %w", err)
+	var settle *string
+	if v, ok := fields["settle"]; ok {
+		if err := json.Unmarshal(v, &settle); err != nil {
+			return Route{Name: name}, fmt.Errorf("settle: not a string: %w", err)
+		}
 	}
 	r.Name = strings.TrimSpace(r.Name)
 	r.ActivityID = strings.TrimSpace(r.ActivityID)
@@ -286,10 +283,10 @@ func parseOne(raw json.RawMessage) (Route, error) {
 		return r, fmt.Errorf("order: %q must be \"time\" (when S3 stored the file, then its key) or \"name\" (the key)", r.Order)
 	}
 	r.Settle = DefaultSettle
-	if extra.Settle != nil {
-		d, err := time.ParseDuration(strings.TrimSpace(*extra.Settle))
+	if settle != nil {
+		d, err := time.ParseDuration(strings.TrimSpace(*settle))
 		if err != nil || d < 0 || d > MaxSettle {
-			return r, fmt.Errorf("settle: %q must be a duration from 0s to %s, such as \"5s\"", *extra.Settle, MaxSettle)
+			return r, fmt.Errorf("settle: %q must be a duration from 0s to %s, such as \"5s\"", *settle, MaxSettle)
 		}
 		r.Settle = d
 	}
