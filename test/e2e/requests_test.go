@@ -56,8 +56,8 @@ var lifeNeeds = []need{
 	{"enqueue", "file GetObject", 1, "the file's exact version, streamed to F&O with its checksum checked; it also gives the size, " +
 		"content type and metadata the ledger keeps for the filing"},
 	{"enqueue", "file PutObject", 3, "the intent marker, sent with the file's GET (If-None-Match: its failure is how a redelivery learns of an " +
-		"earlier attempt, so no marker is read first), then together the marker with F&O's message ID (a redelivery skips the " +
-		"file) and the ledger record the poller lists by next-check time"},
+		"earlier attempt, so no marker is read first), then the marker with F&O's message ID (a redelivery skips the " +
+		"file), and only after it the ledger record the poller lists by next-check time"},
 	{"enqueue", "fno enqueue", 1, "the file to F&O, once"},
 
 	{"check-1", "fno GetMessageStatus", 1, "is F&O done with it"},

@@ -38,7 +38,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -278,10 +277,9 @@ func (h *Handler) gone(ctx context.Context, j *job, cause error) error {
 // and records the outcome.
 //
 // The intent marker's conditional write goes out together with the
-// file's GET, and after F&O's answer the marker and the ledger record are
-// written together: one entity's files are sent one at a time, so each
-// round trip saved per file is throughput for a burst of them. Nothing is
-// sent before both the GET and the intent have answered. The conditional
+// file's GET: one entity's files are sent one at a time, so the round trip
+// saved per file is throughput for a burst of them. Nothing is sent before
+// both the GET and the intent have answered. The conditional
 // write is also the look for an earlier attempt's marker: it fails only
 // when there is one, so a first delivery reads no marker.
 func (h *Handler) send(ctx context.Context, j *job) error {
@@ -436,29 +434,20 @@ func (h *Handler) accepted(ctx context.Context, j *job, rec ledger.Record, msgID
 		"took", took.String())
 	h.cfg.Observers.Metrics.Add("FilesEnqueued", 1, metrics.Route, rec.Route)
 	h.cfg.Observers.Metrics.Observe("EnqueueLatency", float64(took.Milliseconds()), metrics.Route, rec.Route)
-	// The marker and the ledger record go out together. If the marker is
-	// never updated (a crash), the intent makes a redelivery file the file
-	// as "outcome unknown" rather than send it twice.
-	var markerErr, ledgerErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { markerErr = h.writeMarker(ctx, rec, log) })
-	wg.Go(func() { _, ledgerErr = h.ledger.Put(ctx, rec) })
-	wg.Wait()
-	switch {
-	case markerErr != nil:
-		// The redelivery files the file as outcome unknown; the poller
-		// must not follow it as well.
-		if ledgerErr == nil {
-			if err := h.ledger.Delete(context.WithoutCancel(ctx), h.ledger.Key(rec)); err != nil {
-				log.ErrorContext(ctx, "enqueue: the ledger record of a file whose marker could not be updated was not withdrawn; the poller follows it too",
-					"error", err.Error())
-			}
-		}
+	// The marker first, the ledger record only after it: a record the
+	// poller follows always has a marker holding F&O's message ID. Were
+	// the record written beside an intent (a crash between the two), a
+	// redelivery would file the file as "outcome unknown" while the poller
+	// filed F&O's real result. If the marker is never updated, the intent
+	// makes a redelivery file it as outcome unknown rather than send it
+	// twice.
+	if err := h.writeMarker(ctx, rec, log); err != nil {
 		return fmt.Errorf("F&O accepted %s as message %s but the marker could not be updated (a redelivery will file it as outcome unknown): %w",
-			j.msg.Key, msgID, markerErr)
-	case ledgerErr != nil:
+			j.msg.Key, msgID, err)
+	}
+	if _, err := h.ledger.Put(ctx, rec); err != nil {
 		// The marker holds the record: the poller's sweep rebuilds it.
-		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", ledgerErr.Error())
+		log.WarnContext(ctx, "enqueue: ledger record not written; the sweep will rebuild it from the marker", "error", err.Error())
 	}
 	return nil
 }

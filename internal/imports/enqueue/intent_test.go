@@ -129,12 +129,11 @@ func TestEmptyFileWithALeftoverIntentIsRejected(t *testing.T) {
 	}
 }
 
-// The marker and the ledger record are written together after F&O's
-// answer. If the marker cannot be updated, the ledger record written
-// beside it is withdrawn: the redelivery files the file as "outcome
-// unknown" (it does not send it again), and the poller does not follow it
-// as well.
-func TestMarkerUpdateFailureWithdrawsTheLedgerRecord(t *testing.T) {
+// After F&O's answer the marker is updated before the ledger record is
+// written. If the marker cannot be updated, no ledger record is written:
+// the redelivery files the file as "outcome unknown" (it does not send it
+// again), and the poller does not follow it as well.
+func TestMarkerUpdateFailureWritesNoLedgerRecord(t *testing.T) {
 	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
 	m := f.drop(t, "inbound/customers/unmarked.csv", []byte("data"))
 	s3c := &faultyS3{Client: f.s3, fail: func(op, key string, conditional bool) bool {
@@ -188,13 +187,16 @@ func (f *fixture) rejectedAs(t *testing.T, code string) {
 
 // pairedS3 holds each call of a pair until the other call of its pair has
 // started too. With the calls made one after the other, the first waits
-// in vain; the guard then lets it go and counts a miss.
+// in vain; the guard then lets it go and counts a miss. It also notes a
+// ledger record written before the marker held F&O's message ID.
 type pairedS3 struct {
 	*s3.Client
 	file    string
 	mu      sync.Mutex
 	started map[string]chan struct{}
 	missed  []string
+	updated bool // the marker update has answered
+	early   bool // a ledger record went out before it
 }
 
 func (p *pairedS3) role(name string) chan struct{} {
@@ -229,17 +231,24 @@ func (p *pairedS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ..
 	case isMarker(*in.Key) && in.IfNoneMatch != nil:
 		p.meet("intent", "get")
 	case isMarker(*in.Key):
-		p.meet("update", "record")
+		out, err := p.Client.PutObject(ctx, in, opts...)
+		p.mu.Lock()
+		p.updated = err == nil
+		p.mu.Unlock()
+		return out, err
 	case strings.HasPrefix(*in.Key, "_state/ledger/"):
-		p.meet("record", "update")
+		p.mu.Lock()
+		p.early = p.early || !p.updated
+		p.mu.Unlock()
 	}
 	return p.Client.PutObject(ctx, in, opts...)
 }
 
-// A file costs two S3 round trips fewer than its requests: the intent
-// marker's write is in flight with the file's GET, and the marker update
-// with the ledger record.
-func TestIntentAndRecordWritesOverlap(t *testing.T) {
+// A file costs one S3 round trip fewer than its requests: the intent
+// marker's write is in flight with the file's GET. The ledger record is
+// written only after the marker update has answered: the poller never
+// follows a file whose marker is still an intent.
+func TestIntentOverlapsTheReadAndTheRecordFollowsTheMarker(t *testing.T) {
 	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
 	m := f.drop(t, "inbound/customers/paired.csv", []byte("data"))
 	s3c := &pairedS3{Client: f.s3, file: m.Key, started: map[string]chan struct{}{}}
@@ -253,7 +262,13 @@ func TestIntentAndRecordWritesOverlap(t *testing.T) {
 	if len(s3c.missed) != 0 {
 		t.Fatalf("not in flight together: %v", s3c.missed)
 	}
-	if len(s3c.started) != 4 || len(f.emu.Messages()) != 1 {
-		t.Fatalf("calls seen %d of 4, %d F&O messages", len(s3c.started), len(f.emu.Messages()))
+	if len(s3c.started) != 2 || len(f.emu.Messages()) != 1 {
+		t.Fatalf("calls seen %d of 2, %d F&O messages", len(s3c.started), len(f.emu.Messages()))
+	}
+	if s3c.early || !s3c.updated {
+		t.Fatal("the ledger record went out before the marker held F&O's message ID")
+	}
+	if keys := pipelinetest.Keys(t, f.s3, f.bucket, "_state/ledger/"); len(keys) != 1 {
+		t.Fatalf("ledger records %v, want one", keys)
 	}
 }
