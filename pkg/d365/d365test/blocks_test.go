@@ -133,7 +133,8 @@ func (v *env) importPackage(group, blob string, entities ...string) string {
 // TestParallelPackageImports: a package import started while another runs
 // is accepted, then ends Failed with a lock error row (not an HTTP error):
 // anywhere in the environment by default, within one data project with
-// EnhancedParallelPackageImport. One started after the other ended runs.
+// EnhancedParallelPackageImport. One started after the other ended runs,
+// even when it was created while the other ran.
 func TestParallelPackageImports(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -165,6 +166,18 @@ func TestParallelPackageImports(t *testing.T) {
 			v.e.RunToCompletion()
 			if status(after) != "Succeeded" {
 				t.Errorf("an import after the first ended: %s", status(after))
+			}
+			// The lock is taken when an import starts: one created while
+			// another runs, but starting after it ended, runs.
+			running := v.importPackage("Opening", "5.zip", "Customers")
+			v.e.Tick() // running is Executing
+			queued := v.importPackage("Opening", "6.zip", "Customers")
+			if status(running) != "Executing" {
+				t.Fatalf("the first import is %s, want Executing", status(running))
+			}
+			v.e.RunToCompletion()
+			if status(running) != "Succeeded" || status(queued) != "Succeeded" {
+				t.Errorf("created while another ran, started after it ended: %s (the other %s)", status(queued), status(running))
 			}
 		})
 	}

@@ -292,8 +292,14 @@ func (e *Emulator) advanceExecLocked(x *execution, now time.Time) bool {
 		if x.kind == execImport && !x.execute {
 			return false // staged only: F&O waits for someone to run it
 		}
+		// F&O takes the lock when the import's batch job starts, not when
+		// ImportFromPackage is called: one started while another runs fails.
+		var other *execution
+		if x.kind == execImport {
+			other = e.executingImportLocked(x)
+		}
 		x.status, x.started = ExecExecuting, now
-		if other := x.lockedBy; other != nil {
+		if other != nil {
 			// Not an HTTP error: the execution exists and ends Failed.
 			x.status, x.completed = ExecFailed, now
 			x.outcome = &Outcome{Status: StatusPreProcessingError, ExecutionStatus: ExecFailed, Errors: []ExecutionError{{
@@ -319,13 +325,13 @@ func (e *Emulator) advanceExecLocked(x *execution, now time.Time) bool {
 	return false
 }
 
-// runningImportLocked is the package import, created before and not
-// finished, that keeps a new import into group from running: one of the
-// same data project or, unless Options.EnhancedParallelPackageImport, any.
-func (e *Emulator) runningImportLocked(group string) *execution {
+// executingImportLocked is the package import running now that keeps x
+// from running: one of the same data project or, unless
+// Options.EnhancedParallelPackageImport, any.
+func (e *Emulator) executingImportLocked(x *execution) *execution {
 	for _, y := range e.st.execOrder {
-		if y.kind == execImport && y.execute && (y.status == ExecNotRun || y.status == ExecExecuting) &&
-			(!e.opts.EnhancedParallelPackageImport || strings.EqualFold(y.group, group)) {
+		if y != x && y.kind == execImport && y.status == ExecExecuting &&
+			(!e.opts.EnhancedParallelPackageImport || strings.EqualFold(y.group, x.group)) {
 			return y
 		}
 	}

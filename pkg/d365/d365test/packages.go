@@ -94,9 +94,6 @@ func (e *Emulator) createImport(group, execID, legal, blobName string, entities 
 		id: execID, kind: execImport, group: group, entities: entities, legal: legal,
 		blobName: blobName, execute: execute, status: ExecNotRun, created: now,
 	}
-	if execute {
-		x.lockedBy = e.runningImportLocked(group)
-	}
 	e.addExecutionLocked(x)
 	e.st.projects[lower(group)] = true
 	return execID, ""

@@ -230,9 +230,6 @@ type execution struct {
 	targetKeysPolls     int
 	runTicks            int // Ticks spent Executing (Outcome.RunTicks)
 	urlPolls            int // empty GetExportedPackageUrl answers given (Outcome.URLEmptyPolls)
-	// lockedBy is the package import that was running when this one was
-	// created: this one ends Failed when it starts.
-	lockedBy *execution
 }
 
 // Execution is a snapshot of a DMF execution.
