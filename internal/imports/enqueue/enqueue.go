@@ -30,6 +30,7 @@ package enqueue
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -359,7 +360,7 @@ func (h *Handler) intent(j *job, start time.Time) ledger.Record {
 		Identity: j.identity, Bucket: fm.Bucket, Key: fm.Key,
 		VersionID: s3io.NormalizeVersion(fm.VersionID), ETag: s3io.NormalizeETag(fm.ETag), Size: fm.Size,
 		Route: rt.Name, Entity: rt.Entity, Company: rt.Company, ActivityID: rt.ActivityID, Kind: string(rt.Kind),
-		ExternalID: ExternalID(fm.Key), EventTime: fm.EventTime, EnqueuedAt: start.UTC(),
+		ExternalID: ExternalID(fm.Key), EventTime: fm.EventTime, EnqueuedAt: start.UTC(), Attempt: rand.Text(),
 	}
 }
 

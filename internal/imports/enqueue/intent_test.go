@@ -1,8 +1,10 @@
 package enqueue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -270,5 +272,58 @@ func TestIntentOverlapsTheReadAndTheRecordFollowsTheMarker(t *testing.T) {
 	}
 	if keys := pipelinetest.Keys(t, f.s3, f.bucket, "_state/ledger/"); len(keys) != 1 {
 		t.Fatalf("ledger records %v, want one", keys)
+	}
+}
+
+// lostAnswerS3 loses the answer to the first intent write: the write lands,
+// and the SDK's retry of it finds the marker there (412), as S3 answers.
+type lostAnswerS3 struct {
+	*s3.Client
+	once sync.Once
+}
+
+func (l *lostAnswerS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	lost := false
+	if isMarker(*in.Key) && in.IfNoneMatch != nil {
+		l.once.Do(func() { lost = true })
+	}
+	if !lost {
+		return l.Client.PutObject(ctx, in, opts...)
+	}
+	body, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	first := *in
+	first.Body = bytes.NewReader(body)
+	if _, err := l.Client.PutObject(ctx, &first, opts...); err != nil {
+		return nil, err
+	}
+	again := *in
+	again.Body = bytes.NewReader(body)
+	return l.Client.PutObject(ctx, &again, opts...)
+}
+
+// An intent write whose answer was lost, retried, finds its own marker:
+// the delivery knows it by its attempt token and sends the file, instead
+// of taking it for an earlier attempt's and filing it as outcome unknown.
+func TestIntentWhoseAnswerWasLostIsKnownAsOwn(t *testing.T) {
+	f := newFixture(t, pipelinetest.FIFO{}, d365test.Options{})
+	m := f.drop(t, "inbound/customers/lost-answer.csv", []byte("data"))
+	h, err := enqueue.New(f.cfg, &lostAnswerS3{Client: f.s3}, f.hook, f.sqs, pipelinetest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := h.Handle(context.Background(), event(m)); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%v %v", failures(resp), err)
+	}
+	if n := f.emu.Requests("enqueue"); n != 1 {
+		t.Fatalf("%d enqueue requests, want the file sent once", n)
+	}
+	if keys := pipelinetest.Keys(t, f.s3, f.bucket, "failed/"); len(keys) != 0 {
+		t.Fatalf("filed as outcome unknown: %v", keys)
+	}
+	if keys := pipelinetest.Keys(t, f.s3, f.bucket, "_state/ledger/"); len(keys) != 1 {
+		t.Fatalf("ledger records %v, want the one the poller follows", keys)
 	}
 }

@@ -95,6 +95,10 @@ type Record struct {
 	Wrapped *dmfpackage.Wrapping `json:"wrapped,omitempty"`
 	// Scope is the package import scope whose lock the import holds.
 	Scope string `json:"scope,omitempty"`
+	// Attempt is a random token of the delivery that wrote the intent, so
+	// that it knows its own marker when the SDK's retry of the conditional
+	// write finds the first try's (whose answer was lost).
+	Attempt string `json:"attempt,omitempty"`
 }
 
 // Sending reports whether the record is an intent marker: the file was
@@ -142,13 +146,18 @@ func (s *Store) GetMarker(ctx context.Context, identity string) (*Record, bool, 
 }
 
 // PutMarker writes the marker unless one exists. When one exists, created
-// is false and existing is what it holds.
+// is false and existing is what it holds; one that carries r's Attempt
+// token is r's own (written by a try whose answer was lost), so created
+// is true.
 func (s *Store) PutMarker(ctx context.Context, r Record) (created bool, existing *Record, err error) {
 	created, err = s3io.PutJSONIfAbsent(ctx, s.S3, s.Bucket, s.MarkerKey(r.Identity), r)
 	if err != nil || created {
 		return created, nil, err
 	}
 	existing, _, err = s.GetMarker(ctx, r.Identity)
+	if err == nil && existing != nil && r.Attempt != "" && existing.Attempt == r.Attempt {
+		return true, nil, nil
+	}
 	return false, existing, err
 }
 
