@@ -1118,8 +1118,9 @@ func (r *report) configScale() {
 }
 
 // pairRuns says how many times each throughput pair ran at its smallest
-// size, and how many files each process moved, from the results themselves ("" when none ran): a merged report
-// may hold parts run with different BENCH_REPEAT.
+// size, and how many files each process moved, from the results themselves
+// ("" when none ran): a merged report may hold parts run with different
+// BENCH_REPEAT or iterations.
 func (r *report) pairRuns() string {
 	var parts []string
 	for _, p := range []struct{ what, baseline string }{
