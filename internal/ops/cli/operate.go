@@ -337,6 +337,10 @@ func (r configReport) Table(w io.Writer) error {
 			fmt.Fprintf(w, "%s already holds this document\n", r.Document)
 		}
 	}
+	if r.Stale {
+		fmt.Fprintf(w, "this file was shown from version %s, and the stored document has changed since: "+
+			"apply refuses it (the changes below include undoing those)\n", r.ShownFrom)
+	}
 	if len(r.Changes) == 0 {
 		fmt.Fprintf(w, "no route or job changes\n")
 	}
@@ -358,9 +362,10 @@ type shown configdoc.Stored
 
 func (s shown) MarshalJSON() ([]byte, error) { return s.Raw, nil }
 
+// Table prints the document under its version's line: a file saved from
+// it is applied over that version only.
 func (s shown) Table(w io.Writer) error {
-	fmt.Fprintf(w, "# version %s\n", s.VersionID)
-	_, err := w.Write(append(s.Raw, '\n'))
+	_, err := w.Write(append(configdoc.Shown(s.Raw, s.VersionID), '\n'))
 	return err
 }
 

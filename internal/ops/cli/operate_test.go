@@ -107,8 +107,31 @@ func TestConfigCommands(t *testing.T) {
 	if code, out, errOut := r.run("config", "apply", good, dequeue); code != 0 || !strings.Contains(out, "create groups") {
 		t.Fatalf("apply: %d %s %s", code, out, errOut)
 	}
-	if code, out, _ := r.run("config", "show"); code != 0 || !strings.Contains(out, `"job":"groups"`) {
+	code, out, _ := r.run("config", "show")
+	if code != 0 || !strings.Contains(out, `"job":"groups"`) || !strings.HasPrefix(out, "# version ") {
 		t.Errorf("show: %d %s", code, out)
+	}
+	// The README's edit cycle: what show printed, saved, validates and
+	// applies while its version is current, and is refused once it is not.
+	shown := write("shown.json", out)
+	if code, out, errOut := r.run("config", "validate", shown); code != 0 {
+		t.Errorf("validate the shown document: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := r.run("config", "apply", shown, dequeue); code != 0 || !strings.Contains(out, "already holds this document") {
+		t.Errorf("apply the shown document: %d %s %s", code, out, errOut)
+	}
+	moved := write("moved.json", strings.Replace(mustRead(t, good), "rate(1 hour)", "rate(2 hours)", 1))
+	if code, out, errOut := r.run("config", "apply", moved, dequeue); code != 0 {
+		t.Fatalf("apply a change: %d %s %s", code, out, errOut)
+	}
+	if code, out, _ := r.run("config", "diff", shown, dequeue); code != 0 || !strings.Contains(out, "has changed since") {
+		t.Errorf("diff of a file shown from an older version: %d %s", code, out)
+	}
+	if code, _, errOut := r.run("config", "apply", shown, dequeue); code != 1 || !strings.Contains(errOut, "no longer the version this file was shown from") {
+		t.Errorf("apply of a file shown from an older version: %d %s", code, errOut)
+	}
+	if code, out, errOut := r.run("config", "apply", good, dequeue); code != 0 {
+		t.Fatalf("apply the document again: %d %s %s", code, out, errOut)
 	}
 	if code, out, _ := r.run("config", "diff", good, dequeue); code != 0 || !strings.Contains(out, "no route or job changes") || !strings.Contains(out, "keep groups") {
 		t.Errorf("diff of the stored document: %d %s", code, out)
@@ -151,4 +174,13 @@ func TestConfigCommands(t *testing.T) {
 	if i < 0 || dr.Checks[i].Result != doctor.Fail || !strings.Contains(dr.Checks[i].Detail, "groups: create") {
 		t.Errorf("doctor with a schedule gone: %+v", dr.Checks)
 	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -37,9 +37,31 @@ type Manager struct {
 	Schedules      *Schedules
 }
 
+// versionLine starts the line `config show` prints above the document, so
+// a file saved from it can be applied over that version only.
+const versionLine = "# version "
+
+// Shown is a document as `config show` prints it: its version's line, then
+// the document.
+func Shown(raw []byte, versionID string) []byte {
+	return append([]byte(versionLine+versionID+"\n"), raw...)
+}
+
+// SplitVersion takes the leading version line (see Shown) off a saved
+// document and returns the version it names; a document without one comes
+// back as it is, with "".
+func SplitVersion(data []byte) (doc []byte, versionID string) {
+	if !bytes.HasPrefix(data, []byte(versionLine)) {
+		return data, ""
+	}
+	line, rest, _ := bytes.Cut(data, []byte("\n"))
+	return rest, strings.TrimSpace(string(line[len(versionLine):]))
+}
+
 // Validate checks a document as the import functions and the dequeue
-// function will read it.
+// function will read it (a leading version line is no part of it).
 func (m *Manager) Validate(data []byte) (*config.Document, error) {
+	data, _ = SplitVersion(data)
 	return config.Parse(data, func(in json.RawMessage) error {
 		_, err := dequeue.DecodeInput(in, m.OutboundPrefix)
 		return err

@@ -142,6 +142,60 @@ func TestApplyDoesNotOverwriteAConcurrentChange(t *testing.T) {
 	}
 }
 
+// TestShownFileIsAppliedOverItsVersionOnly: a file saved from `config
+// show` (version line, then the document) validates and applies while that
+// version is current, and is stored without the line; once another apply
+// has moved the document on, diff marks the file stale and apply refuses
+// it, keeping the newer document.
+func TestShownFileIsAppliedOverItsVersionOnly(t *testing.T) {
+	ctx := context.Background()
+	m, _ := newManager(t)
+	m.Schedules = nil
+	if _, err := m.Apply(ctx, doc()); err != nil {
+		t.Fatal(err)
+	}
+	show := func() []byte {
+		cur, err := m.Current(ctx)
+		if err != nil || cur.VersionID == "" {
+			t.Fatalf("current: %+v %v", cur, err)
+		}
+		return configdoc.Shown(cur.Raw, cur.VersionID)
+	}
+	edited := func(file []byte, jobs ...string) []byte {
+		line, _, _ := strings.Cut(string(file), "\n")
+		return []byte(line + "\n" + string(doc(jobs...)))
+	}
+
+	file := edited(show(), job("groups", "rate(1 hour)", ""))
+	if _, err := m.Validate(file); err != nil {
+		t.Fatalf("a shown file does not validate: %v", err)
+	}
+	rep, err := m.Apply(ctx, file)
+	if err != nil || !rep.Stored || rep.Stale {
+		t.Fatalf("apply over the version shown: %+v %v", rep, err)
+	}
+	cur, _ := m.Current(ctx)
+	if string(cur.Raw) != string(doc(job("groups", "rate(1 hour)", ""))) {
+		t.Fatalf("stored %q: the version line is no part of the document", cur.Raw)
+	}
+
+	stale := edited(show(), job("vendors", "rate(1 hour)", ""))
+	if _, err := m.Apply(ctx, doc(job("groups", "rate(2 hours)", ""))); err != nil { // someone else's change
+		t.Fatal(err)
+	}
+	plan, err := m.Plan(ctx, stale)
+	if err != nil || !plan.Stale || plan.ShownFrom == "" {
+		t.Fatalf("diff of a stale file: %+v %v", plan, err)
+	}
+	rep, err = m.Apply(ctx, stale)
+	if !errors.Is(err, configdoc.ErrStale) || rep.Stored {
+		t.Fatalf("apply of a stale file: %+v %v, want ErrStale", rep, err)
+	}
+	if cur, _ := m.Current(ctx); !strings.Contains(string(cur.Raw), "rate(2 hours)") {
+		t.Fatalf("the newer document was overwritten: %s", cur.Raw)
+	}
+}
+
 // racingS3 stores another document right after the current one is read.
 type racingS3 struct {
 	configdoc.S3
