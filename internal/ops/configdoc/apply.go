@@ -2,6 +2,7 @@ package configdoc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ func (m *Manager) Apply(ctx context.Context, data []byte) (Report, error) {
 		return rep, err
 	}
 	if rep.Stale {
-		return rep, fmt.Errorf("%w (shown from version %s, the current one is %s); nothing was stored", ErrStale, rep.ShownFrom, cur.VersionID)
+		return rep, fmt.Errorf("%w (shown from version %s, the current one is %s); nothing was stored", ErrStale, rep.ShownFrom, cmp.Or(cur.VersionID, "none"))
 	}
 	data, _ = SplitVersion(data)
 	if cur.Raw == nil || !bytes.Equal(bytes.TrimSpace(cur.Raw), bytes.TrimSpace(data)) { // an editor's final newline is no change
