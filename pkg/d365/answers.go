@@ -132,6 +132,12 @@ func idContentType(ct string) bool {
 	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
+// htmlPage reports whether a Content-Type is a web page's.
+func htmlPage(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
+}
+
 // errorBody is what an error answer says.
 type errorBody struct {
 	code, message, summary string

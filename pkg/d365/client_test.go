@@ -270,6 +270,41 @@ func TestDequeueDownloadAck(t *testing.T) {
 	}
 }
 
+// TestDownloadAnsweredByAnHTMLPageIsRefused: a sign-in or gateway page
+// served with status 200 in place of the export is an unexpected answer,
+// not an export; the next download gets the file.
+func TestDownloadAnsweredByAnHTMLPageIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, shape := range []d365test.AnswerShape{d365test.AnswerHTML, d365test.AnswerSessionExpired} {
+		t.Run(string(shape), func(t *testing.T) {
+			t.Parallel()
+			e, c := newEmulatorClient(t, d365test.Options{})
+			ctx := context.Background()
+			body := []byte("ID,NAME\n1,one\n")
+			e.QueueExport(exportActivity, d365test.Export{Body: body, Size: int64(len(body))})
+			d, err := c.Dequeue(ctx, exportActivity)
+			if err != nil || d == nil {
+				t.Fatalf("dequeue = %v, %v", d, err)
+			}
+			e.Inject(d365test.Fault{Endpoint: "download", Count: 1, Status: http.StatusOK, EnqueueAnswer: shape})
+			dl, err := c.Download(ctx, *d.DownloadLocation)
+			var ua *d365.UnexpectedAnswerError
+			if !errors.As(err, &ua) || ua.Op != "download" || !strings.Contains(ua.ContentType, "text/html") || dl != nil {
+				t.Fatalf("download answered by a page: %+v, %v; want an UnexpectedAnswerError", dl, err)
+			}
+			dl, err = c.Download(ctx, *d.DownloadLocation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(dl.Body)
+			dl.Body.Close()
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("the download after: %q, %v", got, err)
+			}
+		})
+	}
+}
+
 func TestUnackedExportIsRedelivered(t *testing.T) {
 	t.Parallel()
 	e, c := newEmulatorClient(t, d365test.Options{})

@@ -3,6 +3,7 @@ package dequeue_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -357,6 +358,32 @@ func TestStopsAfterConsecutiveFailures(t *testing.T) {
 	}
 	if n := v.e.Pending(actA); n != 5 {
 		t.Errorf("pending %d", n)
+	}
+}
+
+// TestSignInPageInPlaceOfTheExportIsNotLanded: a download answered with
+// status 200 by a sign-in page lands nothing and is not acknowledged (that
+// would give the export up for a page); the redelivery lands the export.
+func TestSignInPageInPlaceOfTheExportIsNotLanded(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, d365test.Options{})
+	corr := v.e.QueueExport(actA, d365test.Export{Body: []byte("ID,NAME\n1,one\n")})
+	v.e.Inject(d365test.Fault{Endpoint: "download", Count: 1, Status: http.StatusOK, EnqueueAnswer: d365test.AnswerHTML})
+	h := v.handler(nil)
+	sum := v.run(h, input("cg", actA, ""))
+	if sum.Failed != 1 || sum.Landed != 0 || sum.Acked != 0 || len(sum.Files) != 1 || sum.Files[0].Stage != "download" {
+		t.Fatalf("summary: %+v", sum)
+	}
+	if n := v.versions("outbound/cg/"); n != 0 || len(v.e.Acked(actA)) != 0 {
+		t.Fatalf("%d object versions landed, acked %v; want none", n, v.e.Acked(actA))
+	}
+	v.e.Advance(31 * time.Minute)
+	sum = v.run(h, input("cg", actA, ""))
+	if sum.Landed != 1 || sum.Acked != 1 {
+		t.Fatalf("redelivery: %+v", sum)
+	}
+	if got := v.e.Acked(actA); len(got) != 1 || got[0] != corr {
+		t.Errorf("acked %v", got)
 	}
 }
 

@@ -52,7 +52,9 @@ type Fault struct {
 	EmptyExecutionID bool
 	// EnqueueAnswer: on enqueue, the message is stored and answered in
 	// this shape. With Status (e.g. 200 from a front door), nothing is
-	// stored and the shape, with a made-up ID, is the whole answer.
+	// stored and the shape, with a made-up ID, is the whole answer, on
+	// enqueue or any other F&O endpoint (a download answered by a sign-in
+	// page, say).
 	EnqueueAnswer AnswerShape
 	// Cause: with a Status of 400 or more on an F&O endpoint (connector
 	// or OData), the answer is F&O's error body: the generic message "An
