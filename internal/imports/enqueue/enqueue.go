@@ -520,15 +520,14 @@ func (h *Handler) outcomeUnknown(ctx context.Context, j *job, externalID string,
 	if err != nil {
 		return fmt.Errorf("enqueue outcome unknown for %s, and it could not be filed under failed/: %w", fm.Key, err)
 	}
-	// The marker goes last: until the file is filed, a redelivery that
-	// finds it finishes this filing instead of sending the file.
-	if err := h.ledger.DeleteMarker(wctx, identity); err != nil {
-		return err
-	}
 	log.ErrorContext(ctx, "enqueue: sent, but F&O's answer was lost; filed under failed/ for a person to check",
 		"file", dst, "error", cause.Error())
-	h.cfg.Observers.Filed(ctx, result, dst)
-	return nil
+	// People hear of it before the marker goes: a crash in between tells
+	// them on the redelivery (once: the notification is kept once) rather
+	// than never. Until the marker goes, a redelivery that finds it
+	// finishes this filing instead of sending the file.
+	h.cfg.Observers.Filed(wctx, result, dst)
+	return h.ledger.DeleteMarker(wctx, identity)
 }
 
 // outcomeUnknownNote says what happened to a send whose outcome is unknown:

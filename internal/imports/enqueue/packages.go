@@ -457,13 +457,12 @@ func (h *Handler) packageUnknown(ctx context.Context, p *pkgJob, rec ledger.Reco
 	}
 	// The poller watches the execution and frees the scope at its end.
 	h.setLock(wctx, p, ledger.LockOutcomeUnknown, rec.ExecutionID, p.log)
-	if err := h.ledger.DeleteMarker(wctx, p.identity); err != nil {
-		return err
-	}
 	if dst != "" {
 		p.log.ErrorContext(ctx, "enqueue: ImportFromPackage went out, but F&O's answer was lost; filed under failed/ for a person to check",
 			"file", dst, "executionId", rec.ExecutionID, "error", cause.Error())
-		h.cfg.Observers.Filed(ctx, result, dst)
+		// Told before the marker goes, so a crash in between tells it on
+		// the redelivery rather than never (once either way).
+		h.cfg.Observers.Filed(wctx, result, dst)
 	}
-	return nil
+	return h.ledger.DeleteMarker(wctx, p.identity)
 }

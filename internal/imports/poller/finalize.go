@@ -88,6 +88,9 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := filedTail(ctx)
+	defer cancel()
+	p.cfg.Observers.Filed(ctx, *res, placed)
 	if !rec.StuckReportedAt.IsZero() {
 		if err := s3io.DeleteKey(ctx, p.s3, rec.Bucket, rec.Key+layout.StuckSuffix); err != nil {
 			return nil, err
@@ -105,8 +108,18 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 	}
 	log.Log(ctx, level, "poller: import finished", "outcome", res.Outcome, "status", res.Status, "executionId", execID,
 		"executionStatus", res.ExecutionStatus, "errors", len(res.Errors), "file", placed)
-	p.cfg.Observers.Filed(ctx, *res, placed)
 	return res, nil
+}
+
+// filedTail is the context of what follows a file's filing: the
+// notification, then the clean-up, the marker last. It runs to its end
+// even when the run is being stopped (a worker ran out of budget and
+// cancelled the others), within a few seconds; and people hear of the file
+// before its marker goes, so a crash in between tells them on the next run
+// (the notification is sent once either way; the metric may count twice)
+// rather than never.
+func filedTail(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
 // errorFiles copies F&O's staging error file and target error keys file

@@ -25,6 +25,7 @@ type hookS3 struct {
 	*s3.Client
 	getErr   func(key string) error // non-nil: GetObject fails with it
 	putErr   func(key string) error // non-nil: PutObject fails with it
+	delErr   func(key string) error // non-nil: DeleteObject fails with it
 	afterGet func(key string)
 	beforePut,
 	beforeDel func(ctx context.Context, key string, ifMatch, ifNoneMatch string)
@@ -68,6 +69,11 @@ func (h *hookS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...f
 func (h *hookS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
 	if h.beforeDel != nil {
 		h.beforeDel(ctx, aws.ToString(in.Key), aws.ToString(in.IfMatch), "")
+	}
+	if h.delErr != nil {
+		if err := h.delErr(aws.ToString(in.Key)); err != nil {
+			return nil, err
+		}
 	}
 	return h.Client.DeleteObject(ctx, in, opts...)
 }

@@ -115,6 +115,9 @@ func (p *Poller) finalizePackage(ctx context.Context, rec ledger.Record, status 
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := filedTail(ctx)
+	defer cancel()
+	p.cfg.Observers.Filed(ctx, *res, placed)
 	if !rec.StuckReportedAt.IsZero() {
 		if err := s3io.DeleteKey(ctx, p.s3, rec.Bucket, rec.Key+layout.StuckSuffix); err != nil {
 			return nil, err
@@ -132,7 +135,6 @@ func (p *Poller) finalizePackage(ctx context.Context, rec ledger.Record, status 
 	level := map[bool]slog.Level{true: slog.LevelInfo, false: slog.LevelWarn}[res.Outcome == filing.OutcomeProcessed]
 	log.Log(ctx, level, "poller: package import finished", "outcome", res.Outcome, "executionStatus", res.ExecutionStatus,
 		"errors", len(res.Errors), "file", placed)
-	p.cfg.Observers.Filed(ctx, *res, placed)
 	return res, nil
 }
 

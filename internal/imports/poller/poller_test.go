@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/imports/poller"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
+	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 	"github.com/fno-bridge/s3-fno/internal/shared/routes"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -420,6 +424,77 @@ func TestKilledBetweenMoveAndRetire(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFailureIsToldBeforeTheMarkerGoes: a failed file's notification goes
+// out before its marker is deleted, so a run that stops there (the delete
+// fails here; a crash would leave the same state) has told of it already;
+// the next run finishes the filing and does not tell again.
+func TestFailureIsToldBeforeTheMarkerGoes(t *testing.T) {
+	f := newFixture(t, options{})
+	f.emu.Script(d365test.Rule{ActivityID: pipelinetest.ActVendors, Outcome: d365test.Outcome{Status: "ProcessedWithErrors",
+		Errors: []d365test.ExecutionError{{RecordId: "1", Field: "CustGroup", ErrorMessage: "does not exist"}}}})
+	f.enqueue(t, map[string]string{"inbound/vendors/v.csv": "V;N\n1;x\n"})
+	f.emu.RunToCompletion()
+	pub := &publishes{}
+	cfg := f.pcfg
+	cfg.Observers.Notify = &notify.Notifier{Topic: "arn:aws:sns:us-east-1:123456789012:alerts", Stack: "test", SNS: pub,
+		S3: f.s3, Bucket: f.bucket, Layout: f.layout, Log: pipelinetest.Quiet()}
+	markers := f.layout.MarkerPrefix()
+	hs := &hookS3{Client: f.s3, delErr: func(key string) error {
+		if strings.HasPrefix(key, markers) {
+			return errors.New("injected: the run stops before the marker goes")
+		}
+		return nil
+	}}
+	run := func(s3c poller.S3, ahead time.Duration) poller.Summary {
+		t.Helper()
+		b := poller.NewBudget(cfg.BudgetPerMinute)
+		p, err := poller.New(cfg, s3c, pipelinetest.FnO(t, f.emu, func(c *d365.Config) { c.Limiter = b }), b, f.sqs, pipelinetest.Quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Set(time.Now().Add(ahead))
+		s, err := p.Handle(context.Background(), json.RawMessage(`{"task":"poll"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := run(hs, 2*time.Minute); s.Finalized != 0 || s.Errors == 0 {
+		t.Fatalf("the run whose marker delete failed: %+v", s)
+	}
+	if got := pub.subjects(); len(got) != 1 || !strings.Contains(got[0], "failed: vendors/v.csv") {
+		t.Fatalf("notifications after the stopped run: %q; want the failure told once", got)
+	}
+	if s := run(f.s3, 3*time.Hour); s.Finalized != 1 { // past the failed attempt's back-off
+		t.Fatalf("the next run: %+v", s)
+	}
+	if got := pub.subjects(); len(got) != 1 {
+		t.Fatalf("notifications after the next run: %q; want still one", got)
+	}
+	if left := f.stateLeft(t); len(left) != 1 || !strings.Contains(left[0], "/notified/") {
+		t.Fatalf("_state/ holds %v; want only the notification's once-only marker", left)
+	}
+}
+
+// publishes records what is published to the topic.
+type publishes struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (p *publishes) Publish(_ context.Context, in *sns.PublishInput, _ ...func(*sns.Options)) (*sns.PublishOutput, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.got = append(p.got, aws.ToString(in.Subject))
+	return &sns.PublishOutput{MessageId: aws.String(fmt.Sprint(len(p.got)))}, nil
+}
+
+func (p *publishes) subjects() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.got...)
 }
 
 func TestDuplicateLedgerRecords(t *testing.T) {
