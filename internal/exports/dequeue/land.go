@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -294,9 +295,18 @@ func (h *Handler) exportFailed(ctx context.Context, in Input, correlationID, sta
 	if correlationID == "" { // the dequeue itself failed: once an hour
 		id = in.Job + " dequeue " + h.cfg.Now().UTC().Format("2006-01-02T15")
 	}
+	ctx, cancel := tellContext(ctx)
+	defer cancel()
 	h.cfg.Notify.Send(ctx, notify.Event{Kind: notify.ExportFailed, ID: id, What: what,
 		Body:   "An export from F&O was not landed in S3 and acknowledged (" + err.Error() + "). F&O hands an unacknowledged export out again after 30 minutes; the next scheduled run tries again.",
 		Fields: [][2]string{{"Job", in.Job}, {"Activity ID", in.ActivityID}, {"Correlation ID", correlationID}, {"Stage", stage}, {"Key", key}}})
+}
+
+// tellContext is what a notification goes out on: a failure caused by the
+// file's own deadline still reaches a person, in the seconds the run keeps
+// past that deadline.
+func tellContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 }
 
 // missingFile records an answer without a file and acknowledges it only

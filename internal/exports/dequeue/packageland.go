@@ -163,6 +163,8 @@ func (j *pkgRun) alert(ctx context.Context, event, what, body string, extra ...[
 	}
 	fields := [][2]string{{"Job", j.in.Job}, {"Data project", j.in.DefinitionGroupID}, {"Legal entity", j.in.LegalEntityID},
 		{"Execution ID", j.x.ExecutionID}}
+	ctx, cancel := tellContext(ctx)
+	defer cancel()
 	j.h.cfg.Notify.Send(ctx, notify.Event{Kind: notify.ExportFailed, ID: id, What: j.in.Job + ": " + what, Body: body,
 		Fields: append(fields, extra...)})
 }

@@ -3,6 +3,7 @@ package dequeue_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,5 +35,30 @@ func TestSlowDequeueStopsBeforeDeadline(t *testing.T) {
 	}
 	if got := v.e.Acked(actA); len(got) != 1 || got[0] != corr {
 		t.Fatalf("acked %v", got)
+	}
+}
+
+// TestDownloadPastTheFileDeadlineIsTold: a download still running at the
+// file's own deadline fails the file; the person hears of it all the same
+// (the notification goes out on the seconds the run keeps past that
+// deadline, not on the expired context), and the export is not
+// acknowledged.
+func TestDownloadPastTheFileDeadlineIsTold(t *testing.T) {
+	t.Parallel()
+	v := newPkgEnv(t, d365test.Options{})
+	v.e.QueueExport(actA, d365test.Export{Body: []byte("slow")})
+	v.e.Inject(d365test.Fault{Endpoint: "download", Count: 1, Delay: time.Hour}) // until the client gives up
+	h := v.handler(func(c *dequeue.Config) { c.DeadlineMargin = 2 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	sum, _ := h.Handle(ctx, json.RawMessage(input("cg", actA, "")))
+	if sum.Failed != 1 || sum.Acked != 0 || len(sum.Files) != 1 || sum.Files[0].Stage != "download" {
+		t.Fatalf("summary %+v", sum)
+	}
+	if got := v.subjects(); len(got) != 1 || !strings.Contains(got[0], "export-failed: cg: download") {
+		t.Fatalf("notifications %q; want the failed download told", got)
+	}
+	if len(v.e.Acked(actA)) != 0 {
+		t.Fatal("acknowledged")
 	}
 }
