@@ -22,11 +22,15 @@ func build(_ context.Context, env startup.Env) (any, error) {
 	// Keep the heap in use within the landing's memory bound between
 	// uploads; GOMEMLIMIT overrides.
 	limit, fromEnv := dequeue.ApplyMemoryLimit(h.Config(), env.Getenv)
-	source := "part size × concurrency + 32 MiB"
+	source := "part size × concurrency + headroom"
 	if fromEnv {
 		source = "GOMEMLIMIT"
 	}
 	env.Log.Info("dequeue: soft memory limit", "bytes", limit, "MiB", limit>>20, "source", source)
+	if mib, over := dequeue.OverFunctionMemory(limit, env.Getenv); over {
+		env.Log.Error("dequeue: the landing's memory bound is above the function's memory; a large export will run it out of memory: "+
+			"lower UPLOAD_PART_MIB or UPLOAD_CONCURRENCY, or raise MemorySize", "limitMiB", limit>>20, "functionMiB", mib)
+	}
 	return h.Handle, nil
 }
 

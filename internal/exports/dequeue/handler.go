@@ -27,19 +27,15 @@
 //
 // # Memory
 //
-// Exports are streamed: F&O's download body goes through the S3 transfer
-// manager in parts. Memory per transfer is bounded by the part pool,
-// PartSize × (Concurrency + 1), plus the first part, which the transfer
-// manager reads whole (PartSize; its growth may briefly need twice that).
-// With the defaults (8 MiB, 2) that is about 32–40 MiB whatever the export's
-// size. Unpacking reads the landed zip back with ranged GETs (no /tmp, no
-// full buffering) and uploads one entry at a time with the same bound.
-//
-// The pool is allocated afresh for every upload, so the previous one is
-// garbage until the next GC; the dequeue function therefore sets a soft
-// memory limit of PartSize × Concurrency + 32 MiB (Config.MemoryLimit,
-// ApplyMemoryLimit; GOMEMLIMIT overrides it) so the GC collects it before
-// the heap in use passes that bound.
+// Exports are streamed: F&O's download body goes to S3 in parts through
+// internal/exports/s3upload, whose part buffers, PartSize × (Concurrency +
+// 1), are pooled across uploads: about 24 MiB with the defaults (8 MiB, 2)
+// whatever the export's size. Unpacking reads the landed zip back with
+// ranged GETs (no /tmp, no full buffering) and uploads one entry at a time
+// with the same bound. The dequeue function sets a soft memory limit
+// (Config.MemoryLimit, ApplyMemoryLimit; GOMEMLIMIT overrides it) so the GC
+// collects what each request leaves before the heap in use passes that
+// bound.
 package dequeue
 
 import (

@@ -3,16 +3,18 @@ package dequeue
 import (
 	"math"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
 // MemoryHeadroom is what the memory bound allows besides the parts in
-// flight: the part being filled from the download meanwhile, TLS and HTTP
-// buffers, the SDK clients, the Go runtime.
+// flight, at least: the part being filled from the download meanwhile, TLS
+// and HTTP buffers, the SDK clients, the Go runtime. With parts over 8 MiB
+// the headroom is a part and 24 MiB.
 const MemoryHeadroom int64 = 32 << 20
 
 // MemoryLimit is the soft memory limit for a process that lands exports
-// with c: PartSize × Concurrency + MemoryHeadroom (48 MiB with the
+// with c: PartSize × Concurrency + the headroom (48 MiB with the
 // defaults), the bound the landing's live heap stays within.
 //
 // Why a limit: the part buffers (Concurrency + 1 of PartSize, pooled
@@ -36,10 +38,24 @@ func (c Config) MemoryLimit() int64 {
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
-	if part > (math.MaxInt64-MemoryHeadroom)/conc {
+	if part > (math.MaxInt64-MemoryHeadroom)/(conc+1) {
 		return math.MaxInt64
 	}
-	return part*conc + MemoryHeadroom
+	// The pool keeps Concurrency + 1 parts: the one being filled must fit
+	// in the headroom, or the GC would run without end above the limit.
+	return part*conc + max(MemoryHeadroom, part+24<<20)
+}
+
+// OverFunctionMemory reports the function's memory in MiB when limit is
+// above it (AWS_LAMBDA_FUNCTION_MEMORY_SIZE; getenv is os.Getenv outside
+// tests): the landing's part buffers then do not fit, and a large export
+// runs the function out of memory.
+func OverFunctionMemory(limit int64, getenv func(string) string) (functionMiB int64, over bool) {
+	mib, err := strconv.ParseInt(strings.TrimSpace(getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")), 10, 64)
+	if err != nil || mib <= 0 {
+		return 0, false
+	}
+	return mib, limit > mib<<20
 }
 
 // ApplyMemoryLimit sets the runtime's soft memory limit to c.MemoryLimit(),

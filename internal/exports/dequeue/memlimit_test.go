@@ -1,6 +1,7 @@
 package dequeue_test
 
 import (
+	"fmt"
 	"math"
 	"runtime/debug"
 	"testing"
@@ -18,8 +19,9 @@ func TestMemoryLimit(t *testing.T) {
 	}{
 		{"defaults", nil, 8*mib*2 + 32*mib},
 		{"smallest", map[string]string{"UPLOAD_PART_MIB": "5", "UPLOAD_CONCURRENCY": "1"}, 5*mib + 32*mib},
-		{"configured", map[string]string{"UPLOAD_PART_MIB": "16", "UPLOAD_CONCURRENCY": "4"}, 16*mib*4 + 32*mib},
-		{"largest", map[string]string{"UPLOAD_PART_MIB": "512", "UPLOAD_CONCURRENCY": "16"}, 512*mib*16 + 32*mib},
+		{"configured", map[string]string{"UPLOAD_PART_MIB": "16", "UPLOAD_CONCURRENCY": "4"}, 16*mib*4 + 40*mib},
+		{"large parts: the part being filled fits too", map[string]string{"UPLOAD_PART_MIB": "64", "UPLOAD_CONCURRENCY": "2"}, 64*mib*3 + 24*mib},
+		{"largest", map[string]string{"UPLOAD_PART_MIB": "512", "UPLOAD_CONCURRENCY": "16"}, 512*mib*17 + 24*mib},
 	} {
 		env := map[string]string{"BUCKET": "b"}
 		for k, v := range tc.env {
@@ -39,6 +41,34 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	if got := (dequeue.Config{PartSize: math.MaxInt64 / 2, Concurrency: 16}).MemoryLimit(); got != math.MaxInt64 {
 		t.Errorf("overflowing Config: MemoryLimit = %d, want no limit", got)
+	}
+}
+
+// TestOverFunctionMemory: a limit above the function's memory is told; one
+// within it, or no memory size known (outside Lambda), is not.
+func TestOverFunctionMemory(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		size  string
+		limit int64
+		over  bool
+	}{
+		{"256", 48 << 20, false},
+		{"256", 256 << 20, false},
+		{"256", 216 << 20, false},
+		{"128", 216 << 20, true},
+		{"", 1 << 40, false},
+		{"not a number", 1 << 40, false},
+	} {
+		mib, over := dequeue.OverFunctionMemory(tc.limit, func(k string) string {
+			if k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" {
+				return tc.size
+			}
+			return ""
+		})
+		if over != tc.over || (over && fmt.Sprint(mib) != tc.size) {
+			t.Errorf("memory %q, limit %d MiB: %d, %v; want over %v", tc.size, tc.limit>>20, mib, over, tc.over)
+		}
 	}
 }
 
@@ -72,7 +102,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 	if want := c.MemoryLimit(); limit != want || fromEnv {
 		t.Errorf("no GOMEMLIMIT: ApplyMemoryLimit = %d, %v; want %d, false", limit, fromEnv, want)
 	}
-	if got, want := debug.SetMemoryLimit(-1), int64(16<<20*3+32<<20); got != want {
+	if got, want := debug.SetMemoryLimit(-1), int64(16<<20*3+40<<20); got != want { // headroom: a part and 24 MiB
 		t.Errorf("no GOMEMLIMIT: runtime limit %d, want %d", got, want)
 	}
 }
