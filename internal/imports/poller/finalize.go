@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,8 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 		}
 	}
 
+	doubtProcessed(res)
+
 	file := p.fileOf(rec)
 	base := p.cfg.Layout.ProcessedKey(rec.Route, rec.EnqueuedAt, file)
 	if res.Outcome == filing.OutcomeFailed {
@@ -120,6 +123,21 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 // rather than never.
 func filedTail(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+// doubtProcessed files a message F&O calls Processed as failed when its
+// execution says otherwise (it ended PartiallySucceeded, Failed or
+// Canceled, or has error rows): rows may be missing in F&O, and a person
+// should hear of it rather than find the file under processed/.
+func doubtProcessed(res *filing.Result) {
+	es := d365.ExecutionStatus(res.ExecutionStatus)
+	bad := es == d365.ExecPartiallySucceeded || es == d365.ExecFailed || es == d365.ExecCanceled
+	if res.Outcome != filing.OutcomeProcessed || (!bad && len(res.Errors) == 0) {
+		return
+	}
+	res.Outcome = filing.OutcomeFailed
+	res.Notes = append(res.Notes, fmt.Sprintf("F&O's message status is Processed, but its execution ended %s with %d error row(s): "+
+		"filed as failed, so that a person checks what F&O imported", cmp.Or(res.ExecutionStatus, "(no status)"), len(res.Errors)))
 }
 
 // errorFiles copies F&O's staging error file and target error keys file

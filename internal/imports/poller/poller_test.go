@@ -223,6 +223,37 @@ func TestProcessed(t *testing.T) {
 	}
 }
 
+// TestProcessedWhoseExecutionSaysOtherwise: F&O calls the message
+// Processed, but its execution ended PartiallySucceeded, or has error rows:
+// the file is filed as failed, with a note saying why, and its error files
+// beside it.
+func TestProcessedWhoseExecutionSaysOtherwise(t *testing.T) {
+	rows := []d365test.ExecutionError{{RecordId: "7", Field: "CustGroup", ErrorMessage: "does not exist"}}
+	for name, out := range map[string]d365test.Outcome{
+		"partially succeeded": {Status: "Processed", ExecutionStatus: "PartiallySucceeded", StagingErrorFile: []byte("e\n")},
+		"error rows":          {Status: "Processed", ExecutionStatus: "Succeeded", Errors: rows, StagingErrorFile: []byte("e\n")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, options{})
+			f.emu.Script(d365test.Rule{ActivityID: pipelinetest.ActVendors, Outcome: out})
+			f.enqueue(t, map[string]string{"inbound/vendors/v.csv": "V;N\n1;x\n"})
+			f.emu.RunToCompletion()
+			if s := f.run(t, 2*time.Minute); s.Finalized != 1 || s.Failed != 1 || s.Processed != 0 {
+				t.Fatalf("summary = %+v", s)
+			}
+			dst := "failed/vendors/" + today() + "/v.csv"
+			r := f.result(t, dst)
+			if r.Outcome != "failed" || r.Status != "Processed" || r.ExecutionStatus != out.ExecutionStatus ||
+				!strings.Contains(strings.Join(r.Notes, " "), "message status is Processed, but its execution ended") || r.StagingErrorFile == "" {
+				t.Fatalf("result = %+v", r)
+			}
+			if keys := pipelinetest.Keys(t, f.s3, f.bucket, "processed/"); len(keys) != 0 {
+				t.Fatalf("processed/ = %v", keys)
+			}
+		})
+	}
+}
+
 func TestFailedWithErrorsAndErrorFiles(t *testing.T) {
 	for _, raw := range []bool{false, true} {
 		t.Run(fmt.Sprintf("raw newlines %v", raw), func(t *testing.T) {
