@@ -444,7 +444,9 @@ func (p *Poller) handle(ctx context.Context, rec ledger.Record, key string, extr
 	// A record without a marker belongs to a file finalized already (the
 	// marker goes just before the ledger record): only a final status can
 	// be such a leftover's, so the marker is read only then.
-	if _, found, err := p.ledger.GetMarker(ctx, rec.Identity); err != nil {
+	// An unreadable marker is there all the same: the file is finalized
+	// from its record (which holds all it needs), and the marker goes.
+	if _, found, err := p.ledger.GetMarker(ctx, rec.Identity); err != nil && !errors.Is(err, s3io.ErrUndecodable) {
 		log.ErrorContext(ctx, "poller: cannot read the marker", "error", err.Error())
 		c.add(func(s *Summary) { s.Errors++ })
 		return p.stopIf(ctx, err) // the record stays due: the next run checks it again

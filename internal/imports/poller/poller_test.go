@@ -528,6 +528,30 @@ func (p *publishes) subjects() []string {
 	return append([]string(nil), p.got...)
 }
 
+// TestUnreadableMarkerDoesNotBlockTheFile: a marker that is not JSON any
+// more (damaged by hand, say) is still a marker: the file is finalized from
+// its ledger record and the marker goes with it, instead of the record
+// staying due, checked every run, for ever.
+func TestUnreadableMarkerDoesNotBlockTheFile(t *testing.T) {
+	f := newFixture(t, options{})
+	f.enqueue(t, map[string]string{"inbound/customers/m.csv": "marker"})
+	f.emu.RunToCompletion()
+	markers := pipelinetest.Keys(t, f.s3, f.bucket, f.layout.MarkerPrefix())
+	if len(markers) != 1 {
+		t.Fatalf("markers %v", markers)
+	}
+	pipelinetest.Put(t, f.s3, f.bucket, markers[0], []byte("{not json"))
+	if s := f.run(t, 2*time.Minute); s.Finalized != 1 || s.Errors != 0 {
+		t.Fatalf("summary = %+v", s)
+	}
+	if body, ok := pipelinetest.Get(t, f.s3, f.bucket, "processed/customers/"+today()+"/m.csv"); !ok || string(body) != "marker" {
+		t.Fatalf("processed file = %q %v", body, ok)
+	}
+	if left := f.stateLeft(t); len(left) != 0 {
+		t.Fatalf("_state/ still holds %v", left)
+	}
+}
+
 func TestDuplicateLedgerRecords(t *testing.T) {
 	f := newFixture(t, options{})
 	f.enqueue(t, map[string]string{"inbound/customers/d.csv": "x"})
