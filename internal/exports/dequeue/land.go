@@ -302,6 +302,24 @@ func (h *Handler) exportFailed(ctx context.Context, in Input, correlationID, sta
 		Fields: [][2]string{{"Job", in.Job}, {"Activity ID", in.ActivityID}, {"Correlation ID", correlationID}, {"Stage", stage}, {"Key", key}}})
 }
 
+// tellMissing tells a person, once per export, of an answer without a
+// file: F&O hands it out again every 30 minutes unless the job
+// acknowledges such answers (ackMissingFile), and either way someone should
+// look at the export in F&O.
+func (h *Handler) tellMissing(ctx context.Context, in Input, correlationID, reason, fnoMessage, record string) {
+	next := "F&O hands it out again every 30 minutes until it is acknowledged (set \"ackMissingFile\": true on the job to acknowledge such answers)."
+	if in.AckMissingFile {
+		next = "It was acknowledged, as the job says (ackMissingFile), so F&O will not hand it out again."
+	}
+	ctx, cancel := tellContext(ctx)
+	defer cancel()
+	h.cfg.Notify.Send(ctx, notify.Event{Kind: notify.ExportFailed, ID: in.Job + " " + correlationID + " missing", What: in.Job + ": no file",
+		Body: "F&O handed out an export without a file to download (" + reason + "). " + next +
+			" Look at the export's message in the recurring job's history in F&O.",
+		Fields: [][2]string{{"Job", in.Job}, {"Activity ID", in.ActivityID}, {"Correlation ID", correlationID}, {"F&O's message", fnoMessage},
+			{"Record", "s3://" + h.cfg.Bucket + "/" + record}}})
+}
+
 // tellContext is what a notification goes out on: a failure caused by the
 // file's own deadline still reaches a person, in the seconds the run keeps
 // past that deadline.
@@ -337,6 +355,7 @@ func (h *Handler) missingFile(ctx context.Context, log *slog.Logger, in Input, d
 		log.ErrorContext(ctx, "dequeue: missing file not recorded, not acknowledged", "reason", reason, "error", err.Error())
 		return
 	}
+	h.tellMissing(ctx, in, d.CorrelationID, reason, msg, key)
 	if !in.AckMissingFile {
 		log.WarnContext(ctx, "dequeue: no file; recorded, left for F&O to hand out again (ackMissingFile is false)",
 			"reason", reason, "fnoMessage", msg, "record", key)

@@ -62,3 +62,22 @@ func TestDownloadPastTheFileDeadlineIsTold(t *testing.T) {
 		t.Fatal("acknowledged")
 	}
 }
+
+// TestMissingFileIsToldOnce: an export handed out without a file is told
+// to a person once, however often F&O hands it out again.
+func TestMissingFileIsToldOnce(t *testing.T) {
+	t.Parallel()
+	v := newPkgEnv(t, d365test.Options{})
+	v.e.QueueExport(actA, d365test.Export{Body: []byte("x")})
+	v.e.Inject(d365test.Fault{Endpoint: "dequeue", FileMissing: true}) // every time it is handed out
+	h := v.handler(nil)
+	for i := 0; i < 2; i++ {
+		if sum := v.run(h, input("cg", actA, "")); sum.MissingFiles != 1 || sum.Acked != 0 {
+			t.Fatalf("run %d: %+v", i+1, sum)
+		}
+		v.e.Advance(31 * time.Minute)
+	}
+	if got := v.subjects(); len(got) != 1 || !strings.Contains(got[0], "export-failed: cg: no file") {
+		t.Fatalf("notifications %q; want one", got)
+	}
+}
