@@ -635,6 +635,46 @@ func TestPackageJobStuck(t *testing.T) {
 	}
 }
 
+// lostAnswerS3 writes the first PutObject of key and then answers it as the
+// SDK's retry of a write whose answer was lost would see it: 412, the key
+// being taken (by that very write).
+type lostAnswerS3 struct {
+	dequeue.S3
+	key  string
+	lost atomic.Bool
+}
+
+func (l *lostAnswerS3) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	out, err := l.S3.PutObject(ctx, in, o...)
+	if err == nil && aws.ToString(in.Key) == l.key && l.lost.CompareAndSwap(false, true) {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
+	}
+	return out, err
+}
+
+// TestPackageJobKnowsItsOwnWrite: the execution document's first write
+// lands but its answer is lost, and the SDK's retry meets a 412: the run
+// knows the document as its own and starts the export, rather than
+// yielding to a run that does not exist (which left the export unstarted
+// until it was given up as lost an hour later).
+func TestPackageJobKnowsItsOwnWrite(t *testing.T) {
+	t.Parallel()
+	v := newPkgEnv(t, d365test.Options{})
+	v.ticks.Store(true)
+	h := v.handler(nil)
+	lossy, err := dequeue.New(h.Config(), v.fno, &lostAnswerS3{S3: v.s3, key: "_state/exports/vendors/package/execution.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := v.run(lossy, pkgInput("vendors", ""))
+	if n := v.e.Requests("ExportToPackage"); n != 1 {
+		t.Fatalf("%d ExportToPackage calls, want 1; summary %+v", n, sum)
+	}
+	if x := lastExecution(t, sum); x.Outcome != dequeue.ExecLanded {
+		t.Fatalf("summary %+v", sum)
+	}
+}
+
 // refusingS3 refuses every PutObject under prefix.
 type refusingS3 struct {
 	dequeue.S3

@@ -174,8 +174,27 @@ func (h *Handler) writeExecution(ctx context.Context, job string, x *Execution, 
 		put.IfMatch = aws.String(cond)
 	}
 	out, err := h.s3.PutObject(ctx, put)
+	if isPreconditionFailed(err) {
+		// The SDK retries a write whose answer was lost, and the retry
+		// meets the first attempt's object: the same bytes are this
+		// write's own (they hold this run's execution ID and times).
+		if etag, same := h.holds(ctx, key, b); same {
+			return etag, nil
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", key, err)
 	}
 	return aws.ToString(out.ETag), nil
+}
+
+// holds reports whether key holds exactly want, and its ETag.
+func (h *Handler) holds(ctx context.Context, key string, want []byte) (string, bool) {
+	out, err := h.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.cfg.Bucket, Key: &key})
+	if err != nil {
+		return "", false
+	}
+	defer out.Body.Close()
+	got, err := io.ReadAll(io.LimitReader(out.Body, int64(len(want))+1))
+	return aws.ToString(out.ETag), err == nil && bytes.Equal(got, want)
 }
