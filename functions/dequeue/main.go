@@ -27,7 +27,7 @@ func build(_ context.Context, env startup.Env) (any, error) {
 		source = "GOMEMLIMIT"
 	}
 	env.Log.Info("dequeue: soft memory limit", "bytes", limit, "MiB", limit>>20, "source", source)
-	if mib, over := dequeue.OverFunctionMemory(limit, env.Getenv); over {
+	if mib, over := dequeue.OverFunctionMemory(limit, env.Getenv); over && !fromEnv {
 		env.Log.Error("dequeue: the landing's memory bound is above the function's memory; a large export will run it out of memory: "+
 			"lower UPLOAD_PART_MIB or UPLOAD_CONCURRENCY, or raise MemorySize", "limitMiB", limit>>20, "functionMiB", mib)
 	}

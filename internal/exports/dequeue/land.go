@@ -14,6 +14,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
 	"github.com/fno-bridge/s3-fno/internal/exports/unpack"
+	"github.com/fno-bridge/s3-fno/internal/shared/keepctx"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/notify"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -306,10 +307,13 @@ func (h *Handler) exportFailed(ctx context.Context, in Input, correlationID, sta
 // file: F&O hands it out again every 30 minutes unless the job
 // acknowledges such answers (ackMissingFile), and either way someone should
 // look at the export in F&O.
-func (h *Handler) tellMissing(ctx context.Context, in Input, correlationID, reason, fnoMessage, record string) {
+func (h *Handler) tellMissing(ctx context.Context, in Input, correlationID, reason, fnoMessage, record string, acked bool) {
 	next := "F&O hands it out again every 30 minutes until it is acknowledged (set \"ackMissingFile\": true on the job to acknowledge such answers)."
-	if in.AckMissingFile {
+	switch {
+	case acked:
 		next = "It was acknowledged, as the job says (ackMissingFile), so F&O will not hand it out again."
+	case in.AckMissingFile:
+		next = "The job acknowledges such answers (ackMissingFile), but the acknowledgement failed: F&O hands it out again in 30 minutes."
 	}
 	ctx, cancel := tellContext(ctx)
 	defer cancel()
@@ -324,7 +328,7 @@ func (h *Handler) tellMissing(ctx context.Context, in Input, correlationID, reas
 // file's own deadline still reaches a person, in the seconds the run keeps
 // past that deadline.
 func tellContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	return keepctx.Until(ctx, 3*time.Second)
 }
 
 // missingFile records an answer without a file and acknowledges it only
@@ -355,7 +359,7 @@ func (h *Handler) missingFile(ctx context.Context, log *slog.Logger, in Input, d
 		log.ErrorContext(ctx, "dequeue: missing file not recorded, not acknowledged", "reason", reason, "error", err.Error())
 		return
 	}
-	h.tellMissing(ctx, in, d.CorrelationID, reason, msg, key)
+	defer func() { h.tellMissing(ctx, in, d.CorrelationID, reason, msg, key, r.Acked) }()
 	if !in.AckMissingFile {
 		log.WarnContext(ctx, "dequeue: no file; recorded, left for F&O to hand out again (ackMissingFile is false)",
 			"reason", reason, "fnoMessage", msg, "record", key)

@@ -10,6 +10,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/metrics"
 	"github.com/fno-bridge/s3-fno/internal/shared/notify"
+	"github.com/fno-bridge/s3-fno/pkg/d365"
 )
 
 // Observers hear of every file filed: people, when it needs one (a
@@ -50,7 +51,9 @@ func (o Observers) rejected(ctx context.Context, j Rejection, placed string) {
 
 // Filed tells of a finished import filed at placed (processed/ or failed/):
 // a failed one is a notification with F&O's verdict and its first error
-// rows.
+// rows. Called again for the same filing (an attempt that stopped before
+// its clean-up), it neither tells, counts nor pauses again: a route resumed
+// meanwhile stays resumed.
 func (o Observers) Filed(ctx context.Context, r Result, placed string) {
 	o.Index.put(ctx, Pointer{Name: layout.Base(r.SourceKey), Route: r.Route, SourceKey: r.SourceKey, SourceVersionID: r.SourceVersionID,
 		Identity: r.Identity, Outcome: r.Outcome, Key: placed, Document: placed + layout.ResultSuffix, Status: r.Status,
@@ -59,17 +62,29 @@ func (o Observers) Filed(ctx context.Context, r Result, placed string) {
 		o.Metrics.Add("FilesProcessed", 1, metrics.Route, r.Route)
 		return
 	}
-	o.Metrics.Add("FilesFailed", 1, metrics.Route, r.Route)
-	what := r.Route + "/" + layout.Base(r.SourceKey) + ": " + r.Status
+	status := r.Status
+	if r.Status == string(d365.StatusProcessed) && r.ExecutionStatus != "" {
+		status += ", execution " + r.ExecutionStatus // failed all the same: the execution says so
+	}
+	what := r.Route + "/" + layout.Base(r.SourceKey) + ": " + status
 	if n := len(r.Errors); n > 0 {
 		what += fmt.Sprintf(", %d row%s", n, map[bool]string{true: "", false: "s"}[n == 1])
 	}
-	body := "An import did not succeed in F&O. " + strings.Join(r.Notes, " ")
+	ev := notify.Event{Kind: notify.Failed, ID: r.SourceKey + "\x00" + r.SourceVersionID + "\x00" + r.MessageID, What: what}
+	first, settled := o.Notify.Claim(ctx, ev)
+	if !first && settled {
+		return // told before
+	}
+	o.Metrics.Add("FilesFailed", 1, metrics.Route, r.Route)
+	ev.Body = "An import did not succeed in F&O. " + strings.Join(r.Notes, " ")
 	paused := "no"
-	if o.Pause != nil && o.Pause(ctx, r.Route, r.SourceKey, r.Status) {
+	if o.Pause != nil && o.Pause(ctx, r.Route, r.SourceKey, status) {
 		paused = "yes"
-		body = "An import did not succeed in F&O, and its route is now paused: the route's later files wait in inbound/, in order, " +
+		ev.Body = "An import did not succeed in F&O, and its route is now paused: the route's later files wait in inbound/, in order, " +
 			"until it is resumed (s3fno resume " + r.Route + "). " + strings.Join(r.Notes, " ")
+	}
+	if !first {
+		return // the once-only marker could not be written: a miss, logged and counted
 	}
 	var rows []string
 	for i, e := range r.Errors {
@@ -79,16 +94,12 @@ func (o Observers) Filed(ctx context.Context, r Result, placed string) {
 		}
 		rows = append(rows, fmt.Sprintf("record %s, field %s: %s", e.RecordID, e.Field, e.ErrorMessage))
 	}
-	o.Notify.Send(ctx, notify.Event{
-		Kind: notify.Failed, ID: r.SourceKey + "\x00" + r.SourceVersionID + "\x00" + r.MessageID,
-		What: what,
-		Body: body,
-		Fields: [][2]string{{"Route", r.Route}, {"Route paused", paused}, {"Entity", r.Entity}, {"Data project", r.DefinitionGroupID}, {"Dropped as", r.SourceKey}, {"Identity", r.Identity}, {"F&O status", r.Status},
-			{"Execution status", r.ExecutionStatus}, {"Message ID", r.MessageID}, {"Execution ID", r.ExecutionID},
-			{"External identifier", r.ExternalID}, {"Filed at", placed}, {"Result document", placed + layout.ResultSuffix},
-			{"Staging error file", r.StagingErrorFile}, {"Target error keys file", r.TargetErrorKeysFile}, {"Entity error files", r.entityFilesText()},
-			{"First error rows", strings.Join(rows, "\n  ")}},
-	})
+	ev.Fields = [][2]string{{"Route", r.Route}, {"Route paused", paused}, {"Entity", r.Entity}, {"Data project", r.DefinitionGroupID}, {"Dropped as", r.SourceKey}, {"Identity", r.Identity}, {"F&O status", r.Status},
+		{"Execution status", r.ExecutionStatus}, {"Message ID", r.MessageID}, {"Execution ID", r.ExecutionID},
+		{"External identifier", r.ExternalID}, {"Filed at", placed}, {"Result document", placed + layout.ResultSuffix},
+		{"Staging error file", r.StagingErrorFile}, {"Target error keys file", r.TargetErrorKeysFile}, {"Entity error files", r.entityFilesText()},
+		{"First error rows", strings.Join(rows, "\n  ")}}
+	o.Notify.Publish(ctx, ev)
 }
 
 // maxRows is how many of F&O's error rows a notification shows.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/imports/filing"
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/shared/keepctx"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
 	"github.com/fno-bridge/s3-fno/pkg/d365"
@@ -117,12 +118,11 @@ func (p *Poller) finalize(ctx context.Context, rec ledger.Record, status d365.Me
 // filedTail is the context of what follows a file's filing: the
 // notification, then the clean-up, the marker last. It runs to its end
 // even when the run is being stopped (a worker ran out of budget and
-// cancelled the others), within a few seconds; and people hear of the file
-// before its marker goes, so a crash in between tells them on the next run
-// (the notification is sent once either way; the metric may count twice)
-// rather than never.
+// cancelled the others), with at least a few seconds; and people hear of
+// the file before its marker goes, so a crash in between tells them on the
+// next run (once: Filed sees it was told) rather than never.
 func filedTail(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	return keepctx.Until(ctx, 5*time.Second)
 }
 
 // doubtProcessed files a message F&O calls Processed as failed when its

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -460,7 +461,8 @@ func TestKilledBetweenMoveAndRetire(t *testing.T) {
 // TestFailureIsToldBeforeTheMarkerGoes: a failed file's notification goes
 // out before its marker is deleted, so a run that stops there (the delete
 // fails here; a crash would leave the same state) has told of it already;
-// the next run finishes the filing and does not tell again.
+// the next run finishes the filing and neither tells again nor pauses the
+// route again (the operator may have resumed it meanwhile).
 func TestFailureIsToldBeforeTheMarkerGoes(t *testing.T) {
 	f := newFixture(t, options{})
 	f.emu.Script(d365test.Rule{ActivityID: pipelinetest.ActVendors, Outcome: d365test.Outcome{Status: "ProcessedWithErrors",
@@ -471,6 +473,8 @@ func TestFailureIsToldBeforeTheMarkerGoes(t *testing.T) {
 	cfg := f.pcfg
 	cfg.Observers.Notify = &notify.Notifier{Topic: "arn:aws:sns:us-east-1:123456789012:alerts", Stack: "test", SNS: pub,
 		S3: f.s3, Bucket: f.bucket, Layout: f.layout, Log: pipelinetest.Quiet()}
+	var pauses atomic.Int32
+	cfg.Observers.Pause = func(context.Context, string, string, string) bool { pauses.Add(1); return true }
 	markers := f.layout.MarkerPrefix()
 	hs := &hookS3{Client: f.s3, delErr: func(key string) error {
 		if strings.HasPrefix(key, markers) {
@@ -503,6 +507,9 @@ func TestFailureIsToldBeforeTheMarkerGoes(t *testing.T) {
 	}
 	if got := pub.subjects(); len(got) != 1 {
 		t.Fatalf("notifications after the next run: %q; want still one", got)
+	}
+	if n := pauses.Load(); n != 1 {
+		t.Fatalf("the route was asked to pause %d times; want once", n)
 	}
 	if left := f.stateLeft(t); len(left) != 1 || !strings.Contains(left[0], "/notified/") {
 		t.Fatalf("_state/ holds %v; want only the notification's once-only marker", left)

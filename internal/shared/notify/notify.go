@@ -85,17 +85,27 @@ type Notifier struct {
 // may still tell of it; a caller that remembers what it has told can
 // forget ev then.
 func (n *Notifier) Send(ctx context.Context, ev Event) (settled bool) {
+	first, settled := n.Claim(ctx, ev)
+	if first {
+		n.Publish(ctx, ev)
+	}
+	return settled
+}
+
+// Claim writes ev's once-only marker, for a caller that acts on a first
+// telling before it sends it (Publish): first is true only for the one
+// Claim that wrote the marker, or when no topic is configured (nothing to
+// keep once). settled is as Send's; a marker that could not be written is
+// a miss, logged and counted, and first is false.
+func (n *Notifier) Claim(ctx context.Context, ev Event) (first, settled bool) {
 	if n == nil {
-		return true
+		return true, true
 	}
-	log := n.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := n.logger()
 	subject := Subject(n.Stack, ev)
 	if n.Topic == "" || n.SNS == nil {
 		log.InfoContext(ctx, "notify: no topic configured; not sent", "kind", ev.Kind, "subject", subject)
-		return true
+		return true, true
 	}
 	marker := n.Layout.NotifiedKey(markerName(ev))
 	created, err := s3io.PutJSONIfAbsent(ctx, n.S3, n.Bucket, marker, map[string]any{
@@ -103,20 +113,36 @@ func (n *Notifier) Send(ctx context.Context, ev Event) (settled bool) {
 	switch {
 	case err != nil:
 		n.miss(ctx, log, ev, subject, fmt.Errorf("once-only marker: %w", err))
-		return false
+		return false, false
 	case !created:
 		log.DebugContext(ctx, "notify: sent before; not again", "kind", ev.Kind, "subject", subject)
-		return true
+		return false, true
 	}
-	_, err = n.SNS.Publish(ctx, &sns.PublishInput{TopicArn: &n.Topic, Subject: aws.String(subject), Message: aws.String(Message(ev))})
+	return true, true
+}
+
+// Publish sends ev, claimed with Claim, to the topic.
+func (n *Notifier) Publish(ctx context.Context, ev Event) {
+	if n == nil || n.Topic == "" || n.SNS == nil {
+		return
+	}
+	log := n.logger()
+	subject := Subject(n.Stack, ev)
+	_, err := n.SNS.Publish(ctx, &sns.PublishInput{TopicArn: &n.Topic, Subject: aws.String(subject), Message: aws.String(Message(ev))})
 	if err != nil {
 		// The marker stands: no later Send tells of ev either.
 		n.miss(ctx, log, ev, subject, err)
-		return true
+		return
 	}
 	n.Metrics.Add("NotificationsSent", 1, metrics.Function, n.Function)
 	log.InfoContext(ctx, "notify: sent", "kind", ev.Kind, "subject", subject)
-	return true
+}
+
+func (n *Notifier) logger() *slog.Logger {
+	if n.Log == nil {
+		return slog.Default()
+	}
+	return n.Log
 }
 
 func (n *Notifier) miss(ctx context.Context, log *slog.Logger, ev Event, subject string, err error) {
