@@ -303,6 +303,28 @@ func TestDownloadAnsweredByAnHTMLPageIsRefused(t *testing.T) {
 			}
 		})
 	}
+	// An export that is an HTML file, served as one and named: F&O's own
+	// answer, landed like any other.
+	t.Run("an HTML export", func(t *testing.T) {
+		t.Parallel()
+		e, c := newEmulatorClient(t, d365test.Options{})
+		ctx := context.Background()
+		body := []byte("<html><body>report</body></html>")
+		e.QueueExport(exportActivity, d365test.Export{Body: body, Size: int64(len(body)), FileName: "report.html", ContentType: "text/html; charset=utf-8"})
+		d, err := c.Dequeue(ctx, exportActivity)
+		if err != nil || d == nil {
+			t.Fatalf("dequeue = %v, %v", d, err)
+		}
+		dl, err := c.Download(ctx, *d.DownloadLocation)
+		if err != nil {
+			t.Fatalf("an HTML export with its file name: %v", err)
+		}
+		got, _ := io.ReadAll(dl.Body)
+		dl.Body.Close()
+		if !bytes.Equal(got, body) || dl.FileName != "report.html" {
+			t.Fatalf("download = %q as %q", got, dl.FileName)
+		}
+	})
 }
 
 func TestUnackedExportIsRedelivered(t *testing.T) {

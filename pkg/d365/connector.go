@@ -195,9 +195,10 @@ func (c *Client) Download(ctx context.Context, location string) (*Download, erro
 	if err != nil {
 		return nil, err
 	}
-	if htmlPage(resp.Header.Get("Content-Type")) {
-		// A sign-in or gateway page with status 200: landing it would
-		// replace the export, which the acknowledgement then gives up.
+	if htmlPage(resp.Header.Get("Content-Type")) && resp.Header.Get("Content-Disposition") == "" {
+		// A sign-in or gateway page with status 200 (F&O's own answer
+		// names the file it serves): landing it would replace the export,
+		// which the acknowledgement then gives up.
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxSnippet))
 		resp.Body.Close()
 		return nil, unexpectedAnswer("download", resp, raw, "F&O serves an export as a file, never as an HTML page (a sign-in or gateway page)", nil)

@@ -156,6 +156,7 @@ func runConfigValidate(_ context.Context, a *App, args []string) (Result, error)
 		return Result{}, err
 	}
 	m := &configdoc.Manager{OutboundPrefix: a.Stack.Getenv("OUTBOUND_PREFIX")}
+	data, _ = configdoc.SplitVersion(data)
 	doc, err := m.Validate(data)
 	if err != nil {
 		return Result{Code: ExitProblems}, fmt.Errorf("%s: %w", args[0], err)

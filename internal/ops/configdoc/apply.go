@@ -20,7 +20,8 @@ var ErrChanged = errors.New("the stored document changed while this one was bein
 // ErrStale: the file was saved from a version the bucket no longer holds as
 // current; storing it would undo whatever changed since.
 var ErrStale = errors.New("the stored document is no longer the version this file was shown from; " +
-	"run config show again and redo the edit there (config diff shows what the file would undo)")
+	"run config show again and redo the edit there (config diff shows what the file would undo), " +
+	"or take the version line out to apply the file over whatever is current")
 
 // Report is what apply (or a dry run) did.
 type Report struct {
@@ -102,7 +103,8 @@ var errInvalid = errors.New("the document does not validate")
 // version.
 func (m *Manager) compare(ctx context.Context, data []byte) (Report, *config.Document, Stored, error) {
 	rep := Report{Document: "s3://" + m.Bucket + "/" + m.Key, Changes: []Change{}, Schedules: []ScheduleChange{}}
-	doc, err := m.Validate(data)
+	body, shownFrom := SplitVersion(data)
+	doc, err := m.Validate(body)
 	if err != nil {
 		return rep, nil, Stored{}, fmt.Errorf("%w: %w", errInvalid, err)
 	}
@@ -111,7 +113,7 @@ func (m *Manager) compare(ctx context.Context, data []byte) (Report, *config.Doc
 		return rep, nil, Stored{}, err
 	}
 	rep.Changes = Diff(cur.Doc, doc)
-	_, rep.ShownFrom = SplitVersion(data)
+	rep.ShownFrom = shownFrom
 	rep.Stale = rep.ShownFrom != "" && rep.ShownFrom != cur.VersionID
 	return rep, doc, cur, nil
 }

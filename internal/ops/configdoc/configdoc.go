@@ -49,8 +49,9 @@ func Shown(raw []byte, versionID string) []byte {
 
 // SplitVersion takes the leading version line (see Shown) off a saved
 // document and returns the version it names; a document without one comes
-// back as it is, with "".
+// back as it is, with "". A byte order mark an editor put first goes too.
 func SplitVersion(data []byte) (doc []byte, versionID string) {
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	if !bytes.HasPrefix(data, []byte(versionLine)) {
 		return data, ""
 	}
@@ -59,9 +60,9 @@ func SplitVersion(data []byte) (doc []byte, versionID string) {
 }
 
 // Validate checks a document as the import functions and the dequeue
-// function will read it (a leading version line is no part of it).
+// function will read it (a file saved from `config show` goes through
+// SplitVersion first).
 func (m *Manager) Validate(data []byte) (*config.Document, error) {
-	data, _ = SplitVersion(data)
 	return config.Parse(data, func(in json.RawMessage) error {
 		_, err := dequeue.DecodeInput(in, m.OutboundPrefix)
 		return err

@@ -1,6 +1,7 @@
 package d365test
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -109,6 +110,7 @@ type export struct {
 	size                   int64 // -1: unknown (Generate without Size)
 	generate               func(io.Writer) error
 	fileName, disposition  string
+	contentType            string
 	queuedAt               time.Time
 
 	visibleAt   time.Time
@@ -131,6 +133,9 @@ type Export struct {
 	// exactly as given, in place of the one built from FileName: for the
 	// forms servers send (unquoted, filename*, RFC 2047 encoded words).
 	ContentDisposition string
+	// ContentType is download's Content-Type (default
+	// application/octet-stream).
+	ContentType string
 }
 
 // QueueExport puts an export in activityID's queue, visible at once, and
@@ -143,7 +148,7 @@ func (e *Emulator) QueueExport(activityID string, x Export) string {
 	}
 	ex := &export{
 		corr: newGUID(), blobID: newGUID(), activity: g, generate: x.Generate,
-		fileName: x.FileName, disposition: x.ContentDisposition, queuedAt: e.clock.Now(),
+		fileName: x.FileName, disposition: x.ContentDisposition, contentType: x.ContentType, queuedAt: e.clock.Now(),
 	}
 	switch {
 	case x.Generate != nil && x.Size > 0:
@@ -288,7 +293,7 @@ func (e *Emulator) foreignDownload(w http.ResponseWriter, r *http.Request, c *ca
 
 func serveExport(w http.ResponseWriter, r *http.Request, x *export, f *Fault) {
 	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Type", cmp.Or(x.contentType, "application/octet-stream"))
 	switch {
 	case x.disposition != "":
 		h["Content-Disposition"] = []string{x.disposition} // as given, even if malformed
