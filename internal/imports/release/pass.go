@@ -76,15 +76,6 @@ func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, err
 		return res, nil
 	}
 	log := r.log.With("route", rt.Name)
-	p, err := pause.Get(ctx, r.s3, r.cfg.Bucket, r.cfg.Layout, rt.Name)
-	if err != nil {
-		return res, err
-	}
-	if p != nil {
-		res.Paused = true
-		log.InfoContext(ctx, "release: the route is paused; its files wait in inbound/, in order", "pausedAt", p.At, "by", p.By, "reason", p.Reason)
-		return res, nil
-	}
 	// Files whose notification led to the request were stored before the
 	// request's second ended.
 	// A request from the future (a skewed clock, a hand-made message) counts
@@ -97,6 +88,17 @@ func (r *Releaser) Pass(ctx context.Context, req importmsg.Release) (Result, err
 	for {
 		if err := r.waitUntil(ctx, notBefore); err != nil {
 			return res, r.handOver(ctx, log, rt, res, err)
+		}
+		// Read after each wait: a pause made while the pass waited for
+		// files to settle holds what it has not sent.
+		p, err := pause.Get(ctx, r.s3, r.cfg.Bucket, r.cfg.Layout, rt.Name)
+		if err != nil {
+			return res, err
+		}
+		if p != nil {
+			res.Paused = true
+			log.InfoContext(ctx, "release: the route is paused; its files wait in inbound/, in order", "pausedAt", p.At, "by", p.By, "reason", p.Reason)
+			return res, nil
 		}
 		files, err := r.list(ctx, rt)
 		res.Lists++

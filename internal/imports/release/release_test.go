@@ -13,6 +13,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
+	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
@@ -208,6 +209,30 @@ func TestPassWaitsForFilesToSettle(t *testing.T) {
 	files, requests, _ = f.queued(t)
 	if !slices.Equal(files, []string{"inbound/slow/b.csv"}) || len(requests) != 1 || !requests[0].FollowUp {
 		t.Fatalf("queued %v and %+v", files, requests)
+	}
+}
+
+// TestPauseDuringTheSettleWaitHoldsTheFiles: a route paused while a pass
+// waits for its files to settle gets nothing sent by that pass: the pause
+// is read after the wait, not only when the pass began.
+func TestPauseDuringTheSettleWaitHoldsTheFiles(t *testing.T) {
+	f := newFixture(t)
+	pipelinetest.Put(t, f.S3, f.Bucket, "inbound/slow/a.csv", []byte("a"))
+	lm := f.lastModified(t, "inbound/slow/a.csv")
+	now := lm.Truncate(time.Second).Add(time.Minute - 2*time.Second)
+	r := f.rel.WithClock(func() time.Time { return now }, func(ctx context.Context, d time.Duration) error {
+		if _, err := pause.Set(ctx, f.S3, f.Bucket, f.cfg.Layout, pause.Marker{Route: "slow", By: "test", Reason: "month-end close"}); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(d)
+		return nil
+	})
+	res, err := r.Pass(context.Background(), importmsg.Release{Route: "slow", RequestedAt: lm.Add(-time.Hour)})
+	if err != nil || !res.Paused || res.Released != 0 {
+		t.Fatalf("pass = %+v, %v; want paused, nothing released", res, err)
+	}
+	if files, requests, _ := f.queued(t); len(files) != 0 || len(requests) != 0 {
+		t.Fatalf("queued files %v, requests %+v; want none", files, requests)
 	}
 }
 
