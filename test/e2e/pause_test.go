@@ -7,6 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
@@ -88,6 +92,62 @@ func TestPausedRouteHoldsItsFilesInOrder(t *testing.T) {
 	}
 	r.enqueueAll()
 	r.check()
+}
+
+// TestResumeInTheSecondOfAnEarlierRequest: SQS drops a FIFO message whose
+// deduplication ID it has seen in the last five minutes, even when that
+// message was received and deleted long since (moto keeps the window only
+// for messages still queued, so the IDs are compared here). A resume's
+// release request made in the same second as one a pass already took (and
+// found the route paused) has an ID of its own, and it lets the files go.
+func TestResumeInTheSecondOfAnEarlierRequest(t *testing.T) {
+	ctx := context.Background()
+	r := newOrderRig(t)
+	ctl := r.controller(orderRoutes)
+	if _, err := ctl.Pause(ctx, "journal", "ops@example.com", "close"); err != nil {
+		t.Fatal(err)
+	}
+	r.drop("journal", 2, journalName)
+	rec := &dedupIDs{Sender: r.w.SQS}
+	rel, err := release.New(release.Config{Config: routes.Config{Bucket: r.w.Bucket, Routes: ctl.Routes, Layout: layout.Default()}, QueueURL: r.w.Queue},
+		r.w.S3, rec, pipelinetest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-2 * time.Second) // one second for both requests
+	ctl.Releaser = rel.WithClock(func() time.Time { return at }, func(context.Context, time.Duration) error { return nil })
+	rt, _ := ctl.Routes.Lookup("journal")
+	if err := ctl.Releaser.Request(ctx, rt, false); err != nil { // the router's, in that second
+		t.Fatal(err)
+	}
+	r.enqueueAll() // its pass finds the route paused
+	if got := r.sent(); len(got) != 0 {
+		t.Fatalf("F&O got %v while the route was paused", got)
+	}
+	if _, err := ctl.Resume(ctx, "journal"); err != nil {
+		t.Fatal(err)
+	}
+	if ids := rec.ids; len(ids) != 2 || ids[0] == ids[1] {
+		t.Fatalf("deduplication IDs %v: the resume's request would be dropped as the earlier one's duplicate", ids)
+	}
+	r.enqueueAll()
+	r.check()
+	if got := r.sent(); len(got) != 2 {
+		t.Fatalf("after the resume F&O got %v, want the two files", got)
+	}
+}
+
+// dedupIDs records the deduplication IDs sent.
+type dedupIDs struct {
+	release.Sender
+	ids []string
+}
+
+func (d *dedupIDs) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	for _, e := range in.Entries {
+		d.ids = append(d.ids, aws.ToString(e.MessageDeduplicationId))
+	}
+	return d.Sender.SendMessageBatch(ctx, in, o...)
 }
 
 // TestPauseOnFailure: a route that asks for it is paused when one of its

@@ -65,7 +65,8 @@ type Release struct {
 	// every file whose notification led to the request.
 	RequestedAt time.Time `json:"requestedAt"`
 	// FollowUp marks a request a pass made for files that had not settled,
-	// or that it had no time left to send.
+	// or that it had no time left to send, or a resume's: one never taken
+	// for a request of the same second.
 	FollowUp bool `json:"followUp,omitempty"`
 }
 

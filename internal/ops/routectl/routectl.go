@@ -83,7 +83,10 @@ func (c *Controller) Resume(ctx context.Context, route string) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if err := c.Releaser.Request(ctx, rt, false); err != nil {
+	// Sent as a follow-up is (a deduplication ID to the millisecond): a
+	// request of the same second, already taken by a pass that found the
+	// route paused, would otherwise make SQS drop this one as its duplicate.
+	if err := c.Releaser.Request(ctx, rt, true); err != nil {
 		return Result{Route: route, Changed: m != nil, Marker: m}, fmt.Errorf("the pause is lifted, but no release pass was asked for (resume again): %w", err)
 	}
 	n, err := c.waiting(ctx, route)
