@@ -56,6 +56,7 @@ type Options struct {
 	Route  string
 	Since  string
 	Reason string
+	Force  bool
 }
 
 // App is what a command works with: the deployment and its clients.

@@ -28,7 +28,7 @@ var Commands = append([]Command{
 		Summary: "which stage a file is in (inbound, released, enqueued, processed, failed, rejected), every version of it"},
 	{Name: "failures", NArgs: 0, Run: runFailures, Flags: failureFlags,
 		Summary: "failed and rejected files with their reasons and first error rows, newest first"},
-	{Name: "replay", Args: "<key>", NArgs: 1, Run: runReplay,
+	{Name: "replay", Args: "<key>", NArgs: 1, Run: runReplay, Flags: replayFlags,
 		Summary: "send a processed, failed or rejected file through again, as a new version in inbound/<route>/"},
 	{Name: "redrive", NArgs: 0, Run: runRedrive,
 		Summary: "move the import dead-letter queue's messages back to the import queue, in order, and list their files"},
@@ -95,14 +95,18 @@ func parseSince(s string) (time.Duration, error) {
 	return d, nil
 }
 
+func replayFlags(fs *flag.FlagSet, o *Options) {
+	fs.BoolVar(&o.Force, "force", false, "replay a file whose outcome in F&O is unknown (check first that F&O does not have it)")
+}
+
 func runReplay(ctx context.Context, a *App, args []string) (Result, error) {
 	l, err := a.layout()
 	if err != nil {
 		return Result{}, err
 	}
-	r := &replay.Replayer{S3: a.Clients.S3, Bucket: a.Stack.Bucket, Layout: l}
+	r := &replay.Replayer{S3: a.Clients.S3, Bucket: a.Stack.Bucket, Layout: l, Force: a.Options.Force}
 	res, err := r.Replay(ctx, args[0])
-	if errors.Is(err, replay.ErrNotFound) {
+	if errors.Is(err, replay.ErrNotFound) || errors.Is(err, replay.ErrMayBeInFnO) {
 		return Result{Code: ExitProblems}, err
 	}
 	if err != nil {

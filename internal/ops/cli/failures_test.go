@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,32 @@ func TestFailuresListsExportResults(t *testing.T) {
 	}
 	if code, out, errOut := r.run("replay", key); code == cli.ExitOK || !strings.Contains(out+errOut, "the result of a package export") {
 		t.Errorf("replay of an export's result: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestReplayOfAnOutcomeUnknownFileWantsForce: a file filed because its
+// send's answer was lost may be in F&O already; replay refuses it (exit 1,
+// saying why and what to do) until --force says F&O was checked.
+func TestReplayOfAnOutcomeUnknownFileWantsForce(t *testing.T) {
+	r := newRig(t, pipelinetest.Routes, pipelinetest.FIFO{}, nil)
+	r.emu.Inject(d365test.Fault{Endpoint: "enqueue", Count: 1, Status: http.StatusOK, EnqueueAnswer: d365test.AnswerHTML})
+	r.drop("inbound/customers/lost.csv", "l\n")
+	r.release()
+	r.enqueueAll()
+	var rep failures.Report
+	if code := r.runJSON(&rep, "failures"); code != cli.ExitProblems || len(rep.Failures) != 1 || rep.Failures[0].Status != "EnqueueOutcomeUnknown" {
+		t.Fatalf("failures: exit %d, %+v", code, rep)
+	}
+	key := rep.Failures[0].Key
+	if code, _, errOut := r.run("replay", key); code != cli.ExitProblems || !strings.Contains(errOut, "F&O may hold it already") ||
+		!strings.Contains(errOut, "--force") {
+		t.Fatalf("replay without --force: exit %d, %s", code, errOut)
+	}
+	if keys := pipelinetest.Keys(t, r.w.S3, r.w.Bucket, "inbound/"); len(keys) != 0 {
+		t.Fatalf("a refused replay wrote %v", keys)
+	}
+	var res replay.Result
+	if code := r.runJSON(&res, "replay", "--force", key); code != cli.ExitOK || res.Key != "inbound/customers/lost.csv" {
+		t.Fatalf("replay --force: exit %d, %+v", code, res)
 	}
 }

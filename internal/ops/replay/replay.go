@@ -34,11 +34,23 @@ type S3 interface {
 // ErrNotFound: the key names no filed file.
 var ErrNotFound = errors.New("not found")
 
+// ErrMayBeInFnO: the file ended with its outcome unknown (its send or
+// ImportFromPackage went out and no answer came back), so F&O may hold it
+// already and a replay may import it twice.
+var ErrMayBeInFnO = errors.New("F&O may hold it already")
+
+// outcomeUnknown are the statuses the enqueue function files such a file
+// with (EnqueueOutcomeUnknown, ImportOutcomeUnknown).
+var outcomeUnknown = map[string]bool{"EnqueueOutcomeUnknown": true, "ImportOutcomeUnknown": true}
+
 // Replayer replays files of one bucket.
 type Replayer struct {
 	S3     S3
 	Bucket string
 	Layout layout.Layout
+	// Force replays a file whose outcome in F&O is unknown, for a person
+	// who has checked that F&O does not have it.
+	Force bool
 }
 
 // Result is the new version.
@@ -74,6 +86,10 @@ func (r *Replayer) Replay(ctx context.Context, key string) (Result, error) {
 	if !found {
 		return Result{}, fmt.Errorf("replay: %w: no document beside s3://%s/%s (%s): give the key of a filed file (s3fno where NAME lists them)",
 			ErrNotFound, r.Bucket, key, layout.Base(outcome.Document(l, key)))
+	}
+	if outcomeUnknown[g.Status] && !r.Force {
+		return Result{}, fmt.Errorf("replay: %s ended %s: %w (look for it in F&O: its result document says what to look for); "+
+			"replay it with --force once you know F&O does not have it", key, g.Status, ErrMayBeInFnO)
 	}
 	route, file, ok := l.Split(g.SourceKey)
 	if !ok || route == "" || file == "" {
