@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/fno-bridge/s3-fno/internal/imports/importmsg"
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
@@ -62,6 +64,21 @@ func TestRedriveInOrder(t *testing.T) {
 	}
 	if n := pipelinetest.Depth(t, r.w.SQS, r.w.DLQ); n != 3 {
 		t.Fatalf("%d messages in the dead-letter queue after a failed redrive, want all 3", n)
+	}
+
+	// Another reader holds the group's first message for a moment: the
+	// queue is not reported empty, and nothing moves out of order.
+	held, err := r.w.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &r.w.DLQ, MaxNumberOfMessages: 1, VisibilityTimeout: 60})
+	if err != nil || len(held.Messages) != 1 {
+		t.Fatalf("hold a dead letter: %v %+v", err, held)
+	}
+	var waiting redrive.Report
+	if code := r.runJSON(&waiting, "redrive"); code != cli.ExitProblems || len(waiting.Moved) != 0 || !strings.Contains(waiting.Problem, "held by another reader") {
+		t.Errorf("redrive while a dead letter is held: exit %d, %+v", code, waiting)
+	}
+	if _, err := r.w.SQS.ChangeMessageVisibility(context.Background(), &sqs.ChangeMessageVisibilityInput{QueueUrl: &r.w.DLQ,
+		ReceiptHandle: held.Messages[0].ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+		t.Fatal(err)
 	}
 
 	var rep redrive.Report

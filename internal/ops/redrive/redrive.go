@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -39,6 +40,7 @@ type SQS interface {
 	SendMessage(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 	DeleteMessage(context.Context, *sqs.DeleteMessageInput, ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
 	ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
 // Redriver moves one dead-letter queue's messages to one queue.
@@ -93,13 +95,13 @@ func (r *Redriver) Redrive(ctx context.Context) (Report, error) {
 	seen := map[string]bool{}
 	for len(rep.Moved) < maxMessages {
 		out, err := r.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &r.DLQ, MaxNumberOfMessages: 10, VisibilityTimeout: vis,
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId,
+			WaitTimeSeconds: 1, MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId,
 				sqstypes.MessageSystemAttributeNameMessageDeduplicationId}})
 		if err != nil {
 			return r.stop(ctx, rep, nil, fmt.Errorf("receive from the dead-letter queue %s: %w", r.DLQ, err))
 		}
 		if len(out.Messages) == 0 {
-			return rep, nil
+			return r.empty(ctx, rep)
 		}
 		for i, m := range out.Messages {
 			id := aws.ToString(m.MessageId)
@@ -116,6 +118,25 @@ func (r *Redriver) Redrive(ctx context.Context) (Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// empty ends a redrive whose receive came back empty. Messages another
+// reader holds for a moment (the poller and s3fno where look at the queue)
+// are not handed out, nor are the later messages of their groups: then the
+// queue is not empty, and the report says so.
+func (r *Redriver) empty(ctx context.Context, rep Report) (Report, error) {
+	out, err := r.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &r.DLQ,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		return rep, nil // not allowed to look (sqs:GetQueueAttributes): as empty as the receive said
+	}
+	held, _ := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	if held == 0 {
+		return rep, nil
+	}
+	rep.Problem = fmt.Sprintf("%d message(s) in the dead-letter queue are held by another reader for now (the poller and s3fno where "+
+		"look at the queue for a moment), and with them the later messages of their groups: run redrive again in a minute", held)
+	return rep, errors.New("redrive: " + rep.Problem)
 }
 
 // move sends one message to the import queue, then deletes it from the
