@@ -104,10 +104,25 @@ func (r Report) Table(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "\n%d check%s failed; fix them in the order shown (a later one may only follow from an earlier).\n",
 			r.Failed, map[bool]string{true: "", false: "s"}[r.Failed == 1])
 		return err
-	case r.Warned > 0:
-		_, err := fmt.Fprintf(w, "\nevery link works; %d warning%s.\n", r.Warned, map[bool]string{true: "", false: "s"}[r.Warned == 1])
-		return err
 	}
-	_, err := fmt.Fprintln(w, "\nevery link works.")
+	works := "every link works"
+	if n := r.skipped(); n > 0 {
+		works = fmt.Sprintf("every link checked works; %d not checked (skip, above)", n)
+	}
+	if r.Warned > 0 {
+		works += fmt.Sprintf("; %d warning%s", r.Warned, map[bool]string{true: "", false: "s"}[r.Warned == 1])
+	}
+	_, err := fmt.Fprintf(w, "\n%s.\n", works)
 	return err
+}
+
+// skipped counts the checks not made.
+func (r Report) skipped() int {
+	n := 0
+	for _, c := range r.Checks {
+		if c.Result == Skip {
+			n++
+		}
+	}
+	return n
 }
