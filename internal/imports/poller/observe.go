@@ -117,7 +117,8 @@ func deadLetterEvent(id, body string) notify.Event {
 	ev := notify.Event{Kind: notify.DeadLetter, ID: id,
 		Body: "An import message reached the dead-letter queue after failing every delivery. Its file waits in inbound/, " +
 			"and its entity's later files have gone on without it. Fix the cause (the function's logs say it), then redrive the " +
-			"dead-letter queue or drop the file again."}
+			"dead-letter queue (s3fno redrive). If the file itself must change, drop the corrected one instead and leave this " +
+			"message out of any redrive: a redrive would send the old version after it."}
 	msg, err := importmsg.Decode([]byte(body))
 	switch {
 	case err != nil:
