@@ -16,6 +16,7 @@ import (
 	"github.com/fno-bridge/s3-fno/internal/ops/doctor"
 	"github.com/fno-bridge/s3-fno/internal/ops/routectl"
 	"github.com/fno-bridge/s3-fno/internal/ops/status"
+	"github.com/fno-bridge/s3-fno/internal/ops/where"
 	"github.com/fno-bridge/s3-fno/internal/shared/config"
 )
 
@@ -50,6 +51,10 @@ func TestPauseStatusResume(t *testing.T) {
 	}
 	if code, out, _ := r.run("status"); code != 0 || !strings.Contains(out, "month-end close") {
 		t.Errorf("status table: %d\n%s", code, out)
+	}
+	if e := whereOne(t, r, "1-first.csv"); e.Stage != where.Inbound || !strings.Contains(e.Note, "route customers is paused") ||
+		!strings.Contains(e.Note, "month-end close") {
+		t.Errorf("where of a paused route's file: %+v", e)
 	}
 	if code, out, errOut := r.run("resume", "customers"); code != 0 || !strings.Contains(out, "2 waiting") {
 		t.Fatalf("resume: %d %s %s", code, out, errOut)

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fno-bridge/s3-fno/internal/imports/ledger"
+	"github.com/fno-bridge/s3-fno/internal/imports/pause"
 	"github.com/fno-bridge/s3-fno/internal/imports/release"
 	"github.com/fno-bridge/s3-fno/internal/shared/layout"
 	"github.com/fno-bridge/s3-fno/internal/shared/s3io"
@@ -28,7 +29,8 @@ func (f *Finder) inFlight(ctx context.Context, q query) ([]Entry, error) {
 		return nil, err
 	}
 	var out []Entry
-	var ledgerIDs map[string]string // identity -> ledger key, listed once when needed
+	var ledgerIDs map[string]string      // identity -> ledger key, listed once when needed
+	paused := map[string]*pause.Marker{} // route -> its pause, read once when needed
 	for _, v := range versions {
 		if strings.HasSuffix(v.Key, "/") || strings.HasSuffix(v.Key, layout.StuckSuffix) {
 			continue
@@ -40,9 +42,32 @@ func (f *Finder) inFlight(ctx context.Context, q query) ([]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e.Stage == Inbound {
+			if e, err = f.pausedRoute(ctx, e, paused); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// pausedRoute says so of a file not released yet whose route is paused: it
+// waits for the resume, not for its settle window.
+func (f *Finder) pausedRoute(ctx context.Context, e Entry, paused map[string]*pause.Marker) (Entry, error) {
+	m, ok := paused[e.Route]
+	if !ok {
+		var err error
+		if m, err = pause.Get(ctx, f.S3, f.Bucket, f.Layout, e.Route); err != nil {
+			return e, err
+		}
+		paused[e.Route] = m
+	}
+	if m != nil {
+		e.Note = fmt.Sprintf("waiting: route %s is paused (since %s, by %s: %s); s3fno resume %s sends its files in their order",
+			e.Route, m.At.Format(time.RFC3339), m.By, m.Reason, e.Route)
+	}
+	return e, nil
 }
 
 // version is where one inbound version is: released or not, sending, or
