@@ -77,7 +77,28 @@ func runFailures(ctx context.Context, a *App, _ []string) (Result, error) {
 	if len(r.Failures) > 0 {
 		return Result{Report: r, Code: ExitProblems}, nil
 	}
+	if err := a.knownRoute(ctx, a.Options.Route); err != nil {
+		return Result{}, err // a misspelt route is not a route without failures
+	}
 	return Result{Report: r, Code: ExitOK}, nil
+}
+
+// knownRoute refuses a --route the configuration does not name (one that
+// cannot be read is taken on trust, as are the _unrouted and _malformed
+// folders).
+func (a *App) knownRoute(ctx context.Context, route string) error {
+	if route == "" || strings.HasPrefix(route, "_") {
+		return nil
+	}
+	doc, err := a.document(ctx)
+	if err != nil || doc == nil || doc.Routes == nil {
+		return nil
+	}
+	if _, ok := doc.Routes.Lookup(route); ok {
+		return nil
+	}
+	return fmt.Errorf("--route %q is not a configured route (configured: %s), and no failure was filed under it",
+		route, strings.Join(doc.Routes.Names(), ", "))
 }
 
 // parseSince reads a duration, with d for days.

@@ -83,6 +83,9 @@ func TestFailuresThenReplay(t *testing.T) {
 	if code := r.runJSON(&rep, "failures", "--route", "vendors", "--since", "7d"); code != cli.ExitOK || len(rep.Failures) != 0 {
 		t.Errorf("--route vendors: exit %d, %+v", code, rep.Failures)
 	}
+	if code, _, errOut := r.run("failures", "--route", "custmers"); code != cli.ExitUsage || !strings.Contains(errOut, `--route "custmers" is not a configured route`) {
+		t.Errorf("--route with a misspelt route: exit %d, %s", code, errOut)
+	}
 	if code, _, errOut := r.run("failures", "--since", "soon"); code != cli.ExitUsage || !strings.Contains(errOut, "--since") {
 		t.Errorf("--since soon: exit %d, %s", code, errOut)
 	}
