@@ -121,6 +121,9 @@ func runPause(ctx context.Context, a *App, args []string) (Result, error) {
 		by = u.Username
 	}
 	res, err := c.Pause(ctx, args[0], by, a.Options.Reason)
+	if err != nil && res.Paused {
+		return Result{Report: routeChange(res), Code: ExitProblems}, err // paused all the same
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -295,6 +298,9 @@ type routeChange routectl.Result
 
 func (r routeChange) Table(w io.Writer) error {
 	switch {
+	case r.NoPass:
+		_, err := fmt.Fprintf(w, "route %s resumed, but no release pass was asked for: its files wait until you resume it again\n", r.Route)
+		return err
 	case r.Paused && r.Changed:
 		_, err := fmt.Fprintf(w, "route %s paused; %d file(s) in inbound/ wait, in order, until s3fno resume %s\n", r.Route, r.Waiting, r.Route)
 		return err

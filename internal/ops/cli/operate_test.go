@@ -13,6 +13,7 @@ import (
 
 	"github.com/fno-bridge/s3-fno/internal/local/mototest"
 	"github.com/fno-bridge/s3-fno/internal/local/pipelinetest"
+	"github.com/fno-bridge/s3-fno/internal/ops/cli"
 	"github.com/fno-bridge/s3-fno/internal/ops/doctor"
 	"github.com/fno-bridge/s3-fno/internal/ops/routectl"
 	"github.com/fno-bridge/s3-fno/internal/ops/status"
@@ -69,6 +70,15 @@ func TestPauseStatusResume(t *testing.T) {
 	}
 	if code, _, errOut := r.run("pause", "nosuchroute"); code != 2 || !strings.Contains(errOut, `route "nosuchroute" is not configured`) {
 		t.Errorf("pause of an unknown route: %d %s", code, errOut)
+	}
+	// A resume whose release request fails says the files still wait.
+	if code, _, errOut := r.run("pause", "customers"); code != 0 {
+		t.Fatalf("pause: %d %s", code, errOut)
+	}
+	gone := r.w.Queue[:len(r.w.Queue)-len(".fifo")] + "-gone.fifo"
+	if code, out, errOut := r.run("resume", "customers", "--import-queue", gone); code != cli.ExitProblems ||
+		!strings.Contains(out, "no release pass was asked for") || !strings.Contains(errOut, "resume again") {
+		t.Errorf("resume without its pass: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

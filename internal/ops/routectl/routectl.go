@@ -43,6 +43,8 @@ type Result struct {
 	Changed bool          `json:"changed"`          // this call paused or resumed it
 	Marker  *pause.Marker `json:"marker,omitempty"` // the pause (in force, or lifted)
 	Waiting int           `json:"waiting"`          // files in inbound/ for the route
+	// NoPass: the resume could not ask for a release pass (resume again).
+	NoPass bool `json:"noPass,omitempty"`
 }
 
 // Pause pauses a route; one already paused keeps its first reason.
@@ -62,6 +64,9 @@ func (c *Controller) Pause(ctx context.Context, route, by, reason string) (Resul
 		}
 	}
 	n, err := c.waiting(ctx, route)
+	if err != nil {
+		err = fmt.Errorf("the route is paused, but the files waiting could not be counted: %w", err)
+	}
 	return Result{Route: route, Paused: true, Changed: set, Marker: m, Waiting: n}, err
 }
 
@@ -87,7 +92,7 @@ func (c *Controller) Resume(ctx context.Context, route string) (Result, error) {
 	// request of the same second, already taken by a pass that found the
 	// route paused, would otherwise make SQS drop this one as its duplicate.
 	if err := c.Releaser.Request(ctx, rt, true); err != nil {
-		return Result{Route: route, Changed: m != nil, Marker: m}, fmt.Errorf("the pause is lifted, but no release pass was asked for (resume again): %w", err)
+		return Result{Route: route, Changed: m != nil, Marker: m, NoPass: true}, fmt.Errorf("the pause is lifted, but no release pass was asked for (resume again): %w", err)
 	}
 	n, err := c.waiting(ctx, route)
 	return Result{Route: route, Changed: m != nil, Marker: m, Waiting: n}, err
