@@ -675,6 +675,30 @@ func TestPackageJobKnowsItsOwnWrite(t *testing.T) {
 	}
 }
 
+// TestPackageNotAZipIsNotLanded: blob storage (or a proxy before it)
+// answers the package's download with status 200 and something that is no
+// zip: nothing lands and the execution stays to be fetched again, by the
+// next run.
+func TestPackageNotAZipIsNotLanded(t *testing.T) {
+	t.Parallel()
+	v := newPkgEnv(t, d365test.Options{})
+	v.ticks.Store(true)
+	h := v.handler(nil)
+	v.e.Inject(d365test.Fault{Endpoint: "blob-get", Count: 1, Status: http.StatusOK})
+	first := v.run(h, pkgInput("vendors", ""))
+	x := lastExecution(t, first)
+	if x.Outcome == dequeue.ExecLanded || !strings.Contains(strings.Join(first.Errors, "\n"), "not a data package") {
+		t.Fatalf("first run: %+v", first)
+	}
+	if keys := v.keys("outbound/"); len(keys) != 0 {
+		t.Fatalf("landed %v", keys)
+	}
+	second := v.run(h, pkgInput("vendors", ""))
+	if len(second.Executions) == 0 || second.Executions[0].ExecutionID != x.ExecutionID || second.Executions[0].Outcome != dequeue.ExecLanded {
+		t.Fatalf("second run: %+v; want execution %s landed", second, x.ExecutionID)
+	}
+}
+
 // refusingS3 refuses every PutObject under prefix.
 type refusingS3 struct {
 	dequeue.S3

@@ -204,7 +204,15 @@ func (j *pkgRun) openPackage(log *slog.Logger) func(context.Context) (*download,
 			if err != nil {
 				return nil, err
 			}
-			return startDownload(dl, packageFile(j.in.PackageName))
+			out, err := startDownload(dl, packageFile(j.in.PackageName))
+			if err == nil && !out.isZip {
+				// A page or error text a proxy served with status 200:
+				// landing it would end the execution without its package.
+				out.body.Close()
+				return nil, fmt.Errorf("blob storage answered with something that is not a data package (it begins %q, not as a zip); "+
+					"nothing landed, a later run fetches it again", out.head)
+			}
+			return out, err
 		}
 	}
 }
