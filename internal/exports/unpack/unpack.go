@@ -16,6 +16,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -75,7 +76,7 @@ func skipped(name string) bool {
 // Package writes each entity data file of the zip src to dst. Entries
 // already present (an earlier, interrupted run) are left as they are, so
 // Package can be repeated. Only one entry is in flight at a time.
-func Package(ctx context.Context, s3c Getter, up Uploader, src Source, dst Target) (*Result, error) {
+func Package(ctx context.Context, s3c Reader, up Uploader, src Source, dst Target) (*Result, error) {
 	ra := NewReaderAt(ctx, s3c, src)
 	defer ra.Close()
 	zr, err := zip.NewReader(ra, src.Size)
@@ -130,7 +131,7 @@ func Package(ctx context.Context, s3c Getter, up Uploader, src Source, dst Targe
 		if !listed {
 			res.Unlisted = append(res.Unlisted, f.Name)
 		}
-		file, err := writeEntry(ctx, up, f, rel, label, dst)
+		file, err := writeEntry(ctx, s3c, up, f, rel, label, dst)
 		if err != nil {
 			return res, classify(fmt.Errorf("entry %q: %w", f.Name, err))
 		}
@@ -144,10 +145,25 @@ func Package(ctx context.Context, s3c Getter, up Uploader, src Source, dst Targe
 	return res, nil
 }
 
-// writeEntry streams one zip entry to dst.Prefix + rel.
-func writeEntry(ctx context.Context, up Uploader, f *zip.File, rel, label string, dst Target) (File, error) {
+// Reader is what unpacking reads: the package (ranged GETs) and, before
+// each entry, whether it is written already.
+type Reader interface {
+	Getter
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+}
+
+// writeEntry streams one zip entry to dst.Prefix + rel. An entry already
+// there (written by an earlier attempt that ran out of time) is not
+// inflated and uploaded again, so a retry goes on where the last one
+// stopped instead of redoing every entry before it; the upload's
+// If-None-Match still guards a key written in between.
+func writeEntry(ctx context.Context, s3c Reader, up Uploader, f *zip.File, rel, label string, dst Target) (File, error) {
 	key := dst.Prefix + rel
 	out := File{Name: f.Name, EntityName: label, Key: key, Size: int64(f.UncompressedSize64)}
+	if _, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &dst.Bucket, Key: &key}); err == nil {
+		out.Existed = true
+		return out, nil
+	}
 	zrc, err := f.Open()
 	if err != nil {
 		return out, contentError(err)

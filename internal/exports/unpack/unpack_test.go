@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/fno-bridge/s3-fno/internal/exports/s3upload"
@@ -90,6 +91,20 @@ type memS3 struct {
 	data []byte
 	gets int
 	err  error
+	// written answers HEADs of the entity files (nil: none is there).
+	written *memUploader
+	heads   int
+}
+
+func (m *memS3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	m.heads++
+	key := aws.ToString(in.Key)
+	if m.written != nil {
+		if _, ok := m.written.objects[key]; ok || m.written.taken[key] {
+			return &s3.HeadObjectOutput{}, nil
+		}
+	}
+	return nil, &types.NotFound{}
 }
 
 func (m *memS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
@@ -113,6 +128,7 @@ type memUploader struct {
 	objects map[string][]byte
 	meta    map[string]map[string]string
 	taken   map[string]bool
+	uploads int
 }
 
 func newUploader() *memUploader {
@@ -120,6 +136,7 @@ func newUploader() *memUploader {
 }
 
 func (u *memUploader) Upload(_ context.Context, in *s3upload.Input) (*s3upload.Output, error) {
+	u.uploads++
 	key := in.Key
 	if u.taken[key] && in.IfNoneMatch == "*" {
 		return nil, &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 412}}, Err: errors.New("PreconditionFailed")}
@@ -146,7 +163,7 @@ func (u *memUploader) keys() []string {
 
 func run(t *testing.T, zipBytes []byte, up *memUploader) (*unpack.Result, *memS3, error) {
 	t.Helper()
-	src := &memS3{data: zipBytes}
+	src := &memS3{data: zipBytes, written: up}
 	res, err := unpack.Package(context.Background(), src, up,
 		unpack.Source{Bucket: "b", Key: "out/x.zip", Size: int64(len(zipBytes)), VersionID: "v1"},
 		unpack.Target{Bucket: "b", Prefix: "out/x/", Metadata: map[string]string{"job": "cg"}})
@@ -200,10 +217,9 @@ func TestPackage(t *testing.T) {
 		t.Errorf("%d GETs for a small package", src.gets)
 	}
 
-	// Running again (an interrupted earlier run) leaves written files be.
-	for k := range up.objects {
-		up.taken[k] = true
-	}
+	// Running again (an earlier run that ran out of time) leaves written
+	// files be, without inflating and uploading them again.
+	uploads := up.uploads
 	again, _, err := run(t, z, up)
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +227,26 @@ func TestPackage(t *testing.T) {
 	for _, f := range again.Files {
 		if !f.Existed {
 			t.Errorf("%s written twice", f.Key)
+		}
+	}
+	if up.uploads != uploads {
+		t.Errorf("a second run uploaded %d entries again; want none", up.uploads-uploads)
+	}
+	// A key written between the HEAD and the upload: the upload's
+	// If-None-Match finds it taken.
+	up2 := newUploader()
+	raceSrc := &memS3{data: z} // its HEADs find nothing
+	for _, k := range want {
+		up2.taken[k] = true
+	}
+	raced, err := unpack.Package(context.Background(), raceSrc, up2,
+		unpack.Source{Bucket: "b", Key: "out/x.zip", Size: int64(len(z)), VersionID: "v1"}, unpack.Target{Bucket: "b", Prefix: "out/x/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range raced.Files {
+		if !f.Existed {
+			t.Errorf("%s overwritten", f.Key)
 		}
 	}
 }
