@@ -43,7 +43,8 @@ type Report struct {
 // and so is a file saved by `config show` from a version that is no longer
 // the current one.
 func (m *Manager) Apply(ctx context.Context, data []byte) (Report, error) {
-	rep, doc, cur, err := m.compare(ctx, data)
+	data, shownFrom := SplitVersion(data)
+	rep, doc, cur, err := m.compare(ctx, data, shownFrom)
 	if err != nil {
 		if errors.Is(err, errInvalid) {
 			err = fmt.Errorf("%w; nothing was stored", err)
@@ -53,7 +54,6 @@ func (m *Manager) Apply(ctx context.Context, data []byte) (Report, error) {
 	if rep.Stale {
 		return rep, fmt.Errorf("%w (shown from version %s, the current one is %s); nothing was stored", ErrStale, rep.ShownFrom, cmp.Or(cur.VersionID, "none"))
 	}
-	data, _ = SplitVersion(data)
 	if cur.Raw == nil || !bytes.Equal(bytes.TrimSpace(cur.Raw), bytes.TrimSpace(data)) { // an editor's final newline is no change
 		in := &s3.PutObjectInput{Bucket: &m.Bucket, Key: &m.Key, Body: bytes.NewReader(data), ContentType: aws.String("application/json")}
 		if cur.Raw == nil {
@@ -83,7 +83,8 @@ func (m *Manager) Apply(ctx context.Context, data []byte) (Report, error) {
 // Plan is Apply without writing: what the document would change. A file
 // shown from an older version is compared all the same, and marked Stale.
 func (m *Manager) Plan(ctx context.Context, data []byte) (Report, error) {
-	rep, doc, _, err := m.compare(ctx, data)
+	body, shownFrom := SplitVersion(data)
+	rep, doc, _, err := m.compare(ctx, body, shownFrom)
 	if err != nil {
 		return rep, err
 	}
@@ -98,12 +99,11 @@ func (m *Manager) Plan(ctx context.Context, data []byte) (Report, error) {
 // errInvalid marks a document that does not validate.
 var errInvalid = errors.New("the document does not validate")
 
-// compare validates data and reads the stored document: the report holds
-// the changes data makes to it and whether data was shown from an older
-// version.
-func (m *Manager) compare(ctx context.Context, data []byte) (Report, *config.Document, Stored, error) {
+// compare validates body (a document without its version line, see
+// SplitVersion) and reads the stored document: the report holds the
+// changes body makes to it and whether it was shown from an older version.
+func (m *Manager) compare(ctx context.Context, body []byte, shownFrom string) (Report, *config.Document, Stored, error) {
 	rep := Report{Document: "s3://" + m.Bucket + "/" + m.Key, Changes: []Change{}, Schedules: []ScheduleChange{}}
-	body, shownFrom := SplitVersion(data)
 	doc, err := m.Validate(body)
 	if err != nil {
 		return rep, nil, Stored{}, fmt.Errorf("%w: %w", errInvalid, err)

@@ -122,10 +122,10 @@
 //     AuthenticationFailed with Azure's XML error body, on every blob
 //     request.
 //   - A package import (ImportFromPackage with execute=true) into a data
-//     project while another package import created before it has not
-//     finished (any data project; the same one with
-//     Options.EnhancedParallelPackageImport) is accepted like any other,
-//     and its execution ends Failed on its first Tick, with one
+//     project that starts while another package import is executing (any
+//     data project; the same one with Options.EnhancedParallelPackageImport)
+//     is accepted like any other, and its execution ends Failed on its
+//     first Tick, with one
 //     GetExecutionErrors row saying it was locked by the other execution
 //     ("Parallel jobs for the same entity cannot run at the same time").
 //     F&O's exact wording is not documented.
